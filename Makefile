@@ -1,0 +1,37 @@
+# ferry — developer commands. `make run` and `make test` set everything up themselves.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SYSDEPS := .venv-sysdeps
+
+.PHONY: install sysdeps run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.4'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian packages the heavier test suites need (git for snapshot/git capture tests).
+sysdeps:
+	@./scripts/sysdeps.sh
+
+run: install
+	$(BIN)/ferry submit examples/quickstart/train.py -e quickstart -- --alpha 0.5
+
+test: install sysdeps
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

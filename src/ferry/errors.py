@@ -1,0 +1,78 @@
+"""The one error tree of ferry.
+
+Every error ferry raises on purpose is a :class:`FerryError`; the CLI and the server each turn it
+into a message or an HTTP status in exactly one place. Foreign exceptions are translated where they
+cross into ferry (``raise StoreError(...) from exc``)::
+
+    FerryError
+    ├── ConfigError            bad user input: names, paths, YAML, arguments (CLI exit 2)
+    │   └── ExperimentNameError
+    ├── SnapshotError          the source folder cannot be snapshotted or restored
+    ├── EnvironmentBuildError  an environment cannot be resolved or built
+    ├── TargetError            a compute target is unknown, unreachable or refused the job
+    │   └── TargetNotFound
+    ├── StoreError             the run history cannot be read or written
+    │   ├── RunNotFound
+    │   └── InvalidTransition  a status change the transition table forbids
+    └── RunFailed              wait_for_completion(raise_on_error=True) on a Failed/Canceled run
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FerryError(Exception):
+    """Base of every error ferry raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(FerryError):
+    """The user's configuration or input is wrong; the message names the problem and the fix."""
+
+
+class ExperimentNameError(ConfigError):
+    """An experiment name breaks the reference's naming rule."""
+
+
+class SnapshotError(FerryError):
+    """The source folder cannot be snapshotted, or a snapshot cannot be restored."""
+
+
+class EnvironmentBuildError(FerryError):
+    """An environment specification cannot be resolved or built."""
+
+
+class TargetError(FerryError):
+    """A compute target is unknown, unreachable, or refused the job."""
+
+
+class TargetNotFound(TargetError, ConfigError):
+    """No compute target of that name is attached to the workspace."""
+
+
+class StoreError(FerryError):
+    """The run history cannot be read or written."""
+
+
+class RunNotFound(StoreError, ConfigError):
+    """No run with that id exists in the workspace."""
+
+
+class InvalidTransition(StoreError):
+    """The store refused a status change that its transition table forbids."""
+
+
+class RunFailed(FerryError):
+    """A run ended Failed or Canceled while the caller asked to raise on error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+# The reference raises ActivityFailedException from wait_for_completion; keep the name for ports.
+ActivityFailedException = RunFailed
