@@ -1,1 +1,91 @@
-"""ferry."""
+"""ferry: run training code anywhere, unchanged, and keep everything about each run.
+
+Shaped like the Azure ML SDK v1 so that driver code ports by changing imports::
+
+    from ferry import Workspace, Experiment, ScriptRunConfig
+    ws = Workspace.from_config()
+    run = Experiment(ws, "diabetes").submit(ScriptRunConfig("src", "train.py"))
+    run.wait_for_completion(show_output=True)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityFailedException",
+    "ComputeTarget",
+    "CondaDependencies",
+    "ConfigError",
+    "DockerConfiguration",
+    "Environment",
+    "Experiment",
+    "FerryError",
+    "HistoryConfiguration",
+    "MpiConfiguration",
+    "PyTorchConfiguration",
+    "Run",
+    "RunConfiguration",
+    "RunFailed",
+    "RunStatus",
+    "ScriptRunConfig",
+    "TensorflowConfiguration",
+    "Workspace",
+]
+
+# Imported lazily: `from ferry import Run` inside a job must stay cheap.
+_LAZY = {
+    "ComputeTarget": "ferry.compute",
+    "CondaDependencies": "ferry.environment",
+    "Environment": "ferry.environment",
+    "Experiment": "ferry.experiment",
+    "Run": "ferry.run",
+    "RunConfiguration": "ferry.runconfig",
+    "DockerConfiguration": "ferry.runconfig",
+    "HistoryConfiguration": "ferry.runconfig",
+    "MpiConfiguration": "ferry.runconfig",
+    "PyTorchConfiguration": "ferry.runconfig",
+    "TensorflowConfiguration": "ferry.runconfig",
+    "ScriptRunConfig": "ferry.script_run_config",
+    "Workspace": "ferry.workspace",
+    "RunStatus": "ferry.status",
+    "FerryError": "ferry.errors",
+    "ConfigError": "ferry.errors",
+    "RunFailed": "ferry.errors",
+    "ActivityFailedException": "ferry.errors",
+}
+
+if TYPE_CHECKING:
+    from ferry.compute import ComputeTarget
+    from ferry.environment import CondaDependencies, Environment
+    from ferry.errors import ActivityFailedException, ConfigError, FerryError, RunFailed
+    from ferry.experiment import Experiment
+    from ferry.run import Run
+    from ferry.runconfig import (
+        DockerConfiguration,
+        HistoryConfiguration,
+        MpiConfiguration,
+        PyTorchConfiguration,
+        RunConfiguration,
+        TensorflowConfiguration,
+    )
+    from ferry.script_run_config import ScriptRunConfig
+    from ferry.status import RunStatus
+    from ferry.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

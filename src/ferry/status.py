@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """A run's status; the values are the reference's strings."""
 
     NOT_STARTED = "NotStarted"
@@ -22,9 +22,6 @@ class RunStatus(str, Enum):
 
     def is_terminal(self) -> bool:
         return self in _TERMINAL
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})

@@ -1,0 +1,213 @@
+"""``ferry runs list|show|logs|metrics|cancel|download``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ferry.cli.main import Context, emit_json, pass_ctx
+
+
+@click.group()
+def runs() -> None:
+    """Look at and control runs."""
+
+
+def _run(ctx: Context, run_id: str) -> Any:
+    from ferry.run import Run
+
+    return Run.get(ctx.ws, run_id)
+
+
+@runs.command("list")
+@click.option("-e", "--experiment", help="Only this experiment.")
+@click.option("--status", help="Only runs with this status.")
+@click.option("--tag", "tags", multiple=True, help="KEY or KEY=VALUE (repeatable).")
+@click.option("--include-children", is_flag=True)
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_runs(
+    ctx: Context,
+    experiment: str | None,
+    status: str | None,
+    tags: tuple[str, ...],
+    include_children: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    from ferry import liveness
+    from ferry.status import parse_status
+    from ferry.tracking import RunQuery
+
+    tag_filter = {k: (v if sep else None) for k, sep, v in (t.partition("=") for t in tags)} or None
+    records = ctx.ws.store.list_runs(
+        RunQuery(
+            experiment=experiment,
+            top_level_only=not include_children,
+            statuses=[parse_status(status)] if status else None,
+            tags=tag_filter,
+            limit=limit,
+        )
+    )
+    records = [
+        liveness.check(ctx.ws.store, r) if not r.status.is_terminal() else r for r in records
+    ]
+    if as_json:
+        emit_json([_summary(r) for r in records])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "experiment", "status", "target", "created", "duration")
+    for r in records:
+        table.add_row(
+            r.id, r.experiment, r.status.value, r.target, _when(r.created_at), _duration(r)
+        )
+    Console().print(table)
+
+
+def _summary(r: Any) -> dict[str, Any]:
+    return {
+        "runId": r.id,
+        "experiment": r.experiment,
+        "status": r.status.value,
+        "target": r.target,
+        "parentRunId": r.parent_id,
+        "createdAt": r.created_at,
+        "startTime": r.start_time,
+        "endTime": r.end_time,
+        "tags": dict(r.tags),
+    }
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _duration(r: Any) -> str:
+    if r.start_time is None:
+        return ""
+    end = r.end_time or time.time()
+    return f"{end - r.start_time:.1f} s"
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(ctx: Context, run_id: str, as_json: bool) -> None:
+    """Details of one run: status, definition, timings, snapshot, metrics, files."""
+    run = _run(ctx, run_id)
+    details = run.get_details()
+    details["metrics"] = run.get_metrics()
+    details["files"] = run.get_file_names()
+    if as_json:
+        emit_json(details)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key in ("runId", "status", "target", "startTimeUtc", "endTimeUtc"):
+        table.add_row(key, str(details.get(key) or ""))
+    definition = details["runDefinition"]
+    table.add_row("script", str(definition.get("script") or definition.get("command")))
+    table.add_row("arguments", " ".join(map(str, definition.get("arguments") or [])))
+    for key, value in (details.get("timings") or {}).items():
+        table.add_row(f"time {key}", f"{value:.3f} s")
+    snap = details.get("snapshot")
+    if snap:
+        table.add_row(
+            "snapshot",
+            f"{snap['id'][:16]}… {snap['files']} files, {snap['bytes']} bytes "
+            f"({snap['newFiles']} files / {snap['newBytes']} bytes new, {snap['seconds']:.3f} s)",
+        )
+    for key, value in details["tags"].items():
+        table.add_row(f"tag {key}", str(value))
+    for key, value in details["properties"].items():
+        table.add_row(f"property {key}", str(value))
+    for key, value in details["metrics"].items():
+        table.add_row(f"metric {key}", str(value)[:100])
+    for name in details["files"]:
+        table.add_row("file", name)
+    if details.get("error"):
+        table.add_row("error", str(details["error"].get("error", {}).get("message")))
+    Console().print(table)
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep following until the run ends.")
+@pass_ctx
+def logs(ctx: Context, run_id: str, follow: bool) -> None:
+    """Print a run's log (and follow it live with -f)."""
+    from ferry.targets.base import LOG_NAME
+
+    run = _run(ctx, run_id)
+    if follow:
+        for chunk in run.follow_log():
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        return
+    path = run.run_dir / LOG_NAME
+    if path.exists():
+        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+
+
+@runs.command("metrics")
+@click.argument("run_id")
+@click.option("--name", help="Only this metric.")
+@click.option("--recursive", is_flag=True, help="Include child runs ({run_id: metrics}).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def metrics(ctx: Context, run_id: str, name: str | None, recursive: bool, as_json: bool) -> None:
+    """A run's metrics, in the reference's shapes."""
+    data = _run(ctx, run_id).get_metrics(name=name, recursive=recursive)
+    if as_json:
+        emit_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "value")
+    for key, value in data.items():
+        table.add_row(key, str(value)[:200])
+    Console().print(table)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@pass_ctx
+def cancel(ctx: Context, run_id: str) -> None:
+    """Ask a run to stop (TERM, then KILL after the grace period)."""
+    run = _run(ctx, run_id)
+    if run.cancel():
+        click.echo(f"cancel requested for {run_id}")
+    else:
+        click.echo(f"run {run_id} had already ended ({run.get_status()})")
+
+
+@runs.command("download")
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+)
+@click.option("--prefix", help="Only files whose names start with this (e.g. outputs/).")
+@pass_ctx
+def download(ctx: Context, run_id: str, output: Path, prefix: str | None) -> None:
+    """Download a run's files (outputs, logs, uploads)."""
+    written = _run(ctx, run_id).download_files(prefix=prefix, output_directory=output)
+    for path in written:
+        click.echo(path)

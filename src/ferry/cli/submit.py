@@ -1,0 +1,162 @@
+"""``ferry submit SCRIPT|JOB.yml [-e EXP] [-t TARGET] [--no-wait] [-- ARGS…]``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ferry.cli.main import Context, emit_json, pass_ctx
+from ferry.errors import ConfigError
+
+
+def _parse_tags(values: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag {item!r} must look like KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("script", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "-e",
+    "--experiment",
+    help="Experiment name (default: the job file's, else the script folder's name).",
+)
+@click.option("-t", "--target", "target", help="Compute target name (default: local).")
+@click.option(
+    "--source-dir",
+    type=click.Path(path_type=Path),
+    help="Folder to snapshot (default: the script's folder).",
+)
+@click.option("--env", "env", help="Registered environment NAME[:VERSION].")
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
+@click.option("--no-wait", is_flag=True, help="Return once the run is queued.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final details as JSON.")
+@pass_ctx
+def submit(
+    ctx: Context,
+    script: Path,
+    args: tuple[str, ...],
+    experiment: str | None,
+    target: str | None,
+    source_dir: Path | None,
+    env: str | None,
+    tags: tuple[str, ...],
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Submit a training script (or a job YAML file) and follow it."""
+    from ferry.experiment import Experiment
+    from ferry.script_run_config import ScriptRunConfig
+
+    tag_map: dict[str, Any] = _parse_tags(tags)
+    if script.suffix in (".yml", ".yaml"):
+        from ferry.jobfile import load_job
+
+        job = load_job(script)
+        config = job.config
+        if args:
+            config.arguments = [*config.arguments, *args]
+            config.run_config.arguments = list(config.arguments)
+        if target:
+            config.run_config.target = target
+        experiment = experiment or job.experiment
+        tag_map = {**job.tags, **tag_map}
+        env = env or job.environment_name
+    else:
+        if not script.exists():
+            raise ConfigError(f"script {str(script)!r} does not exist")
+        source = source_dir or script.parent
+        try:
+            rel = script.resolve().relative_to(source.resolve())
+        except ValueError:
+            raise ConfigError(
+                f"script {str(script)!r} is not inside the source folder {str(source)!r}; "
+                "pass --source-dir with a folder that contains it"
+            ) from None
+        config = ScriptRunConfig(
+            str(source),
+            script=rel.as_posix(),
+            arguments=list(args),
+            compute_target=target or "local",
+        )
+    if env:
+        config.run_config.environment = _registered_env(ctx, env)
+    name = experiment or _default_experiment(Path(config.source_directory))
+    run = Experiment(ctx.ws, name).submit(config, tags=tag_map)
+    click.echo(f"run {run.id} queued on {config.run_config.target}", err=True)
+    if no_wait:
+        click.echo(run.id)
+        return
+    started = time.monotonic()
+    details = run.wait_for_completion(show_output=not as_json, raise_on_error=False)
+    if as_json:
+        details["metrics"] = run.get_metrics()
+        emit_json(details)
+    else:
+        print_summary(run, details, time.monotonic() - started)
+    sys.exit(0 if details["status"] == "Completed" else 1)
+
+
+def _registered_env(ctx: Context, spec: str) -> Any:
+    from ferry.environment import Environment
+
+    name, _, version = spec.partition(":")
+    ver, env = ctx.ws.store.get_environment(name, int(version) if version.isdigit() else None)
+    environment = Environment.from_dict(env)
+    environment.version = ver
+    return environment
+
+
+def _default_experiment(source: Path) -> str:
+    import re
+
+    name = re.sub(r"[^\w\-]", "-", source.resolve().name).strip("-_") or "default"
+    return name if name[0].isalnum() else f"x{name}"
+
+
+def print_summary(run: Any, details: dict[str, Any], waited: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    status = details["status"]
+    colour = {"Completed": "green", "Failed": "red", "Canceled": "yellow"}.get(status, "white")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("run", run.id)
+    table.add_row("status", f"[{colour}]{status}[/]")
+    timings = details.get("timings") or {}
+    table.add_row(
+        "duration",
+        f"{waited:.2f} s" + (f" (script {timings['run']:.2f} s)" if "run" in timings else ""),
+    )
+    metrics = run.get_metrics()
+    for key, value in list(metrics.items())[:20]:
+        shown = (
+            value[-1]
+            if isinstance(value, list) and value and not isinstance(value[-1], list | dict)
+            else value
+        )
+        suffix = f"  (last of {len(value)})" if isinstance(value, list) and len(value) > 1 else ""
+        table.add_row(f"metric {key}", f"{_short(shown)}{suffix}")
+    outputs = [n for n in run.get_file_names() if n.startswith("outputs/")]
+    if outputs:
+        table.add_row("outputs", ", ".join(outputs[:10]) + (" …" if len(outputs) > 10 else ""))
+    if details.get("error"):
+        table.add_row("error", str(details["error"].get("error", {}).get("message", "")))
+    console.print()
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,426 @@
+"""Run: the handle on one run in the history, and ``Run.get_context()`` for training scripts.
+
+Example::
+
+    run = experiment.submit(src)
+    run.wait_for_completion(show_output=True)
+    run.get_metrics()            # {"mse": [..], "alpha": 0.4}
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ferry import liveness
+from ferry.errors import ConfigError, RunFailed
+from ferry.metrics import shape
+from ferry.status import RunStatus, parse_status
+from ferry.supervisor import CANCEL_MARKER, DONE_MARKER
+from ferry.targets.base import LOG_NAME
+from ferry.tracking import RunQuery, RunRecord
+
+if TYPE_CHECKING:
+    from ferry.experiment import Experiment
+    from ferry.workspace import Workspace
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Run:
+    """One run of an experiment: status, details, logs, metrics, files, tags and properties."""
+
+    def __init__(
+        self, experiment: Experiment, run_id: str, _record: RunRecord | None = None
+    ) -> None:
+        self.experiment = experiment
+        self.id = run_id
+        self._record = _record
+        self._live: Any = None  # the in-process logger of an interactive run
+
+    # construction -------------------------------------------------------------------------
+    @classmethod
+    def get(cls, workspace: Workspace, run_id: str) -> Run:
+        from ferry.experiment import Experiment
+
+        record = workspace.store.get_run(run_id)
+        return cls(
+            Experiment(workspace, record.experiment, _skip_name_validation=True), run_id, record
+        )
+
+    @classmethod
+    def list(
+        cls,
+        experiment: Experiment,
+        type: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        status: str | None = None,
+        include_children: bool = False,
+    ) -> Iterator[Run]:
+        return experiment.get_runs(
+            type=type,
+            tags=tags,
+            properties=properties,
+            status=status,
+            include_children=include_children,
+        )
+
+    @staticmethod
+    def get_context(
+        allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
+    ) -> Any:
+        """The current run inside a training script (an offline run outside ferry)."""
+        try:
+            import ferry_runtime as runtime  # the copy on a job's path, if any
+        except ImportError:
+            from ferry import runtime
+        return runtime.get_context(
+            allow_offline=allow_offline, used_for_context_manager=used_for_context_manager
+        )
+
+    # state --------------------------------------------------------------------------------
+    @property
+    def workspace(self) -> Workspace:
+        return self.experiment.workspace
+
+    @property
+    def _store(self) -> Any:
+        return self.workspace.store
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workspace.runs_dir / self.id
+
+    def _refresh(self) -> RunRecord:
+        if self._record is None or not self._record.status.is_terminal():
+            self._record = liveness.check(self._store, self._store.get_run(self.id))
+        return self._record
+
+    @property
+    def record(self) -> RunRecord:
+        return self._refresh()
+
+    def get_status(self) -> str:
+        return self._refresh().status.value
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    @property
+    def display_name(self) -> str:
+        return self._refresh().display_name or self.id
+
+    @property
+    def type(self) -> str:
+        return self._refresh().run_type
+
+    @property
+    def parent(self) -> Run | None:
+        parent_id = self._refresh().parent_id
+        return Run(self.experiment, parent_id) if parent_id else None
+
+    @property
+    def tags(self) -> dict[str, str | None]:
+        return dict(self._refresh().tags)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._refresh().properties)
+
+    def get_tags(self) -> dict[str, str | None]:
+        self._record = None
+        return self.tags
+
+    def get_properties(self) -> dict[str, str]:
+        self._record = None
+        return self.properties
+
+    def get_details(self) -> dict[str, Any]:
+        """The reference's keys: runId, target, status, startTimeUtc, endTimeUtc, properties, …"""
+        rec = self._refresh()
+        details: dict[str, Any] = {
+            "runId": rec.id,
+            "target": rec.target,
+            "status": rec.status.value,
+            "startTimeUtc": _iso(rec.start_time),
+            "properties": dict(rec.properties),
+            "inputDatasets": [],
+            "outputDatasets": [],
+            "runDefinition": dict(rec.definition),
+            "logFiles": self._log_files(),
+            "submittedBy": os.environ.get("USER", ""),
+            "tags": dict(rec.tags),
+            "timings": dict(rec.timings),
+        }
+        if rec.end_time is not None:
+            details["endTimeUtc"] = _iso(rec.end_time)
+        if rec.snapshot:
+            details["snapshot"] = {k: v for k, v in rec.snapshot.items() if k != "git"}
+        if rec.error:
+            details["error"] = dict(rec.error)
+        if rec.parent_id:
+            details["parentRunId"] = rec.parent_id
+        return details
+
+    def _log_files(self) -> dict[str, str]:
+        path = self.run_dir / LOG_NAME
+        return {LOG_NAME: str(path)} if path.exists() else {}
+
+    # waiting ------------------------------------------------------------------------------
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        wait_post_processing: bool = False,
+        raise_on_error: bool = True,
+        timeout_seconds: float | None = None,
+        out: TextIO | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the run to end, following its log live when ``show_output``."""
+        stream = out or sys.stdout
+        if show_output:
+            stream.write(f"RunId: {self.id}\nWeb View: {self.get_portal_url()}\n\n")
+            stream.write(f"Streaming {LOG_NAME}\n{'=' * (len(LOG_NAME) + 10)}\n\n")
+            stream.flush()
+        for chunk in self.follow_log(timeout_seconds=timeout_seconds):
+            if show_output:
+                stream.write(chunk)
+                stream.flush()
+        details = self.get_details()
+        if show_output:
+            stream.write(
+                f"\nExecution Summary\n=================\nRunId: {self.id}\nWeb View: {self.get_portal_url()}\n"
+            )
+            if details.get("error"):
+                import json
+
+                stream.write(f"\nError:\n{json.dumps(details['error'], indent=2)}\n")
+            stream.flush()
+        if raise_on_error and details["status"] == RunStatus.FAILED.value:
+            message = (
+                (details.get("error") or {})
+                .get("error", {})
+                .get(
+                    "message",
+                    "Detailed error not set on the Run. Please check the logs for details.",
+                )
+            )
+            raise RunFailed(f"run {self.id} failed: {message}", details)
+        return details
+
+    def follow_log(self, timeout_seconds: float | None = None, poll: float = 0.05) -> Iterator[str]:
+        """Yield the run's log as it grows until the run has ended (sub-second latency)."""
+        path = self.run_dir / LOG_NAME
+        done = self.run_dir / DONE_MARKER
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        offset = 0
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        next_check = time.monotonic() + 1.0
+        while True:
+            finished = done.exists()
+            offset, text = _read_from(path, offset, decoder)
+            if text:
+                yield text
+            if finished:
+                break
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 1.0
+                self._record = None
+                if self._refresh().status.is_terminal():
+                    offset, text = _read_from(path, offset, decoder)
+                    if text:
+                        yield text
+                    break
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(
+                    f"run {self.id} is still {self.get_status()} after {timeout_seconds} s"
+                )
+            time.sleep(poll)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+        self._record = None
+
+    def get_portal_url(self) -> str:
+        return f"file://{self.run_dir}"
+
+    # control ------------------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """Ask the run to stop; returns False when it had already ended."""
+        rec = self._store.get_run(self.id)
+        if rec.status.is_terminal():
+            return False
+        if rec.status in (RunStatus.NOT_STARTED,) and not rec.supervisor_pid:
+            self._store.set_status(self.id, RunStatus.CANCELED)
+            return True
+        self._store.set_status(self.id, RunStatus.CANCEL_REQUESTED)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CANCEL_MARKER).touch()
+        self._record = None
+        return True
+
+    # metrics, files, tags -------------------------------------------------------------------
+    def _flush_live(self) -> None:
+        if self._live is not None:
+            self._live.flush()
+
+    def get_metrics(
+        self, name: str | None = None, recursive: bool = False, **_: Any
+    ) -> dict[str, Any]:
+        self._flush_live()
+        if not recursive:
+            return shape(self._store.get_metrics([self.id]), name)
+        ids = [self.id, *(r.id for r in self.get_children(recursive=True))]
+        records = self._store.get_metrics(ids)
+        return {run_id: shape((r for r in records if r.run_id == run_id), name) for run_id in ids}
+
+    def get_file_names(self) -> list[str]:
+        self._flush_live()
+        return [a.name for a in self._store.list_artifacts(self.id)]
+
+    def download_file(
+        self, name: str, output_file_path: str | os.PathLike[str] | None = None, **_: Any
+    ) -> str:
+        artifacts = {a.name: a for a in self._store.list_artifacts(self.id)}
+        if name not in artifacts:
+            known = ", ".join(sorted(artifacts)) or "none"
+            raise ConfigError(f"run {self.id} has no file {name!r}; its files: {known}")
+        dest = Path(output_file_path) if output_file_path else Path(Path(name).name)
+        if dest.is_dir():
+            dest = dest / Path(name).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.workspace.path / artifacts[name].path, dest)
+        return str(dest)
+
+    def download_files(
+        self,
+        prefix: str | None = None,
+        output_directory: str | os.PathLike[str] | None = None,
+        output_paths: list[str] | None = None,
+        batch_size: int = 100,
+        append_prefix: bool = True,
+        **_: Any,
+    ) -> list[str]:
+        root = Path(output_directory or ".")
+        written = []
+        for artifact in self._store.list_artifacts(self.id):
+            if prefix and not artifact.name.startswith(prefix):
+                continue
+            rel = (
+                artifact.name
+                if append_prefix or not prefix
+                else artifact.name[len(prefix) :].lstrip("/")
+            )
+            dest = root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.workspace.path / artifact.path, dest)
+            written.append(str(dest))
+        return written
+
+    def tag(self, key: str, value: Any = None) -> None:
+        self._store.set_tags(self.id, {key: None if value is None else str(value)})
+        self._record = None
+
+    def set_tags(self, tags: Mapping[str, Any] | str) -> None:
+        tags = {tags: None} if isinstance(tags, str) else tags
+        self._store.set_tags(
+            self.id, {str(k): None if v is None else str(v) for k, v in tags.items()}
+        )
+        self._record = None
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        self._store.remove_tags(self.id, [tags] if isinstance(tags, str) else list(tags))
+        self._record = None
+
+    def add_properties(self, properties: Mapping[str, Any]) -> None:
+        self._store.add_properties(self.id, {str(k): str(v) for k, v in properties.items()})
+        self._record = None
+
+    def get_children(
+        self,
+        recursive: bool = False,
+        tags: Any = None,
+        properties: Any = None,
+        type: str | None = None,
+        status: str | None = None,
+        _rehydrate_runs: bool = True,
+    ) -> Iterator[Run]:
+        from ferry.experiment import _filter
+
+        query = RunQuery(
+            parent_id=self.id,
+            tags=_filter(tags),
+            properties=_filter(properties),
+            statuses=[parse_status(status)] if status else None,
+        )
+        for record in reversed(self._store.list_runs(query)):
+            child = Run(self.experiment, record.id, _record=record)
+            if type is None or record.run_type == type:
+                yield child
+            if recursive:
+                yield from child.get_children(
+                    recursive=True, tags=tags, properties=properties, type=type, status=status
+                )
+
+    # snapshots ----------------------------------------------------------------------------
+    def get_snapshot_id(self) -> str | None:
+        snap = self._refresh().snapshot
+        return str(snap["id"]) if snap else None
+
+    def __repr__(self) -> str:
+        return f"Run(experiment={self.experiment.name!r}, id={self.id!r})"
+
+    # interactive runs (Experiment.start_logging) delegate logging to the in-process logger --------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(
+            ("log", "upload_", "child_run", "create_children")
+        ) and self.__dict__.get("_live"):
+            return getattr(self.__dict__["_live"], name)
+        if name.startswith(("log", "upload_")):
+            raise AttributeError(
+                f"{name}() is for the running script: call Run.get_context().{name}(...) inside it"
+            )
+        raise AttributeError(name)
+
+    def complete(self, _set_status: bool = True) -> None:
+        if self._live is not None:
+            self._live.finish(RunStatus.COMPLETED)
+
+    def fail(
+        self, error_details: Any = None, error_code: Any = None, _set_status: bool = True
+    ) -> None:
+        if self._live is not None:
+            self._live.finish(RunStatus.FAILED, str(error_details) if error_details else None)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._live is not None:
+            if exc is None:
+                self._live.finish(RunStatus.COMPLETED)
+            else:
+                self._live.finish(RunStatus.FAILED, f"{exc_type.__name__}: {exc}")
+
+
+def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> tuple[int, str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return offset, ""
+    return offset + len(data), decoder.decode(data) if data else ""

@@ -1,0 +1,131 @@
+"""Submitting a ScriptRunConfig: validate → snapshot → record the run (Queued) → launch.
+
+Everything that can be wrong with the user's input is checked before anything is written, so a
+bad submission leaves no half-written run behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ferry import envbuild
+from ferry.compute import ComputeTarget
+from ferry.environment import Environment
+from ferry.errors import ConfigError, FerryError
+from ferry.status import RunStatus
+from ferry.tracking import RunRecord
+
+if TYPE_CHECKING:
+    from ferry.experiment import Experiment
+    from ferry.run import Run
+    from ferry.script_run_config import ScriptRunConfig
+
+
+def new_run_id(experiment: str) -> str:
+    """``<experiment>_<unix-seconds>_<8 hex>``, as the reference."""
+    return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def validate_tags(tags: Mapping[str, Any] | None) -> dict[str, str | None]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise ConfigError("tags must be a mapping of names to values, like {'team': 'a'}")
+    out: dict[str, str | None] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"tag names must be non-empty strings, got {key!r}")
+        out[key] = None if value is None else str(value)
+    return out
+
+
+def take_snapshot(workspace: Any, source: Path) -> tuple[dict[str, Any], dict[str, str], float]:
+    """Snapshot ``source`` into the workspace; returns (snapshot info, git properties, seconds)."""
+    from ferry.snapshot import capture_git
+    from ferry.snapshot import take_snapshot as snap
+
+    t = time.monotonic()
+    result = snap(source, workspace.blobs, workspace.cache_dir / "snapshots")
+    info: dict[str, Any] = {
+        "id": result.snapshot_id,
+        "files": result.stats.files,
+        "bytes": result.stats.bytes,
+        "newFiles": result.stats.new_files,
+        "newBytes": result.stats.new_bytes,
+        "hashedFiles": result.stats.hashed_files,
+        "seconds": result.stats.seconds,
+        "warnings": list(result.warnings),
+    }
+    git = capture_git(source)
+    props: dict[str, str] = {}
+    if git is not None:
+        props.update(git.properties)
+        if git.diff or git.untracked:
+            info["git"] = {"diff": git.diff, "untracked": list(git.untracked)}
+    return info, props, time.monotonic() - t
+
+
+def submit_script(
+    experiment: Experiment,
+    config: ScriptRunConfig,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    wait_start: bool = False,
+) -> Run:
+    """Submit a ScriptRunConfig to its compute target; returns the run handle at once."""
+    from ferry.run import Run
+    from ferry.supervisor import launch_detached
+
+    ws = experiment.workspace
+    source = config.validate()
+    rc = config.run_config
+    ComputeTarget(ws, rc.target)  # unknown target → clear error before anything is written
+    env = rc.environment if isinstance(rc.environment, Environment) else Environment("default")
+    if env.python.user_managed_dependencies:
+        envbuild.find_interpreter(env.python.interpreter_path)
+    clean_tags = validate_tags(tags)
+    run_id = run_id or new_run_id(experiment.name)
+    definition = rc.to_dict()
+    definition["sourceDirectory"] = str(source)
+    properties: dict[str, str] = {}
+    snapshot: dict[str, Any] | None = None
+    timings: dict[str, float] = {}
+    if rc.history.snapshot_project:
+        snapshot, properties, timings["snapshot"] = take_snapshot(ws, source)
+        properties["ContentSnapshotId"] = snapshot["id"]
+    record = RunRecord(
+        id=run_id,
+        experiment=experiment.name,
+        status=RunStatus.QUEUED,
+        parent_id=parent_run_id,
+        target=rc.target,
+        created_at=time.time(),
+        heartbeat_at=time.time(),
+        definition=definition,
+        timings=timings,
+        snapshot=snapshot,
+        tags=clean_tags,
+        properties=properties,
+        run_dir=str(ws.runs_dir / run_id),
+    )
+    ws.store.create_run(record)
+    try:
+        launch_detached(ws, run_id)
+    except (OSError, FerryError) as exc:
+        ws.store.set_status(
+            run_id,
+            RunStatus.FAILED,
+            error={"error": {"code": "SystemError", "message": f"could not start the run: {exc}"}},
+        )
+        raise
+    return Run(experiment, run_id)
+
+
+def source_of(path: str | os.PathLike[str]) -> Path:
+    return Path(path).expanduser().resolve()

@@ -1,0 +1,187 @@
+"""The local target: the job runs on this machine, in a materialised copy of its snapshot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ferry import envbuild
+from ferry.environment import Environment
+from ferry.errors import TargetError
+from ferry.targets.base import JobSpec, Target
+
+
+def job_argv(definition: Mapping[str, Any], python: str) -> list[str]:
+    """The command line of a job: ``python script args…`` or the configured command."""
+    command = definition.get("command")
+    if command:
+        if isinstance(command, list):
+            return [str(c) for c in command]
+        return ["/bin/sh", "-c", str(command)]
+    return [python, str(definition["script"]), *(str(a) for a in definition.get("arguments") or [])]
+
+
+def job_environment(
+    job: JobSpec, workdir: Path, runtime_path: Path, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables a job sees: the caller's, the environment's, the runtime protocol's."""
+    env = dict(os.environ)
+    env.update(extra)
+    env.update(job.env_vars)
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(runtime_path) + (os.pathsep + old if old else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["FERRY_RUN_ID"] = job.run_id
+    env["FERRY_EXPERIMENT"] = job.experiment
+    env["FERRY_RUN_DIR"] = str(job.run_dir)
+    env["FERRY_SPOOL_DIR"] = str(job.spool_dir)
+    env["FERRY_OUTPUT_DIR"] = str(workdir / "outputs")
+    env["AZUREML_OUTPUT_DIRECTORY"] = "./outputs"
+    if job.parent_run_id:
+        env["FERRY_PARENT_RUN_ID"] = job.parent_run_id
+    else:
+        env.pop("FERRY_PARENT_RUN_ID", None)
+    return env
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: its own process group, killed if the supervisor dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalTarget(Target):
+    """Runs jobs as child processes of the run's supervisor on this machine."""
+
+    kind = "local"
+
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+        super().__init__(name, config, workspace)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+        self._python: str | None = None
+        self._env_vars: dict[str, str] = {}
+        self._owns_workdir = False
+
+    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> None:
+        if job.snapshot_id:
+            from ferry.snapshot import load_manifest, materialize
+
+            self._workdir = job.run_dir / "wd"
+            manifest = load_manifest(self.workspace.blobs, job.snapshot_id)
+            materialize(manifest, self.workspace.blobs, self._workdir)
+            self._owns_workdir = True
+        elif job.source_dir is not None:
+            self._workdir = job.source_dir
+        else:
+            raise TargetError("the run has neither a snapshot nor a source folder")
+        (self._workdir / "outputs").mkdir(exist_ok=True)
+        (self._workdir / "logs").mkdir(exist_ok=True)
+        env = Environment.from_dict(job.definition.get("environment") or {})
+        resolved = envbuild.resolve(env, self.workspace.envs_dir, log)
+        self._python = resolved.python
+        self._env_vars = dict(resolved.variables)
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        from ferry.runtime.layout import build_runtime_path
+
+        assert self._workdir is not None and self._python is not None
+        runtime_path = build_runtime_path(self.workspace.path / "runtime")
+        argv = job_argv(job.definition, self._python)
+        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
+        with open(job.log_path, "ab", buffering=0) as log_file:
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    cwd=self._workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:
+                raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
+        return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
+
+    def poll(self) -> int | None:
+        assert self._proc is not None
+        return self._proc.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        assert self._proc is not None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def cancel(self, grace_seconds: float) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        kill_group(self._proc.pid, grace_seconds, self._proc.poll)
+
+    def collect_outputs(self, dest: Path) -> None:
+        if self._workdir is None:
+            return
+        outputs = self._workdir / "outputs"
+        if outputs.is_dir() and any(outputs.iterdir()):
+            if self._owns_workdir:
+                shutil.move(str(outputs), str(dest))
+            else:
+                shutil.copytree(outputs, dest, symlinks=True, dirs_exist_ok=True)
+
+    def watched_dirs(self) -> list[Path]:
+        return [self._workdir / "logs"] if self._workdir is not None else []
+
+    def close(self) -> None:
+        if (
+            self._owns_workdir
+            and self._workdir is not None
+            and not os.environ.get("FERRY_KEEP_WORKDIR")
+        ):
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def kill_group(
+    pgid: int, grace_seconds: float, exited: Callable[[], int | None] | None = None
+) -> None:
+    """TERM a process group, wait up to ``grace_seconds``, then KILL what is left."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if exited is not None and exited() is not None and not _group_alive(pgid):
+            return
+        if exited is None and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

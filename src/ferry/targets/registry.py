@@ -1,0 +1,48 @@
+"""Target kinds by name → dotted path, imported only when asked for.
+
+Third parties register kinds through the ``ferry.targets`` entry-point group; a built-in name is
+never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from ferry.errors import ConfigError, TargetError
+from ferry.targets.base import Target
+
+#: kind -> (dotted path, extra that brings its libraries)
+BUILTIN: dict[str, tuple[str, str | None]] = {
+    "local": ("ferry.targets.local:LocalTarget", None),
+}
+
+
+def known_kinds() -> dict[str, tuple[str, str | None]]:
+    kinds = dict(BUILTIN)
+    for ep in entry_points(group="ferry.targets"):
+        if ep.name not in kinds:
+            kinds[ep.name] = (ep.value, None)
+    return kinds
+
+
+def target_class(kind: str) -> type[Target]:
+    """The Target class for ``kind``; says which extra to install when a library is missing."""
+    kinds = known_kinds()
+    if kind not in kinds:
+        raise ConfigError(
+            f"unknown compute target kind {kind!r}; known kinds: {', '.join(sorted(kinds))}"
+        )
+    path, extra = kinds[kind]
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f" — install it with: pip install 'ferry[{extra}]'" if extra else ""
+        raise TargetError(
+            f"the {kind} target needs {exc.name or 'a missing library'}{hint}"
+        ) from exc
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Target)):
+        raise TargetError(f"{path} is not a ferry Target class")
+    return cls

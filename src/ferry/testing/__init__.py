@@ -1,0 +1,1 @@
+"""Test doubles and the conformance suites every target (and store) must pass."""

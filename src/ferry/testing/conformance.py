@@ -1,0 +1,258 @@
+"""The target conformance suite: every compute target must behave the same.
+
+Use it from a test module::
+
+    from ferry.testing.conformance import SCENARIOS, Scenario
+
+    @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+    def test_local_target(scenario, conformance_env):
+        scenario.run(conformance_env)
+
+A ``ConformanceEnv`` carries the workspace, the target name and a scratch folder; each scenario
+writes its own script, submits it and checks what a user would see.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ferry.errors import RunFailed
+from ferry.liveness import pid_alive
+from ferry.experiment import Experiment
+from ferry.run import Run
+from ferry.script_run_config import ScriptRunConfig
+from ferry.workspace import Workspace
+
+AWKWARD = "dir with spaces 'quotes' ünïcødé"
+
+
+@dataclass
+class ConformanceEnv:
+    """Where a scenario runs: a workspace, a target name and a scratch folder."""
+
+    workspace: Workspace
+    target: str
+    scratch: Path
+
+    def submit(self, name: str, body: str, *, arguments: list[Any] | None = None, **kwargs: Any) -> Run:
+        source = self.scratch / name / AWKWARD
+        source.mkdir(parents=True, exist_ok=True)
+        (source / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
+        config = ScriptRunConfig(
+            str(source), "job.py", arguments=arguments, compute_target=self.target, **kwargs
+        )
+        return Experiment(self.workspace, f"conf-{name}").submit(config)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def success(env: ConformanceEnv) -> None:
+    run = env.submit(
+        "success",
+        """
+        import os, sys
+        from ferry import Run
+        run = Run.get_context()
+        print("hello from", os.path.basename(os.getcwd()))
+        print("to stderr", file=sys.stderr)
+        run.log("loss", 0.5)
+        run.log("loss", 0.25)
+        run.log("alpha", float(sys.argv[2]))
+        run.tag("team", "a")
+        os.makedirs("outputs/sub dir", exist_ok=True)
+        open("outputs/sub dir/model ünï.txt", "w").write("weights")
+        """,
+        arguments=["--alpha", 0.5],
+    )
+    details = run.wait_for_completion()
+    assert details["status"] == "Completed", details
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert "hello from" in log and "to stderr" in log
+    metrics = run.get_metrics()
+    assert metrics == {"loss": [0.5, 0.25], "alpha": 0.5}, metrics
+    assert run.get_tags()["team"] == "a"
+    assert "outputs/sub dir/model ünï.txt" in run.get_file_names()
+    assert details["runDefinition"]["arguments"] == ["--alpha", 0.5]
+    for key in ("runId", "target", "status", "startTimeUtc", "endTimeUtc", "properties", "runDefinition", "logFiles"):
+        assert key in details, key
+
+
+def failure(env: ConformanceEnv) -> None:
+    run = env.submit(
+        "failure",
+        """
+        print("about to fail")
+        def train():
+            raise ValueError("boom: bad learning rate")
+        train()
+        """,
+    )
+    try:
+        run.wait_for_completion()
+    except RunFailed as exc:
+        assert "ValueError: boom: bad learning rate" in str(exc)
+    else:
+        raise AssertionError("wait_for_completion did not raise on a failed run")
+    details = run.get_details()
+    assert details["status"] == "Failed"
+    assert "ValueError: boom: bad learning rate" in details["error"]["error"]["message"]
+    assert details["error"]["exitCode"] == 1
+
+
+def cancel(env: ConformanceEnv) -> None:
+    pid_file = env.scratch / "cancel-child.pid"
+    run = env.submit(
+        "cancel",
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        print("started", flush=True)
+        time.sleep(300)
+        """,
+    )
+    wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
+    time.sleep(0.2)
+    t = time.monotonic()
+    assert run.cancel() is True
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Canceled", details
+    assert time.monotonic() - t < 20
+    child = int(pid_file.read_text())
+    wait_until(lambda: not pid_alive(child), timeout=10, what="the job's child process to die")
+
+
+def time_limit(env: ConformanceEnv) -> None:
+    run = env.submit(
+        "timelimit",
+        """
+        import time
+        print("sleeping", flush=True)
+        time.sleep(300)
+        """,
+        max_run_duration_seconds=1,
+    )
+    t = time.monotonic()
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed", details
+    assert details["error"]["error"]["code"] == "TimeLimitExceeded"
+    assert time.monotonic() - t < 20
+
+
+def live_log(env: ConformanceEnv) -> None:
+    flag = env.scratch / "live-log.go"
+    run = env.submit(
+        "livelog",
+        f"""
+        import os, time
+        print("first line", flush=True)
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.02)
+        print("last line")
+        """,
+    )
+    seen = ""
+    for chunk in run.follow_log(timeout_seconds=30):
+        seen += chunk
+        if "first line" in seen:
+            assert run.get_status() != "Completed"
+            flag.touch()
+    assert "first line" in seen and "last line" in seen
+    assert run.wait_for_completion()["status"] == "Completed"
+
+
+def live_metrics(env: ConformanceEnv) -> None:
+    flag = env.scratch / "live-metrics.go"
+    run = env.submit(
+        "livemetrics",
+        f"""
+        import os, time
+        from azureml.core import Run
+        run = Run.get_context()
+        run.log("epoch_loss", 1.5)
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.02)
+        """,
+    )
+    try:
+        value = wait_until(lambda: run.get_metrics().get("epoch_loss"), timeout=10, what="a live metric")
+        assert value == 1.5
+        assert run.get_status() == "Running"
+    finally:
+        flag.touch()
+    assert run.wait_for_completion()["status"] == "Completed"
+
+
+def live_logs_folder(env: ConformanceEnv) -> None:
+    flag = env.scratch / "live-logs-folder.go"
+    run = env.submit(
+        "logsfolder",
+        f"""
+        import os, time
+        os.makedirs("logs", exist_ok=True)
+        open("logs/progress.txt", "w").write("50%")
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.02)
+        """,
+    )
+    try:
+        wait_until(lambda: "logs/progress.txt" in run.get_file_names(), timeout=10, what="./logs mirrored live")
+    finally:
+        flag.touch()
+    run.wait_for_completion()
+
+
+def supervisor_death(env: ConformanceEnv) -> None:
+    pid_file = env.scratch / "death.pid"
+    run = env.submit(
+        "death",
+        f"""
+        import os, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(300)
+        """,
+    )
+    wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
+    supervisor = wait_until(lambda: run.record.supervisor_pid, what="the supervisor pid")
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: run.get_status() == "NotResponding", timeout=30, what="NotResponding")
+    wait_until(lambda: run.get_status() == "Failed", timeout=30, what="Failed after NotResponding")
+    assert "heartbeat" in run.get_details()["error"]["error"]["message"]
+    job = int(pid_file.read_text())
+    wait_until(lambda: not pid_alive(job), timeout=10, what="the orphaned job to die")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[ConformanceEnv], None]
+
+
+SCENARIOS = [
+    Scenario("success", success),
+    Scenario("failure", failure),
+    Scenario("cancel", cancel),
+    Scenario("time_limit", time_limit),
+    Scenario("live_log", live_log),
+    Scenario("live_metrics", live_metrics),
+    Scenario("live_logs_folder", live_logs_folder),
+    Scenario("supervisor_death", supervisor_death),
+]

@@ -1,0 +1,176 @@
+"""The run-history store contract.
+
+One small abstract class, :class:`RunStore`; the SQLAlchemy implementation (SQLite by default,
+PostgreSQL for a server) lives in :mod:`ferry.tracking.sql`. The store enforces the status
+transition table of :mod:`ferry.status`; it knows nothing of HTTP, targets or the CLI.
+
+Example::
+
+    store = open_store("sqlite:////tmp/ws/ferry.db")
+    store.create_run(RunRecord(id="exp_1_ab", experiment="exp", status=RunStatus.QUEUED))
+    store.set_status("exp_1_ab", RunStatus.PREPARING)
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.status import RunStatus
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the store keeps it."""
+
+    id: str
+    experiment: str
+    status: RunStatus = RunStatus.NOT_STARTED
+    parent_id: str | None = None
+    target: str = "local"
+    run_type: str = "ferry.scriptrun"
+    display_name: str | None = None
+    created_at: float = 0.0
+    start_time: float | None = None
+    end_time: float | None = None
+    heartbeat_at: float | None = None
+    definition: Mapping[str, Any] = field(default_factory=dict)
+    error: Mapping[str, Any] | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    snapshot: Mapping[str, Any] | None = None
+    supervisor_pid: int | None = None
+    job_pgid: int | None = None
+    host: str | None = None
+    run_dir: str | None = None
+    tags: Mapping[str, str | None] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One logged value; ``type`` is scalar, list, row, table, image or a JSON chart type."""
+
+    run_id: str
+    name: str
+    type: str
+    value: Any
+    step: int | None = None
+    description: str = ""
+    ts: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file kept with a run; ``path`` is relative to the workspace root."""
+
+    run_id: str
+    name: str
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Filters for :meth:`RunStore.list_runs`; ``None`` means "any"."""
+
+    experiment: str | None = None
+    parent_id: str | None = None
+    top_level_only: bool = False
+    tags: Mapping[str, str | None] | None = None
+    properties: Mapping[str, str] | None = None
+    statuses: Sequence[RunStatus] | None = None
+    limit: int | None = None
+
+
+class RunStore(abc.ABC):
+    """Persistent run history: experiments, runs, tags, properties, metrics, artifacts, targets."""
+
+    # experiments -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def ensure_experiment(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[str]: ...
+
+    # runs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, record: RunRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    @abc.abstractmethod
+    def list_runs(self, query: RunQuery) -> list[RunRecord]: ...
+
+    @abc.abstractmethod
+    def set_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> RunStatus:
+        """Move a run to ``status`` if the table allows it; returns the status now stored.
+
+        Raises :class:`~ferry.errors.InvalidTransition` otherwise. Entering Running records the
+        start time, entering a terminal status records the end time.
+        """
+
+    @abc.abstractmethod
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set plain columns: heartbeat_at, timings, snapshot, supervisor_pid, job_pgid, ..."""
+
+    # tags and properties -----------------------------------------------------------------
+    @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None: ...
+
+    @abc.abstractmethod
+    def remove_tags(self, run_id: str, keys: Iterable[str]) -> None: ...
+
+    @abc.abstractmethod
+    def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
+        """Add immutable properties; a key already set to another value raises ConfigError."""
+
+    # metrics and artifacts ---------------------------------------------------------------
+    @abc.abstractmethod
+    def log_metrics(self, metrics: Sequence[MetricRecord]) -> None: ...
+
+    @abc.abstractmethod
+    def get_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
+        """All metric records of the given runs, in logging order."""
+
+    @abc.abstractmethod
+    def add_artifacts(self, artifacts: Sequence[ArtifactRecord]) -> None: ...
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
+
+    # compute targets and environments ----------------------------------------------------
+    @abc.abstractmethod
+    def save_target(self, name: str, kind: str, config: Mapping[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def get_target(self, name: str) -> tuple[str, dict[str, Any]] | None: ...
+
+    @abc.abstractmethod
+    def list_targets(self) -> dict[str, tuple[str, dict[str, Any]]]: ...
+
+    @abc.abstractmethod
+    def delete_target(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def register_environment(self, name: str, spec: Mapping[str, Any]) -> int:
+        """Store a new version of an environment spec; returns the version number."""
+
+    @abc.abstractmethod
+    def get_environment(self, name: str, version: int | None = None) -> tuple[int, dict[str, Any]]:
+        """The given (or latest) version; raises ConfigError naming known versions."""
+
+    @abc.abstractmethod
+    def list_environments(self) -> dict[str, list[int]]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default does nothing."""

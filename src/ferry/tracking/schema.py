@@ -1,0 +1,116 @@
+"""Table definitions of the run history (SQLAlchemy Core). Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+#: The Alembic revision this code expects; opening an older database upgrades it.
+HEAD_REVISION = "0001"
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("experiment", String(255), ForeignKey("experiments.name"), nullable=False),
+    Column("parent_id", String(300), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("run_type", String(64), nullable=False),
+    Column("display_name", String(255), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("start_time", Float, nullable=True),
+    Column("end_time", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("definition", JSON, nullable=False),
+    Column("error", JSON, nullable=True),
+    Column("timings", JSON, nullable=False),
+    Column("snapshot", JSON, nullable=True),
+    Column("supervisor_pid", Integer, nullable=True),
+    Column("job_pgid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("run_dir", Text, nullable=True),
+    Index("ix_runs_experiment_created", "experiment", "created_at"),
+    Index("ix_runs_parent", "parent_id"),
+    Index("ix_runs_status", "status"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=True),
+)
+
+properties = Table(
+    "properties",
+    metadata,
+    Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(300), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("step", Integer, nullable=True),
+    # floats go to value_num (fast, queryable); everything else is JSON text in value_json
+    Column("value_num", Float, nullable=True),
+    Column("value_json", Text, nullable=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("ts", Float, nullable=False),
+    Index("ix_metrics_run_name", "run_id", "name"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+compute_targets = Table(
+    "compute_targets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
