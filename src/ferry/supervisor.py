@@ -164,20 +164,33 @@ class Supervisor:
         t = time.monotonic()
         if self._cancel_requested(True) or not self._status(RunStatus.PREPARING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
-        target.prepare(job, self.log)
+        facts = target.prepare(job, self.log)
         self.timings["prepare"] = time.monotonic() - t
+        self._keep_environment(facts)
         if self._cancel_requested(True) or not self._status(RunStatus.STARTING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
         log_size = job.log_path.stat().st_size if job.log_path.exists() else 0
         t_start = time.monotonic()
-        facts = target.start(job)
+        started_facts = target.start(job)
         self.store.update_run(
-            self.run_id, **{k: v for k, v in facts.items() if k in ("job_pgid", "host")}
+            self.run_id, **{k: v for k, v in started_facts.items() if k in ("job_pgid", "host")}
         )
         self._status(RunStatus.RUNNING)
         exit_code, canceled, timed_out = self._follow(target, job, log_size, t_start)
         self.timings["run"] = time.monotonic() - t_start
         return self._finish(target, job, exit_code, canceled=canceled, timed_out=timed_out)
+
+    def _keep_environment(self, facts: dict[str, Any]) -> None:
+        """The environment's hash as a property, its resolved lock as an artifact."""
+        if facts.get("env_hash"):
+            self.store.add_properties(self.run_id, {"ferry.environment.hash": str(facts["env_hash"])})
+        if facts.get("env_lock"):
+            dest = artifact_dir(self.ws.path, self.run_id) / "environment" / "lock.txt"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(str(facts["env_lock"]), encoding="utf-8")
+            self.store.add_artifacts(
+                [ArtifactRecord(self.run_id, "environment/lock.txt", str(dest.relative_to(self.ws.path)), dest.stat().st_size)]
+            )
 
     def _follow(
         self, target: Target, job: JobSpec, log_size: int, t_start: float

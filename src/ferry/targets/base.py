@@ -59,8 +59,12 @@ class Target(abc.ABC):
         self.workspace = workspace
 
     @abc.abstractmethod
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> None:
-        """Materialise the snapshot and resolve the environment where the job will run."""
+    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
+        """Materialise the snapshot and resolve the environment where the job will run.
+
+        Returns facts to keep with the run: ``env_hash`` and ``env_lock`` when an environment
+        was built or reused.
+        """
 
     @abc.abstractmethod
     def start(self, job: JobSpec) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class LocalTarget(Target):
         self._env_vars: dict[str, str] = {}
         self._owns_workdir = False
 
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> None:
+    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         if job.snapshot_id:
             from ferry.snapshot import load_manifest, materialize
 
@@ -92,6 +92,7 @@ class LocalTarget(Target):
         resolved = envbuild.resolve(env, self.workspace.envs_dir, log)
         self._python = resolved.python
         self._env_vars = dict(resolved.variables)
+        return {"env_hash": resolved.spec_hash, "env_lock": resolved.lock}
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         from ferry.runtime.layout import build_runtime_path
