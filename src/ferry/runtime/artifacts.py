@@ -12,7 +12,6 @@ never imported.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
@@ -199,6 +198,8 @@ def save_plot_png(plot: Any) -> str:
             "run.log_image plot must be a matplotlib figure or matplotlib.pyplot, "
             f"got {type(plot).__name__}"
         )
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix="ferry-plot-", suffix=".png")
     os.close(fd)
     try:

@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import history
@@ -94,7 +93,7 @@ class SubmittedRun(Run):
 
 def new_run_id(experiment: str) -> str:
     """A fresh run id, ``<experiment>_<unix seconds>_<8 hex>``, unique across processes."""
-    return f"{experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+    return f"{experiment}_{int(time.time())}_{os.urandom(4).hex()}"
 
 
 def experiment_of(run_id: str) -> str:

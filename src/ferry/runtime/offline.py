@@ -9,7 +9,7 @@ it supports the whole API: ``step=``, ``create_children``, ``get_metrics``, ``pa
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any, Dict, List, Optional
 
 from .run import Experiment, Run
@@ -42,6 +42,8 @@ class OfflineRun(Run):
         _ledger: Optional[List[Record]] = None,
         _family: Optional[Dict[str, Run]] = None,
     ) -> None:
+        import uuid  # only offline: keep it off a job's import time
+
         ledger: List[Record] = [] if _ledger is None else _ledger
         super().__init__(
             run_id or f"OfflineRun_{uuid.uuid4()}",
@@ -71,7 +73,7 @@ class OfflineRun(Run):
         )
 
     def _new_run_id(self, name: Optional[str]) -> str:
-        base = f"{self._id}.{name if name else uuid.uuid4().hex[:8]}"
+        base = f"{self._id}.{name if name else os.urandom(4).hex()}"
         run_id, n = base, 1
         while run_id in self._family:  # the reference reused "<id>.<name>"; keep ids unique
             n += 1

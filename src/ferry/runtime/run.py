@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import time
-import traceback
 import warnings
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Type
@@ -333,5 +332,7 @@ def _describe(error: Any) -> Optional[str]:
     if error is None:
         return None
     if isinstance(error, BaseException):
+        import traceback
+
         return "".join(traceback.format_exception_only(type(error), error)).strip()
     return error if isinstance(error, str) else str(error)

@@ -17,12 +17,9 @@ import collections
 import json
 import json.encoder
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import uuid
 import weakref
 from typing import IO, Any, Callable, Deque, Dict, List, Optional, Union
 
@@ -120,7 +117,10 @@ class SpoolWriter:
         target = os.path.join(self.spool_dir, "files", run_id, *parts)
         folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".ferry-", suffix=".part")
+        temp = os.path.join(folder, f".ferry-{os.urandom(6).hex()}.part")
+        fd = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
+        )
         try:
             with os.fdopen(fd, "wb") as out:
                 _copy_into(source, out)
@@ -186,7 +186,7 @@ class SpoolWriter:
         os.makedirs(self.spool_dir, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         while True:
-            path = os.path.join(self.spool_dir, f"{pid}-{uuid.uuid4().hex[:8]}.jsonl")
+            path = os.path.join(self.spool_dir, f"{pid}-{os.urandom(4).hex()}.jsonl")
             try:
                 self._fd = os.open(path, flags, 0o644)
                 break
@@ -265,8 +265,12 @@ def _copy_into(source: Source, out: IO[bytes]) -> None:
     read = getattr(source, "read", None)
     if read is None:
         with open(os.fspath(source), "rb") as src:  # type: ignore[arg-type]
-            shutil.copyfileobj(src, out, 1024 * 1024)
-        return
+            read = src.read
+            while True:
+                chunk = read(1024 * 1024)
+                if not chunk:
+                    return
+                out.write(chunk)
     while True:
         chunk = read(1024 * 1024)
         if not chunk:

@@ -1,0 +1,6 @@
+"""ferry's stand-in for ``azureml.core.run``: ``Run``, whose ``Run.get_context()`` is ferry's."""
+
+import importlib
+
+Run = importlib.import_module("ferry_runtime").Run
+__all__ = ["Run"]

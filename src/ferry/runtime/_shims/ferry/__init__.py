@@ -1,0 +1,18 @@
+"""ferry's in-job stand-in for the ``ferry`` package: ``from ferry import Run`` in a script.
+
+When the job's interpreter has the full ferry library installed, it is loaded instead.
+"""
+
+import importlib
+import os
+import sys
+
+_shadowing = importlib.import_module("ferry_runtime.shadowing")
+if _shadowing.defer_to_real(__name__, os.path.dirname(os.path.dirname(__file__)), sys.path) != (
+    _shadowing.REAL
+):
+    _runtime = importlib.import_module("ferry_runtime")
+    Run = _runtime.Run
+    OfflineRun = _runtime.OfflineRun
+    get_context = _runtime.get_context
+    __all__ = ["OfflineRun", "Run", "get_context"]
