@@ -163,3 +163,19 @@ def context_from(environ: Mapping[str, str], allow_offline: bool = True) -> Run:
         )
         _runs[key] = run
         return run
+
+
+def reset() -> None:
+    """Forget the cached runs and close the spool writers (flushing them).
+
+    For tests and long-lived interpreters that run several jobs' code in turn; a job never needs
+    it.
+    """
+    global _offline
+    with _lock:
+        writers = list(_writers.values())
+        _runs.clear()
+        _writers.clear()
+        _offline = None
+    for writer in writers:
+        writer.close()
