@@ -20,6 +20,14 @@ from ferry.runtime.layout import build_runtime_path
 RUN_ID = "exp_1718000000_ab12cd34"
 
 
+@pytest.fixture(autouse=True)
+def _forget_cached_runs() -> Iterator[None]:
+    """Every test starts and ends without cached runs or open spool writers."""
+    context.reset()
+    yield
+    context.reset()
+
+
 @pytest.fixture
 def spool_dir(awkward_dir: Path) -> Path:
     """A spool folder whose path has spaces, quotes and non-ASCII characters."""
