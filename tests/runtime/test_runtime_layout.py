@@ -1,0 +1,287 @@
+"""The runtime path and its shims: built atomically, reused, and stepping aside for real packages."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ferry.runtime
+from ferry.runtime.layout import STAMP, build_runtime_path, runtime_files
+
+RUNTIME_SRC = Path(ferry.runtime.__file__).parent
+REFERENCE_SCRIPT = """
+from azureml.core import Run
+run = Run.get_context()
+run.log('a', 1)
+"""
+
+
+def test_layout_has_the_runtime_and_the_shims(runtime_path: Path) -> None:
+    assert re.fullmatch(r"runtime-[0-9a-f]{16}", runtime_path.name)
+    for relative in (
+        "ferry_runtime/__init__.py",
+        "ferry_runtime/spool.py",
+        "ferry_runtime/_shims/azureml/core/run.py",
+        "azureml/__init__.py",
+        "azureml/core/__init__.py",
+        "azureml/core/run.py",
+        "ferry/__init__.py",
+        STAMP,
+    ):
+        assert (runtime_path / relative).is_file(), relative
+    assert not list(runtime_path.rglob("__pycache__"))
+    copied = (runtime_path / "ferry_runtime" / "run.py").read_bytes()
+    assert copied == (RUNTIME_SRC / "run.py").read_bytes()
+
+
+def test_build_is_reused_when_complete(tmp_path: Path) -> None:
+    first = build_runtime_path(tmp_path)
+    marker = first / "ferry_runtime" / "marker"
+    marker.write_text("kept")
+    assert build_runtime_path(tmp_path) == first
+    assert marker.exists()  # not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary folders left
+
+
+def test_incomplete_folder_is_replaced(tmp_path: Path) -> None:
+    first = build_runtime_path(tmp_path)
+    (first / "ferry_runtime" / "spool.py").unlink()  # e.g. an interrupted copy by hand
+    again = build_runtime_path(tmp_path)
+    assert again == first
+    assert (again / "ferry_runtime" / "spool.py").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+
+
+def test_concurrent_builds_agree(tmp_path: Path) -> None:
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            results.append(build_runtime_path(tmp_path / "shared ü"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(results)) == 1
+    stamp = json.loads((results[0] / STAMP).read_text())
+    assert all((results[0] / f).is_file() for f in stamp["files"])
+    assert len(list((tmp_path / "shared ü").iterdir())) == 1
+
+
+def test_runtime_files_cover_every_module() -> None:
+    names = {relative for relative, _ in runtime_files()}
+    for module in RUNTIME_SRC.glob("*.py"):
+        assert f"ferry_runtime/{module.name}" in names
+
+
+# -- shims in a child interpreter --------------------------------------------------------------
+
+
+def test_reference_script_logs_through_the_azureml_shim(
+    runtime_path: Path, spool_dir: Path, run_python: Any, job_vars: Any, read_records: Any
+) -> None:
+    run_python(REFERENCE_SCRIPT, pythonpath=[runtime_path], env=job_vars(spool_dir))
+    (record,) = read_records(spool_dir)
+    assert record["k"] == "metric" and record["run"] == "exp_1718000000_ab12cd34"
+    assert (record["name"], record["value"], record["type"]) == ("a", 1, "scalar")
+
+
+def test_every_import_spelling_gives_the_same_run_class(
+    runtime_path: Path, run_python: Any
+) -> None:
+    done = run_python(
+        """
+        from azureml.core import Run as A
+        from azureml.core.run import Run as B
+        from ferry import Run as C
+        import ferry_runtime
+        assert A is B is C is ferry_runtime.Run
+        run = A.get_context()
+        print(type(run).__name__, run.id.startswith("OfflineRun_"))
+        try:
+            from azureml.core import Workspace
+        except ImportError as exc:
+            print("refused:", exc)
+        """,
+        pythonpath=[runtime_path],
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "OfflineRun True"
+    assert lines[1].startswith("refused: azureml.core.Workspace is not available inside a ferry")
+
+
+def _fake_package(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_real_azureml_sdk_wins_over_the_shim(
+    runtime_path: Path, tmp_path: Path, run_python: Any
+) -> None:
+    real = _fake_package(
+        tmp_path / "site ü",
+        {
+            "azureml/__init__.py": "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n",
+            "azureml/core/__init__.py": "REAL = True\nclass Run:\n    pass\n",
+            "azureml/core/run.py": "from azureml.core import Run\n",
+        },
+    )
+    done = run_python(
+        """
+        import azureml.core, azureml.core.run
+        from azureml.core import Run
+        print(azureml.core.REAL, azureml.core.__file__, Run is azureml.core.run.Run)
+        """,
+        pythonpath=[runtime_path, real],
+    )
+    flag, rest = done.stdout.strip().split(" ", 1)
+    origin, same = rest.rsplit(" ", 1)
+    assert flag == "True" and same == "True"
+    assert origin.startswith(str(real))
+
+
+def test_real_azureml_namespace_package_wins_and_is_merged(
+    runtime_path: Path, tmp_path: Path, run_python: Any
+) -> None:
+    real = _fake_package(
+        tmp_path / "ns",
+        {"azureml/core/__init__.py": "REAL = 'namespace'\n", "azureml/dataprep/__init__.py": ""},
+    )
+    done = run_python(
+        "import azureml.core, azureml.dataprep; print(azureml.core.REAL)",
+        pythonpath=[runtime_path, real],
+    )
+    assert done.stdout.strip() == "namespace"
+
+
+_PROBE = """
+import importlib
+import ferry_runtime
+from azureml.core import Run
+assert Run is ferry_runtime.Run, Run
+
+def importable(name):
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
+
+print([m for m in ("azureml.dataprep", "azureml.train") if importable(m)])
+"""
+
+
+@pytest.mark.parametrize("kind", ["pkgutil", "namespace"])
+def test_shim_core_is_used_beside_a_real_azureml_without_core(
+    runtime_path: Path, tmp_path: Path, run_python: Any, kind: str
+) -> None:
+    if kind == "pkgutil":
+        init = "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+        real = _fake_package(
+            tmp_path / "regular",
+            {"azureml/__init__.py": init, "azureml/dataprep/__init__.py": "DATAPREP = 1\n"},
+        )
+        expected = "['azureml.dataprep']"
+    else:
+        real = _fake_package(tmp_path / "ns", {"azureml/train/__init__.py": "TRAIN = 1\n"})
+        expected = "['azureml.train']"
+    done = run_python(_PROBE, pythonpath=[runtime_path, real])
+    assert done.stdout.strip() == expected
+
+
+def test_real_ferry_library_wins_over_the_shim(
+    runtime_path: Path, tmp_path: Path, run_python: Any
+) -> None:
+    real = _fake_package(tmp_path / "lib", {"ferry/__init__.py": "REAL = 'library'\nRun = None\n"})
+    done = run_python("import ferry; print(ferry.REAL, ferry.Run)", pythonpath=[runtime_path, real])
+    assert done.stdout.split() == ["library", "None"]
+
+
+def test_installed_ferry_wins_when_site_packages_are_on(
+    runtime_path: Path, run_python: Any
+) -> None:
+    done = run_python(
+        "import ferry, ferry.status; print(ferry.status.__name__)",
+        pythonpath=[runtime_path],
+        no_site=False,
+    )
+    assert done.stdout.strip() == "ferry.status"
+
+
+def test_shim_ferry_is_used_without_the_library(runtime_path: Path, run_python: Any) -> None:
+    done = run_python(
+        "import ferry, ferry_runtime; print(ferry.Run is ferry_runtime.Run, ferry.__file__)",
+        pythonpath=[runtime_path],
+    )
+    same, origin = done.stdout.split(" ", 1)
+    assert same == "True"
+    assert origin.strip().startswith(str(runtime_path))
+
+
+# -- the in-job constraints --------------------------------------------------------------------
+
+
+def _runtime_sources() -> list[Path]:
+    return sorted(p for p in RUNTIME_SRC.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize(
+    "path", _runtime_sources(), ids=lambda p: p.relative_to(RUNTIME_SRC).as_posix()
+)
+def test_runtime_stays_python38_stdlib_and_relative(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source, feature_version=(3, 8))  # no match, no except*, no 3.9+ syntax
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            assert node.module is not None
+            assert not node.module.startswith("ferry"), f"absolute import of {node.module}"
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in {"removeprefix", "removesuffix", "is_relative_to"}, node.attr
+        if isinstance(node, ast.keyword):
+            assert node.arg != "strict", "zip(strict=) is Python 3.10+"
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            # list[int] outside an annotation breaks 3.8; the runtime uses typing.List throughout
+            assert node.value.id not in {"list", "dict", "tuple", "set", "type", "frozenset"}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported - set(
+        sys.stdlib_module_names
+    )
+
+
+def test_public_names_are_guarded() -> None:
+    assert sorted(ferry.runtime.__all__) == [
+        "Experiment",
+        "OfflineRun",
+        "Run",
+        "RunEnvironmentException",
+        "SpoolWriter",
+        "SubmittedRun",
+        "get_context",
+    ]
+    for name in ferry.runtime.__all__:
+        assert getattr(ferry.runtime, name) is not None
