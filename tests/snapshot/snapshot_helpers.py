@@ -36,8 +36,11 @@ def write(path: Path, data: bytes | str, mode: int | None = None) -> Path:
 
 
 def age(root: Path, seconds: float = 60.0) -> None:
-    """Push every mtime into the past, out of the stat cache's racy window."""
+    """Push the mtime of ``root`` (a file, or every file below a folder) into the past, out of
+    the stat cache's racy window."""
     when = time.time() - seconds
+    if not root.is_dir():
+        os.utime(root, (when, when), follow_symlinks=False)
     for folder, _dirs, files in os.walk(root):
         for name in files:
             os.utime(os.path.join(folder, name), (when, when), follow_symlinks=False)
