@@ -151,6 +151,30 @@ def test_failed_write_keeps_the_records_for_the_next_flush(
     assert [r["value"] for r in read_records(spool_dir)] == [1, 2]
 
 
+def test_a_full_disk_never_breaks_log_calls(
+    spool_dir: Path, read_records: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ferry.runtime.spool as spool
+
+    writer = SpoolWriter(spool_dir, flush_interval=3600, max_batch=5)
+    calls: list[int] = []
+
+    def broken(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool.os, "write", broken)
+    try:
+        for i in range(20):
+            writer.write(_record(i))  # reaches max_batch several times: must not raise
+        assert len(calls) == 1  # one failed attempt, then automatic retries wait
+        monkeypatch.undo()
+        writer.flush()
+        assert [r["value"] for r in read_records(spool_dir)] == list(range(20))
+    finally:
+        writer.close()
+
+
 def test_copy_file_in_from_a_path_is_atomic_and_relative(
     slow_writer: SpoolWriter, spool_dir: Path, awkward_dir: Path
 ) -> None:

@@ -31,6 +31,7 @@ Source = Union[str, "os.PathLike[str]", IO[bytes], IO[str]]
 FLUSH_INTERVAL = 0.2
 TICK = 0.1
 MAX_BATCH = 10_000
+RETRY_DELAY = 5.0
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=True)
 _FALLBACK = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=repr)
@@ -69,7 +70,8 @@ class SpoolWriter:
         self._path: Optional[str] = None
         self._last_flush = time.monotonic()
         self._warned = False
-        self._closed = False
+        #: after a failed write, automatic flushes wait until then (explicit ones always try)
+        self._retry_at = 0.0
         #: how many ``os.write`` batches this writer has issued (for tests and benchmarks)
         self.batches_written = 0
         _live.add(self)
@@ -85,8 +87,8 @@ class SpoolWriter:
         queue.append(record)
         if self._thread is None:
             self._start_thread()
-        if len(queue) >= self._max_batch:
-            self.flush()
+        if len(queue) >= self._max_batch and time.monotonic() >= self._retry_at:
+            self._flush(raise_errors=False)  # a full disk must not break the training loop
 
     def flush(self) -> None:
         """Write every queued record now, in one ``os.write``; raises ``OSError`` on failure."""
@@ -146,7 +148,9 @@ class SpoolWriter:
     def _tick(self) -> None:
         stop = self._stop
         while not stop.wait(TICK):
-            if self._queue and time.monotonic() - self._last_flush >= self._flush_interval:
+            now = time.monotonic()
+            due = now - self._last_flush >= self._flush_interval and now >= self._retry_at
+            if self._queue and due:
                 self._flush(raise_errors=False)
 
     def _flush(self, raise_errors: bool) -> None:
@@ -161,10 +165,12 @@ class SpoolWriter:
             data = _encode(batch)
             try:
                 self._write_all(data)
+                self._retry_at = 0.0
             except OSError as exc:
                 # Keep the records for the next attempt rather than lose them.
                 queue.extendleft(reversed(batch))
                 self._close_fd()
+                self._retry_at = time.monotonic() + RETRY_DELAY
                 if raise_errors:
                     raise
                 if not self._warned:
