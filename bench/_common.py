@@ -34,7 +34,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(cmd, env=full_env, cwd=cwd, capture_output=True, text=True, check=True)

@@ -7,7 +7,6 @@ this benchmark's own environment, bench/.work/mlflow-venv).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -52,7 +51,11 @@ def ferry_side(work: Path) -> tuple[float, float]:
     run_ = Experiment(ws, "metrics").submit(ScriptRunConfig(str(src), "log.py"))
     # poll the history until every value is queryable
     while True:
-        count = len(ws.store.get_metrics([run_.id])) if run_.get_status() in ("Running", "Finalizing", "Completed") else 0
+        count = (
+            len(ws.store.get_metrics([run_.id]))
+            if run_.get_status() in ("Running", "Finalizing", "Completed")
+            else 0
+        )
         if count >= N:
             t_all = time.time()
             break
@@ -75,7 +78,7 @@ def mlflow_side(work: Path) -> tuple[float, str] | None:
             print("mlflow could not be installed:", exc.stderr[-2000:], file=sys.stderr)
             return None
     out = run([str(python), "-c", MLFLOW_SCRIPT], cwd=work, env={"MLFLOW_TRACKING_URI": ""}).stdout
-    line = next(l for l in out.splitlines() if l.startswith("MLFLOW"))
+    line = next(x for x in out.splitlines() if x.startswith("MLFLOW"))
     _, seconds, uri = line.split(maxsplit=2)
     return float(seconds), uri
 
@@ -95,7 +98,9 @@ def main() -> None:
     if ml:
         ml_seconds, uri = ml
         ml_rate = MLFLOW_N / ml_seconds
-        rows.append(f"| `mlflow.log_metric` ({uri.split(':')[0] or 'file'} store) | {MLFLOW_N:,} | {ml_seconds:.3f} s | {ml_rate:,.0f}/s |")
+        rows.append(
+            f"| `mlflow.log_metric` ({uri.split(':')[0] or 'file'} store) | {MLFLOW_N:,} | {ml_seconds:.3f} s | {ml_rate:,.0f}/s |"
+        )
         ratio = f"ferry end to end is **{ferry_rate / ml_rate:,.0f}×** MLflow's rate (goal ≥ 50×)."
     write_result(
         "metrics",
@@ -104,7 +109,6 @@ def main() -> None:
         f"Goal: ≥ 200,000 metrics/s end to end. {ratio}\n"
         "MLflow is measured on fewer values (each call is a synchronous store write) and compared by rate.\n",
     )
-    _ = json
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ def main() -> None:
     bare, full = [], []
     for _ in range(REPEAT):
         bare.append(timed(lambda: run([sys.executable, str(src / "hello.py")])))
-        full.append(timed(lambda: run([ferry, "submit", str(src / "hello.py"), "-e", "bench"], env)))
-    listed = json.loads(run([ferry, "runs", "list", "-e", "bench", "--json", "-n", "1"], env).stdout)
+        full.append(
+            timed(lambda: run([ferry, "submit", str(src / "hello.py"), "-e", "bench"], env))
+        )
+    listed = json.loads(
+        run([ferry, "runs", "list", "-e", "bench", "--json", "-n", "1"], env).stdout
+    )
     shown = json.loads(run([ferry, "runs", "show", listed[0]["runId"], "--json"], env).stdout)
     timings = shown["timings"]
     b, f = median(bare), median(full)

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 class InteractiveLogger:
     """The in-process side of an interactive run: runtime logger + ingest + heartbeat."""
 
-    def __init__(self, experiment: Experiment, run_id: str, spool_dir: Path, outputs: Path | None) -> None:
+    def __init__(
+        self, experiment: Experiment, run_id: str, spool_dir: Path, outputs: Path | None
+    ) -> None:
         from ferry.runtime import SpoolWriter, SubmittedRun
         from ferry.runtime import run as runtime_run
 
@@ -92,7 +94,12 @@ class InteractiveLogger:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
                 records.append(
-                    ArtifactRecord(self.run_id, f"outputs/{rel}", str(target.relative_to(self.ws.path)), path.stat().st_size)
+                    ArtifactRecord(
+                        self.run_id,
+                        f"outputs/{rel}",
+                        str(target.relative_to(self.ws.path)),
+                        path.stat().st_size,
+                    )
                 )
         self.ws.store.add_artifacts(records)
 

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import codecs
 import os
 import shutil
@@ -83,7 +84,7 @@ class Run:
     ) -> Any:
         """The current run inside a training script (an offline run outside ferry)."""
         try:
-            import ferry_runtime as runtime  # the copy on a job's path, if any
+            import ferry_runtime as runtime  # type: ignore[import-not-found]  # a job's copy
         except ImportError:
             from ferry import runtime
         return runtime.get_context(
@@ -287,7 +288,7 @@ class Run:
         records = self._store.get_metrics(ids)
         return {run_id: shape((r for r in records if r.run_id == run_id), name) for run_id in ids}
 
-    def get_file_names(self) -> list[str]:
+    def get_file_names(self) -> builtins.list[str]:
         self._flush_live()
         return [a.name for a in self._store.list_artifacts(self.id)]
 
@@ -309,11 +310,11 @@ class Run:
         self,
         prefix: str | None = None,
         output_directory: str | os.PathLike[str] | None = None,
-        output_paths: list[str] | None = None,
+        output_paths: builtins.list[str] | None = None,
         batch_size: int = 100,
         append_prefix: bool = True,
         **_: Any,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         root = Path(output_directory or ".")
         written = []
         for artifact in self._store.list_artifacts(self.id):

@@ -126,6 +126,10 @@ class Supervisor:
             source_dir=Path(record.definition["sourceDirectory"])
             if record.definition.get("sourceDirectory")
             else None,
+            env_vars={
+                str(k): str(v)
+                for k, v in (record.definition.get("environmentVariables") or {}).items()
+            },
             parent_run_id=record.parent_id,
         )
         target: Target | None = None
@@ -183,13 +187,22 @@ class Supervisor:
     def _keep_environment(self, facts: dict[str, Any]) -> None:
         """The environment's hash as a property, its resolved lock as an artifact."""
         if facts.get("env_hash"):
-            self.store.add_properties(self.run_id, {"ferry.environment.hash": str(facts["env_hash"])})
+            self.store.add_properties(
+                self.run_id, {"ferry.environment.hash": str(facts["env_hash"])}
+            )
         if facts.get("env_lock"):
             dest = artifact_dir(self.ws.path, self.run_id) / "environment" / "lock.txt"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(str(facts["env_lock"]), encoding="utf-8")
             self.store.add_artifacts(
-                [ArtifactRecord(self.run_id, "environment/lock.txt", str(dest.relative_to(self.ws.path)), dest.stat().st_size)]
+                [
+                    ArtifactRecord(
+                        self.run_id,
+                        "environment/lock.txt",
+                        str(dest.relative_to(self.ws.path)),
+                        dest.stat().st_size,
+                    )
+                ]
             )
 
     def _follow(

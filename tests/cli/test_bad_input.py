@@ -76,7 +76,9 @@ def test_yaml_job_runs(ferry, project: Path) -> None:  # type: ignore[no-untyped
         "experiment: yamljob\nscript: train.py\narguments: [--x, 1]\n"
         "environment_variables: {GREETING: hello}\ntags: {kind: yaml}\n"
     )
-    (project / "train.py").write_text("import os, sys\nprint(os.environ['GREETING'], sys.argv[1:])\n")
+    (project / "train.py").write_text(
+        "import os, sys\nprint(os.environ['GREETING'], sys.argv[1:])\n"
+    )
     res = ferry("submit", str(job))
     assert res.code == 0, res.err
     assert "hello ['--x', '1']" in res.out

@@ -43,7 +43,11 @@ def test_runs_commands_show_what_was_kept(ferry, awkward_dir: Path) -> None:  # 
     assert res.code == 0, res.err
     details = res.json()
     run_id = details["runId"]
-    assert details["metrics"] == {"trailing space ": 1.0, "odd/name:ü": 2, "table": {"epoch": 1, "acc": 0.5}}
+    assert details["metrics"] == {
+        "trailing space ": 1.0,
+        "odd/name:ü": 2,
+        "table": {"epoch": 1, "acc": 0.5},
+    }
 
     listed = ferry("runs", "list", "--json").json()
     assert [r["runId"] for r in listed] == [run_id]
@@ -73,7 +77,9 @@ def test_failed_run_exits_1_with_the_error(ferry, awkward_dir: Path) -> None:  #
 
 
 def test_no_wait_returns_at_once_and_cancel_stops_the_run(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    script = _script(awkward_dir / "slow", "import time\nprint('go', flush=True)\ntime.sleep(120)\n")
+    script = _script(
+        awkward_dir / "slow", "import time\nprint('go', flush=True)\ntime.sleep(120)\n"
+    )
     t = time.monotonic()
     res = ferry("submit", str(script), "-e", "slow", "--no-wait")
     assert res.code == 0 and time.monotonic() - t < 10

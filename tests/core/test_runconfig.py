@@ -20,7 +20,14 @@ def test_defaults_follow_the_reference() -> None:
     assert rc.history.snapshot_project and rc.history.directories_to_watch == ["logs"]
     assert rc.docker.shm_size == "2g" and rc.environment_variables == {}
     d = rc.to_dict()
-    assert list(d)[:6] == ["script", "arguments", "target", "framework", "communicator", "maxRunDurationSeconds"]
+    assert list(d)[:6] == [
+        "script",
+        "arguments",
+        "target",
+        "framework",
+        "communicator",
+        "maxRunDurationSeconds",
+    ]
     assert list(d)[-3:] == ["command", "environmentVariables", "applicationEndpoints"]
 
 
@@ -31,7 +38,12 @@ def test_round_trip_through_dict() -> None:
     again = RunConfiguration.from_dict(rc.to_dict())
     assert again.to_dict() == rc.to_dict()
     assert again.pytorch.communication_backend == "gloo"
-    assert RunConfiguration.from_dict({"script": "x.py", "max_run_duration_seconds": 5}).max_run_duration_seconds == 5
+    assert (
+        RunConfiguration.from_dict(
+            {"script": "x.py", "max_run_duration_seconds": 5}
+        ).max_run_duration_seconds
+        == 5
+    )
 
 
 def test_unknown_keys_name_the_allowed_ones() -> None:
@@ -48,18 +60,29 @@ def test_unknown_keys_name_the_allowed_ones() -> None:
 def test_script_run_config_without_run_config(tmp_path: Path) -> None:
     env = Environment("e")
     env.python.user_managed_dependencies = True
-    src = ScriptRunConfig(str(tmp_path), "train.py", arguments=["--x", 2], compute_target="gpu", environment=env, max_run_duration_seconds=60)
+    src = ScriptRunConfig(
+        str(tmp_path),
+        "train.py",
+        arguments=["--x", 2],
+        compute_target="gpu",
+        environment=env,
+        max_run_duration_seconds=60,
+    )
     rc = src.run_config
     assert rc.target == "gpu" and rc.environment is env and rc.max_run_duration_seconds == 60
     assert rc.script == "train.py" and rc.arguments == ["--x", 2]
     assert ScriptRunConfig(str(tmp_path), "t.py").run_config.max_run_duration_seconds == 2_592_000
 
 
-def test_given_run_config_wins_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_given_run_config_wins_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rc = RunConfiguration(script="from_rc.py", arguments=["--rc"])
     rc.target = "cluster"
     with caplog.at_level(logging.WARNING, logger="ferry"):
-        src = ScriptRunConfig(str(tmp_path), run_config=rc, compute_target="local", environment=Environment("x"))
+        src = ScriptRunConfig(
+            str(tmp_path), run_config=rc, compute_target="local", environment=Environment("x")
+        )
     assert "ignored: compute_target, environment" in caplog.text
     assert src.run_config.target == "cluster"
     assert src.script == "from_rc.py" and src.arguments == ["--rc"]
@@ -69,9 +92,13 @@ def test_given_run_config_wins_with_a_warning(tmp_path: Path, caplog: pytest.Log
 
 
 def test_distributed_configs_map_like_the_reference(tmp_path: Path) -> None:
-    rc = ScriptRunConfig(str(tmp_path), "t.py", distributed_job_config=PyTorchConfiguration(node_count=2)).run_config
+    rc = ScriptRunConfig(
+        str(tmp_path), "t.py", distributed_job_config=PyTorchConfiguration(node_count=2)
+    ).run_config
     assert (rc.framework, rc.communicator, rc.node_count) == ("PyTorch", "nccl", 2)
-    rc = ScriptRunConfig(str(tmp_path), "t.py", distributed_job_config=MpiConfiguration(node_count=3)).run_config
+    rc = ScriptRunConfig(
+        str(tmp_path), "t.py", distributed_job_config=MpiConfiguration(node_count=3)
+    ).run_config
     assert (rc.framework, rc.communicator, rc.node_count) == ("Python", "IntelMpi", 3)
     with pytest.raises(ConfigError, match="distributed_job_config must be"):
         ScriptRunConfig(str(tmp_path), "t.py", distributed_job_config="mpi")
@@ -81,7 +108,10 @@ def test_validate_script_location(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text("")
     (tmp_path / "outside.py").write_text("")
-    assert ScriptRunConfig(str(tmp_path / "src"), "train.py").validate() == (tmp_path / "src").resolve()
+    assert (
+        ScriptRunConfig(str(tmp_path / "src"), "train.py").validate()
+        == (tmp_path / "src").resolve()
+    )
     with pytest.raises(ConfigError, match="should be inside the project folder"):
         ScriptRunConfig(str(tmp_path / "src"), "../outside.py").validate()
     with pytest.raises(ConfigError, match="script path doesn't exist"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from ferry.errors import ConfigError
@@ -24,7 +26,7 @@ def test_terminal_statuses_go_nowhere() -> None:
 
 def test_the_happy_path_and_cancel_path_are_allowed() -> None:
     path = ["Queued", "Preparing", "Starting", "Running", "Finalizing", "Completed"]
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in pairwise(path):
         assert can_transition(RunStatus(a), RunStatus(b))
     assert can_transition(RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED)
     assert can_transition(RunStatus.CANCEL_REQUESTED, RunStatus.CANCELED)

@@ -10,7 +10,9 @@ from ferry import Experiment, Workspace
 from ferry.errors import ConfigError, ExperimentNameError
 
 
-def test_from_config_searches_upward_then_falls_back_to_ferry_home(awkward_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_config_searches_upward_then_falls_back_to_ferry_home(
+    awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = awkward_dir / "home"
     monkeypatch.setenv("FERRY_HOME", str(home))
     monkeypatch.chdir(awkward_dir)

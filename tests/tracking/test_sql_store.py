@@ -69,7 +69,10 @@ def test_metric_values_and_odd_names_round_trip(store) -> None:  # type: ignore[
     names = ["loss ", " a/b:c", "ü nicode", "x" * 300]
     values = [1.5, 2, True, "text", None, float("nan"), [1, 2], {"c": [1]}]
     store.log_metrics(
-        [MetricRecord(run_id, n, "scalar", v, step=i, ts=1.0) for i, (n, v) in enumerate(zip(names * 2, values, strict=True))]
+        [
+            MetricRecord(run_id, n, "scalar", v, step=i, ts=1.0)
+            for i, (n, v) in enumerate(zip(names * 2, values, strict=True))
+        ]
     )
     got = store.get_metrics([run_id])
     assert [m.name for m in got] == names * 2

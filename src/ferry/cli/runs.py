@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ferry.cli.main import Context, emit_json, pass_ctx
+from ferry.cli.app import Context, emit_json, pass_ctx
 
 
 @click.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ferry.cli.main import Context, emit_json, pass_ctx
+from ferry.cli.app import Context, emit_json, pass_ctx
 
 
 @click.group()

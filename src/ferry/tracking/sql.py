@@ -358,7 +358,7 @@ class SqlRunStore(RunStore):
             return
         with self._write() as conn:
             existing = dict(
-                conn.execute(  # type: ignore[arg-type]
+                conn.execute(
                     sa.select(t.properties.c.key, t.properties.c.value).where(
                         t.properties.c.run_id == run_id,
                         t.properties.c.key.in_(list(properties)),

@@ -1,0 +1,64 @@
+"""The click application shared by the command modules: the group, context and JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class Context:
+    """Lazily opened workspace shared by the commands of one invocation."""
+
+    def __init__(self, workspace: str | None) -> None:
+        self._path = workspace
+        self._ws: Any = None
+
+    @property
+    def ws(self) -> Any:
+        if self._ws is None:
+            from ferry.workspace import Workspace
+
+            self._ws = Workspace.create(self._path) if self._path else Workspace.from_config()
+        return self._ws
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, allow_nan=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace",
+    "-w",
+    envvar="FERRY_WORKSPACE",
+    help="Workspace folder (default: found from .ferry/config.json, FERRY_HOME or ~/.ferry).",
+)
+@click.version_option(package_name="ferry")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """ferry: run training scripts anywhere, unchanged, and keep everything about each run."""
+    ctx.obj = Context(workspace)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--workspace-dir",
+    "workspace_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the workspace lives (default: DIRECTORY/.ferry).",
+)
+def init(directory: Path, workspace_dir: Path | None) -> None:
+    """Create a workspace for this project and write .ferry/config.json."""
+    from ferry.workspace import CONFIG_DIR, Workspace
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.create(workspace_dir or directory / CONFIG_DIR)
+    config = ws.write_config(directory)
+    click.echo(f"workspace {ws.path}\nconfig    {config}")
