@@ -237,7 +237,12 @@ def _make_fast_encoder() -> Callable[[Dict[str, Any]], str]:
     def encode(record: Dict[str, Any]) -> str:
         return "".join(encoder(record, 0))
 
-    return encode
+    probe = {"a": [1, 1.5, None, True, "\u00e9\n"], "b": {"c": float("inf")}}
+    try:
+        same = encode(probe) == _ENCODER.encode(probe)
+    except Exception:  # pragma: no cover - a future signature change
+        same = False
+    return encode if same else _ENCODER.encode
 
 
 def _refuse(value: Any) -> Any:
@@ -268,19 +273,19 @@ def _encode_leniently(record: Dict[str, Any]) -> str:
 
 
 def _copy_into(source: Source, out: IO[bytes]) -> None:
-    read = getattr(source, "read", None)
-    if read is None:
-        with open(os.fspath(source), "rb") as src:  # type: ignore[arg-type]
-            read = src.read
-            while True:
-                chunk = read(1024 * 1024)
-                if not chunk:
-                    return
-                out.write(chunk)
+    if isinstance(source, (str, os.PathLike)):
+        with open(os.fspath(source), "rb") as stream:
+            _pump(stream, out)
+    else:
+        _pump(source, out)
+
+
+def _pump(stream: Union[IO[bytes], IO[str]], out: IO[bytes]) -> None:
+    read = stream.read
     while True:
         chunk = read(1024 * 1024)
         if not chunk:
-            break
+            return
         out.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
 
 
@@ -296,17 +301,13 @@ def _after_fork_in_child() -> None:
 
 
 def _hook_multiprocessing_exit() -> None:
-    # multiprocessing's fork children leave through os._exit(), which skips atexit; its own exit
-    # function still runs the finalizers registered in the child, so register one there.
+    # multiprocessing's fork children leave through os._exit(), which skips atexit. Its bootstrap
+    # clears the child's finalizers, then runs the after-fork callbacks, and its exit function runs
+    # the finalizers: so register, from an after-fork callback, a finalizer that flushes.
     mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None:
-        return
-    finalize = getattr(mp_util, "Finalize", None)
-    if finalize is not None:
-        # Registered from the multiprocessing bootstrap (after it clears the registry).
-        register = getattr(mp_util, "register_after_fork", None)
-        if register is not None:
-            register(_MP_TOKEN, _register_mp_finalizer)
+    register = getattr(mp_util, "register_after_fork", None)
+    if register is not None:
+        register(_MP_TOKEN, _register_mp_finalizer)
 
 
 class _Token:
