@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from snapshot_helpers import AWKWARD_NAMES
 
@@ -129,3 +131,16 @@ def test_totals_and_digests() -> None:
     assert m.digests == {A, B}
     assert [p for p, _ in m.links()] == ["l"]
     assert hash(m) == hash(Manifest(dict(m.entries)))
+
+
+def test_fast_canonical_encoding_equals_sorted_compact_json() -> None:
+    from ferry.snapshot.manifest import canonical_json
+
+    entries: dict[str, FileEntry | LinkEntry] = {
+        name: FileEntry(A, i, 0o755 if i % 2 else 0o644) for i, name in enumerate(AWKWARD_NAMES)
+    }
+    entries["bad utf-8 \udcff"] = LinkEntry('target "q" \n ü \udcfe')
+    entries["z"] = LinkEntry("")
+    m = Manifest(entries)
+    assert m.canonical_json() == canonical_json(m.to_dict())
+    assert Manifest.from_dict(json.loads(m.canonical_json())) == m

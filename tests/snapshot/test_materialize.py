@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -160,3 +161,22 @@ def test_zip_round_trip_keeps_bytes_modes_and_inside_links(
         assert archive.read("link") == b"plain.txt"
     again = restore_zip(result.manifest, store, tmp_path / "again.zip")
     assert again.read_bytes() == path.read_bytes()  # deterministic archive
+
+
+def test_a_snapshot_restores_after_the_source_folder_is_deleted(
+    awkward_tree: Path, store: LocalBlobStore, cache_dir: Path, tmp_path: Path
+) -> None:
+    expected = tree_bytes(awkward_tree)
+    snapshot_id = take_snapshot(awkward_tree, store, cache_dir).snapshot_id
+    shutil.rmtree(awkward_tree)
+    out = restore(load_manifest(store, snapshot_id), store, tmp_path / "rerun")
+    assert tree_bytes(out) == expected
+
+
+def test_a_manifest_of_another_algorithm_is_refused(tmp_path: Path) -> None:
+    blake = MemoryBlobStore("blake2b")
+    manifest = Manifest({"f": FileEntry(blake.put_bytes(b"x"), 1)}, algo="blake2b")
+    with pytest.raises(SnapshotError, match="blake2b manifest"):
+        materialize(manifest, MemoryBlobStore(), tmp_path / "dest")
+    materialize(manifest, blake, tmp_path / "dest")
+    assert (tmp_path / "dest/f").read_bytes() == b"x"

@@ -18,6 +18,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
 from typing import Any
 
@@ -141,8 +142,23 @@ class Manifest:
         return cls(entries, algo)
 
     def canonical_json(self) -> bytes:
-        """The one byte encoding of this manifest whose digest is the snapshot id."""
-        return canonical_json(self.to_dict())
+        """The one byte encoding of this manifest whose digest is the snapshot id.
+
+        Byte-for-byte what :func:`canonical_json` gives for :meth:`to_dict`, written directly
+        because this runs on every submit (entries are already in sorted order).
+        """
+        quote = encode_basestring_ascii
+        parts: list[str] = []
+        for path, e in self.entries.items():
+            if type(e) is FileEntry:
+                parts.append(
+                    f'{quote(path)}:{{"digest":"{e.digest}","mode":{e.mode},"size":{e.size}}}'
+                )
+            else:
+                assert isinstance(e, LinkEntry)
+                parts.append(f'{quote(path)}:{{"link":{quote(e.target)}}}')
+        body = ",".join(parts)
+        return f'{{"algo":{quote(self.algo)},"entries":{{{body}}},"version":{FORMAT_VERSION}}}'.encode()
 
     @cached_property
     def snapshot_id(self) -> str:

@@ -50,7 +50,7 @@ def materialize(
     on_warning: Callable[[str], None] | None = None,
 ) -> None:
     """Write the tree of ``manifest`` into ``dest`` (new or empty), modes kept, blobs verified."""
-    _check_manifest(manifest)
+    _check_manifest(manifest, store)
     warn = on_warning or log.warning
     dest = Path(dest)
     created = _prepare_destination(dest)
@@ -99,7 +99,7 @@ def restore_zip(
     on_warning: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a snapshot as a zip archive (modes and in-tree links kept, written atomically)."""
-    _check_manifest(manifest)
+    _check_manifest(manifest, store)
     warn = on_warning or log.warning
     zip_path = Path(zip_path)
     tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
@@ -134,7 +134,9 @@ def restore_zip(
     return zip_path.absolute()
 
 
-def _check_manifest(manifest: Manifest) -> None:
+def _check_manifest(manifest: Manifest, store: BlobStore) -> None:
+    if manifest.algo != store.algo:
+        raise SnapshotError(f"a {manifest.algo} manifest cannot be read from a {store.algo} store")
     for path in manifest.entries:
         check_entry_path(path)
     check_layout(manifest.entries)
