@@ -26,9 +26,7 @@ import os
 import posixpath
 import shutil
 import stat
-import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ferry.errors import SnapshotError
@@ -62,6 +60,8 @@ def materialize(
             folder = _make_parents(root, path, made)
             jobs.append((entry.digest, Path(folder, posixpath.basename(path)), entry.mode))
         if len(jobs) > 64:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(_THREADS) as pool:
                 for _ in pool.map(lambda job: store.link_or_copy(*job), jobs):
                     pass
@@ -99,6 +99,8 @@ def restore_zip(
     on_warning: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a snapshot as a zip archive (modes and in-tree links kept, written atomically)."""
+    import zipfile  # only restores to an archive need it
+
     _check_manifest(manifest, store)
     warn = on_warning or log.warning
     zip_path = Path(zip_path)
