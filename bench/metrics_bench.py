@@ -59,7 +59,7 @@ def ferry_side(work: Path) -> tuple[float, float]:
         if count >= N:
             t_all = time.time()
             break
-        time.sleep(0.05)
+        time.sleep(0.1)
     run_.wait_for_completion()
     log = (ws.runs_dir / run_.id / "user_logs" / "std_log.txt").read_text()
     t0, t1 = (float(x) for x in log.split("LOOP", 1)[1].split()[:2])
@@ -69,15 +69,17 @@ def ferry_side(work: Path) -> tuple[float, float]:
 def mlflow_side(work: Path) -> tuple[float, str] | None:
     venv = WORK / "mlflow-venv"
     python = venv / "bin" / "python"
-    if not python.exists():
+    if not (venv / ".complete").exists():
         uv = VENV_BIN / "uv"
         try:
             run([str(uv), "venv", "-q", str(venv)])
-            run([str(uv), "pip", "install", "-q", "--python", str(python), "mlflow-skinny>=2.10"])
+            run([str(uv), "pip", "install", "-q", "--python", str(python), "mlflow>=2.10"])
         except subprocess.CalledProcessError as exc:
             print("mlflow could not be installed:", exc.stderr[-2000:], file=sys.stderr)
             return None
-    out = run([str(python), "-c", MLFLOW_SCRIPT], cwd=work, env={"MLFLOW_TRACKING_URI": ""}).stdout
+        (venv / ".complete").touch()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    out = run([str(python), "-c", MLFLOW_SCRIPT], cwd=work).stdout
     line = next(x for x in out.splitlines() if x.startswith("MLFLOW"))
     _, seconds, uri = line.split(maxsplit=2)
     return float(seconds), uri

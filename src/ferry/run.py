@@ -283,10 +283,10 @@ class Run:
     ) -> dict[str, Any]:
         self._flush_live()
         if not recursive:
-            return shape(self._store.get_metrics([self.id]), name)
+            return shape(self._store.get_series([self.id], name))
         ids = [self.id, *(r.id for r in self.get_children(recursive=True))]
-        records = self._store.get_metrics(ids)
-        return {run_id: shape((r for r in records if r.run_id == run_id), name) for run_id in ids}
+        series = self._store.get_series(ids, name)
+        return {run_id: shape(s for s in series if s.run_id == run_id) for run_id in ids}
 
     def get_file_names(self) -> builtins.list[str]:
         self._flush_live()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ferry.runtime import context
+from ferry.runtime.history import expand_series
 from ferry.runtime.layout import build_runtime_path
 
 RUN_ID = "exp_1718000000_ab12cd34"
@@ -69,7 +70,10 @@ def _read_records(spool: Path) -> list[dict[str, Any]]:
     for path in sorted(spool.glob("*.jsonl")):
         text = path.read_text(encoding="utf-8")
         assert text == "" or text.endswith("\n"), f"{path.name} ends with a partial line"
-        records.extend(json.loads(line) for line in text.splitlines())
+        for line in text.splitlines():
+            record = json.loads(line)
+            # repeated values travel as one columnar `series` record; tests read single values
+            records.extend(expand_series(record) if record["k"] == "series" else [record])
     return records
 
 

@@ -31,7 +31,7 @@ def test_schema_is_created_by_alembic_in_wal_mode(store, awkward_dir: Path) -> N
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"runs", "metrics", "tags", "properties", "artifacts", "experiments"} <= tables
+    assert {"runs", "metric_series", "tags", "properties", "artifacts", "experiments"} <= tables
 
 
 def test_store_enforces_the_transition_table(store) -> None:  # type: ignore[no-untyped-def]
@@ -74,13 +74,14 @@ def test_metric_values_and_odd_names_round_trip(store) -> None:  # type: ignore[
             for i, (n, v) in enumerate(zip(names * 2, values, strict=True))
         ]
     )
-    got = store.get_metrics([run_id])
-    assert [m.name for m in got] == names * 2
+    got = {m.step: m for m in store.get_metrics([run_id])}  # grouped by name, order kept per name
+    assert [got[i].name for i in range(8)] == names * 2
     assert got[0].value == 1.5 and got[1].value == 2 and isinstance(got[1].value, int)
     assert got[2].value is True and got[3].value == "text" and got[4].value is None
     assert got[5].value != got[5].value  # NaN survives
     assert got[6].value == [1, 2] and got[7].value == {"c": [1]}
-    assert [m.step for m in got] == list(range(8))
+    by_name = [m.step for m in store.get_metrics([run_id]) if m.name == "loss "]
+    assert by_name == [0, 4]
 
 
 def test_list_runs_filters(store) -> None:  # type: ignore[no-untyped-def]
@@ -134,3 +135,21 @@ def test_many_processes_write_at_once_without_locked_errors(store, awkward_dir: 
         p.join(60)
         assert p.exitcode == 0
     assert len(store.get_metrics([run_id])) == 750
+
+
+def test_series_are_stored_columnar_and_read_back_in_order(store) -> None:  # type: ignore[no-untyped-def]
+    from ferry.tracking import MetricSeries
+
+    run_id = _run(store)
+    store.log_series([MetricSeries(run_id, "loss", "scalar", [1.0, 0.5], [0, 1], [1.0, 2.0])])
+    store.log_metrics([MetricRecord(run_id, "loss", "scalar", 0.25, None, "", 3.0)])
+    store.log_series(
+        [MetricSeries(run_id, "acc", "scalar", list(range(10_000)), None, [0.0] * 10_000)]
+    )
+    series = store.get_series([run_id])
+    assert [(s.name, len(s.values)) for s in series] == [("loss", 2), ("loss", 1), ("acc", 10_000)]
+    assert series[1].steps is None
+    assert [s.name for s in store.get_series([run_id], name="acc")] == ["acc"]
+    records = store.get_metrics([run_id])
+    assert [r.value for r in records[:3]] == [1.0, 0.5, 0.25]
+    assert [r.step for r in records[:3]] == [0, 1, None]

@@ -92,7 +92,7 @@ class ArtifactsMixin:
             )
         if self._offline:
             print(f"Attempted to track files {names} at {paths}")
-        pairs = zip(names, paths)  # noqa: B905 - lengths checked above; strict= is 3.10+
+        pairs = zip(names, paths)
         uploaded = [self._attach(name, path) for name, path in pairs]
         return uploaded if return_artifacts else None
 

@@ -59,9 +59,29 @@ def read_spool(spool_dir: str) -> List[Record]:
             except ValueError:
                 continue
             if isinstance(record, dict) and "k" in record and "run" in record:
-                records.append(record)
+                if record["k"] == "series":
+                    records.extend(expand_series(record))
+                else:
+                    records.append(record)
     records.sort(key=_timestamp)  # stable: each file's own order is kept among equal stamps
     return records
+
+
+def expand_series(record: Record) -> List[Record]:
+    """The single ``metric`` records a ``series`` record stands for."""
+    values = record.get("values")
+    if not isinstance(values, list):
+        return []
+    steps = record.get("steps")
+    stamps = record.get("ts")
+    count = len(values)
+    steps = steps if isinstance(steps, list) and len(steps) == count else [None] * count
+    stamps = stamps if isinstance(stamps, list) and len(stamps) == count else [0.0] * count
+    base = {k: record.get(k) for k in ("run", "name", "type", "desc")}
+    return [
+        dict(base, k="metric", value=value, step=step, ts=stamp)
+        for value, step, stamp in zip(values, steps, stamps)
+    ]
 
 
 def _timestamp(record: Record) -> float:

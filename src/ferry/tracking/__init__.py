@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from ferry.tracking.base import ArtifactRecord, MetricRecord, RunQuery, RunRecord, RunStore
+from ferry.tracking.base import (
+    ArtifactRecord,
+    MetricRecord,
+    MetricSeries,
+    RunQuery,
+    RunRecord,
+    RunStore,
+)
 
-__all__ = ["ArtifactRecord", "MetricRecord", "RunQuery", "RunRecord", "RunStore", "open_store"]
+__all__ = [
+    "ArtifactRecord",
+    "MetricRecord",
+    "MetricSeries",
+    "RunQuery",
+    "RunRecord",
+    "RunStore",
+    "open_store",
+]
 
 
 def open_store(url: str) -> RunStore:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ferry.status import RunStatus
 
@@ -48,9 +48,11 @@ class RunRecord:
     properties: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class MetricRecord:
-    """One logged value; ``type`` is scalar, list, row, table, image or a JSON chart type."""
+class MetricRecord(NamedTuple):
+    """One logged value; ``type`` is scalar, list, row, table, image or a JSON chart type.
+
+    A named tuple, not a dataclass: ingestion builds hundreds of thousands of them per second.
+    """
 
     run_id: str
     name: str
@@ -59,6 +61,46 @@ class MetricRecord:
     step: int | None = None
     description: str = ""
     ts: float = 0.0
+
+
+class MetricSeries(NamedTuple):
+    """Consecutive values of one metric of one run, stored together (columnar).
+
+    Ingestion and queries move series, not single values: 200,000 logged values are a handful
+    of rows. ``steps`` is None when no value had a step.
+    """
+
+    run_id: str
+    name: str
+    type: str
+    values: list[Any]
+    steps: list[int | None] | None
+    ts: list[float]
+    description: str = ""
+
+    def records(self) -> list[MetricRecord]:
+        steps = self.steps or [None] * len(self.values)
+        return [
+            MetricRecord(self.run_id, self.name, self.type, v, st, self.description, t)
+            for v, st, t in zip(self.values, steps, self.ts, strict=False)
+        ]
+
+
+def series_of(records: Sequence[MetricRecord]) -> list[MetricSeries]:
+    """Group single values into series (consecutive values of the same run, name, type)."""
+    out: list[MetricSeries] = []
+    index: dict[tuple[str, str, str, str], MetricSeries] = {}
+    for r in records:
+        key = (r.run_id, r.name, r.type, r.description)
+        series = index.get(key)
+        if series is None:
+            series = index[key] = MetricSeries(r.run_id, r.name, r.type, [], [], [], r.description)
+            out.append(series)
+        series.values.append(r.value)
+        series.ts.append(r.ts)
+        assert series.steps is not None
+        series.steps.append(r.step)
+    return [s._replace(steps=None) if all(st is None for st in s.steps or []) else s for s in out]
 
 
 @dataclass(frozen=True)
@@ -136,11 +178,20 @@ class RunStore(abc.ABC):
 
     # metrics and artifacts ---------------------------------------------------------------
     @abc.abstractmethod
-    def log_metrics(self, metrics: Sequence[MetricRecord]) -> None: ...
+    def log_series(self, series: Sequence[MetricSeries]) -> None:
+        """Store metric values, a series at a time (the hot path of ingestion)."""
 
     @abc.abstractmethod
+    def get_series(self, run_ids: Sequence[str], name: str | None = None) -> list[MetricSeries]:
+        """The metric series of the given runs, in logging order."""
+
+    def log_metrics(self, metrics: Sequence[MetricRecord]) -> None:
+        """Store single values (grouped into series)."""
+        self.log_series(series_of(metrics))
+
     def get_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
-        """All metric records of the given runs, in logging order."""
+        """All metric values of the given runs, one record each, in logging order."""
+        return [record for series in self.get_series(run_ids) for record in series.records()]
 
     @abc.abstractmethod
     def add_artifacts(self, artifacts: Sequence[ArtifactRecord]) -> None: ...

@@ -73,19 +73,19 @@ properties = Table(
 )
 
 metrics = Table(
-    "metrics",
+    "metric_series",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(300), nullable=False),
     Column("name", Text, nullable=False),
     Column("type", String(32), nullable=False),
-    Column("step", Integer, nullable=True),
-    # floats go to value_num (fast, queryable); everything else is JSON text in value_json
-    Column("value_num", Float, nullable=True),
-    Column("value_json", Text, nullable=True),
     Column("description", Text, nullable=False, default=""),
-    Column("ts", Float, nullable=False),
-    Index("ix_metrics_run_name", "run_id", "name"),
+    Column("count", Integer, nullable=False),
+    # columnar JSON arrays: one row holds a whole batch of values of one metric
+    Column("values_json", Text, nullable=False),
+    Column("steps_json", Text, nullable=True),
+    Column("ts_json", Text, nullable=False),
+    Index("ix_metric_series_run_name", "run_id", "name"),
 )
 
 artifacts = Table(

@@ -7,7 +7,6 @@ upgraded with Alembic when behind) on first use, with one query when it is curre
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from ferry.errors import ConfigError, InvalidTransition, RunNotFound, StoreError
 from ferry.status import RunStatus, can_transition
 from ferry.tracking import schema as t
-from ferry.tracking.base import ArtifactRecord, MetricRecord, RunQuery, RunRecord, RunStore
+from ferry.tracking.base import ArtifactRecord, MetricSeries, RunQuery, RunRecord, RunStore
 
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -43,19 +42,6 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("ferry_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _encode_value(value: Any) -> tuple[float | None, str | None]:
-    # SQLite stores NaN as NULL, so only finite floats go to the numeric column
-    if isinstance(value, float) and math.isfinite(value):
-        return value, None
-    return None, json.dumps(value)
-
-
-def _decode_value(num: float | None, text: str | None) -> Any:
-    if text is None:
-        return num
-    return json.loads(text)
 
 
 class SqlRunStore(RunStore):
@@ -382,52 +368,58 @@ class SqlRunStore(RunStore):
                 )
 
     # metrics and artifacts ---------------------------------------------------------------
-    def log_metrics(self, metrics: Sequence[MetricRecord]) -> None:
-        if not metrics:
+    def log_series(self, series: Sequence[MetricSeries]) -> None:
+        if not series:
             return
-        rows = []
-        for m in metrics:
-            num, text = _encode_value(m.value)
-            rows.append(
-                {
-                    "run_id": m.run_id,
-                    "name": m.name,
-                    "type": m.type,
-                    "step": m.step,
-                    "value_num": num,
-                    "value_json": text,
-                    "description": m.description,
-                    "ts": m.ts,
-                }
-            )
+        rows = [
+            {
+                "run_id": m.run_id,
+                "name": m.name,
+                "type": m.type,
+                "description": m.description,
+                "count": len(m.values),
+                "values_json": json.dumps(m.values),
+                "steps_json": None if m.steps is None else json.dumps(m.steps),
+                "ts_json": json.dumps(m.ts),
+            }
+            for m in series
+        ]
         with self._write() as conn:
             conn.execute(t.metrics.insert(), rows)
 
-    def get_metrics(self, run_ids: Sequence[str]) -> list[MetricRecord]:
+    def get_series(self, run_ids: Sequence[str], name: str | None = None) -> list[MetricSeries]:
         if not run_ids:
             return []
         c = t.metrics.c
-        out: list[MetricRecord] = []
+        out: list[MetricSeries] = []
         with self._read() as conn:
             for start in range(0, len(run_ids), 500):
-                chunk = list(run_ids[start : start + 500])
                 stmt = (
                     sa.select(
                         c.run_id,
                         c.name,
                         c.type,
-                        c.value_num,
-                        c.value_json,
-                        c.step,
+                        c.values_json,
+                        c.steps_json,
+                        c.ts_json,
                         c.description,
-                        c.ts,
                     )
-                    .where(c.run_id.in_(chunk))
+                    .where(c.run_id.in_(list(run_ids[start : start + 500])))
                     .order_by(c.id)
                 )
-                for run_id, name, typ, num, text, step, desc, ts in conn.execute(stmt):
+                if name is not None:
+                    stmt = stmt.where(c.name == name)
+                for run_id, mname, typ, values, steps, ts, desc in conn.execute(stmt):
                     out.append(
-                        MetricRecord(run_id, name, typ, _decode_value(num, text), step, desc, ts)
+                        MetricSeries(
+                            run_id,
+                            mname,
+                            typ,
+                            json.loads(values),
+                            None if steps is None else json.loads(steps),
+                            json.loads(ts),
+                            desc,
+                        )
                     )
         return out
 

@@ -58,18 +58,18 @@ def upgrade() -> None:
         sa.Column("value", sa.Text, nullable=False),
     )
     op.create_table(
-        "metrics",
+        "metric_series",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(300), nullable=False),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("type", sa.String(32), nullable=False),
-        sa.Column("step", sa.Integer, nullable=True),
-        sa.Column("value_num", sa.Float, nullable=True),
-        sa.Column("value_json", sa.Text, nullable=True),
         sa.Column("description", sa.Text, nullable=False),
-        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("values_json", sa.Text, nullable=False),
+        sa.Column("steps_json", sa.Text, nullable=True),
+        sa.Column("ts_json", sa.Text, nullable=False),
     )
-    op.create_index("ix_metrics_run_name", "metrics", ["run_id", "name"])
+    op.create_index("ix_metric_series_run_name", "metric_series", ["run_id", "name"])
     op.create_table(
         "artifacts",
         sa.Column("run_id", sa.String(300), sa.ForeignKey("runs.id"), primary_key=True),
@@ -98,7 +98,7 @@ def downgrade() -> None:
         "environments",
         "compute_targets",
         "artifacts",
-        "metrics",
+        "metric_series",
         "properties",
         "tags",
         "runs",
