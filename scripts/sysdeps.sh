@@ -3,6 +3,10 @@
 set -euo pipefail
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
+# a real OpenSSH server for the SSH target's tests (started on loopback by the tests themselves)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# Java for pyspark (the Spark target's tests run real Spark in local mode)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ferry: missing system packages: ${need[*]} (install them with apt-get as root)" >&2

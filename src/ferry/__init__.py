@@ -26,6 +26,9 @@ __all__ = [
     "HistoryConfiguration",
     "MpiConfiguration",
     "PyTorchConfiguration",
+    "RayCluster",
+    "RemoteCompute",
+    "SparkCompute",
     "Run",
     "RunConfiguration",
     "RunFailed",
@@ -38,6 +41,9 @@ __all__ = [
 # Imported lazily: `from ferry import Run` inside a job must stay cheap.
 _LAZY = {
     "ComputeTarget": "ferry.compute",
+    "RemoteCompute": "ferry.targets.ssh",
+    "SparkCompute": "ferry.targets.spark",
+    "RayCluster": "ferry.targets.ray",
     "CondaDependencies": "ferry.environment",
     "Environment": "ferry.environment",
     "Experiment": "ferry.experiment",

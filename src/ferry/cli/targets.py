@@ -1,10 +1,13 @@
-"""``ferry target list|show|detach``."""
+"""``ferry target list|show|attach|status|detach``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from ferry.cli.app import Context, emit_json, pass_ctx
+from ferry.errors import ConfigError
 
 
 @click.group()
@@ -47,6 +50,95 @@ def show(ctx: Context, name: str, as_json: bool) -> None:
     click.echo(f"{data['name']}  ({data['type']})")
     for key, value in data["config"].items():
         click.echo(f"  {key}: {value}")
+
+
+class _CliAttachConfiguration:
+    """An attach configuration built from command-line options; the kind validates it."""
+
+    def __init__(self, kind: str, config: dict[str, Any]) -> None:
+        self.kind = kind
+        self._config = config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._config)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} {item!r} must look like KEY=VALUE")
+        out[key] = value
+    return out
+
+
+@target.command("attach")
+@click.argument("name")
+@click.option("--type", "kind", required=True, help="Target kind: ssh, spark, ray (or a plugin's).")
+@click.option("--address", help="ssh: host name or IP; ray: ray://host:port, host:port or auto.")
+@click.option("--ssh-port", type=int, help="ssh: port (default 22).")
+@click.option("--username", help="ssh: user name.")
+@click.option(
+    "--private-key-file", help="ssh: private key file (passphrases come from the environment)."
+)
+@click.option("--master", help="spark: local[*] or spark://host:port.")
+@click.option(
+    "--conf", "conf", multiple=True, help="spark: KEY=VALUE Spark configuration (repeatable)."
+)
+@click.option(
+    "--set", "extra", multiple=True, help="Any other KEY=VALUE setting of the kind (repeatable)."
+)
+@pass_ctx
+def attach(
+    ctx: Context,
+    name: str,
+    kind: str,
+    address: str | None,
+    ssh_port: int | None,
+    username: str | None,
+    private_key_file: str | None,
+    master: str | None,
+    conf: tuple[str, ...],
+    extra: tuple[str, ...],
+) -> None:
+    """Attach a compute target under NAME (its configuration is stored, never secrets)."""
+    from ferry.compute import ComputeTarget
+
+    config: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("address", address),
+            ("ssh_port", ssh_port),
+            ("username", username),
+            ("private_key_file", private_key_file),
+            ("master", master),
+        )
+        if value is not None
+    }
+    if conf:
+        config["conf"] = _pairs(conf, "--conf")
+    config.update(_pairs(extra, "--set"))
+    attached = ComputeTarget.attach(ctx.ws, name, _CliAttachConfiguration(kind, config))
+    click.echo(f"attached {attached.name} ({attached.type})")
+
+
+@target.command("status")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status(ctx: Context, name: str, as_json: bool) -> None:
+    """What the target reports about itself (nodes, free resources, reachability)."""
+    from ferry.compute import ComputeTarget
+    from ferry.targets.registry import target_class
+
+    ct = ComputeTarget(ctx.ws, name)
+    data = target_class(ct.type).status(name, ct.config, ctx.ws)
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {value}")
 
 
 @target.command("detach")

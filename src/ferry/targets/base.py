@@ -100,6 +100,11 @@ class Target(abc.ABC):
         """Release connections and working folders."""
 
     @classmethod
+    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+        """What the target reports about itself; kinds with a cluster list nodes and resources."""
+        return {"name": name, "kind": cls.kind}
+
+    @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         """Check an attach configuration; returns the dict to store (no secrets)."""
         return dict(config)

@@ -15,6 +15,9 @@ from ferry.targets.base import Target
 #: kind -> (dotted path, extra that brings its libraries)
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "local": ("ferry.targets.local:LocalTarget", None),
+    "ssh": ("ferry.targets.ssh:SshTarget", "ssh"),
+    "spark": ("ferry.targets.spark:SparkTarget", "spark"),
+    "ray": ("ferry.targets.ray:RayTarget", "ray"),
 }
 
 
