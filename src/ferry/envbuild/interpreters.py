@@ -1,0 +1,157 @@
+"""Python interpreters on this machine: find the one a specification asks for, never download one.
+
+Candidates come from the interpreter running ferry, ``pythonX.Y`` on PATH, pyenv's versions
+(``$PYENV_ROOT/versions``), the usual system folders and uv's own discovery of installed
+interpreters. A request such as ``3.11`` matches any 3.11.x (the one running ferry first, then the
+newest); ``3.11.7`` matches only that release.
+
+Example::
+
+    find_python("3.11")      # Interpreter(version=(3, 11, 7), path='/usr/bin/python3.11')
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ferry.errors import ConfigError, EnvironmentBuildError
+
+#: the in-job runtime needs this Python or newer.
+MIN_PYTHON = (3, 8)
+_PROBE = "import sys; print('.'.join(map(str, sys.version_info[:3])))"
+
+
+@dataclass(frozen=True, order=True)
+class Interpreter:
+    """A Python interpreter found on this machine."""
+
+    version: tuple[int, ...]
+    path: str
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def find_interpreter(path: str) -> str:
+    """The absolute path of an interpreter given as a path or a command name."""
+    found = path if os.sep in path else shutil.which(path)
+    if not found or not Path(found).is_file() or not os.access(found, os.X_OK):
+        raise ConfigError(
+            f"the interpreter {path!r} was not found or is not executable; set "
+            "environment.python.interpreter_path to an existing Python (e.g. the output of "
+            "`which python3`)"
+        )
+    return str(found)
+
+
+def running_interpreter() -> Interpreter:
+    """The interpreter running ferry (outside any virtual environment ferry runs in)."""
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    return Interpreter(tuple(sys.version_info[:3]), os.path.realpath(base))
+
+
+def parse_request(request: str) -> tuple[int, ...]:
+    text = request.strip().lstrip("=").strip().removesuffix(".*")
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", text):
+        raise ConfigError(f"python version {request!r} is not a version like '3.11' or '3.11.7'")
+    return tuple(int(p) for p in text.split("."))
+
+
+def _candidates() -> list[str]:
+    names = re.compile(r"^python\d(\.\d+)?$")
+    found: list[str] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or "shims" in Path(folder).parts:  # pyenv shims fail for inactive versions
+            continue
+        try:
+            found += [str(Path(folder) / n) for n in os.listdir(folder) if names.match(n)]
+        except OSError:
+            continue
+    pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found += sorted(glob.glob(os.path.join(pyenv, "versions", "*", "bin", "python[0-9]*")))
+    for folder in ("/usr/bin", "/usr/local/bin", "/opt/python/bin"):
+        found += sorted(glob.glob(os.path.join(folder, "python[0-9]*")))
+    return [p for p in found if names.match(Path(p).name)]
+
+
+def _uv_interpreters() -> list[str]:
+    try:
+        from uv import find_uv_bin
+
+        uv = find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return []
+    try:
+        out = subprocess.run(
+            [uv, "python", "list", "--only-installed", "--python-preference", "only-system",
+             "--output-format", "json"],
+            capture_output=True, text=True, timeout=20, check=False,
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+        )  # fmt: skip
+        import json
+
+        return [str(item["path"]) for item in json.loads(out.stdout or "[]") if item.get("path")]
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError, KeyError):
+        return []
+
+
+def _probe(path: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(
+            [path, "-c", _PROBE], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = out.stdout.strip()
+    return tuple(int(p) for p in text.split(".")) if re.fullmatch(r"\d+\.\d+\.\d+", text) else None
+
+
+@cache
+def discover() -> tuple[Interpreter, ...]:
+    """Every distinct interpreter found on this machine (by real path), newest first."""
+    seen: dict[str, Interpreter] = {}
+    current = running_interpreter()
+    seen[current.path] = current
+    for path in [*_candidates(), *_uv_interpreters()]:
+        real = os.path.realpath(path)
+        if real in seen or not os.access(real, os.X_OK) or "shims" in Path(path).parts:
+            continue
+        version = _probe(real)
+        if version is not None:
+            seen[real] = Interpreter(version, real)
+    return tuple(sorted(seen.values(), reverse=True))
+
+
+def find_python(request: str | None) -> Interpreter:
+    """The interpreter for a requested version (None: the one running ferry)."""
+    current = running_interpreter()
+    if request is None:
+        return current
+    wanted = parse_request(request)
+    if wanted < MIN_PYTHON[: len(wanted)]:
+        raise EnvironmentBuildError(
+            f"Python {request} is too old: ferry's in-job runtime needs Python "
+            f"{'.'.join(map(str, MIN_PYTHON))} or newer; ask for a newer version"
+        )
+    if current.version[: len(wanted)] == wanted:
+        return current
+    matches = [i for i in discover() if i.version[: len(wanted)] == wanted]
+    if matches:
+        return matches[0]
+    versions = sorted({i.version_text for i in discover()}, key=parse_request)
+    raise EnvironmentBuildError(
+        f"no Python {request} on this machine (ferry never downloads interpreters). "
+        f"Found: {', '.join(versions) or 'none'}. Choose one of these with "
+        "env.python.conda_dependencies.set_python_version('X.Y') or 'python=X.Y' in the conda "
+        f"file, or install Python {request} (e.g. `pyenv install {request}` or your system's "
+        "package manager)"
+    )

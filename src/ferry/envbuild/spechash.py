@@ -1,0 +1,102 @@
+"""The identity of a built environment: a canonical spec and its hash (pure, no I/O).
+
+Two specifications that build the same environment hash the same: the order, spelling, case and
+comments of requirements do not count; versions, the Python version, package sources and the
+platform do. Environment variables, the name, the version and the Docker/Spark sections do not:
+they are applied at run time or by other targets, and do not change what is installed.
+
+Example::
+
+    spec = canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
+    spec_hash(spec)        # '5f0c…' (32 hex digits)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform as _platform
+import re
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ferry.envbuild.conda import IGNORED, CondaDependencies, conda_name
+from ferry.envbuild.requirements import canonical_name, canonical_option, canonical_requirement
+from ferry.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ferry.environment import Environment
+
+#: bump when the canonical form or the way environments are built changes incompatibly.
+SPEC_FORMAT = 1
+
+
+def default_python() -> str:
+    """The Python version used when a spec names none: the one running ferry (major.minor)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def platform_tag() -> str:
+    return f"{sys.platform}-{_platform.machine().lower()}"
+
+
+def normalize_python(version: str | None, default: str) -> str:
+    """``=3.11``, ``==3.11``, ``3.11.*`` → ``3.11``; None → ``default``."""
+    if version is None or not str(version).strip():
+        return default
+    text = str(version).strip().lstrip("=").strip().removesuffix(".*")
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", text):
+        raise ConfigError(f"python version {version!r} is not a version like '3.11' or '3.11.7'")
+    return text
+
+
+def _canonical_conda(spec: str) -> str:
+    text = " ".join(spec.split())
+    channel, sep, rest = text.rpartition("::")
+    match = re.match(r"^([A-Za-z0-9_.+-]+)(.*)$", rest)
+    if not match:
+        return text
+    name = canonical_name(match.group(1))
+    return f"{channel}{sep}{name}{match.group(2).replace(' ', '')}"
+
+
+def canonical_spec(
+    deps: CondaDependencies, *, default_python: str, platform: str
+) -> dict[str, Any]:
+    """The parts of ``deps`` that decide what gets installed, in one canonical form."""
+    conda = sorted(
+        {_canonical_conda(p) for p in deps.conda_packages if conda_name(p) not in IGNORED}
+    )
+    spec: dict[str, Any] = {
+        "format": SPEC_FORMAT,
+        "platform": platform,
+        "python": normalize_python(deps.python_version, default_python),
+        "pip": sorted({canonical_requirement(p) for p in deps.pip_packages}),
+        "pipOptions": list(dict.fromkeys(canonical_option(o) for o in deps.pip_options)),
+    }
+    if conda:
+        spec["conda"] = conda
+        spec["channels"] = list(dict.fromkeys(c.strip() for c in deps.channels))
+    return spec
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """32 hex digits of the SHA-256 of the canonical JSON of ``spec``."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def environment_spec(env: Environment) -> dict[str, Any] | None:
+    """The canonical spec of an environment ferry builds; None when it is user-managed."""
+    if env.python.user_managed_dependencies:
+        return None
+    return canonical_spec(
+        env.python.conda_dependencies, default_python=default_python(), platform=platform_tag()
+    )
+
+
+def environment_hash(env: Environment) -> str | None:
+    """The hash of :func:`environment_spec`; None when the environment is user-managed."""
+    spec = environment_spec(env)
+    return None if spec is None else spec_hash(spec)
