@@ -28,12 +28,12 @@ __all__ = [
     "PyTorchConfiguration",
     "RayCluster",
     "RemoteCompute",
-    "SparkCompute",
     "Run",
     "RunConfiguration",
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",
+    "SparkCompute",
     "TensorflowConfiguration",
     "Workspace",
 ]

@@ -221,7 +221,7 @@ class Run:
             raise RunFailed(f"run {self.id} failed: {message}", details)
         return details
 
-    def follow_log(self, timeout_seconds: float | None = None, poll: float = 0.05) -> Iterator[str]:
+    def follow_log(self, timeout_seconds: float | None = None, poll: float = 0.02) -> Iterator[str]:
         """Yield the run's log as it grows until the run has ended (sub-second latency)."""
         path = self.run_dir / LOG_NAME
         done = self.run_dir / DONE_MARKER
@@ -380,6 +380,46 @@ class Run:
     def get_snapshot_id(self) -> str | None:
         snap = self._refresh().snapshot
         return str(snap["id"]) if snap else None
+
+    def _manifest(self) -> Any:
+        from ferry.snapshot import load_manifest
+
+        snapshot_id = self.get_snapshot_id()
+        if snapshot_id is None:
+            raise ConfigError(
+                f"run {self.id} has no snapshot (it ran with history.snapshot_project=False)"
+            )
+        return load_manifest(self.workspace.blobs, snapshot_id)
+
+    def restore_snapshot(
+        self, snapshot_id: str | None = None, path: str | os.PathLike[str] | None = None
+    ) -> str:
+        """Write the run's exact source files into ``path`` (a new or empty folder; a path ending
+        in ``.zip`` gives an archive). Returns the absolute path written."""
+        from ferry.snapshot import load_manifest, restore, restore_zip
+
+        manifest = (
+            load_manifest(self.workspace.blobs, snapshot_id) if snapshot_id else self._manifest()
+        )
+        dest = Path(path) if path is not None else Path.cwd() / f"{self.id}_snapshot"
+        if dest.suffix == ".zip":
+            return str(restore_zip(manifest, self.workspace.blobs, dest).resolve())
+        return str(restore(manifest, self.workspace.blobs, dest).resolve())
+
+    def diff(self, other: Run) -> tuple[Any, str]:
+        """Files added, removed and changed from this run's snapshot to ``other``'s, and a
+        unified diff of the text files."""
+        from ferry.snapshot import diff, unified_diff
+
+        old, new = self._manifest(), other._manifest()
+        return diff(old, new), unified_diff(old, new, self.workspace.blobs)
+
+    def rerun(self, compute_target: Any = None, experiment: Any = None) -> Run:
+        """Submit the stored snapshot again with the same script, arguments and environment,
+        as a new run linked to this one (property ``ferry.rerun_of``)."""
+        from ferry.submit import rerun
+
+        return rerun(self, compute_target=compute_target, experiment=experiment)
 
     def __repr__(self) -> str:
         return f"Run(experiment={self.experiment.name!r}, id={self.id!r})"

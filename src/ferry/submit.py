@@ -6,7 +6,6 @@ bad submission leaves no half-written run behind.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -76,7 +75,6 @@ def submit_script(
     tags: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     parent_run_id: str | None = None,
-    wait_start: bool = False,
 ) -> Run:
     """Submit a ScriptRunConfig to its compute target; returns the run handle at once."""
     from ferry.run import Run
@@ -127,5 +125,57 @@ def submit_script(
     return Run(experiment, run_id)
 
 
-def source_of(path: str | os.PathLike[str]) -> Path:
-    return Path(path).expanduser().resolve()
+_CARRIED_PROPERTIES = ("azureml.git.", "mlflow.source.git.", "ferry.git.")
+
+
+def rerun(original: Run, compute_target: Any = None, experiment: Experiment | None = None) -> Run:
+    """Submit ``original``'s stored snapshot again as a new run (``ferry.rerun_of``)."""
+    from ferry.compute import target_name
+    from ferry.run import Run
+    from ferry.snapshot import load_manifest
+    from ferry.supervisor import launch_detached
+
+    ws = original.workspace
+    record = original.record
+    if record.run_type not in ("ferry.scriptrun",):
+        raise ConfigError(
+            f"run {original.id} is a {record.run_type} run; only submitted scripts can be rerun"
+        )
+    definition = dict(record.definition)
+    snapshot = dict(record.snapshot) if record.snapshot else None
+    if snapshot is None:
+        source = Path(str(definition.get("sourceDirectory", "")))
+        if not source.is_dir():
+            raise ConfigError(
+                f"run {original.id} kept no snapshot and its source folder {str(source)!r} is gone; "
+                "it cannot be rerun exactly"
+            )
+    else:
+        load_manifest(ws.blobs, snapshot["id"])  # every blob is still there, or a clear error
+        snapshot.update(newFiles=0, newBytes=0, hashedFiles=0, seconds=0.0, reused=True)
+    if compute_target is not None:
+        definition["target"] = target_name(compute_target)
+    ComputeTarget(ws, definition["target"])
+    exp = experiment or original.experiment
+    properties = {k: v for k, v in record.properties.items() if k.startswith(_CARRIED_PROPERTIES)}
+    properties["ferry.rerun_of"] = original.id
+    if snapshot is not None:
+        properties["ContentSnapshotId"] = snapshot["id"]
+    run_id = new_run_id(exp.name)
+    ws.store.create_run(
+        RunRecord(
+            id=run_id,
+            experiment=exp.name,
+            status=RunStatus.QUEUED,
+            target=definition["target"],
+            created_at=time.time(),
+            heartbeat_at=time.time(),
+            definition=definition,
+            snapshot=snapshot,
+            tags=dict(record.tags),
+            properties=properties,
+            run_dir=str(ws.runs_dir / run_id),
+        )
+    )
+    launch_detached(ws, run_id)
+    return Run(exp, run_id)

@@ -363,14 +363,19 @@ def _size(path: Path) -> int:
 def launch_detached(workspace: Any, run_id: str) -> None:
     """Start the run's supervisor detached from this process (own session, no terminal).
 
-    Fork is used when this process has a single thread (fast: ferry is already imported);
-    otherwise, or with ``FERRY_SUPERVISOR_SPAWN=1``, a fresh interpreter is spawned.
+    Fork is used when no other thread could hold a lock across it (fast: ferry is already
+    imported); otherwise, or with ``FERRY_SUPERVISOR_SPAWN=1``, a fresh interpreter is spawned.
     """
     import threading
 
     run_dir = workspace.runs_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("FERRY_SUPERVISOR_SPAWN") == "1" or threading.active_count() > 1:
+    busy = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not getattr(t, "ferry_fork_safe", False)
+    ]
+    if os.environ.get("FERRY_SUPERVISOR_SPAWN") == "1" or busy:
         _spawn(workspace, run_id, run_dir)
         return
     sys.stdout.flush()

@@ -9,13 +9,14 @@ import sys
 
 import click
 
-from ferry.cli import runs, submit, targets
+from ferry.cli import runs, snapshots, submit, targets
 from ferry.cli.app import cli
 from ferry.errors import FerryError
 
 cli.add_command(submit.submit)
 cli.add_command(runs.runs)
 cli.add_command(targets.target)
+cli.add_command(snapshots.snapshot)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -211,3 +211,71 @@ def download(ctx: Context, run_id: str, output: Path, prefix: str | None) -> Non
     written = _run(ctx, run_id).download_files(prefix=prefix, output_directory=output)
     for path in written:
         click.echo(path)
+
+
+@runs.command("restore")
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A new or empty folder (or an archive path with --zip).",
+)
+@click.option("--zip", "as_zip", is_flag=True, help="Write a .zip archive instead of a folder.")
+@pass_ctx
+def restore(ctx: Context, run_id: str, output: Path, as_zip: bool) -> None:
+    """Write a run's exact source snapshot to a folder (or a zip)."""
+    if as_zip and output.suffix != ".zip":
+        output = output.with_name(output.name + ".zip")
+    click.echo(_run(ctx, run_id).restore_snapshot(path=output))
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--stat", "stat_only", is_flag=True, help="Only the lists of files.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def diff(ctx: Context, run_a: str, run_b: str, stat_only: bool, as_json: bool) -> None:
+    """What changed in the source between two runs: files, then a unified diff of text files."""
+    changes, text = _run(ctx, run_a).diff(_run(ctx, run_b))
+    if as_json:
+        emit_json(
+            {
+                "added": sorted(changes.added),
+                "removed": sorted(changes.removed),
+                "changed": sorted(changes.changed),
+                "diff": text,
+            }
+        )
+        return
+    for mark, names in (("A", changes.added), ("D", changes.removed), ("M", changes.changed)):
+        for name in sorted(names):
+            click.echo(f"{mark} {name}")
+    if not (changes.added or changes.removed or changes.changed):
+        click.echo("the two snapshots are identical")
+    if text and not stat_only:
+        click.echo()
+        click.echo(text, nl=False)
+
+
+@runs.command("rerun")
+@click.argument("run_id")
+@click.option("-t", "--target", "target", help="Another compute target (default: the original's).")
+@click.option("--no-wait", is_flag=True)
+@pass_ctx
+def rerun(ctx: Context, run_id: str, target: str | None, no_wait: bool) -> None:
+    """Run a past run again, exactly: its stored snapshot, script, arguments, environment."""
+    from ferry.cli.submit import print_summary
+
+    run = _run(ctx, run_id).rerun(compute_target=target)
+    click.echo(f"run {run.id} queued (rerun of {run_id})", err=True)
+    if no_wait:
+        click.echo(run.id)
+        return
+    started = time.monotonic()
+    details = run.wait_for_completion(show_output=True, raise_on_error=False)
+    print_summary(run, details, time.monotonic() - started)
+    sys.exit(0 if details["status"] == "Completed" else 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ def submit(
         click.echo(run.id)
         return
     started = time.monotonic()
+    if not as_json:  # load the summary's renderer while the job runs, not after it
+        threading.Thread(target=_preload_rich, daemon=True).start()
     details = run.wait_for_completion(show_output=not as_json, raise_on_error=False)
     if as_json:
         details["metrics"] = run.get_metrics()
@@ -105,6 +108,11 @@ def submit(
     else:
         print_summary(run, details, time.monotonic() - started)
     sys.exit(0 if details["status"] == "Completed" else 1)
+
+
+def _preload_rich() -> None:
+    import rich.console
+    import rich.table  # noqa: F401
 
 
 def _registered_env(ctx: Context, spec: str) -> Any:
@@ -120,7 +128,8 @@ def _registered_env(ctx: Context, spec: str) -> Any:
 def _default_experiment(source: Path) -> str:
     import re
 
-    name = re.sub(r"[^\w\-]", "-", source.resolve().name).strip("-_") or "default"
+    name = re.sub(r"[^\w\-]", "-", source.resolve().name, flags=re.ASCII).strip("-_")[:255]
+    name = name or "default"
     return name if name[0].isalnum() else f"x{name}"
 
 

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import pathlib
 import shutil
 import tempfile
 import uuid
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 PACKAGE_NAME = "ferry_runtime"
 STAMP = ".ferry-runtime.json"
@@ -37,8 +38,7 @@ def build_runtime_path(dest: pathlib.Path) -> pathlib.Path:
     Safe to call concurrently from several processes: the first complete folder wins.
     """
     dest = pathlib.Path(dest)
-    files = runtime_files()
-    digest = _digest(files)
+    files, digest = _content()
     target = dest / f"runtime-{digest[:16]}"
     if _is_complete(target, digest):
         return target
@@ -49,6 +49,9 @@ def build_runtime_path(dest: pathlib.Path) -> pathlib.Path:
             copy = temp / relative
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
+        # byte-compile once: jobs often run with PYTHONDONTWRITEBYTECODE and would otherwise
+        # compile the runtime on every start (other Python versions simply ignore these files)
+        compileall.compile_dir(str(temp), quiet=1)
         stamp = {"digest": digest, "files": [relative for relative, _ in files]}
         (temp / STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
         _publish(temp, target, digest)
@@ -56,6 +59,18 @@ def build_runtime_path(dest: pathlib.Path) -> pathlib.Path:
         if temp.exists():
             shutil.rmtree(temp, ignore_errors=True)
     return target
+
+
+_CONTENT: Optional[Tuple[List[Tuple[str, pathlib.Path]], str]] = None
+
+
+def _content() -> Tuple[List[Tuple[str, pathlib.Path]], str]:
+    # the package does not change while a process runs: hash it once per process
+    global _CONTENT
+    if _CONTENT is None:
+        files = runtime_files()
+        _CONTENT = (files, _digest(files))
+    return _CONTENT
 
 
 def runtime_files() -> List[Tuple[str, pathlib.Path]]:
