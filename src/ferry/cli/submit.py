@@ -38,7 +38,7 @@ def _parse_tags(values: tuple[str, ...]) -> dict[str, str]:
     type=click.Path(path_type=Path),
     help="Folder to snapshot (default: the script's folder).",
 )
-@click.option("--env", "env", help="Registered environment NAME[:VERSION].")
+@click.option("--env", "env", help="Environment: NAME[:VERSION] (registered or curated), requirements.txt or conda.yml.")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
 @click.option("--no-wait", is_flag=True, help="Return once the run is queued.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final details as JSON.")
@@ -91,7 +91,9 @@ def submit(
             compute_target=target or "local",
         )
     if env:
-        config.run_config.environment = _registered_env(ctx, env)
+        from ferry.environment import Environment
+
+        config.run_config.environment = Environment.from_cli_spec(ctx.ws, env)
     name = experiment or _default_experiment(Path(config.source_directory))
     run = Experiment(ctx.ws, name).submit(config, tags=tag_map)
     click.echo(f"run {run.id} queued on {config.run_config.target}", err=True)
@@ -113,16 +115,6 @@ def submit(
 def _preload_rich() -> None:
     import rich.console
     import rich.table  # noqa: F401
-
-
-def _registered_env(ctx: Context, spec: str) -> Any:
-    from ferry.environment import Environment
-
-    name, _, version = spec.partition(":")
-    ver, env = ctx.ws.store.get_environment(name, int(version) if version.isdigit() else None)
-    environment = Environment.from_dict(env)
-    environment.version = ver
-    return environment
 
 
 def _default_experiment(source: Path) -> str:
