@@ -124,6 +124,8 @@ def _run(argv: list[str], env: dict[str, str], log: Log, what: str, cwd: Path) -
     with proc:
         for line in proc.stdout:
             line = line.rstrip()
+            if line.startswith("Activate with:"):
+                continue
             tail.append(line)
             log(f"  {line}")
     if proc.returncode != 0:
