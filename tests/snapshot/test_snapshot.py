@@ -226,11 +226,37 @@ def test_unreadable_files_fail_with_their_names_and_nothing_is_stored(
     assert store.blobs == {}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
 def test_unreadable_file_on_disk(tmp_path: Path, cache_dir: Path) -> None:
     write(tmp_path / "src/locked.txt", "x", mode=0o000)
-    with pytest.raises(UnreadableFilesError, match=r"locked\.txt"):
-        take_snapshot(tmp_path / "src", MemoryBlobStore(), cache_dir)
+    write(tmp_path / "src/ok.txt", "y")
+    if os.geteuid() != 0:
+        with pytest.raises(UnreadableFilesError, match=r"locked\.txt"):
+            take_snapshot(tmp_path / "src", MemoryBlobStore(), cache_dir)
+        return
+    # root reads anything: take the snapshot in a child whose effective user is 'nobody'
+    # (dropping the effective uid clears the capabilities that let root read a 000 file)
+    for folder in (tmp_path, *tmp_path.parents):
+        if folder == Path("/tmp") or folder == Path("/"):
+            break
+        folder.chmod(folder.stat().st_mode | 0o005)  # let 'nobody' reach the tree
+    (tmp_path / "src").chmod(0o755)
+    (tmp_path / "src" / "ok.txt").chmod(0o644)
+    (tmp_path / "nobody cache").mkdir(mode=0o777)
+    (tmp_path / "nobody cache").chmod(0o777)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 3
+        try:
+            os.setegid(65534)
+            os.seteuid(65534)
+            take_snapshot(tmp_path / "src", MemoryBlobStore(), tmp_path / "nobody cache")
+        except UnreadableFilesError as exc:
+            code = 0 if "locked.txt" in str(exc) else 4
+        except BaseException:
+            code = 5
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_unreadable_folder_fails_with_its_name(
