@@ -134,3 +134,44 @@ def test_rerun_without_snapshot_needs_the_source(workspace: Workspace, awkward_d
     shutil.rmtree(src)
     with pytest.raises(ConfigError, match="cannot be rerun exactly"):
         run.rerun()
+
+
+def test_git_state_is_kept_with_the_run(workspace: Workspace, awkward_dir: Path) -> None:
+    import subprocess
+
+    src = _project(awkward_dir)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(src)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run(
+        [*git, "remote", "add", "origin", "https://example.invalid/team/repo.git"], check=True
+    )
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (src / "data.txt").write_text("uncommitted\n")
+    (src / "scratch.txt").write_text("untracked\n")
+    run = _submit(workspace, src)
+    run.wait_for_completion()
+    props = run.get_properties()
+    assert props["azureml.git.repository_uri"] == "https://example.invalid/team/repo.git"
+    assert props["mlflow.source.git.repoURL"] == props["azureml.git.repository_uri"]
+    assert props["azureml.git.branch"] == "main" == props["mlflow.source.git.branch"]
+    assert props["azureml.git.commit"] == head == props["mlflow.source.git.commit"]
+    assert props["azureml.git.dirty"] == "True"
+    kept = workspace.store.get_run(run.id).snapshot["git"]  # type: ignore[index]
+    assert "+uncommitted" in kept["diff"] and "scratch.txt" in kept["untracked"]
+
+
+def test_command_instead_of_script(workspace: Workspace, awkward_dir: Path) -> None:
+    src = _project(awkward_dir)
+    as_list = Experiment(workspace, "cmd").submit(
+        ScriptRunConfig(str(src), command=["python", "-c", "print('from a list')"])
+    )
+    as_text = Experiment(workspace, "cmd").submit(
+        ScriptRunConfig(str(src), command="echo from a shell && cat data.txt")
+    )
+    for run, expected in ((as_list, "from a list"), (as_text, "from a shell\nfirst")):
+        details = run.wait_for_completion()
+        assert expected in Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
