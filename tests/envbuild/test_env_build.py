@@ -160,3 +160,18 @@ def test_an_environment_whose_python_vanished_is_rebuilt(tmp_path: Path) -> None
     os.symlink(tmp_path / "gone" / "python3", link)
     again = resolve(pip_env("small", "six==1.17.0"), root)
     assert again.built and run_python(again, "import six; print(six.__version__)") == "1.17.0"
+
+
+def test_a_requested_python_version_builds_with_that_interpreter(tmp_path: Path) -> None:
+    import sys
+
+    from ferry.envbuild.interpreters import discover
+
+    others = [i for i in discover(False) if i.version[:2] != sys.version_info[:2]]
+    others = [i for i in others if i.version >= (3, 8)]
+    if not others:
+        pytest.skip("only one Python version on this machine")
+    wanted = ".".join(map(str, others[0].version[:2]))
+    resolved = resolve(pip_env("other-python", "six==1.17.0", python=wanted), tmp_path / "envs")
+    code = "import sys, six; print('%d.%d' % sys.version_info[:2], six.__version__)"
+    assert run_python(resolved, code) == f"{wanted} 1.17.0"

@@ -107,7 +107,11 @@ def _uv_interpreters() -> list[str]:
 def _probe(path: str) -> tuple[int, ...] | None:
     try:
         out = subprocess.run(
-            [path, "-c", _PROBE], capture_output=True, text=True, timeout=10, check=False
+            [path, "-E", "-S", "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -116,19 +120,23 @@ def _probe(path: str) -> tuple[int, ...] | None:
 
 
 @cache
-def discover() -> tuple[Interpreter, ...]:
-    """Every distinct interpreter found on this machine (by real path), newest first."""
-    seen: dict[str, Interpreter] = {}
+def discover(with_uv: bool = True) -> tuple[Interpreter, ...]:
+    """Every distinct interpreter found on this machine (by real path), newest first.
+
+    ``with_uv`` adds uv's own discovery (thorough, but it takes a second or two).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     current = running_interpreter()
-    seen[current.path] = current
-    for path in [*_candidates(), *_uv_interpreters()]:
-        real = os.path.realpath(path)
-        if real in seen or not os.access(real, os.X_OK) or "shims" in Path(path).parts:
-            continue
-        version = _probe(real)
-        if version is not None:
-            seen[real] = Interpreter(version, real)
-    return tuple(sorted(seen.values(), reverse=True))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        listed = pool.submit(_uv_interpreters) if with_uv else None
+        paths = set(_candidates()) | set(listed.result() if listed else [])
+        real = {os.path.realpath(p) for p in paths if "shims" not in Path(p).parts}
+        real = {p for p in real - {current.path} if os.access(p, os.X_OK)}
+        found = {p: pool.submit(_probe, p) for p in sorted(real)}
+        interpreters = {current}
+        interpreters |= {Interpreter(v, p) for p, f in found.items() if (v := f.result())}
+    return tuple(sorted(interpreters, reverse=True))
 
 
 def find_python(request: str | None) -> Interpreter:
@@ -144,9 +152,10 @@ def find_python(request: str | None) -> Interpreter:
         )
     if current.version[: len(wanted)] == wanted:
         return current
-    matches = [i for i in discover() if i.version[: len(wanted)] == wanted]
-    if matches:
-        return matches[0]
+    for with_uv in (False, True):
+        matches = [i for i in discover(with_uv) if i.version[: len(wanted)] == wanted]
+        if matches:
+            return matches[0]
     versions = sorted({i.version_text for i in discover()}, key=parse_request)
     raise EnvironmentBuildError(
         f"no Python {request} on this machine (ferry never downloads interpreters). "
