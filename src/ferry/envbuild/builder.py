@@ -26,13 +26,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferry.envbuild import conda as conda_mod
 from ferry.envbuild.cache import LOCK_TEXT, EnvCache, write_marker
 from ferry.envbuild.interpreters import Interpreter, find_python
 from ferry.envbuild.pipconfig import describe, read_pip_settings, uv_arguments, uv_environment
 from ferry.errors import EnvironmentBuildError
+
+if TYPE_CHECKING:
+    from ferry.environment import Environment
 
 Log = Callable[[str], None]
 
@@ -54,7 +57,7 @@ class BuildPlan:
     environment: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_build(env: Any, spec: dict[str, Any], spec_hash: str) -> BuildPlan:
+def plan_build(env: Environment, spec: dict[str, Any], spec_hash: str) -> BuildPlan:
     """Decide how to build ``env``: conda packages go to conda if present, else to pip."""
     deps = env.python.conda_dependencies
     conda_packages = [
