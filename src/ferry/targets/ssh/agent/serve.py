@@ -1,0 +1,288 @@
+"""The agent's protocol: requests on stdin, frames on stdout; and the follower of a run.
+
+Requests are JSON lines ``{"id": 1, "op": "prepare", ...}``; ``ping`` has no reply. Everything
+the agent says is a frame: a JSON header line, then ``n`` raw bytes when the header has ``"n"``::
+
+    {"t": "hello", "work_dir": …, "python": [3, 11, 7], "platform": "linux-x86_64", …}
+    {"t": "reply", "id": 1, "ok": true, "result": {…}}       or "ok": false, "error": "…"
+    {"t": "log", "text": "…"}                                  a line of an environment build
+    {"t": "data", "f": "spool/12-ab.jsonl", "reset": false, "n": 120}   + 120 new bytes
+    {"t": "exit", "code": 0, "reason": "exit", "outputs": true}
+
+Every request refreshes the lease of the run being followed. When stdin closes (the supervisor
+died or the connection dropped) the agent exits at once; the job's watchdog decides the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from typing import Any
+
+from . import envs, job
+from .store import Store, check_name
+
+VERSION = 1
+SCAN_SECONDS = 0.05
+FRAME_MAX = 4 << 20  # bytes of one file per frame; bigger files go in several frames
+WHOLE_MAX = 1 << 20  # ./logs files below this are sent whole when they change
+KEEP_FINISHED_SECONDS = 86400.0  # finished runs nobody cleaned up are removed after a day
+
+
+class Out:
+    """Frames to stdout, one writer at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fh = sys.stdout.buffer
+
+    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        if payload:
+            header["n"] = len(payload)
+        line = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            try:
+                self._fh.write(line)
+                if payload:
+                    self._fh.write(payload)
+                self._fh.flush()
+            except OSError:
+                os._exit(0)  # the supervisor is gone: nothing left to say
+
+
+class Follower(threading.Thread):
+    """Streams new bytes of the run's log, spool and ./logs until the job has exited."""
+
+    def __init__(self, out: Out, run_dir: str, offsets: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.out = out
+        self.run_dir = run_dir
+        self.sent = {str(k): int(v) for k, v in offsets.items()}
+        self.stamps: dict[str, tuple[int, int] | None] = {}
+        self.stopped = False
+
+    def run(self) -> None:
+        exit_path = os.path.join(self.run_dir, "exit.json")
+        while not self.stopped:
+            finished = os.path.exists(exit_path)  # before the scan: it then sees the last bytes
+            while self.scan():
+                pass
+            if finished:
+                with open(exit_path, encoding="utf-8") as fh:
+                    result = json.load(fh)
+                self.out.send({"t": "exit", **result})
+                return
+            time.sleep(SCAN_SECONDS)
+
+    def scan(self) -> bool:
+        """Send what is new; True when a file has more to send."""
+        more = False
+        records: list[tuple[str, bytes, bool]] = []
+        try:
+            names = sorted(
+                e.name for e in os.scandir(os.path.join(self.run_dir, "spool"))
+                if e.name.endswith(".jsonl")
+            )  # fmt: skip
+        except OSError:
+            names = []
+        for name in names:  # records are read first: files they name were complete before
+            more |= self._tail("spool/" + name, records)
+        frames: list[tuple[str, bytes, bool]] = []
+        for rel in self._walk("spool/files", skip_partial=True):
+            more |= self._tail(rel, frames)
+        for rel in self._walk("wd/logs", skip_partial=False):
+            more |= self._changed(rel, frames)
+        more |= self._tail(job.LOG_NAME, frames)
+        for rel, payload, reset in frames + records:  # files before the records naming them
+            self.out.send({"t": "data", "f": rel, "reset": reset}, payload)
+        return more
+
+    def _walk(self, rel_root: str, skip_partial: bool) -> list[str]:
+        top = os.path.join(self.run_dir, rel_root)
+        out = []
+        for folder, dirs, files in os.walk(top):
+            dirs.sort()
+            rel_folder = rel_root + folder[len(top) :]
+            for name in sorted(files):
+                if skip_partial and name.startswith(".ferry-") and name.endswith(".part"):
+                    continue
+                out.append(rel_folder + "/" + name)
+        return out
+
+    def _tail(self, rel: str, frames: list[tuple[str, bytes, bool]]) -> bool:
+        path = os.path.join(self.run_dir, rel)
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return False
+        offset = self.sent.get(rel, 0)
+        reset = size < offset
+        if reset:
+            offset = 0
+        elif size == offset:
+            return False
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(min(size - offset, FRAME_MAX))
+        self.sent[rel] = offset + len(data)
+        frames.append((rel, data, reset))
+        return offset + len(data) < size
+
+    def _changed(self, rel: str, frames: list[tuple[str, bytes, bool]]) -> bool:
+        """./logs files may be rewritten in place: small ones go whole, big ones as tails."""
+        try:
+            st = os.stat(os.path.join(self.run_dir, rel))
+        except OSError:
+            return False
+        stamp = (st.st_size, st.st_mtime_ns)
+        if rel not in self.stamps and self.sent.get(rel) == st.st_size:
+            self.stamps[rel] = stamp  # sent before a reconnect
+            return False
+        if self.stamps.get(rel) == stamp:
+            return False
+        if st.st_size > WHOLE_MAX and st.st_size >= self.sent.get(rel, 0):
+            more = self._tail(rel, frames)
+        else:
+            self.sent[rel] = 1 << 62  # forces a reset: the whole file again
+            more = self._tail(rel, frames)
+        self.stamps[rel] = None if more else stamp
+        return more
+
+
+class Agent:
+    """Serves one SSH channel: prepares runs, launches and follows them, cleans up."""
+
+    def __init__(self, root: str) -> None:
+        self.store = Store(root)
+        self.out = Out()
+        self.follower: Follower | None = None
+        self.lease: str | None = None
+
+    def serve(self) -> None:
+        for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp"):
+            os.makedirs(os.path.join(self.store.root, sub), exist_ok=True)
+        uname = os.uname()
+        self.out.send(
+            {
+                "t": "hello",
+                "v": VERSION,
+                "work_dir": self.store.root,
+                "python": list(sys.version_info[:3]),
+                "executable": sys.executable,
+                "platform": f"{sys.platform}-{uname.machine.lower()}",
+                "host": uname.nodename,
+                "pid": os.getpid(),
+            }
+        )
+        self.collect_garbage()
+        stdin = sys.stdin.buffer
+        while True:
+            line = stdin.readline()
+            if not line:
+                os._exit(0)
+            try:
+                req = json.loads(line)
+            except ValueError:
+                continue
+            if self.lease is not None:
+                try:
+                    os.utime(self.lease)
+                except OSError:
+                    pass
+            if req.get("op") == "ping":
+                continue
+            try:
+                result = getattr(self, "op_" + str(req.get("op")))(req)
+                reply = {"t": "reply", "id": req.get("id"), "ok": True, "result": result}
+            except Exception as exc:  # the client raises it as a TargetError
+                error = f"{type(exc).__name__}: {exc}"
+                reply = {"t": "reply", "id": req.get("id"), "ok": False, "error": error}
+            self.out.send(reply)
+
+    def op_prepare(self, req: dict[str, Any]) -> dict[str, Any]:
+        """What the run lacks (blobs, runtime, environment); the tree is copied if it can be."""
+        root = self.store.root
+        result: dict[str, Any] = {"runtime": None, "env": None, "missing": [], "files": None}
+        if req.get("runtime"):
+            folder = os.path.join(root, "runtime", check_name(req["runtime"]))
+            result["runtime"] = folder if os.path.isdir(folder) else None
+        if req.get("env"):
+            result["env"] = envs.env_facts(os.path.join(root, "envs", check_name(req["env"])))
+        if req.get("snapshot"):
+            manifest = self.store.manifest(req["snapshot"])
+            if manifest is None:
+                result["missing"] = self.store.missing([req["snapshot"]])
+                return result
+            entries = manifest["entries"].values()
+            result["missing"] = self.store.missing(e["digest"] for e in entries if "digest" in e)
+            if not result["missing"]:
+                wd = os.path.join(self.store.run_dir(req["run"]), "wd")
+                result.update(self.store.materialize(manifest, wd))
+        return result
+
+    def op_build_env(self, req: dict[str, Any]) -> dict[str, Any]:
+        return envs.build_env(
+            self.store.root, req, lambda text: self.out.send({"t": "log", "text": text})
+        )
+
+    def op_launch(self, req: dict[str, Any]) -> dict[str, Any]:
+        status = job.launch(self.store.run_dir(req["run"]), req)
+        self._follow(req)
+        return status
+
+    def op_follow(self, req: dict[str, Any]) -> dict[str, Any]:
+        run_dir = self.store.run_dir(req["run"])
+        if not os.path.isdir(run_dir):
+            raise RuntimeError(f"the run folder {run_dir} is gone")
+        running = not os.path.exists(os.path.join(run_dir, "exit.json"))
+        if req.get("note") and running:
+            with open(os.path.join(run_dir, job.LOG_NAME), "a", encoding="utf-8") as fh:
+                fh.write("\n" + str(req["note"]) + "\n")
+        self._follow(req)
+        return {"running": running}
+
+    def _follow(self, req: dict[str, Any]) -> None:
+        run_dir = self.store.run_dir(req["run"])
+        self.lease = os.path.join(run_dir, "lease")
+        if self.follower is not None:
+            self.follower.stopped = True
+        self.follower = Follower(self.out, run_dir, dict(req.get("offsets") or {}))
+        self.follower.start()
+
+    def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
+        run_dir = self.store.run_dir(req["run"])
+        return {"killed": job.kill(run_dir, float(req.get("grace", 10)), bool(req.get("now")))}
+
+    def op_cleanup(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Stop following; kill a job still running; remove the run folder (unless kept)."""
+        run_dir = self.store.run_dir(req["run"])
+        if self.follower is not None:
+            self.follower.stopped = True
+        self.lease = None
+        if not os.path.exists(os.path.join(run_dir, "exit.json")):
+            job.kill(run_dir, 0.0, now=True)
+        if not req.get("keep"):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return {"removed": not req.get("keep")}
+
+    def collect_garbage(self) -> None:
+        """Remove finished runs nobody cleaned up (their supervisor died) after a day."""
+        now = time.time()
+        for entry in os.scandir(os.path.join(self.store.root, "runs")):
+            try:
+                age = now - os.stat(os.path.join(entry.path, "exit.json")).st_mtime
+            except OSError:
+                continue
+            if age > KEEP_FINISHED_SECONDS:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def main(work_dir: str) -> None:
+    """Serve requests for the work folder ``work_dir`` (``~`` expanded) until stdin closes."""
+    root = os.path.abspath(os.path.expanduser(work_dir))
+    os.makedirs(root, exist_ok=True)
+    Agent(root).serve()

@@ -1,0 +1,200 @@
+"""The remote content-addressed cache and the run's working copy made from it.
+
+Blobs live in ``<work_dir>/blobs/ab/cdef…`` (the client uploads missing ones by SFTP to a
+temporary name and renames them in place). A snapshot's manifest is itself a blob, so an
+unchanged tree costs the client one request naming its snapshot id: the agent reads the manifest
+from the cache, finds nothing missing and copies the tree into the run folder, verifying every
+blob against its digest while copying (a corrupt blob is deleted and reported as missing, so the
+client sends it again).
+
+Safety rules are those of ``ferry.snapshot.materialize``: relative paths only, no entry under
+another file, folders checked to resolve inside the destination, files created exclusively
+without following links, links created last and only when they stay inside the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from typing import Any
+
+CHUNK = 1 << 20
+_HEX = frozenset("0123456789abcdef")
+
+
+def new_hasher(algo: str) -> Any:
+    import hashlib
+
+    if algo == "sha256":
+        return hashlib.sha256()
+    if algo == "blake2b":
+        return hashlib.blake2b(digest_size=32)
+    raise ValueError(f"unsupported digest algorithm {algo!r}")
+
+
+def check_digest(digest: object) -> str:
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+        raise ValueError(f"not a digest: {digest!r}")
+    return digest
+
+
+def check_name(name: object) -> str:
+    """A single path component we create ourselves (run ids, hashes)."""
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise ValueError(f"not a valid name: {name!r}")
+    return name
+
+
+def check_path(path: object) -> str:
+    if not isinstance(path, str) or not path or path.startswith("/") or "\0" in path:
+        raise ValueError(f"unsafe manifest path {path!r}")
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise ValueError(f"unsafe manifest path {path!r}")
+    return path
+
+
+def link_escapes(path: str, target: str) -> bool:
+    """True if the link may resolve outside the tree (ferry.snapshot.manifest.link_escapes)."""
+    if not target or target.startswith("/") or "\0" in target:
+        return True
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    return ".." in parts[ups:] or ups > path.count("/")
+
+
+class Store:
+    """The work folder: blobs, run folders."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def blob(self, digest: str) -> str:
+        return os.path.join(self.root, "blobs", digest[:2], digest[2:])
+
+    def run_dir(self, run_id: object) -> str:
+        return os.path.join(self.root, "runs", check_name(run_id))
+
+    def manifest(self, snapshot_id: str) -> dict[str, Any] | None:
+        """The manifest stored under ``snapshot_id``, or None when absent (or corrupt: removed)."""
+        path = self.blob(check_digest(snapshot_id))
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return None
+        try:
+            manifest = json.loads(data)
+            hasher = new_hasher(manifest["algo"])
+        except (ValueError, KeyError, TypeError):
+            manifest, hasher = None, new_hasher("sha256")
+        hasher.update(data)
+        if manifest is None or hasher.hexdigest() != snapshot_id:
+            os.unlink(path)
+            return None
+        return dict(manifest)
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """Digests not in the cache; their shard folders are created for the uploads."""
+        exists = os.path.exists
+        out = [d for d in sorted(set(digests)) if not exists(self.blob(check_digest(d)))]
+        for digest in out:
+            os.makedirs(os.path.dirname(self.blob(digest)), exist_ok=True)
+        return out
+
+    def materialize(self, manifest: dict[str, Any], dest: str) -> dict[str, Any]:
+        """Copy the manifest's tree into ``dest`` (replaced); reports blobs missing or corrupt."""
+        if manifest.get("version") != 1:
+            raise ValueError(f"unsupported manifest version {manifest.get('version')!r}")
+        algo = str(manifest["algo"])
+        entries: dict[str, dict[str, Any]] = manifest["entries"]
+        for path in entries:
+            check_path(path)
+            parent = path.rpartition("/")[0]
+            while parent:
+                if parent in entries:
+                    raise ValueError(f"manifest path {path!r} lies under the file {parent!r}")
+                parent = parent.rpartition("/")[0]
+        if os.path.lexists(dest):
+            shutil.rmtree(dest)
+        os.makedirs(dest)
+        root = os.path.realpath(dest)
+        made = {root}
+        jobs = [
+            (self._parent(root, path, made), path, entry)
+            for path, entry in entries.items()
+            if "digest" in entry
+        ]
+        if len(jobs) > 256:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(lambda job: self._copy(job, algo), jobs))
+        else:
+            results = [self._copy(job, algo) for job in jobs]
+        bad = sorted({digest for digest in results if digest})
+        warnings = []
+        for path, entry in entries.items():
+            if "link" not in entry:
+                continue
+            if link_escapes(path, entry["link"]):
+                warnings.append(
+                    f"not recreating link {path!r} -> {entry['link']!r}: it points outside the tree"
+                )
+                continue
+            folder = self._parent(root, path, made)
+            os.symlink(entry["link"], os.path.join(folder, path.rpartition("/")[2]))
+        if bad:
+            shutil.rmtree(dest, ignore_errors=True)
+        return {"missing": bad, "files": len(jobs), "warnings": warnings}
+
+    @staticmethod
+    def _parent(root: str, path: str, made: set[str]) -> str:
+        parent = path.rpartition("/")[0]
+        folder = root + "/" + parent if parent else root
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            if os.path.realpath(folder) != folder:
+                raise ValueError(f"{parent!r} does not resolve inside the run folder")
+            made.add(folder)
+        return folder
+
+    def _copy(self, job: tuple[str, str, dict[str, Any]], algo: str) -> str | None:
+        """Copy one blob while hashing it; returns its digest when missing or corrupt."""
+        folder, path, entry = job
+        digest = check_digest(entry["digest"])
+        blob = self.blob(digest)
+        try:
+            src = os.open(blob, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return digest
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            dst = os.open(os.path.join(folder, path.rpartition("/")[2]), flags, 0o600)
+        except BaseException:
+            os.close(src)
+            raise
+        hasher = new_hasher(algo)
+        try:
+            while True:
+                data = os.read(src, CHUNK)
+                if not data:
+                    break
+                hasher.update(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(dst, view) :]
+            os.fchmod(dst, int(entry.get("mode", 0o644)) & 0o777)
+        finally:
+            os.close(src)
+            os.close(dst)
+        if hasher.hexdigest() != digest:
+            try:
+                os.unlink(blob)
+            except OSError:
+                pass
+            return digest
+        return None

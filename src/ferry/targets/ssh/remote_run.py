@@ -1,0 +1,302 @@
+"""One job on an SSH host, driven from an asyncio loop: prepare, launch, follow, stop, clean up.
+
+The warm path costs three requests after the SSH handshake: the agent's hello, ``prepare`` (the
+snapshot id, the runtime's and the environment's names: the host answers what it lacks and, when
+it lacks nothing, has already copied the tree into the run folder) and ``launch`` (which also
+starts streaming the run's files back). Only what the host lacks is sent: blobs by SFTP, the
+runtime folder once per content hash, the environment built there once per spec hash.
+
+Connection loss during a run: the job keeps running under its watchdog while this side reconnects
+(backing off, for up to ``reconnect_seconds``, by default the lease) and resumes the stream where
+it stopped; a note in the log says so. If it cannot, the run ends with a :class:`TargetError`
+saying what happened, and the watchdog stops the job when its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from ferry.environment import Environment
+from ferry.errors import TargetError
+from ferry.targets.base import JobSpec
+from ferry.targets.local import job_argv
+from ferry.targets.ssh.connect import open_connection
+from ferry.targets.ssh.remote_env import job_variables, plan_environment
+from ferry.targets.ssh.session import AgentSession, SessionLost
+from ferry.targets.ssh.settings import SshSettings
+from ferry.targets.ssh.sink import LocalSink
+from ferry.targets.ssh.transfer import Uploaded, download_folder, upload_blobs, upload_folder
+
+Log = Callable[[str], None]
+
+
+class RemoteRun:
+    """The state of one job on a host, kept across reconnections."""
+
+    def __init__(
+        self, name: str, settings: SshSettings, workspace: Any, job: JobSpec, logs_dir: Path
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.workspace = workspace
+        self.job = job
+        self.sink = LocalSink(job.run_dir, logs_dir)
+        self.sent = Uploaded()
+        self.done = threading.Event()  # set on the job's exit, or when the run cannot go on
+        self.exit: dict[str, Any] | None = None
+        self.fatal: TargetError | None = None
+        self.conn: asyncssh.SSHClientConnection | None = None
+        self.session: AgentSession | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._log: Log | None = None
+        self._launch: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._cancel_grace: float | None = None
+
+    # connection ------------------------------------------------------------------------------
+    async def connect(self) -> AgentSession:
+        known_hosts = Path(self.workspace.path) / "ssh_known_hosts"
+        conn = await open_connection(self.name, self.settings, known_hosts)
+        try:
+            session = await AgentSession.start(conn, self.settings, self._on_event)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn, self.session, self._sftp = conn, session, None
+        return session
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        if self._sftp is None:
+            assert self.conn is not None
+            self._sftp = await asyncio.wait_for(
+                self.conn.start_sftp_client(), self.settings.command_timeout
+            )
+        return self._sftp
+
+    async def call(self, op: str, timeout: float | None = None, **params: Any) -> dict[str, Any]:
+        if self.session is None:
+            raise SessionLost(f"not connected to {self.settings.where}")
+        return await self.session.call(op, timeout or self.settings.command_timeout, **params)
+
+    @property
+    def run_dir(self) -> str:
+        assert self.session is not None
+        return f"{self.session.work_dir}/runs/{self.job.run_id}"
+
+    def _on_event(self, header: dict[str, Any], payload: bytes) -> None:
+        kind = header.get("t")
+        if kind == "data":
+            try:
+                self.sink.write(str(header["f"]), payload, bool(header.get("reset")))
+            except (OSError, TargetError) as exc:
+                self.fatal = TargetError(f"cannot keep the run's files on this machine: {exc}")
+                self.done.set()
+        elif kind == "log" and self._log is not None:
+            self._log(str(header.get("text", "")))
+        elif kind == "exit":
+            self.exit = header
+            self.done.set()
+
+    # the life of the run -----------------------------------------------------------------------
+    async def prepare(self, log: Log) -> dict[str, Any]:
+        from ferry.runtime.layout import build_runtime_path
+
+        self._log = log
+        session = await self.connect()
+        snapshot_id, files = self._snapshot()
+        runtime = build_runtime_path(Path(self.workspace.path) / "runtime")
+        env = Environment.from_dict(self.job.definition.get("environment") or {})
+        plan = plan_environment(env, session.hello, self.settings)
+        ask = {"run": self.job.run_id, "snapshot": snapshot_id}
+        copy_timeout = self.settings.command_timeout + files / 200
+        reply = await self.call(
+            "prepare", copy_timeout, **ask, runtime=runtime.name, env=plan.spec_hash
+        )
+        runtime_dir, env_facts = reply["runtime"], reply["env"]
+        for _ in range(4):  # the manifest first, then its blobs (again if any arrived corrupt)
+            if not reply["missing"]:
+                break
+            await self._upload(reply["missing"])
+            reply = await self.call("prepare", copy_timeout, **ask)
+        else:
+            raise TargetError(f"blobs keep arriving corrupt on {self.settings.where}")
+        where = self.settings.where
+        log(
+            f"ferry: {where}: snapshot of {reply['files']} files; sent {self.sent.files} "
+            f"blob(s), {self.sent.bytes} bytes"
+        )
+        for warning in reply.get("warnings") or []:
+            log(f"ferry: {warning}")
+        if runtime_dir is None:
+            runtime_dir = f"{session.work_dir}/runtime/{runtime.name}"
+            await asyncio.wait_for(
+                upload_folder(await self.sftp(), runtime, session.work_dir, runtime_dir),
+                self.settings.command_timeout,
+            )
+        variables = dict(plan.variables)
+        prepend = {"PYTHONPATH": runtime_dir}
+        python = plan.interpreter
+        if plan.request is not None:
+            short = f"{plan.spec_hash[:12] if plan.spec_hash else ''} on {where}"
+            if env_facts is None:
+                log(f"environment {env.name!r}: building {short}")
+                env_facts = await self.call(
+                    "build_env", self.settings.build_timeout, **plan.request
+                )
+            else:
+                log(f"environment {env.name!r}: reusing {short}")
+            python = env_facts["python"]
+            variables["VIRTUAL_ENV"] = env_facts["folder"]
+            prepend["PATH"] = f"{env_facts['folder']}/bin"
+        self._launch = {"python": python, "variables": variables, "prepend": prepend}
+        return {"env_hash": plan.spec_hash, "env_lock": (env_facts or {}).get("lock")}
+
+    def _snapshot(self) -> tuple[str, int]:
+        from ferry.snapshot import load_manifest, take_snapshot
+
+        blobs = self.workspace.blobs
+        if self.job.snapshot_id:
+            return self.job.snapshot_id, len(load_manifest(blobs, self.job.snapshot_id))
+        if self.job.source_dir is None:
+            raise TargetError("the run has neither a snapshot nor a source folder")
+        result = take_snapshot(self.job.source_dir, blobs, self.workspace.cache_dir / "snapshots")
+        return result.snapshot_id, result.stats.files
+
+    async def _upload(self, digests: list[str]) -> None:
+        assert self.session is not None
+        size = sum(Path(self.workspace.blobs.path(d)).stat().st_size for d in digests)
+        sent = await asyncio.wait_for(
+            upload_blobs(await self.sftp(), self.workspace.blobs, digests, self.session.work_dir),
+            self.settings.command_timeout + size / 1e6,
+        )
+        self.sent.files += sent.files
+        self.sent.bytes += sent.bytes
+
+    async def launch(self) -> dict[str, Any]:
+        from ferry.supervisor import kill_grace_seconds
+
+        assert self.session is not None and self._launch
+        job = self.job
+        values, unset = job_variables(
+            run_id=job.run_id,
+            experiment=job.experiment,
+            run_dir=self.run_dir,
+            workdir=f"{self.run_dir}/wd",
+            parent_run_id=job.parent_run_id,
+            user={**self._launch["variables"], **job.env_vars},
+        )
+        status = await self.call(
+            "launch",
+            run=job.run_id,
+            argv=job_argv(job.definition, self._launch["python"]),
+            set=values,
+            prepend=self._launch["prepend"],
+            unset=unset,
+            lease=self.settings.lease_seconds,
+            grace=kill_grace_seconds(),
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._ping()), loop.create_task(self._watch())]
+        # "host" stays the supervisor's (liveness checks its pid there); no job_pgid: the group
+        # lives on the remote host, where its watchdog stops it
+        return {
+            "host": socket.gethostname(),
+            "remote_pid": status["pid"],
+            "remote_host": self.session.hello.get("host"),
+        }
+
+    async def _ping(self) -> None:
+        """Keep the lease fresh while this supervisor follows the run."""
+        interval = min(1.0, self.settings.lease_seconds / 4)
+        while not self.done.is_set():
+            await asyncio.sleep(interval)
+            if self.session is not None:
+                self.session.notify("ping")
+
+    async def _watch(self) -> None:
+        while not self.done.is_set() and not self._closing:
+            assert self.session is not None
+            await self.session.closed.wait()
+            if self.done.is_set() or self._closing:
+                return
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        lost = time.monotonic()
+        budget = self.settings.reconnect_budget
+        delay, last = 0.2, "no attempt"
+        self._drop_connection()
+        while time.monotonic() - lost < budget and not self._closing:
+            try:
+                await self.connect()
+                away = time.monotonic() - lost
+                note = (
+                    f"ferry: the SSH connection to {self.settings.where} dropped; the supervisor "
+                    f"reconnected after {away:.1f} s and follows the job again"
+                )
+                await self.call(
+                    "follow", run=self.job.run_id, offsets=dict(self.sink.received), note=note
+                )
+                if self._cancel_grace is not None:
+                    await self.call("kill", run=self.job.run_id, grace=self._cancel_grace)
+                return
+            except TargetError as exc:
+                last = str(exc)
+                self._drop_connection()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        self.fatal = TargetError(
+            f"lost the SSH connection to {self.settings.where} during the run and could not "
+            f"reconnect within {budget:.0f} s (last error: {last}); the job there is stopped "
+            f"by its watchdog {self.settings.lease_seconds:.0f} s after its supervisor left"
+        )
+        self.done.set()
+
+    def _drop_connection(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        if self.conn is not None:
+            self.conn.close()
+        self.session = self.conn = self._sftp = None
+
+    async def cancel(self, grace: float) -> None:
+        self._cancel_grace = grace
+        try:
+            await self.call("kill", run=self.job.run_id, grace=grace)
+        except SessionLost:
+            pass  # sent again as soon as the connection is back
+
+    async def collect_outputs(self, dest: Path) -> None:
+        if not (self.exit and self.exit.get("outputs")):
+            return
+        await asyncio.wait_for(
+            download_folder(await self.sftp(), f"{self.run_dir}/wd/outputs", dest),
+            self.settings.build_timeout,
+        )
+
+    async def close(self, keep: bool) -> None:
+        """Stop following; remove the remote run folder (a job still running is killed)."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        if self.session is not None and not self.session.closed.is_set():
+            try:
+                await self.call("cleanup", run=self.job.run_id, keep=keep)
+            except TargetError:
+                pass
+        conn = self.conn
+        self._drop_connection()
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.wait_closed(), 5)
+            except TimeoutError:
+                pass

@@ -1,0 +1,248 @@
+"""Attaching a machine over SSH: the reference's ``RemoteCompute`` and the settings ferry keeps.
+
+Example::
+
+    from ferry import ComputeTarget, RemoteCompute
+    config = RemoteCompute.attach_configuration(
+        username="me", address="10.0.0.4", ssh_port=22, private_key_file="~/.ssh/id_ed25519"
+    )
+    vm = ComputeTarget.attach(ws, "vm", config)   # ferry target attach vm --type ssh ...
+
+What is stored (``ferry target show vm``) never holds a password or a passphrase. At run time they
+come from the environment of the process that submits the run (its supervisor inherits it):
+``FERRY_SSH_PASSWORD_<NAME>`` or ``FERRY_SSH_PASSWORD``, and ``FERRY_SSH_KEY_PASSPHRASE_<NAME>``
+or ``FERRY_SSH_KEY_PASSPHRASE`` (``NAME`` is the target's name upper-cased, ``-`` → ``_``), or
+from keys held by an SSH agent (``SSH_AUTH_SOCK``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ferry.errors import ConfigError
+
+HOST_KEY_POLICIES = ("accept-new", "known-hosts")
+_REFERENCE_ONLY = ("subscription_id", "resource_group", "vm_name", "resource_id")
+_SECRETS = ("password", "private_key_passphrase")
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """An SSH target's stored settings (types checked, defaults filled, no secrets)."""
+
+    address: str
+    username: str
+    ssh_port: int = 22
+    private_key_file: str = ""
+    work_dir: str = "~/.ferry-remote"
+    interpreter_path: str = "python3"
+    #: "accept-new": a new host's key is recorded in the workspace (ssh_known_hosts) and must
+    #: match from then on; "known-hosts": the key must already be in ``known_hosts``.
+    host_key_policy: str = "accept-new"
+    known_hosts: str = "~/.ssh/known_hosts"
+    #: a pinned public key ("ssh-ed25519 AAAA…"): only this key is accepted
+    host_key: str = ""
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    build_timeout: float = 3600.0
+    keepalive_seconds: float = 5.0
+    #: the remote job is stopped this long after its supervisor stopped following it
+    lease_seconds: float = 30.0
+    #: how long a dropped connection is retried during a run (0: as long as the lease)
+    reconnect_seconds: float = 0.0
+    #: "" finds uv on the host, "none" never uses it, else the path of uv there
+    uv: str = ""
+    password_from_env: bool = False
+    passphrase_from_env: bool = False
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    vm_name: str | None = None
+    resource_id: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.username}@{self.address}:{self.ssh_port}"
+
+    @property
+    def reconnect_budget(self) -> float:
+        return self.reconnect_seconds or self.lease_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SshSettings:
+        """Check and convert a stored or user-given configuration (CLI values are strings)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(config) - set(known) - set(_SECRETS))
+        if unknown:
+            raise ConfigError(
+                f"unknown ssh target setting(s) {', '.join(unknown)}; known settings: "
+                f"{', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in config.items():
+            if key in _SECRETS or value is None:
+                continue
+            values[key] = _convert(key, value, known[key].type)
+        for required in ("address", "username"):
+            if not str(values.get(required) or "").strip():
+                raise ConfigError(
+                    f"an ssh target needs {required}=… (ferry reaches machines by address; "
+                    "give address='host or IP' and username='user')"
+                )
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not 1 <= self.ssh_port <= 65535:
+            raise ConfigError(f"ssh_port {self.ssh_port} is not a TCP port (1-65535)")
+        if self.host_key_policy not in HOST_KEY_POLICIES:
+            raise ConfigError(
+                f"host_key_policy {self.host_key_policy!r} is not one of "
+                f"{', '.join(HOST_KEY_POLICIES)} (or pin a key with host_key='ssh-ed25519 …')"
+            )
+        for key in ("connect_timeout", "command_timeout", "lease_seconds", "keepalive_seconds"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be a positive number of seconds")
+        if not self.work_dir.strip():
+            raise ConfigError("work_dir must name a folder on the remote host")
+
+
+def _convert(key: str, value: Any, kind: Any) -> Any:
+    text = str(kind)
+    try:
+        if text == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if text == "float":
+            return float(value)
+        if text == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"ssh target setting {key}={value!r} is not a {text}") from None
+    return str(value)
+
+
+def secret_names(target_name: str, what: str) -> tuple[str, str]:
+    """``("FERRY_SSH_PASSWORD_MY_VM", "FERRY_SSH_PASSWORD")`` for target ``my-vm``."""
+    suffix = "".join(c if c.isalnum() else "_" for c in target_name.upper())
+    return f"FERRY_SSH_{what}_{suffix}", f"FERRY_SSH_{what}"
+
+
+def secret(target_name: str, what: str) -> str | None:
+    """A password (``what="PASSWORD"``) or key passphrase (``"KEY_PASSPHRASE"``) from the env."""
+    for name in secret_names(target_name, what):
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What to store for an ssh target: checked settings, secrets replaced by *_from_env flags."""
+    data = dict(config)
+    password = data.pop("password", None)
+    passphrase = data.pop("private_key_passphrase", None)
+    if password:
+        data["password_from_env"] = True
+    if passphrase:
+        data["passphrase_from_env"] = True
+    if password or passphrase:
+        _warn_secret()
+    settings = SshSettings.from_config(data)
+    if settings.private_key_file:
+        path = os.path.expanduser(settings.private_key_file)
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"private key file {settings.private_key_file!r} does not exist on this machine"
+            )
+    if settings.host_key:
+        import asyncssh
+
+        try:
+            asyncssh.import_public_key(settings.host_key)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise ConfigError(f"host_key is not an OpenSSH public key line: {exc}") from None
+    return settings.to_dict()
+
+
+def _warn_secret() -> None:
+    warnings.warn(
+        "ferry never stores SSH passwords or key passphrases; give them at run time in "
+        "FERRY_SSH_PASSWORD[_<TARGET>] / FERRY_SSH_KEY_PASSPHRASE[_<TARGET>], or use an SSH agent",
+        stacklevel=3,
+    )
+
+
+class AttachConfiguration:
+    """An ssh attach configuration: ``.kind`` and ``.to_dict()`` (never a secret)."""
+
+    kind = "ssh"
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self._settings = settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def __repr__(self) -> str:
+        return f"RemoteCompute.attach_configuration({self._settings})"
+
+
+class RemoteCompute:
+    """A machine reached over SSH, as the reference's ``RemoteCompute``.
+
+    Example::
+
+        config = RemoteCompute.attach_configuration(username="me", address="vm.example.org")
+        ComputeTarget.attach(ws, "vm", config)
+    """
+
+    @staticmethod
+    def attach_configuration(
+        username: str,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        vm_name: str | None = None,
+        resource_id: str | None = None,
+        address: str | None = None,
+        ssh_port: int = 22,
+        password: str = "",
+        private_key_file: str = "",
+        private_key_passphrase: str = "",
+        **settings: Any,
+    ) -> AttachConfiguration:
+        """The reference's signature; ferry's own settings (``work_dir`` …) as keywords."""
+        if address is None and (vm_name or resource_id):
+            raise ConfigError(
+                "ferry reaches machines by address; give address='host or IP' (Azure resource "
+                "ids are kept as information only)"
+            )
+        config: dict[str, Any] = {
+            "username": username,
+            "address": address,
+            "ssh_port": ssh_port,
+            "private_key_file": private_key_file,
+            "subscription_id": subscription_id,
+            "resource_group": resource_group,
+            "vm_name": vm_name,
+            "resource_id": resource_id,
+            **settings,
+        }
+        if password or private_key_passphrase:
+            _warn_secret()
+            config["password_from_env"] = bool(password) or settings.get("password_from_env")
+            config["passphrase_from_env"] = bool(private_key_passphrase) or settings.get(
+                "passphrase_from_env"
+            )
+        SshSettings.from_config(config)  # wrong input fails here, before attach
+        return AttachConfiguration({k: v for k, v in config.items() if v is not None})
