@@ -35,11 +35,16 @@ AWKWARD = "dir with spaces 'quotes' ünïcødé"
 
 @dataclass
 class ConformanceEnv:
-    """Where a scenario runs: a workspace, a target name and a scratch folder."""
+    """Where a scenario runs: a workspace, a target name and a scratch folder.
+
+    ``framework`` (e.g. ``"PySpark"``) is set on every submitted run configuration, for targets
+    that run only one framework.
+    """
 
     workspace: Workspace
     target: str
     scratch: Path
+    framework: str | None = None
 
     def submit(
         self, name: str, body: str, *, arguments: list[Any] | None = None, **kwargs: Any
@@ -50,6 +55,8 @@ class ConformanceEnv:
         config = ScriptRunConfig(
             str(source), "job.py", arguments=arguments, compute_target=self.target, **kwargs
         )
+        if self.framework:
+            config.run_config.framework = self.framework
         return Experiment(self.workspace, f"conf-{name}").submit(config)
 
 
