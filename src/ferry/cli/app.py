@@ -28,6 +28,19 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` options into a dict; a malformed one is a clear usage error."""
+    from ferry.errors import ConfigError
+
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} {item!r} must look like KEY=VALUE")
+        out[key] = value
+    return out
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, allow_nan=True))
 

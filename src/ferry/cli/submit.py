@@ -10,18 +10,8 @@ from typing import Any
 
 import click
 
-from ferry.cli.app import Context, emit_json, pass_ctx
+from ferry.cli.app import Context, emit_json, parse_pairs, pass_ctx
 from ferry.errors import ConfigError
-
-
-def _parse_tags(values: tuple[str, ...]) -> dict[str, str]:
-    tags = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--tag {item!r} must look like KEY=VALUE")
-        tags[key] = value
-    return tags
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -59,7 +49,7 @@ def submit(
     from ferry.experiment import Experiment
     from ferry.script_run_config import ScriptRunConfig
 
-    tag_map: dict[str, Any] = _parse_tags(tags)
+    tag_map: dict[str, Any] = dict(parse_pairs(tags, "--tag"))
     if script.suffix in (".yml", ".yaml"):
         from ferry.jobfile import load_job
 

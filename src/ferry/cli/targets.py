@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from ferry.cli.app import Context, emit_json, pass_ctx
-from ferry.errors import ConfigError
+from ferry.cli.app import Context, emit_json, parse_pairs, pass_ctx
 
 
 @click.group()
@@ -63,16 +62,6 @@ class _CliAttachConfiguration:
         return dict(self._config)
 
 
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{option} {item!r} must look like KEY=VALUE")
-        out[key] = value
-    return out
-
-
 @target.command("attach")
 @click.argument("name")
 @click.option("--type", "kind", required=True, help="Target kind: ssh, spark, ray (or a plugin's).")
@@ -117,8 +106,8 @@ def attach(
         if value is not None
     }
     if conf:
-        config["conf"] = _pairs(conf, "--conf")
-    config.update(_pairs(extra, "--set"))
+        config["conf"] = parse_pairs(conf, "--conf")
+    config.update(parse_pairs(extra, "--set"))
     attached = ComputeTarget.attach(ctx.ws, name, _CliAttachConfiguration(kind, config))
     click.echo(f"attached {attached.name} ({attached.type})")
 
