@@ -1,4 +1,8 @@
-"""The local target: the job runs on this machine, in a materialised copy of its snapshot."""
+"""The local target: the job runs on this machine, in a materialised copy of its snapshot.
+
+A distributed run (``ScriptRunConfig(distributed_job_config=PyTorchConfiguration(...))``) starts
+one process per rank on this machine (one node), each with its own log beside the main one.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from typing import Any
 
 from ferry import envbuild
 from ferry.environment import Environment
-from ferry.errors import TargetError
+from ferry.errors import ConfigError, TargetError
+from ferry.targets import distributed
 from ferry.targets.base import JobSpec, Target
 
 
@@ -73,8 +78,20 @@ class LocalTarget(Target):
         self._python: str | None = None
         self._env_vars: dict[str, str] = {}
         self._owns_workdir = False
+        self._plan: distributed.DistributedPlan | None = None
+        self._ranks: distributed.RankGroup | None = None
+        self._run_dir: Path | None = None
+        self._run_id = ""
+        self._noted = False
 
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
+        self._plan = distributed.plan_from_definition(job.definition)
+        if self._plan is not None and self._plan.node_count > 1:
+            raise ConfigError(
+                f"the local target is one machine, so node_count={self._plan.node_count} cannot "
+                "run here; use node_count=1 with several processes (process_count or "
+                "process_count_per_node), or a multi-node target such as ray"
+            )
         if job.snapshot_id:
             from ferry.snapshot import load_manifest, materialize
 
@@ -103,6 +120,8 @@ class LocalTarget(Target):
         env = job_environment(job, self._workdir, runtime_path, self._env_vars)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         job.spool_dir.mkdir(parents=True, exist_ok=True)
+        if self._plan is not None:
+            return self._start_ranks(job, self._plan, argv, env)
         with open(job.log_path, "ab", buffering=0) as log_file:
             try:
                 self._proc = subprocess.Popen(
@@ -119,11 +138,55 @@ class LocalTarget(Target):
                 raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
         return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
 
+    def _start_ranks(
+        self, job: JobSpec, plan: distributed.DistributedPlan, argv: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        """One process per rank, all in one process group led by rank 0."""
+        assert self._workdir is not None
+        host = "127.0.0.1"
+        port = distributed.free_port(host)
+        launches = [
+            distributed.RankLaunch(
+                rank=slot.rank,
+                argv=argv,
+                env={**env, **distributed.rank_environment(plan, slot, host, port)},
+                log_path=str(job.run_dir / distributed.rank_log_name(slot.rank)),
+            )
+            for slot in plan.slots()
+        ]
+        from ferry.supervisor import kill_grace_seconds
+
+        self._run_dir, self._run_id = job.run_dir, job.run_id
+        self._ranks = distributed.RankGroup(
+            launches, str(self._workdir), kill_grace_seconds(), preexec_fn=_die_with_parent
+        )
+        try:
+            pgid = self._ranks.start()
+        except OSError as exc:
+            raise TargetError(str(exc.strerror)) from exc
+        return {"job_pgid": pgid, "host": os.uname().nodename, "ranks": plan.world_size}
+
+    def _ranks_ended(self, ended: distributed.GroupExit | None) -> int | None:
+        if ended is None:
+            return None
+        if ended.failed_rank is not None and self._run_dir is not None and not self._noted:
+            self._noted = True
+            distributed.append_failure_note(
+                str(self._run_dir / distributed.rank_log_name(0)),
+                ended,
+                str(self._run_dir / distributed.rank_log_name(ended.failed_rank)),
+            )
+        return ended.code
+
     def poll(self) -> int | None:
+        if self._ranks is not None:
+            return self._ranks_ended(self._ranks.poll())
         assert self._proc is not None
         return self._proc.poll()
 
     def wait(self, timeout: float) -> int | None:
+        if self._ranks is not None:
+            return self._ranks_ended(self._ranks.wait(timeout))
         assert self._proc is not None
         try:
             return self._proc.wait(timeout)
@@ -131,11 +194,16 @@ class LocalTarget(Target):
             return None
 
     def cancel(self, grace_seconds: float) -> None:
+        if self._ranks is not None:
+            self._ranks.stop(grace_seconds)
+            return
         if self._proc is None or self._proc.poll() is not None:
             return
         kill_group(self._proc.pid, grace_seconds, self._proc.poll)
 
     def collect_outputs(self, dest: Path) -> None:
+        if self._run_dir is not None:
+            keep_rank_logs(self.workspace, self._run_id, self._run_dir)
         if self._workdir is None:
             return
         outputs = self._workdir / "outputs"
@@ -155,6 +223,23 @@ class LocalTarget(Target):
             and not os.environ.get("FERRY_KEEP_WORKDIR")
         ):
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def keep_rank_logs(workspace: Any, run_id: str, run_dir: Path) -> None:
+    """Record the logs of ranks other than 0 as the run's artifacts (rank 0's is the main log)."""
+    from ferry.tracking import ArtifactRecord
+
+    records = [
+        ArtifactRecord(
+            run_id,
+            f"user_logs/{path.name}",
+            str(path.relative_to(workspace.path)),
+            path.stat().st_size,
+        )
+        for path in sorted((run_dir / "user_logs").glob("std_log_rank_*.txt"))
+    ]
+    if records:
+        workspace.store.add_artifacts(records)
 
 
 def kill_group(

@@ -1,0 +1,337 @@
+"""Distributed jobs: one process per rank, with the variables torch.distributed and MPI expect.
+
+The reference's ``PyTorchConfiguration`` and ``MpiConfiguration`` (``ScriptRunConfig(
+distributed_job_config=…)``) become a :class:`DistributedPlan` (pure); each rank of the plan gets
+``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``NODE_RANK`` (and the
+``OMPI_COMM_WORLD_*`` variables for the MPI form), so ``init_process_group(init_method="env://")``
+just works. :class:`RankGroup` starts one node's ranks in one process group and stops them all
+when one fails; it uses the standard library only, because it also runs on Ray nodes that do not
+have ferry installed.
+
+Example::
+
+    plan = plan_from_definition(run.definition)      # None for a single-process run
+    for slot in plan.slots():                        # node-major: rank = node * per_node + local
+        rank_environment(plan, slot, "10.0.0.4", 29500)["RANK"]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.errors import ConfigError
+
+_PYTORCH_BACKENDS = ("nccl", "gloo")
+_MPI_COMMUNICATORS = ("intelmpi", "openmpi")
+
+
+class PlanError(ConfigError):
+    """A distributed configuration that cannot be launched; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class DistributedPlan:
+    """How many nodes, how many processes on each, and which launcher family."""
+
+    kind: str  # "pytorch" or "mpi"
+    node_count: int
+    processes_per_node: int
+    backend: str | None = None  # "nccl" or "gloo" for the PyTorch form
+
+    @property
+    def world_size(self) -> int:
+        return self.node_count * self.processes_per_node
+
+    def slots(self) -> list[RankSlot]:
+        """Every rank's place, node-major."""
+        per = self.processes_per_node
+        return [
+            RankSlot(rank=node * per + local, node_rank=node, local_rank=local)
+            for node in range(self.node_count)
+            for local in range(per)
+        ]
+
+    def describe(self) -> str:
+        what = f"{self.kind} ({self.backend})" if self.backend else self.kind
+        return (
+            f"{what}: {self.node_count} node(s) × {self.processes_per_node} process(es) = "
+            f"{self.world_size} rank(s)"
+        )
+
+
+@dataclass(frozen=True)
+class RankSlot:
+    rank: int
+    node_rank: int
+    local_rank: int
+
+
+def _positive(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PlanError(f"{what} must be a whole number ≥ 1, not {value!r}")
+    return value
+
+
+def plan_from_definition(definition: Mapping[str, Any]) -> DistributedPlan | None:
+    """The distributed plan of a run definition, or None for an ordinary single-process run."""
+    framework = str(definition.get("framework") or "Python").lower()
+    communicator = str(definition.get("communicator") or "None").lower()
+    node_count = _positive(definition.get("nodeCount") or 1, "node_count")
+    if communicator in _PYTORCH_BACKENDS:
+        section = definition.get("pytorch") or {}
+        total = section.get("processCount")
+        total = node_count if total is None else _positive(total, "process_count")
+        if total % node_count:
+            raise PlanError(
+                f"process_count={total} cannot be spread evenly over node_count={node_count}; "
+                "use a multiple of node_count (process_count = nodes × processes per node)"
+            )
+        return DistributedPlan("pytorch", node_count, total // node_count, communicator)
+    if communicator in _MPI_COMMUNICATORS:
+        section = definition.get("mpi") or {}
+        per_node = _positive(section.get("processCountPerNode") or 1, "process_count_per_node")
+        return DistributedPlan("mpi", node_count, per_node)
+    if framework == "tensorflow" and communicator == "parameterserver":
+        raise PlanError(
+            "TensorflowConfiguration (parameter server) jobs are not supported yet; use "
+            "PyTorchConfiguration or MpiConfiguration"
+        )
+    return None
+
+
+def rank_environment(
+    plan: DistributedPlan, slot: RankSlot, master_addr: str, master_port: int
+) -> dict[str, str]:
+    """The variables one rank sees (torch.distributed's ``env://`` and the MPI names)."""
+    per = plan.processes_per_node
+    env = {
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+        "WORLD_SIZE": str(plan.world_size),
+        "RANK": str(slot.rank),
+        "LOCAL_RANK": str(slot.local_rank),
+        "LOCAL_WORLD_SIZE": str(per),
+        "NODE_RANK": str(slot.node_rank),
+        "GROUP_RANK": str(slot.node_rank),
+        "AZ_BATCH_MASTER_NODE": f"{master_addr}:{master_port}",
+        "FERRY_NODE_COUNT": str(plan.node_count),
+    }
+    if plan.kind == "mpi":
+        env.update(
+            {
+                "OMPI_COMM_WORLD_RANK": str(slot.rank),
+                "OMPI_COMM_WORLD_SIZE": str(plan.world_size),
+                "OMPI_COMM_WORLD_LOCAL_RANK": str(slot.local_rank),
+                "OMPI_COMM_WORLD_LOCAL_SIZE": str(per),
+                "OMPI_COMM_WORLD_NODE_RANK": str(slot.node_rank),
+                "PMI_RANK": str(slot.rank),
+                "PMI_SIZE": str(plan.world_size),
+                "MPI_LOCALRANKID": str(slot.local_rank),
+                "AZ_BATCHAI_MPI_MASTER_NODE": master_addr,
+            }
+        )
+    return env
+
+
+def rank_log_name(rank: int) -> str:
+    """Rank 0 writes the run's main log; every other rank a log of its own beside it."""
+    return "user_logs/std_log.txt" if rank == 0 else f"user_logs/std_log_rank_{rank}.txt"
+
+
+def append_failure_note(main_log: str, ended: GroupExit, rank_log: str) -> None:
+    """Repeat the failing rank's error at the end of the main log (rank 0's is already there)."""
+    if ended.failed_rank is None or ended.failed_rank == 0:
+        return
+    try:
+        with open(rank_log, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 65536))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    note = failure_note(ended.failed_rank, ended.code, text).encode("utf-8")
+    with open(main_log, "ab+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":
+                note = b"\n" + note
+        fh.write(note)  # append mode: always at the end
+
+
+def failure_note(rank: int, code: int, rank_log: str, stopped_others: bool = True) -> str:
+    """Lines for the main log naming the rank that failed first, ending with its traceback.
+
+    The supervisor takes a failed run's error from the last traceback of the main log, so the
+    failing rank's own traceback (or its last lines) is repeated here, last.
+    """
+    lines = rank_log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    tail = lines[starts[-1] :][-200:] if starts else lines[-20:]
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    head = f"ferry: rank {rank} {how}" + (
+        "; the other ranks were stopped" if stopped_others else ""
+    )
+    where = f"ferry: last lines of {rank_log_name(rank)}:"
+    return "\n".join([head, where, *tail]) + "\n"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (for MASTER_PORT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# launching (standard library only: this part also runs on Ray nodes)
+
+
+@dataclass(frozen=True)
+class RankLaunch:
+    """One rank's process: its command line, full environment and log file."""
+
+    rank: int
+    argv: list[str]
+    env: dict[str, str]
+    log_path: str
+
+
+@dataclass(frozen=True)
+class GroupExit:
+    """How a group ended: the run's exit code and the rank that failed first (if any)."""
+
+    code: int
+    failed_rank: int | None
+    codes: dict[int, int] = field(default_factory=dict)
+    failed_at: float | None = None
+
+
+class RankGroup:
+    """One node's ranks in one process group; when one fails, the others are stopped.
+
+    Example::
+
+        group = RankGroup(launches, cwd="wd", grace_seconds=10)
+        pgid = group.start()
+        while (ended := group.poll()) is None:
+            time.sleep(0.05)
+        ended.code, ended.failed_rank
+    """
+
+    def __init__(
+        self,
+        launches: Sequence[RankLaunch],
+        cwd: str,
+        grace_seconds: float,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.launches = sorted(launches, key=lambda launch: launch.rank)
+        self.cwd = cwd
+        self.grace_seconds = grace_seconds
+        self.preexec_fn = preexec_fn
+        self.pgid: int | None = None
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._codes: dict[int, int] = {}
+        self._failure: tuple[float, int, int] | None = None
+        self._kill_at: float | None = None
+        self._ended: GroupExit | None = None
+
+    def start(self) -> int:
+        """Start every rank (the first one leads the process group); returns the group id."""
+        for launch in self.launches:
+            os.makedirs(os.path.dirname(launch.log_path), exist_ok=True)
+            with open(launch.log_path, "ab", buffering=0) as log_file:
+                try:
+                    proc = subprocess.Popen(
+                        launch.argv,
+                        cwd=self.cwd,
+                        env=launch.env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        process_group=0 if self.pgid is None else self.pgid,
+                        preexec_fn=self.preexec_fn,
+                    )
+                except OSError as exc:
+                    self.stop(0)
+                    raise OSError(
+                        exc.errno,
+                        f"cannot start rank {launch.rank} ({launch.argv[0]!r}): {exc.strerror}",
+                    ) from exc
+            if self.pgid is None:
+                self.pgid = proc.pid
+            self._procs[launch.rank] = proc
+        assert self.pgid is not None
+        return self.pgid
+
+    def poll(self) -> GroupExit | None:
+        """None while ranks run; the group's end once every rank has exited."""
+        if self._ended is not None:
+            return self._ended
+        now = time.time()
+        fresh = []
+        for rank, proc in self._procs.items():
+            if rank not in self._codes:
+                code = proc.poll()
+                if code is not None:
+                    self._codes[rank] = code
+                    fresh.append((rank, code))
+        failed = [(rank, code) for rank, code in fresh if code != 0]
+        if failed and self._failure is None and self._kill_at is None:
+            # the one to blame: a real exit code beats a signal, then the lowest rank
+            rank, code = min(failed, key=lambda rc: (rc[1] < 0, rc[0]))
+            self._failure = (now, rank, code)
+            if len(self._codes) < len(self._procs):
+                self._signal(signal.SIGTERM)
+                self._kill_at = now + self.grace_seconds
+        if self._kill_at is not None and now >= self._kill_at:
+            self._signal(signal.SIGKILL)
+        if len(self._codes) < len(self._procs):
+            return None
+        if self._failure is not None:
+            failed_at, rank, code = self._failure
+            self._ended = GroupExit(code, rank, dict(self._codes), failed_at)
+        else:
+            first = self.launches[0].rank
+            self._ended = GroupExit(self._codes[first], None, dict(self._codes))
+        return self._ended
+
+    def wait(self, timeout: float) -> GroupExit | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = self.poll()
+            if ended is not None or time.monotonic() >= deadline:
+                return ended
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    def stop(self, grace_seconds: float) -> None:
+        """TERM the whole group, KILL what is left after ``grace_seconds`` (blocks until then)."""
+        if self.pgid is None:
+            return
+        if self._kill_at is None:
+            self._kill_at = time.time() + grace_seconds
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and any(p.poll() is None for p in self._procs.values()):
+            time.sleep(0.02)
+        self._signal(signal.SIGKILL)
+        for proc in self._procs.values():
+            proc.wait()
+
+    def running(self) -> bool:
+        return any(proc.poll() is None for proc in self._procs.values())
+
+    def _signal(self, sig: int) -> None:
+        if self.pgid is None:
+            return
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
