@@ -103,6 +103,25 @@ def first_imports(folders: list[Path], runs: int = 3) -> list[float]:
     return [median(t) for t in times]
 
 
+UNCOMPILED = (
+    "import numpy, pandas, sklearn, scipy, matplotlib, joblib, sys, os, importlib.util\n"
+    "files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]\n"
+    "print(sum(1 for f in files if f.endswith('.py')\n"
+    "          and not os.path.exists(importlib.util.cache_from_source(f))))\n"
+)
+
+
+def uncompiled(folder: Path) -> int:
+    """Modules the stack imports that have no bytecode (each would be compiled at every start)."""
+    out = subprocess.run(
+        [str(folder / "bin" / "python"), "-c", UNCOMPILED],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
 def packages(lock: str) -> dict[str, str]:
     out = {}
     for line in lock.splitlines():
@@ -131,6 +150,7 @@ def main() -> None:
     reuse_median, reuse_p95, reuse_max = measure_reuse(work / "ferry-cold")
     built = next((work / "ferry-cold").glob("[0-9a-f]*[0-9a-f]"))
     import_ferry, import_pip = first_imports([built, work / "pip-cold"])
+    missing_ferry, missing_pip = uncompiled(built), uncompiled(work / "pip-cold")
 
     lines = [
         "## Environments (issue 4)",
@@ -156,8 +176,9 @@ def main() -> None:
         "is started (two stat calls, a touch, reading the lock).",
         f"- both sides installed the same versions: {'yes' if same else 'NO'} "
         f"({len(packages(lock))} packages).",
-        f"- importing the whole stack in the new environment (median of 3): ferry {import_ferry:.2f} s, "
-        f"venv + pip {import_pip:.2f} s.",
+        f"- importing the whole stack (median of 3; the machine is shared, so within noise): "
+        f"ferry {import_ferry:.2f} s, venv + pip {import_pip:.2f} s; imported modules without "
+        f"bytecode: ferry {missing_ferry}, venv + pip {missing_pip}.",
         "- `mlflow run --env-manager virtualenv`: not measured; mlflow is not on this machine's "
         "local indexes and its virtualenv manager installs mlflow into each project environment "
         "from PyPI, so it cannot run offline here.",

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ferry.envbuild.requirements import canonical_name, parse_requirements, requirement_name
 from ferry.errors import ConfigError
 
@@ -140,6 +138,8 @@ class CondaDependencies:
     # conda YAML --------------------------------------------------------------------------
     def serialize_to_string(self) -> str:
         """The conda environment file of these dependencies."""
+        import yaml
+
         deps: list[Any] = [f"python={self.python_version}"] if self.python_version else []
         deps += self.conda_packages
         if self.pip_packages or self.pip_options:
@@ -280,6 +280,8 @@ def parse_conda_yaml(
     text: str, source: str, base_dir: Path | None = None
 ) -> tuple[CondaDependencies, dict[str, str]]:
     """Parse a conda environment file into dependencies and its ``variables``."""
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
