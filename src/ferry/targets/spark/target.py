@@ -1,0 +1,174 @@
+"""The Spark target: a local run whose command is spark-submit.
+
+Everything else is the local target's: the snapshot is materialised in the run folder, the
+environment is resolved here, the driver (client mode) writes the log and the spool straight into
+the run folder, ./outputs and ./logs are collected from the working copy. The job runs under a
+guard (:mod:`.guard`) so that a cancel, a time limit or the supervisor's death stops the whole
+Spark application: spark-submit's JVM, the Python driver and its Python workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ferry.errors import TargetError
+from ferry.targets.base import JobSpec
+from ferry.targets.local import LocalTarget, job_environment
+from ferry.targets.spark import installation
+from ferry.targets.spark.command import (
+    SparkSubmit,
+    check_job,
+    job_conf,
+    shown,
+    spark_packages,
+    spark_repositories,
+    spark_submit_argv,
+)
+from ferry.targets.spark.config import (
+    DEFAULT_LOG_LEVEL,
+    KIND,
+    is_loopback_master,
+    master_hosts,
+    validate_config,
+)
+from ferry.targets.spark.guard import PARENT_DIED
+
+GUARD = Path(__file__).with_name("guard.py")
+
+
+def _guard_dies_with_parent() -> None:
+    """Runs in the guard before exec: its own group, told (not killed) when the supervisor dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, PARENT_DIED)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class SparkTarget(LocalTarget):
+    """Runs ``framework="pyspark"`` jobs with spark-submit, the driver on this machine.
+
+    Example::
+
+        ComputeTarget.attach(ws, "spark", SparkCompute.attach_configuration(master="local[2]"))
+        rc = RunConfiguration(framework="pyspark")
+        rc.target = "spark"
+        rc.spark.configuration["spark.sql.shuffle.partitions"] = 4
+        run = exp.submit(ScriptRunConfig("src", "train-spark.py", run_config=rc))
+    """
+
+    kind = KIND
+
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+        super().__init__(name, config, workspace)
+        self._script = ""
+        self._home: Path | None = None
+
+    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
+        self._script = check_job(job.definition, self.name)
+        self._home = installation.spark_home(self.config)
+        installation.find_java(os.environ)
+        return super().prepare(job, log)
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        from ferry.runtime.layout import build_runtime_path
+
+        assert self._workdir is not None and self._python is not None and self._home is not None
+        runtime_path = build_runtime_path(self.workspace.path / "runtime")
+        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
+        self._spark_environment(job, env)
+        conf, secret = job_conf(self.config.get("conf") or {}, self._run_conf(job), env)
+        argv = spark_submit_argv(self._submit(job, conf))
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
+        with open(job.log_path, "ab", buffering=0) as log_file:
+            log_file.write(f"ferry: {shown(argv, secret)}\n".encode())
+            guard = [sys.executable, "-I", "-S", str(GUARD), str(os.getpid())]
+            try:
+                self._proc = subprocess.Popen(
+                    [*guard, *argv],
+                    cwd=self._workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_guard_dies_with_parent,
+                )
+            except OSError as exc:
+                raise TargetError(f"cannot start spark-submit: {exc.strerror}") from exc
+        return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
+
+    # the parts that differ from a local run ---------------------------------------------------
+    def _run_conf(self, job: JobSpec) -> Mapping[str, Any]:
+        return dict((job.definition.get("spark") or {}).get("configuration") or {})
+
+    def _submit(self, job: JobSpec, conf: Mapping[str, str]) -> SparkSubmit:
+        assert self._home is not None
+        environment = job.definition.get("environment") or {}
+        return SparkSubmit(
+            executable=installation.spark_submit(self._home),
+            master=str(self.config.get("master") or "local[*]"),
+            script=self._script,
+            arguments=[str(a) for a in job.definition.get("arguments") or []],
+            conf=conf,
+            packages=spark_packages(environment),
+            repositories=spark_repositories(environment),
+        )
+
+    def _spark_environment(self, job: JobSpec, env: dict[str, str]) -> None:
+        """SPARK_HOME, the job's interpreter for the driver and workers, quiet Spark logging."""
+        assert self._home is not None and self._python is not None
+        env["SPARK_HOME"] = str(self._home)
+        chosen = {**self._env_vars, **job.env_vars}
+        for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
+            env[name] = chosen.get(name) or self._python
+        master = str(self.config.get("master") or "")
+        if is_loopback_master(master) and "SPARK_LOCAL_IP" not in chosen:
+            # the whole application is on this machine: keep its ports off the network
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"
+        if not installation.has_log_config(self._home, env):
+            level = str(self.config.get("log_level") or DEFAULT_LOG_LEVEL)
+            props = job.run_dir / "spark" / "log4j2.properties"
+            props.parent.mkdir(parents=True, exist_ok=True)
+            props.write_text(installation.log4j2_properties(level), encoding="utf-8")
+            opts = env.get("SPARK_SUBMIT_OPTS", "")
+            env["SPARK_SUBMIT_OPTS"] = f"-Dlog4j2.configurationFile={props.as_uri()} {opts}".strip()
+
+    # what the target reports about itself -----------------------------------------------------
+    @classmethod
+    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+        report: dict[str, Any] = {"name": name, "kind": cls.kind, "master": config.get("master")}
+        try:
+            home = installation.spark_home(config)
+            report["spark_home"] = str(home)
+            report["spark_version"] = installation.spark_version(home)
+        except TargetError as exc:
+            report["spark"] = f"missing: {exc}"
+        try:
+            report["java"] = installation.java_version(installation.find_java(os.environ))
+        except TargetError as exc:
+            report["java"] = f"missing: {exc}"
+        for host, port in master_hosts(str(config.get("master") or "")):
+            report[f"master {host}:{port}"] = _reachable(host, port)
+        return report
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        return validate_config(config)
+
+
+def _reachable(host: str, port: int) -> str:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return "reachable"
+    except OSError as exc:
+        return f"unreachable ({exc.strerror or exc})"
