@@ -87,6 +87,8 @@ def submit_script(
     env = rc.environment if isinstance(rc.environment, Environment) else Environment("default")
     if env.python.user_managed_dependencies:
         envbuild.find_interpreter(env.python.interpreter_path)
+    else:
+        env.spec_hash()  # a bad specification (Python version, requirement) fails before any write
     clean_tags = validate_tags(tags)
     run_id = run_id or new_run_id(experiment.name)
     definition = rc.to_dict()

@@ -140,7 +140,7 @@ class Supervisor:
             self._drive(target, job)
         except FerryError as exc:
             self.log(f"ferry: {exc}")
-            self._fail({"error": {"code": "SystemError", "message": str(exc)}})
+            self._fail({"error": {"code": type(exc).__name__, "message": str(exc)}})
         except Exception as exc:  # an internal error must still end the run
             self.log("ferry: internal error\n" + traceback.format_exc())
             self._fail(

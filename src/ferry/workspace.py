@@ -158,15 +158,10 @@ class Workspace:
 
     @property
     def environments(self) -> dict[str, Any]:
+        """The latest version of every registered environment, and the curated ones."""
         from ferry.environment import Environment
 
-        out: dict[str, Any] = {}
-        for name, versions in self.store.list_environments().items():
-            version, spec = self.store.get_environment(name, versions[-1])
-            env = Environment.from_dict(spec)
-            env.version = version
-            out[name] = env
-        return out
+        return Environment.list(self)
 
     def get_run(self, run_id: str) -> Run:
         from ferry.run import Run

@@ -41,7 +41,7 @@ def test_collections_and_get_run(workspace: Workspace) -> None:
     Experiment(workspace, "alpha")
     assert list(workspace.experiments) == ["alpha"]
     assert list(workspace.compute_targets) == ["local"]
-    assert workspace.environments == {}
+    assert set(workspace.environments) == {"ferry-minimal", "ferry-sklearn"}  # curated
     with pytest.raises(ConfigError, match="no run"):
         workspace.get_run("alpha_1_00000000")
 

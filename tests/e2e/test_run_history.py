@@ -145,3 +145,38 @@ def test_run_get_context_outside_a_run_is_offline(capsys: pytest.CaptureFixture[
     run = Run.get_context()
     run.log("loss", 0.5)
     assert "Attempted to log scalar metric loss:\n0.5" in capsys.readouterr().out
+
+
+def test_a_failed_environment_build_fails_the_run_with_the_resolver_message(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    from ferry import Environment
+
+    env = Environment("impossible")
+    env.python.conda_dependencies.add_pip_package("six==0.0.1")
+    run = _submit(workspace, awkward_dir / "envfail", "print('never')\n", environment=env)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed"
+    assert details["error"]["error"]["code"] == "EnvironmentBuildError"
+    assert "six" in details["error"]["error"]["message"]
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert "never" not in log
+
+
+def test_a_built_environment_runs_the_job_and_its_lock_is_kept(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    from ferry import Environment
+
+    env = Environment("with-six")
+    env.python.conda_dependencies.add_pip_package("six==1.16.0")
+    body = "import six, sys\nprint('six', six.__version__, sys.prefix)\n"
+    run = _submit(workspace, awkward_dir / "envok", body, environment=env)
+    details = run.wait_for_completion()
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert "six 1.16.0" in log and str(workspace.envs_dir) in log
+    assert run.get_properties()["ferry.environment.hash"] == env.spec_hash()
+    assert "environment/lock.txt" in run.get_file_names()
+    again = _submit(workspace, awkward_dir / "envok", body, environment=env)
+    assert again.wait_for_completion()["status"] == "Completed"
+    assert again.get_details()["timings"]["prepare"] < 1.0  # reused, not rebuilt
