@@ -46,7 +46,7 @@ class SparkSubmit:
 def check_job(definition: Mapping[str, Any], target: str) -> str:
     """The script a Spark target runs; a TargetError says what to change for other jobs."""
     framework = str(definition.get("framework") or "Python")
-    if framework != FRAMEWORK:
+    if framework.lower() != FRAMEWORK.lower():
         raise TargetError(
             f"the compute target {target!r} is a Spark target and runs PySpark jobs through "
             f"spark-submit, but this run's framework is {framework!r}; set framework='pyspark' "

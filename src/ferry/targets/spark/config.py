@@ -18,7 +18,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ferry.compute import ComputeTarget
 from ferry.errors import ConfigError
@@ -124,7 +124,9 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"unknown setting {unknown[0]!r} for a Spark target; allowed: {', '.join(KEYS)}"
         )
     out: dict[str, Any] = {
-        "master": validate_master(config.get("master") or DEFAULT_MASTER),
+        "master": validate_master(
+            DEFAULT_MASTER if config.get("master") is None else config["master"]
+        ),
         "conf": validate_conf(config.get("conf")),
     }
     level = str(config.get("log_level") or DEFAULT_LOG_LEVEL).upper()
@@ -136,11 +138,11 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class SparkAttachConfiguration:
     """What :meth:`SparkCompute.attach_configuration` returns; checked when made."""
 
-    kind: ClassVar[str] = KIND
+    kind: str = field(default=KIND, init=False)
     master: str = DEFAULT_MASTER
     conf: Mapping[str, Any] = field(default_factory=dict)
     spark_home: str | None = None

@@ -79,14 +79,7 @@ class SparkTarget(LocalTarget):
         return super().prepare(job, log)
 
     def start(self, job: JobSpec) -> dict[str, Any]:
-        from ferry.runtime.layout import build_runtime_path
-
-        assert self._workdir is not None and self._python is not None and self._home is not None
-        runtime_path = build_runtime_path(self.workspace.path / "runtime")
-        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
-        self._spark_environment(job, env)
-        conf, secret = job_conf(self.config.get("conf") or {}, self._run_conf(job), env)
-        argv = spark_submit_argv(self._submit(job, conf))
+        argv, env, secret = self.command(job)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         job.spool_dir.mkdir(parents=True, exist_ok=True)
         with open(job.log_path, "ab", buffering=0) as log_file:
@@ -106,6 +99,18 @@ class SparkTarget(LocalTarget):
             except OSError as exc:
                 raise TargetError(f"cannot start spark-submit: {exc.strerror}") from exc
         return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
+
+    def command(self, job: JobSpec) -> tuple[list[str], dict[str, str], set[str]]:
+        """After :meth:`prepare`: the spark-submit command line, its environment, and the
+        names of the Spark settings whose values came from the environment (not to be shown)."""
+        from ferry.runtime.layout import build_runtime_path
+
+        assert self._workdir is not None and self._python is not None
+        runtime_path = build_runtime_path(self.workspace.path / "runtime")
+        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
+        self._spark_environment(job, env)
+        conf, secret = job_conf(self.config.get("conf") or {}, self._run_conf(job), env)
+        return spark_submit_argv(self._submit(job, conf)), env, secret
 
     # the parts that differ from a local run ---------------------------------------------------
     def _run_conf(self, job: JobSpec) -> Mapping[str, Any]:
