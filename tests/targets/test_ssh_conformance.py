@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sshd import SshServer, remote_root, ssh_server  # noqa: F401 - fixtures
+import sshd
+from sshd import SshServer
 
 from ferry.compute import ComputeTarget
 from ferry.targets.ssh import RemoteCompute
 from ferry.testing.conformance import SCENARIOS, ConformanceEnv, Scenario
+
+ssh_server = sshd.ssh_server  # the fixtures, by name
+remote_root = sshd.remote_root
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)

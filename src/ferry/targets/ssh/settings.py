@@ -128,7 +128,8 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
                 return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"ssh target setting {key}={value!r} is not a {text}") from None
+        expected = {"int": "a whole number", "float": "a number"}.get(text, text)
+        raise ConfigError(f"ssh target setting {key}={value!r} is not {expected}") from None
     return str(value)
 
 

@@ -19,6 +19,7 @@ import asyncio
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,10 +45,25 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="ferry-ssh", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,
+        tick: Callable[[], None] | None = None,
+    ) -> T:
+        """The coroutine's result; ``tick`` is called every second while waiting."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return future.result(timeout)
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    return future.result(left if tick is None else min(left or 1.0, 1.0))
+                except TimeoutError:
+                    if future.done() or (deadline is not None and time.monotonic() >= deadline):
+                        raise
+                    if tick is not None:
+                        tick()
         except TimeoutError:  # the outer wait, or a timeout inside the coroutine
             if not future.done():
                 future.cancel()
@@ -97,7 +113,13 @@ class SshTarget(Target):
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._loop = LoopThread(self.settings.where)
         self._run = RemoteRun(self.name, self.settings, self.workspace, job, self._logs_dir)
-        return self._call(lambda run: run.prepare(log))
+        assert self._loop is not None
+
+        def beat() -> None:
+            # uploads and builds can take minutes: say the supervisor is alive meanwhile
+            self.workspace.store.update_run(job.run_id, heartbeat_at=time.time())
+
+        return self._loop.run(self._run.prepare(log), tick=beat)
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         return self._call(lambda run: run.launch())

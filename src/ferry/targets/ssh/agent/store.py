@@ -21,7 +21,10 @@ from collections.abc import Iterable
 from typing import Any
 
 CHUNK = 1 << 20
+PARALLEL_BYTES = 32 << 20  # below this, copying is bound by file creation: threads do not help
 _HEX = frozenset("0123456789abcdef")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
 
 
 def new_hasher(algo: str) -> Any:
@@ -71,6 +74,7 @@ class Store:
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self._umask = 0o022
 
     def blob(self, digest: str) -> str:
         return os.path.join(self.root, "blobs", digest[:2], digest[2:])
@@ -128,10 +132,12 @@ class Store:
             for path, entry in entries.items()
             if "digest" in entry
         ]
-        if len(jobs) > 256:
+        self._umask = os.umask(0o022)
+        os.umask(self._umask)
+        if sum(int(job[2].get("size", 0)) for job in jobs) > PARALLEL_BYTES:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(8) as pool:
+            with ThreadPoolExecutor(4) as pool:  # big blobs: hashing releases the GIL
                 results = list(pool.map(lambda job: self._copy(job, algo), jobs))
         else:
             results = [self._copy(job, algo) for job in jobs]
@@ -163,38 +169,58 @@ class Store:
         return folder
 
     def _copy(self, job: tuple[str, str, dict[str, Any]], algo: str) -> str | None:
-        """Copy one blob while hashing it; returns its digest when missing or corrupt."""
+        """Copy one blob while hashing it; returns its digest when missing or corrupt.
+
+        Files are created with their final mode (no chmod unless the umask is unusual), and a
+        small blob is read with one call: on a busy disk, creating files is what costs.
+        """
         folder, path, entry = job
         digest = check_digest(entry["digest"])
+        size = int(entry.get("size", 0))
         blob = self.blob(digest)
         try:
-            src = os.open(blob, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            src = os.open(blob, os.O_RDONLY | _NOFOLLOW)
         except FileNotFoundError:
             return digest
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            dst = os.open(os.path.join(folder, path.rpartition("/")[2]), flags, 0o600)
-        except BaseException:
-            os.close(src)
-            raise
         hasher = new_hasher(algo)
         try:
-            while True:
-                data = os.read(src, CHUNK)
-                if not data:
-                    break
+            data = os.read(src, min(size, CHUNK)) if size <= CHUNK else b""
+            if size <= CHUNK:
                 hasher.update(data)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(dst, view) :]
-            os.fchmod(dst, int(entry.get("mode", 0o644)) & 0o777)
+                if hasher.hexdigest() != digest:
+                    return self._corrupt(blob, digest)
+            mode = int(entry["mode"]) & 0o777
+            dst = os.open(os.path.join(folder, path.rpartition("/")[2]), _CREATE, mode)
+            try:
+                if mode & self._umask:  # the umask took bits the manifest wants
+                    os.fchmod(dst, mode)
+                if size <= CHUNK:
+                    _write_all(dst, data)
+                else:
+                    while True:
+                        chunk = os.read(src, CHUNK)
+                        if not chunk:
+                            break
+                        hasher.update(chunk)
+                        _write_all(dst, chunk)
+            finally:
+                os.close(dst)
         finally:
             os.close(src)
-            os.close(dst)
-        if hasher.hexdigest() != digest:
-            try:
-                os.unlink(blob)
-            except OSError:
-                pass
-            return digest
+        if size > CHUNK and hasher.hexdigest() != digest:
+            return self._corrupt(blob, digest)
         return None
+
+    @staticmethod
+    def _corrupt(blob: str, digest: str) -> str:
+        try:
+            os.unlink(blob)  # the client sends it again
+        except OSError:
+            pass
+        return digest
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
