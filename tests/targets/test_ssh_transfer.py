@@ -210,3 +210,21 @@ def test_user_managed_environment_uses_the_host_interpreter(  # type: ignore[no-
     assert not (remote_root / "um" / "envs").exists() or not any(
         p.name[0] != "." for p in (remote_root / "um" / "envs").iterdir()
     )
+
+
+def test_a_corrupt_blob_on_the_host_is_sent_again(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
+) -> None:
+    source = awkward_dir / "corrupt src"
+    source.mkdir()
+    body = b"print('intact')\n"
+    (source / "job.py").write_bytes(body)
+    work = remote_root / "corrupt"
+    _attach(workspace, ssh_server, work)
+    assert _submit(workspace, source)["status"] == "Completed"
+    digest = hashlib.sha256(body).hexdigest()
+    (work / "blobs" / digest[:2] / digest[2:]).write_bytes(b"print('evil!!')\n")
+    second = _submit(workspace, source)
+    log = _log(second)
+    assert "intact" in log and "evil" not in log
+    assert _sent(second)[1:] == (1, len(body))

@@ -174,10 +174,13 @@ class RemoteRun:
     async def _upload(self, digests: list[str]) -> None:
         assert self.session is not None
         size = sum(Path(self.workspace.blobs.path(d)).stat().st_size for d in digests)
-        sent = await asyncio.wait_for(
+        timeout = self.settings.command_timeout + size / 1e6
+        sent, packs = await asyncio.wait_for(
             upload_blobs(await self.sftp(), self.workspace.blobs, digests, self.session.work_dir),
-            self.settings.command_timeout + size / 1e6,
+            timeout,
         )
+        if packs:
+            await self.call("unpack", timeout, packs=packs, algo=self.workspace.blobs.algo)
         self.sent.files += sent.files
         self.sent.bytes += sent.bytes
 

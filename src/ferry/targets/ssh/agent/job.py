@@ -175,6 +175,8 @@ def _mind(run_dir: str, pid: int, lease: float, grace: float, log_fd: int) -> tu
             time.sleep(0.05)
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
+            if reason == "exit" and os.path.exists(cancel_path):
+                reason = "cancel"  # the agent's TERM got there first
             return status, reason
         now = time.time()
         if kill_at is not None:

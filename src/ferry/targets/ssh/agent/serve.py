@@ -224,6 +224,12 @@ class Agent:
                 result.update(self.store.materialize(manifest, wd))
         return result
 
+    def op_unpack(self, req: dict[str, Any]) -> dict[str, Any]:
+        bad = []
+        for name in req["packs"]:
+            bad.extend(self.store.unpack(name, str(req.get("algo") or "sha256")))
+        return {"missing": bad}
+
     def op_build_env(self, req: dict[str, Any]) -> dict[str, Any]:
         return envs.build_env(
             self.store.root, req, lambda text: self.out.send({"t": "log", "text": text})

@@ -109,6 +109,30 @@ class Store:
             os.makedirs(os.path.dirname(self.blob(digest)), exist_ok=True)
         return out
 
+    def unpack(self, name: str, algo: str) -> list[str]:
+        """Store the blobs of the pack ``tmp/<name>`` (verified); returns digests that failed."""
+        pack = os.path.join(self.root, "tmp", check_name(name))
+        bad = []
+        with open(pack, "rb") as fh:
+            while True:
+                header = fh.read(72)
+                if len(header) < 72:
+                    break
+                digest = check_digest(header[:64].decode("ascii"))
+                data = fh.read(int.from_bytes(header[64:], "big"))
+                hasher = new_hasher(algo)
+                hasher.update(data)
+                if hasher.hexdigest() != digest:
+                    bad.append(digest)
+                    continue
+                final = self.blob(digest)
+                tmp = f"{final}.{os.getpid()}.tmp"
+                with open(tmp, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, final)
+        os.unlink(pack)
+        return bad
+
     def materialize(self, manifest: dict[str, Any], dest: str) -> dict[str, Any]:
         """Copy the manifest's tree into ``dest`` (replaced); reports blobs missing or corrupt."""
         if manifest.get("version") != 1:
