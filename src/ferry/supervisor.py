@@ -133,6 +133,8 @@ class Supervisor:
             parent_run_id=record.parent_id,
         )
         target: Target | None = None
+        beating = _Heartbeat(self.store, self.run_id)
+        beating.start()
         try:
             from ferry.compute import resolve_target
 
@@ -147,6 +149,7 @@ class Supervisor:
                 {"error": {"code": "SystemError", "message": f"{type(exc).__name__}: {exc}"}}
             )
         finally:
+            beating.stop()
             if target is not None:
                 try:
                     target.close()
@@ -210,10 +213,9 @@ class Supervisor:
     ) -> tuple[int, bool, bool]:
         ingestor = SpoolIngestor(self.store, self.run_id, job.spool_dir, self.ws.path)
         self._ingestor = ingestor
-        interval = heartbeat_interval()
         limit = job.definition.get("maxRunDurationSeconds")
         deadline = t_start + float(limit) if limit else None
-        next_beat = next_slow = time.monotonic()
+        next_slow = time.monotonic()
         canceled = timed_out = False
         mirror = _Mirror(self.store, self.run_id, self.ws.path)
         while True:
@@ -226,11 +228,6 @@ class Supervisor:
             if now >= next_slow:
                 next_slow = now + 1.0
                 mirror.sync(target.watched_dirs())
-            if now >= next_beat:
-                next_beat = now + interval
-                self.store.update_run(self.run_id, heartbeat_at=time.time())
-                if self.store.get_run(self.run_id).status == RunStatus.NOT_RESPONDING:
-                    self._status(RunStatus.RUNNING)
             if code is not None:
                 mirror.sync(target.watched_dirs())
                 return code, canceled, timed_out
@@ -314,6 +311,34 @@ class Supervisor:
                     self.store.set_status(child.id, final)
                 except InvalidTransition:
                     pass
+
+
+class _Heartbeat:
+    """Beats for the run from a thread, through every phase (a long environment build too)."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        import threading
+
+        self.store, self.run_id = store, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = heartbeat_interval()
+        while not self._stop.wait(interval):
+            try:
+                self.store.update_run(self.run_id, heartbeat_at=time.time())
+                if self.store.get_run(self.run_id).status == RunStatus.NOT_RESPONDING:
+                    self.store.set_status(self.run_id, RunStatus.RUNNING)
+            except FerryError as exc:  # a busy or vanished store must not kill the run
+                log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
 
 
 class _Mirror:
