@@ -55,15 +55,24 @@ def job_environment(
     return env
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: its own process group, killed if the supervisor dies."""
+def _load_prctl() -> Any:
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass
+        return None
+
+
+# loaded up front: the pre-exec hook must not import anything (another thread of the
+# supervisor, such as its heartbeat, may hold the import lock at the moment of the fork)
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: killed if the supervisor dies (PR_SET_PDEATHSIG)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
 
 
 class LocalTarget(Target):
