@@ -217,3 +217,25 @@ def test_prepared_run_builds_the_full_command(workspace, awkward_dir: Path) -> N
     assert env["PYTHONPATH"].split(":")[0].rsplit("/", 1)[-1].startswith("runtime-")
     assert "log4j2.configurationFile=" in env["SPARK_SUBMIT_OPTS"]
     assert Path(env["SPARK_HOME"], "bin", "spark-submit").is_file()
+    scratch = Path(env["SPARK_LOCAL_DIRS"])
+    assert scratch.is_dir() and job.run_dir in scratch.parents
+    target.close()
+    assert not scratch.exists()  # Spark's scratch space goes with the run
+
+
+def test_an_interpreter_too_old_for_spark_is_named(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ferry.targets.spark import installation
+
+    src = awkward_dir / "old"
+    src.mkdir()
+    (src / "train.py").write_text("print('hi')\n")
+    definition = ScriptRunConfig(
+        str(src), "train.py", run_config=RunConfiguration(framework="pyspark")
+    ).to_dict()
+    job = JobSpec("r_2", "e", workspace.runs_dir / "r_2", definition, None, src)
+    monkeypatch.setattr(installation, "python_version", lambda python: (3, 8))
+    target = SparkTarget("sp", SparkTarget.validate_config({}), workspace)
+    with pytest.raises(TargetError, match=r"needs Python 3\.\d+ or newer.*is Python 3\.8"):
+        target.prepare(job, lambda line: None)

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
@@ -72,6 +73,37 @@ def spark_version(home: Path) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+def python_requirement(home: Path) -> tuple[int, ...] | None:
+    """The oldest Python the pyspark package at ``home`` supports (None when unknown)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("pyspark")
+    except PackageNotFoundError:
+        return None
+    if Path(str(dist.locate_file("pyspark"))).resolve() != home.resolve():
+        return None  # a Spark distribution of the target's own
+    found = re.search(r">=\s*(\d+)\.(\d+)", dist.metadata["Requires-Python"] or "")
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def python_version(python: str) -> tuple[int, ...] | None:
+    """The ``(major, minor)`` version of an interpreter (None when it cannot say)."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return tuple(sys.version_info[:2])
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return tuple(int(p) for p in done.stdout.split())
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
 
 
 def find_java(environ: Mapping[str, str]) -> str:

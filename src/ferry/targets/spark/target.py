@@ -10,6 +10,7 @@ Spark application: spark-submit's JVM, the Python driver and its Python workers.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,12 +72,30 @@ class SparkTarget(LocalTarget):
         super().__init__(name, config, workspace)
         self._script = ""
         self._home: Path | None = None
+        self._scratch: Path | None = None
 
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         self._script = check_job(job.definition, self.name)
         self._home = installation.spark_home(self.config)
-        installation.find_java(os.environ)
-        return super().prepare(job, log)
+        environment = job.definition.get("environment") or {}
+        installation.find_java(
+            {**os.environ, **(environment.get("environmentVariables") or {}), **job.env_vars}
+        )
+        facts = super().prepare(job, log)
+        self._check_python()
+        return facts
+
+    def _check_python(self) -> None:
+        assert self._home is not None and self._python is not None
+        needed = installation.python_requirement(self._home)
+        have = installation.python_version(self._python) if needed else None
+        if needed and have and have < needed:
+            want, got = ".".join(map(str, needed)), ".".join(map(str, have))
+            raise TargetError(
+                f"Spark {installation.spark_version(self._home)} needs Python {want} or newer "
+                f"in the run's environment, and {self._python} is Python {got}; ask for a newer "
+                f"Python in the environment (e.g. conda_dependencies python={want})"
+            )
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         argv, env, secret = self.command(job)
@@ -137,9 +156,14 @@ class SparkTarget(LocalTarget):
         for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
             env[name] = chosen.get(name) or self._python
         master = str(self.config.get("master") or "")
-        if is_loopback_master(master) and "SPARK_LOCAL_IP" not in chosen:
+        if is_loopback_master(master) and "SPARK_LOCAL_IP" not in env:
             # the whole application is on this machine: keep its ports off the network
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
+        if "SPARK_LOCAL_DIRS" not in env and "," not in str(job.run_dir):
+            # Spark's scratch space goes with the run, removed even after a KILL
+            self._scratch = job.run_dir / "spark" / "scratch"
+            self._scratch.mkdir(parents=True, exist_ok=True)
+            env["SPARK_LOCAL_DIRS"] = str(self._scratch)
         if not installation.has_log_config(self._home, env):
             level = str(self.config.get("log_level") or DEFAULT_LOG_LEVEL)
             props = job.run_dir / "spark" / "log4j2.properties"
@@ -147,6 +171,11 @@ class SparkTarget(LocalTarget):
             props.write_text(installation.log4j2_properties(level), encoding="utf-8")
             opts = env.get("SPARK_SUBMIT_OPTS", "")
             env["SPARK_SUBMIT_OPTS"] = f"-Dlog4j2.configurationFile={props.as_uri()} {opts}".strip()
+
+    def close(self) -> None:
+        super().close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     # what the target reports about itself -----------------------------------------------------
     @classmethod
