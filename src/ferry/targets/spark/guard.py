@@ -37,7 +37,8 @@ def main(argv: list[str]) -> int:
         return 127
     code = child.wait()
     if code < 0:  # killed by a signal: end the same way, so the supervisor sees it
-        signal.signal(-code, signal.SIG_DFL)
+        if -code in (signal.SIGTERM, PARENT_DIED):
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 
