@@ -43,7 +43,7 @@ def test_the_supervisors_death_kills_every_process_of_the_job(awkward_dir: Path)
             sys.executable,
             "-c",
             textwrap.dedent(
-                f"""
+                """
                 import os, subprocess, sys, time
                 from ferry.targets.spark.target import GUARD, _guard_dies_with_parent
                 job = 'sleep 300 & echo $! > "$PID_FILE"; wait'
