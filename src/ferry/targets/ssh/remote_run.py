@@ -15,6 +15,8 @@ saying what happened, and the watchdog stops the job when its lease expires.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
 import threading
 import time
@@ -30,7 +32,7 @@ from ferry.targets.base import JobSpec
 from ferry.targets.local import job_argv
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.remote_env import job_variables, plan_environment
-from ferry.targets.ssh.session import AgentSession, SessionLost
+from ferry.targets.ssh.session import AgentSession, SessionLost, agent_bundle
 from ferry.targets.ssh.settings import SshSettings
 from ferry.targets.ssh.sink import LocalSink
 from ferry.targets.ssh.transfer import Uploaded, download_folder, upload_blobs, upload_folder
@@ -66,13 +68,41 @@ class RemoteRun:
     async def connect(self) -> AgentSession:
         known_hosts = Path(self.workspace.path) / "ssh_known_hosts"
         conn = await open_connection(self.name, self.settings, known_hosts)
+        hint = self._daemon_socket()
         try:
-            session = await AgentSession.start(conn, self.settings, self._on_event)
+            session = await AgentSession.start(conn, self.settings, self._on_event, hint)
         except BaseException:
             conn.close()
             raise
+        socket_path = session.hello.get("socket")
+        if socket_path and socket_path != hint:
+            self._remember_daemon(str(socket_path))
         self.conn, self.session, self._sftp = conn, session, None
         return session
+
+    def _daemon_cache(self) -> tuple[Path, str]:
+        s = self.settings
+        key = f"{s.username}@{s.address}:{s.ssh_port}:{s.work_dir}:{agent_bundle()[0]}"
+        return Path(self.workspace.cache_dir) / "ssh" / f"{self.name}.json", key
+
+    def _daemon_socket(self) -> str | None:
+        """Where the host's agent daemon listened last time (cached in the workspace)."""
+        path, key = self._daemon_cache()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return str(data["socket"]) if data.get("key") == key and data.get("socket") else None
+
+    def _remember_daemon(self, socket_path: str) -> None:
+        path, key = self._daemon_cache()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "socket": socket_path}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # only an optimisation
 
     async def sftp(self) -> asyncssh.SFTPClient:
         if self._sftp is None:

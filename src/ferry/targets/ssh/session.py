@@ -1,8 +1,11 @@
 """One conversation with ferry's agent on the remote host, over one SSH channel.
 
-:meth:`AgentSession.start` runs a few lines of Python on the host that start the agent
-``<work_dir>/bin/agent-<hash>/ferry_agent`` if it is there, and otherwise say so, in which case
-the agent is uploaded once (SFTP, temporary folder + rename) and started again. Requests are JSON
+:meth:`AgentSession.start` first tries the agent daemon's Unix socket (a ``direct-streamlocal``
+channel: no login shell, no interpreter start; see ``agent/daemon.py``) when a previous run
+learnt where it is. Otherwise it runs a few lines of Python on the host that start the agent
+``<work_dir>/bin/agent-<hash>/ferry_agent`` if it is there (which also starts the daemon for
+next time), and otherwise say so, in which case the agent is uploaded once (SFTP, temporary
+folder + rename) and started again. Requests are JSON
 lines; a reader task turns the agent's frames into replies (:meth:`call`) and events (data, log
 lines, the job's exit) handed to ``on_event``. When the channel closes, :attr:`closed` is set and
 pending calls fail with :class:`SessionLost`.
@@ -44,7 +47,7 @@ if not os.path.isfile(os.path.join(d, "ferry_agent", "serve.py")):
     sys.exit(97)
 sys.path.insert(0, d)
 from ferry_agent.serve import main
-main(w)
+main(w, d)
 """
 _NOISE_LIMIT = 200  # lines a chatty login shell may print before the agent says hello
 
@@ -68,12 +71,14 @@ class AgentSession:
 
     def __init__(
         self,
-        process: asyncssh.SSHClientProcess[bytes],
+        reader: asyncssh.SSHReader[bytes],
+        writer: asyncssh.SSHWriter[bytes],
         hello: dict[str, Any],
         on_event: EventHandler,
         where: str,
     ) -> None:
-        self.process = process
+        self.reader = reader
+        self.writer = writer
         self.hello = hello
         self.where = where
         self.closed = asyncio.Event()
@@ -88,9 +93,17 @@ class AgentSession:
 
     @classmethod
     async def start(
-        cls, conn: asyncssh.SSHClientConnection, settings: SshSettings, on_event: EventHandler
+        cls,
+        conn: asyncssh.SSHClientConnection,
+        settings: SshSettings,
+        on_event: EventHandler,
+        socket_hint: str | None = None,
     ) -> AgentSession:
-        """Start the agent (uploading it first if the host does not have this version)."""
+        """Reach the agent: its daemon's socket when known, else start one on a new channel."""
+        if socket_hint:
+            session = await cls._attach(conn, settings, on_event, socket_hint)
+            if session is not None:
+                return session
         name, files = agent_bundle()
         command = " ".join(
             [
@@ -107,7 +120,9 @@ class AgentSession:
                 process = await asyncio.wait_for(
                     conn.create_process(command, encoding=None), settings.command_timeout
                 )
-                first = await asyncio.wait_for(_first_line(process), settings.command_timeout)
+                first = await asyncio.wait_for(
+                    _first_line(process.stdout), settings.command_timeout
+                )
             except TimeoutError:
                 raise TargetError(
                     f"ferry's agent on {settings.where} did not start within "
@@ -118,7 +133,8 @@ class AgentSession:
                     f"cannot start ferry's agent on {settings.where}: {exc}"
                 ) from None
             if first.startswith(b'{"t":"hello"'):
-                return cls(process, json.loads(first), on_event, settings.where)
+                hello = json.loads(first)
+                return cls(process.stdout, process.stdin, hello, on_event, settings.where)
             if first.startswith(b"ferry-agent-missing ") and attempt == 1:
                 work_dir = first.decode("utf-8", "surrogateescape").split(" ", 1)[1].strip()
                 process.close()
@@ -126,6 +142,30 @@ class AgentSession:
                 continue
             raise TargetError(await _start_failure(process, settings, first))
         raise TargetError(f"ferry's agent did not start on {settings.where}")  # pragma: no cover
+
+    @classmethod
+    async def _attach(
+        cls,
+        conn: asyncssh.SSHClientConnection,
+        settings: SshSettings,
+        on_event: EventHandler,
+        path: str,
+    ) -> AgentSession | None:
+        """A session with the agent daemon listening at ``path``; None if it does not answer."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                conn.open_unix_connection(path), settings.command_timeout
+            )
+        except (TimeoutError, asyncssh.Error, OSError):
+            return None
+        try:
+            first = await asyncio.wait_for(_first_line(reader), settings.command_timeout)
+        except (TimeoutError, asyncssh.Error, OSError):
+            first = b""
+        if not first.startswith(b'{"t":"hello"'):
+            writer.close()
+            return None
+        return cls(reader, writer, json.loads(first), on_event, settings.where)
 
     async def call(self, op: str, timeout: float, **params: Any) -> dict[str, Any]:
         """Send a request and wait up to ``timeout`` seconds for its reply."""
@@ -135,7 +175,7 @@ class AgentSession:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[ident] = future
         try:
-            self.process.stdin.write(_line({"id": ident, "op": op, **params}))
+            self.writer.write(_line({"id": ident, "op": op, **params}))
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise TargetError(
@@ -155,12 +195,12 @@ class AgentSession:
         if self.closed.is_set():
             return
         try:
-            self.process.stdin.write(_line({"op": op, **params}))
+            self.writer.write(_line({"op": op, **params}))
         except (asyncssh.Error, OSError):
             pass
 
     async def _read_frames(self) -> None:
-        stdout = self.process.stdout
+        stdout = self.reader
         try:
             while True:
                 line = await stdout.readline()
@@ -184,12 +224,12 @@ class AgentSession:
                     future.set_exception(lost)
 
     def close(self) -> None:
-        """Close the channel: the agent sees end-of-input and exits."""
+        """Close the channel: the agent sees end-of-input (a per-channel agent then exits)."""
         try:
-            self.process.stdin.write_eof()
+            self.writer.write_eof()
         except (asyncssh.Error, OSError):
             pass
-        self.process.close()
+        self.writer.close()
         self._reader.cancel()
 
 
@@ -197,10 +237,10 @@ def _line(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-async def _first_line(process: asyncssh.SSHClientProcess[bytes]) -> bytes:
+async def _first_line(reader: asyncssh.SSHReader[bytes]) -> bytes:
     """The agent's hello (or its 'missing' line), skipping what a login shell may print."""
     for _ in range(_NOISE_LIMIT):
-        line = await process.stdout.readline()
+        line = await reader.readline()
         if not line or line.startswith((b'{"t":"hello"', b"ferry-agent-missing ")):
             return line
     return b""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import select  # imported before any fork: a forked child must not import
 import signal
 import time
 from typing import Any
@@ -156,8 +157,6 @@ def watchdog(
 
 def _mind(run_dir: str, pid: int, lease: float, grace: float, log_fd: int) -> tuple[int, str]:
     """Wait for the job, stopping it on cancel or an expired lease; returns (status, reason)."""
-    import select
-
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:

@@ -21,7 +21,7 @@ import shutil
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import envs, job
 from .store import Store, check_name
@@ -33,12 +33,17 @@ WHOLE_MAX = 1 << 20  # ./logs files below this are sent whole when they change
 KEEP_FINISHED_SECONDS = 86400.0  # finished runs nobody cleaned up are removed after a day
 
 
-class Out:
-    """Frames to stdout, one writer at a time."""
+class Gone(Exception):
+    """The client went away (its channel closed)."""
 
-    def __init__(self) -> None:
+
+class Out:
+    """Frames to the client, one writer at a time."""
+
+    def __init__(self, fh: BinaryIO, exit_when_gone: bool) -> None:
         self._lock = threading.Lock()
-        self._fh = sys.stdout.buffer
+        self._fh = fh
+        self._exit_when_gone = exit_when_gone
 
     def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
         if payload:
@@ -51,7 +56,9 @@ class Out:
                     self._fh.write(payload)
                 self._fh.flush()
             except OSError:
-                os._exit(0)  # the supervisor is gone: nothing left to say
+                if self._exit_when_gone:
+                    os._exit(0)  # a per-channel agent: nothing left to do
+                raise Gone() from None
 
 
 class Follower(threading.Thread):
@@ -67,16 +74,22 @@ class Follower(threading.Thread):
 
     def run(self) -> None:
         exit_path = os.path.join(self.run_dir, "exit.json")
+        started = time.monotonic()
         while not self.stopped:
             finished = os.path.exists(exit_path)  # before the scan: it then sees the last bytes
-            while self.scan():
-                pass
-            if finished:
-                with open(exit_path, encoding="utf-8") as fh:
-                    result = json.load(fh)
-                self.out.send({"t": "exit", **result})
+            try:
+                while self.scan():
+                    pass
+                if finished:
+                    with open(exit_path, encoding="utf-8") as fh:
+                        result = json.load(fh)
+                    self.out.send({"t": "exit", **result})
+                    return
+            except Gone:
                 return
-            time.sleep(SCAN_SECONDS)
+            # look often while a job starts (its first line, a quick exit), then calm down
+            age = time.monotonic() - started
+            time.sleep(0.005 if age < 2 else 0.02 if age < 10 else SCAN_SECONDS)
 
     def scan(self) -> bool:
         """Send what is new; True when a file has more to send."""
@@ -156,15 +169,18 @@ class Follower(threading.Thread):
 class Agent:
     """Serves one SSH channel: prepares runs, launches and follows them, cleans up."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(
+        self, root: str, reader: BinaryIO, out: Out, facts: dict[str, Any] | None = None
+    ) -> None:
         self.store = Store(root)
-        self.out = Out()
+        self.reader = reader
+        self.out = out
+        self.facts = facts or {}
         self.follower: Follower | None = None
         self.lease: str | None = None
 
     def serve(self) -> None:
-        for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp"):
-            os.makedirs(os.path.join(self.store.root, sub), exist_ok=True)
+        """Say hello, then answer requests until the client closes the channel."""
         uname = os.uname()
         self.out.send(
             {
@@ -176,32 +192,40 @@ class Agent:
                 "platform": f"{sys.platform}-{uname.machine.lower()}",
                 "host": uname.nodename,
                 "pid": os.getpid(),
+                **self.facts,
             }
         )
-        self.collect_garbage()
-        stdin = sys.stdin.buffer
-        while True:
-            line = stdin.readline()
-            if not line:
-                os._exit(0)
+        try:
+            while True:
+                line = self.reader.readline()
+                if not line:
+                    return
+                self.handle(line)
+        except (Gone, OSError):
+            return
+        finally:
+            if self.follower is not None:
+                self.follower.stopped = True
+
+    def handle(self, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+        except ValueError:
+            return
+        if self.lease is not None:
             try:
-                req = json.loads(line)
-            except ValueError:
-                continue
-            if self.lease is not None:
-                try:
-                    os.utime(self.lease)
-                except OSError:
-                    pass
-            if req.get("op") == "ping":
-                continue
-            try:
-                result = getattr(self, "op_" + str(req.get("op")))(req)
-                reply = {"t": "reply", "id": req.get("id"), "ok": True, "result": result}
-            except Exception as exc:  # the client raises it as a TargetError
-                error = f"{type(exc).__name__}: {exc}"
-                reply = {"t": "reply", "id": req.get("id"), "ok": False, "error": error}
-            self.out.send(reply)
+                os.utime(self.lease)
+            except OSError:
+                pass
+        if req.get("op") == "ping":
+            return
+        try:
+            result = getattr(self, "op_" + str(req.get("op")))(req)
+            reply = {"t": "reply", "id": req.get("id"), "ok": True, "result": result}
+        except Exception as exc:  # the client raises it as a TargetError
+            error = f"{type(exc).__name__}: {exc}"
+            reply = {"t": "reply", "id": req.get("id"), "ok": False, "error": error}
+        self.out.send(reply)
 
     def op_prepare(self, req: dict[str, Any]) -> dict[str, Any]:
         """What the run lacks (blobs, runtime, environment); the tree is copied if it can be."""
@@ -287,8 +311,22 @@ class Agent:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def main(work_dir: str) -> None:
-    """Serve requests for the work folder ``work_dir`` (``~`` expanded) until stdin closes."""
+def prepare_root(work_dir: str) -> str:
+    """The absolute work folder (``~`` expanded), with its sub-folders."""
     root = os.path.abspath(os.path.expanduser(work_dir))
-    os.makedirs(root, exist_ok=True)
-    Agent(root).serve()
+    for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    return root
+
+
+def main(work_dir: str, agent_dir: str) -> None:
+    """Serve this SSH channel (stdin/stdout) for ``work_dir``; make sure the daemon runs."""
+    from . import daemon
+
+    root = prepare_root(work_dir)
+    socket_path = daemon.ensure(root, agent_dir)
+    facts = {"socket": socket_path} if socket_path else {}
+    agent = Agent(root, sys.stdin.buffer, Out(sys.stdout.buffer, exit_when_gone=True), facts)
+    agent.collect_garbage()
+    agent.serve()
+    os._exit(0)  # the channel closed: the job's watchdog decides the rest
