@@ -13,6 +13,8 @@ import pytest
 
 from ferry import ComputeTarget, Experiment, RunConfiguration, ScriptRunConfig, SparkCompute
 from ferry.errors import RunFailed
+from ferry.liveness import pid_alive
+from ferry.testing.conformance import wait_until
 
 # Written as for the reference (HDInsight, framework="pyspark"): a SparkSession reads a CSV,
 # fits a nearest-centroid classifier, logs metrics through azureml.core.Run, saves under ./outputs.
@@ -136,3 +138,54 @@ def test_a_plain_python_run_is_refused_with_the_fix(workspace, awkward_dir: Path
     details = run.get_details()
     assert details["status"] == "Failed"
     assert "Spark target" in details["error"]["error"]["message"]
+
+
+LONG_STAGE = """
+import os, sys, time
+from pyspark.sql import SparkSession
+
+out = sys.argv[1]
+spark = SparkSession.builder.getOrCreate()
+sc = spark.sparkContext
+jvm = sc._jvm.java.lang.ProcessHandle.current().pid()
+with open(os.path.join(out, "driver.pids"), "w") as fh:
+    fh.write(f"{os.getpid()} {jvm}")
+
+def slow(i):
+    with open(os.path.join(out, f"worker-{os.getpid()}.pid"), "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(300)
+    return i
+
+sc.parallelize(range(2), 2).map(slow).count()
+"""
+
+
+def test_cancel_ends_the_jvm_the_driver_and_the_python_workers(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    """pyspark's worker daemon leaves the job's process group: it must still end with the run."""
+    src, out = awkward_dir / "long", awkward_dir / "pids"
+    src.mkdir()
+    out.mkdir()
+    (src / "job.py").write_text(textwrap.dedent(LONG_STAGE))
+    ComputeTarget.attach(workspace, "spark", SparkCompute.attach_configuration(master="local[2]"))
+    rc = RunConfiguration(framework="pyspark")
+    rc.target = "spark"
+    config = ScriptRunConfig(str(src), "job.py", arguments=[str(out)], run_config=rc)
+    run = Experiment(workspace, "long").submit(config)
+    wait_until(
+        lambda: len(list(out.glob("worker-*.pid"))) == 2 and (out / "driver.pids").exists(),
+        timeout=120,
+        what="two Python workers to run the stage",
+    )
+    assert run.cancel() is True
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    driver_python, driver_jvm = map(int, (out / "driver.pids").read_text().split())
+    workers = [int(p.read_text()) for p in out.glob("worker-*.pid")]
+    for pid in (driver_python, driver_jvm, *workers):
+        _wait_dead(pid)
+
+
+def _wait_dead(pid: int) -> None:
+    wait_until(lambda: not pid_alive(pid), timeout=30, what=f"process {pid} to end")

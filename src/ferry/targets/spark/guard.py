@@ -1,11 +1,13 @@
 """Keeps a Spark job from outliving its supervisor (run as a script: stdlib only).
 
 ``python guard.py SUPERVISOR_PID COMMAND…`` runs COMMAND (spark-submit) in the guard's own process
-group and exits with its code. spark-submit's JVM starts the Python driver, which starts Python
-workers: a parent-death signal on the JVM alone would orphan them. So the supervisor starts the
-guard with ``PR_SET_PDEATHSIG`` = :data:`PARENT_DIED`, and the guard answers that signal by
-killing its whole group. A cancel TERMs the whole group: the guard outlives it and reports the
-job's own exit, so the supervisor's grace period applies to Spark's shutdown.
+group and exits with its code. spark-submit's JVM starts the Python driver: a parent-death signal
+on the JVM alone would orphan the driver. So the supervisor starts the guard with
+``PR_SET_PDEATHSIG`` = :data:`PARENT_DIED`, and the guard answers that signal by killing its whole
+group. (pyspark's worker daemon makes a group of its own; it ends itself and its Python workers
+when the JVM's pipe to it closes, which the group's death brings about.) A cancel TERMs the whole
+group: the guard outlives it and reports the job's own exit, so the supervisor's grace period
+applies to Spark's shutdown.
 """
 
 from __future__ import annotations
