@@ -28,7 +28,11 @@ from ferry.errors import ConfigError
     type=click.Path(path_type=Path),
     help="Folder to snapshot (default: the script's folder).",
 )
-@click.option("--env", "env", help="Environment: NAME[:VERSION] (registered or curated), requirements.txt or conda.yml.")
+@click.option(
+    "--env",
+    "env",
+    help="Environment: NAME[:VERSION] (registered or curated), requirements.txt or conda.yml.",
+)
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
 @click.option("--no-wait", is_flag=True, help="Return once the run is queued.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final details as JSON.")
