@@ -11,59 +11,68 @@ from pathlib import Path
 
 import pytest
 
-from ferry import ComputeTarget, Experiment, RunConfiguration, ScriptRunConfig, SparkCompute
+from ferry import (
+    ComputeTarget,
+    CondaDependencies,
+    Environment,
+    Experiment,
+    RunConfiguration,
+    ScriptRunConfig,
+    SparkCompute,
+)
 from ferry.errors import RunFailed
 from ferry.liveness import pid_alive
 from ferry.testing.conformance import wait_until
 
-# Written as for the reference (HDInsight, framework="pyspark"): a SparkSession reads a CSV,
-# fits a nearest-centroid classifier, logs metrics through azureml.core.Run, saves under ./outputs.
+# Written as the reference's train-in-spark sample is (HDInsight, framework="pyspark"): numpy and
+# pyspark.ml from the run's environment, a SparkSession reads iris.csv, a logistic regression is
+# fitted, metrics go through azureml.core.run.Run, the model is saved under ./outputs.
 TRAIN_SPARK = """
-import argparse, json, os, sys
-
+import numpy as np
 import pyspark
-from pyspark.sql import functions as F
-from azureml.core import Run
+import os
+import sys
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--data", default="data/iris.csv")
-parser.add_argument("--smoothing", type=float, default=0.0)
-args = parser.parse_args()
+from pyspark.sql.functions import *
+from pyspark.ml.classification import *
+from pyspark.ml.evaluation import *
+from pyspark.ml.feature import *
+
+from azureml.core.run import Run
 
 run = Run.get_context()
-spark = pyspark.sql.SparkSession.builder.appName("Iris").getOrCreate()
-print("Python version:", sys.version.split()[0])
-print("Spark version:", spark.version, flush=True)
+spark = pyspark.sql.SparkSession.builder.appName('Iris').getOrCreate()
+print('Python version: {}'.format(sys.version))
+print('Spark version: {}'.format(spark.version))
 
-df = spark.read.csv(args.data, header=True, inferSchema=True)
-features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-run.log("rows", df.count())
+data = spark.read.csv('data/iris.csv', header=True, inferSchema=True)
+feature_cols = data.columns[:-1]
+assembler = pyspark.ml.feature.VectorAssembler(inputCols=feature_cols, outputCol='features')
+data = assembler.transform(data).select(['features', 'species'])
+label_indexer = pyspark.ml.feature.StringIndexer(inputCol='species', outputCol='label').fit(data)
+data = label_indexer.transform(data).select(['features', 'label'])
 
-centroids = {
-    row["species"]: [row[f"avg({f})"] + args.smoothing for f in features]
-    for row in df.groupBy("species").avg(*features).collect()
-}
+reg = 0.01
+if len(sys.argv) > 1:
+    reg = float(sys.argv[1])
+run.log('Regularization Rate', reg)
 
-@F.udf("string")
-def nearest(*values):
-    dist = {s: sum((v - c) ** 2 for v, c in zip(values, cs)) for s, cs in centroids.items()}
-    return min(dist, key=dist.get)
+train, test = data.randomSplit([0.70, 0.30], seed=7)
+model = pyspark.ml.classification.LogisticRegression(regParam=reg).fit(train)
+prediction = model.transform(test)
+evaluator = MulticlassClassificationEvaluator(metricName='accuracy')
+accuracy = evaluator.evaluate(prediction)
+print('Accuracy: {}'.format(np.round(accuracy, 3)))
+run.log('Accuracy', accuracy)
 
-scored = df.withColumn("predicted", nearest(*features))
-accuracy = scored.filter(F.col("predicted") == F.col("species")).count() / df.count()
-run.log("accuracy", accuracy)
-run.log_list("classes", sorted(centroids))
-run.tag("shuffle_partitions", spark.conf.get("spark.sql.shuffle.partitions"))
-run.tag("from_target", spark.conf.get("spark.ferry.test.fromTarget"))
-run.tag("app_name", spark.sparkContext.appName)
+run.tag('shuffle_partitions', spark.conf.get('spark.sql.shuffle.partitions'))
+run.tag('from_target', spark.conf.get('spark.ferry.test.fromTarget'))
+run.tag('worker_python', ','.join(data.rdd.map(lambda _: sys.executable).distinct().collect()))
 
-os.makedirs("./outputs/model", exist_ok=True)
-with open("./outputs/model/centroids.json", "w") as fh:
-    json.dump(centroids, fh)
-scored.groupBy("species", "predicted").count().coalesce(1).write.mode("overwrite").csv(
-    "./outputs/confusion", header=True
+model.write().overwrite().save(os.path.join('outputs', 'iris.model'))
+prediction.select('label', 'prediction').coalesce(1).write.mode('overwrite').csv(
+    'outputs/predictions', header=True
 )
-spark.stop()
 """
 
 
@@ -100,28 +109,28 @@ def test_reference_style_pyspark_script_runs_unchanged(workspace, awkward_dir: P
     rc = RunConfiguration(framework="pyspark")  # as the reference's notebook writes it
     rc.target = "hdi"
     rc.spark.configuration["spark.sql.shuffle.partitions"] = 3
-    config = ScriptRunConfig(str(src), "train-spark.py", run_config=rc)
-    config.arguments = ["--smoothing", 0.0]
-    config.run_config.arguments = list(config.arguments)
+    rc.environment = Environment("spark-numpy")  # numpy for pyspark.ml, as the notebook asks
+    rc.environment.python.conda_dependencies = CondaDependencies.create(pip_packages=["numpy"])
+    config = ScriptRunConfig(str(src), "train-spark.py", arguments=[0.01], run_config=rc)
     run = Experiment(workspace, "train-in-spark").submit(config)
     details = run.wait_for_completion(raise_on_error=False)
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert details["status"] == "Completed", log
 
     metrics = run.get_metrics()
-    assert metrics["rows"] == 150
-    assert metrics["accuracy"] >= 0.9, metrics
-    assert metrics["classes"] == ["setosa", "versicolor", "virginica"]
+    assert metrics["Regularization Rate"] == 0.01
+    assert metrics["Accuracy"] >= 0.9, metrics
     tags = run.get_tags()
     assert tags["shuffle_partitions"] == "3"  # the run's spark.configuration wins
     assert tags["from_target"] == "yes"  # the target's conf reaches every run
-    assert tags["app_name"] == "Iris"  # the script's own builder settings still apply
+    env_python = Path(tags["worker_python"])  # Python workers use the run's built environment
+    assert workspace.envs_dir in env_python.parents, tags["worker_python"]
     files = run.get_file_names()
-    assert "outputs/model/centroids.json" in files
-    assert any(f.startswith("outputs/confusion/part-") and f.endswith(".csv") for f in files)
+    assert any(f.startswith("outputs/iris.model/metadata/part-") for f in files), files
+    assert any(f.startswith("outputs/predictions/part-") and f.endswith(".csv") for f in files)
 
     assert "--deploy-mode client" in log and "spark.sql.shuffle.partitions=3" in log
-    assert "Spark version:" in log
+    assert "Spark version:" in log and "Accuracy:" in log
     assert " INFO " not in log  # Spark's own chatter stays out of the run's log (WARN level)
 
 
