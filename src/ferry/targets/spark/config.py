@@ -140,7 +140,13 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class SparkAttachConfiguration:
-    """What :meth:`SparkCompute.attach_configuration` returns; checked when made."""
+    """What :meth:`SparkCompute.attach_configuration` returns; checked when made.
+
+    Example::
+
+        SparkAttachConfiguration(master="local[2]").to_dict()
+        # {'master': 'local[2]', 'conf': {}, 'log_level': 'WARN'}
+    """
 
     kind: str = field(default=KIND, init=False)
     master: str = DEFAULT_MASTER
