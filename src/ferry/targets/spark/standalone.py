@@ -28,6 +28,7 @@ from typing import Any
 
 from ferry.errors import TargetError
 from ferry.targets.spark import installation
+from ferry.targets.spark.target import PRCTL
 
 LOOPBACK = "127.0.0.1"
 
@@ -39,12 +40,8 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if PRCTL is not None:
+        PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class StandaloneCluster:

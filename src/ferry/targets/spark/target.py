@@ -43,15 +43,24 @@ from ferry.targets.spark.guard import PARENT_DIED
 GUARD = Path(__file__).with_name("guard.py")
 
 
-def _guard_dies_with_parent() -> None:
-    """Runs in the guard before exec: its own group, told (not killed) when the supervisor dies."""
+def _load_prctl() -> Any:
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, PARENT_DIED)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass
+        return None
+
+
+# loaded up front: a pre-exec hook must not import (another thread of the supervisor, such as its
+# heartbeat, may hold the import lock at the moment of the fork)
+PRCTL = _load_prctl()
+
+
+def _guard_dies_with_parent() -> None:
+    """Runs in the guard before exec: told (not killed) when the supervisor dies."""
+    if PRCTL is not None:
+        PRCTL(1, PARENT_DIED)  # PR_SET_PDEATHSIG
 
 
 class SparkTarget(LocalTarget):
