@@ -13,7 +13,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["submit_bench.py", "metrics_bench.py", "snapshot_bench.py", "env_bench.py"]
+ORDER = [
+    "submit_bench.py",
+    "metrics_bench.py",
+    "snapshot_bench.py",
+    "env_bench.py",
+    "ssh_bench.py",
+    "spark_bench.py",
+    "ray_bench.py",
+]
 
 
 def main(argv: list[str]) -> int:

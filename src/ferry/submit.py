@@ -83,7 +83,11 @@ def submit_script(
     ws = experiment.workspace
     source = config.validate()
     rc = config.run_config
-    ComputeTarget(ws, rc.target)  # unknown target → clear error before anything is written
+    from ferry.targets.registry import target_class
+
+    compute = ComputeTarget(
+        ws, rc.target
+    )  # unknown target → clear error before anything is written
     env = rc.environment if isinstance(rc.environment, Environment) else Environment("default")
     if env.python.user_managed_dependencies:
         envbuild.find_interpreter(env.python.interpreter_path)
@@ -93,6 +97,7 @@ def submit_script(
     run_id = run_id or new_run_id(experiment.name)
     definition = rc.to_dict()
     definition["sourceDirectory"] = str(source)
+    target_class(compute.type).check_definition(rc.target, definition)
     properties: dict[str, str] = {}
     snapshot: dict[str, Any] | None = None
     timings: dict[str, float] = {}

@@ -120,3 +120,15 @@ def test_corrupt_config_json(ferry, awkward_dir: Path, monkeypatch) -> None:  # 
     monkeypatch.chdir(proj)
     res = ferry("runs", "list", workspace=None)
     assert res.code == 2 and "config.json is not valid JSON" in res.err
+
+
+def test_a_target_refuses_a_job_it_cannot_run_before_anything_is_written(
+    ferry, project: Path
+) -> None:  # type: ignore[no-untyped-def]
+    assert ferry("target", "attach", "spark1", "--type", "spark", "--master", "local[1]").code == 0
+    res = ferry("submit", str(project / "train.py"), "-t", "spark1")
+    assert res.code == 2 and "framework='pyspark'" in res.err
+    _no_runs(ferry)
+    res = ferry("submit", str(project / "train.py"), "--framework", "jax")
+    assert res.code == 2 and "unknown framework 'jax'" in res.err
+    _no_runs(ferry)

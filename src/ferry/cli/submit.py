@@ -33,6 +33,7 @@ from ferry.errors import ConfigError
     "env",
     help="Environment: NAME[:VERSION] (registered or curated), requirements.txt or conda.yml.",
 )
+@click.option("--framework", help="Python (default) or PySpark (for Spark targets).")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
 @click.option("--no-wait", is_flag=True, help="Return once the run is queued.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final details as JSON.")
@@ -45,6 +46,7 @@ def submit(
     target: str | None,
     source_dir: Path | None,
     env: str | None,
+    framework: str | None,
     tags: tuple[str, ...],
     no_wait: bool,
     as_json: bool,
@@ -84,6 +86,9 @@ def submit(
             arguments=list(args),
             compute_target=target or "local",
         )
+    if framework:
+        config.run_config.framework = framework
+        config.run_config.validate()
     if env:
         from ferry.environment import Environment
 

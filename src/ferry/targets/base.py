@@ -100,6 +100,10 @@ class Target(abc.ABC):
         """Release connections and working folders."""
 
     @classmethod
+    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+        """Refuse, before a run is recorded, a job this kind cannot run (raise TargetError)."""
+
+    @classmethod
     def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
         """What the target reports about itself; kinds with a cluster list nodes and resources."""
         return {"name": name, "kind": cls.kind}

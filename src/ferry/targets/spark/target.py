@@ -83,6 +83,10 @@ class SparkTarget(LocalTarget):
         self._home: Path | None = None
         self._scratch: Path | None = None
 
+    @classmethod
+    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+        check_job(definition, name)
+
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         self._script = check_job(job.definition, self.name)
         self._home = installation.spark_home(self.config)
