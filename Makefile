@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,ssh,spark,ray]'
 	@touch $(STAMP)
 
+# torch (CPU) for the distributed tests: pip takes the CPU build this machine keeps on disk
+# (uv would download a multi-GB CUDA build instead)
+TORCH := $(VENV)/.torch
+$(TORCH): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
+	@touch $(TORCH)
+
 # Debian packages the heavier test suites need (git for snapshot/git capture tests).
 sysdeps:
 	@./scripts/sysdeps.sh
@@ -22,7 +29,7 @@ sysdeps:
 run: install
 	$(BIN)/ferry submit examples/quickstart/train.py -e quickstart -- --alpha 0.5
 
-test: install sysdeps
+test: install $(TORCH) sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: install
