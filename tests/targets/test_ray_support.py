@@ -89,8 +89,11 @@ def start_cluster(nodes: list[dict[str, Any]]) -> RayTestCluster:
 
 @pytest.fixture(scope="module")
 def loopback_ray() -> Iterator[None]:
-    """Ray addresses on 127.0.0.1 in this process and the supervisors it starts."""
+    """Ray addresses on 127.0.0.1 in this process and the supervisors it forks."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in LOOPBACK_ENV.items():
             mp.setenv(key, value)
+        constants = sys.modules.get("ray._private.ray_constants")
+        if constants is not None:  # Ray read the variable when it was imported
+            mp.setattr(constants, "ENABLE_RAY_CLUSTER", False)
         yield

@@ -133,7 +133,8 @@ def check_address(address: str) -> str:
         return address
     rest = address.removeprefix("ray://")
     host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    bad_host = not host or "/" in host or " " in host
+    if not sep or bad_host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(
             f"ray address {address!r} is not valid; use 'auto' (the cluster started on this "
             "machine), 'host:port' (the head's GCS port, 6379 by default) or "

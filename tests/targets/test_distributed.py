@@ -1,0 +1,293 @@
+"""Distributed plans and rank variables (pure), the rank group, and distributed runs on the local
+target: a real torch.distributed gloo all-reduce with 4 processes, and a failing rank."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferry.errors import ConfigError
+from ferry.experiment import Experiment
+from ferry.liveness import pid_alive
+from ferry.runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
+from ferry.script_run_config import ScriptRunConfig
+from ferry.targets.distributed import (
+    DistributedPlan,
+    GroupExit,
+    RankGroup,
+    RankLaunch,
+    RankSlot,
+    append_failure_note,
+    failure_note,
+    plan_from_definition,
+    rank_environment,
+    rank_log_name,
+)
+
+
+def _definition(config: Any) -> dict[str, Any]:
+    return ScriptRunConfig(".", "train.py", distributed_job_config=config).to_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# plans (pure)
+
+
+def test_a_plain_run_has_no_plan() -> None:
+    assert plan_from_definition(ScriptRunConfig(".", "train.py").to_dict()) is None
+
+
+def test_pytorch_process_count_defaults_to_one_per_node() -> None:
+    plan = plan_from_definition(_definition(PyTorchConfiguration("Gloo", node_count=3)))
+    assert plan == DistributedPlan("pytorch", 3, 1, "gloo")
+
+
+def test_pytorch_process_count_is_spread_over_nodes() -> None:
+    plan = plan_from_definition(_definition(PyTorchConfiguration("Nccl", 8, node_count=2)))
+    assert plan is not None and plan.processes_per_node == 4 and plan.world_size == 8
+    assert plan.backend == "nccl"
+    assert [(s.rank, s.node_rank, s.local_rank) for s in plan.slots()][3:5] == [
+        (3, 0, 3),
+        (4, 1, 0),
+    ]
+
+
+def test_a_process_count_that_does_not_divide_is_refused() -> None:
+    with pytest.raises(ConfigError, match="multiple of node_count"):
+        plan_from_definition(_definition(PyTorchConfiguration("Gloo", 3, node_count=2)))
+
+
+def test_mpi_plan_and_its_variables() -> None:
+    plan = plan_from_definition(
+        _definition(MpiConfiguration(process_count_per_node=2, node_count=2))
+    )
+    assert plan == DistributedPlan("mpi", 2, 2)
+    env = rank_environment(plan, RankSlot(rank=3, node_rank=1, local_rank=1), "10.0.0.4", 29500)
+    assert env["OMPI_COMM_WORLD_RANK"] == "3" and env["OMPI_COMM_WORLD_SIZE"] == "4"
+    assert env["OMPI_COMM_WORLD_LOCAL_RANK"] == "1" and env["OMPI_COMM_WORLD_LOCAL_SIZE"] == "2"
+    assert env["AZ_BATCHAI_MPI_MASTER_NODE"] == "10.0.0.4"
+    assert env["MASTER_ADDR"] == "10.0.0.4" and env["RANK"] == "3"
+
+
+def test_pytorch_variables_for_env_init() -> None:
+    plan = DistributedPlan("pytorch", 2, 2, "gloo")
+    env = rank_environment(plan, RankSlot(2, 1, 0), "head", 1234)
+    assert {k: env[k] for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")} == {
+        "MASTER_ADDR": "head",
+        "MASTER_PORT": "1234",
+        "WORLD_SIZE": "4",
+        "RANK": "2",
+    }
+    assert env["LOCAL_RANK"] == "0" and env["NODE_RANK"] == "1"
+    assert not any(k.startswith("OMPI_") for k in env)
+
+
+def test_tensorflow_parameter_server_is_refused_clearly() -> None:
+    with pytest.raises(ConfigError, match="not supported yet"):
+        plan_from_definition(_definition(TensorflowConfiguration(worker_count=2)))
+
+
+def test_rank_log_names() -> None:
+    assert rank_log_name(0) == "user_logs/std_log.txt"
+    assert rank_log_name(3) == "user_logs/std_log_rank_3.txt"
+
+
+def test_failure_note_ends_with_the_ranks_traceback() -> None:
+    log = "step 1\nTraceback (most recent call last):\n  File x\nValueError: bad\n"
+    note = failure_note(2, 1, log)
+    assert note.splitlines()[0] == "ferry: rank 2 exited with code 1; the other ranks were stopped"
+    assert note.rstrip().endswith("ValueError: bad") and "step 1" not in note
+    assert "killed by signal 9" in failure_note(1, -9, "no traceback")
+
+
+def test_append_failure_note_only_for_ranks_other_than_zero(tmp_path: Path) -> None:
+    main, rank = tmp_path / "main.txt", tmp_path / "rank.txt"
+    main.write_text("partial line")
+    rank.write_text("Traceback (most recent call last):\nKeyError: 'x'\n")
+    append_failure_note(str(main), GroupExit(1, 0), str(rank))
+    assert main.read_text() == "partial line"
+    append_failure_note(str(main), GroupExit(1, 1), str(rank))
+    assert main.read_text().startswith("partial line\nferry: rank 1 exited with code 1")
+    assert main.read_text().endswith("KeyError: 'x'\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# the rank group
+
+
+def _launch(tmp_path: Path, rank: int, code: str) -> RankLaunch:
+    return RankLaunch(
+        rank, [sys.executable, "-c", code], dict(os.environ), str(tmp_path / f"{rank}.log")
+    )
+
+
+def test_a_failing_rank_stops_the_others(tmp_path: Path) -> None:
+    sleeper = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    group = RankGroup(
+        [
+            _launch(tmp_path, 0, sleeper),
+            _launch(tmp_path, 1, "import time; time.sleep(0.3); raise SystemExit(3)"),
+            _launch(tmp_path, 2, sleeper),
+        ],
+        str(tmp_path),
+        grace_seconds=2,
+    )
+    pgid = group.start()
+    t = time.monotonic()
+    ended = group.wait(30)
+    assert ended is not None and time.monotonic() - t < 10
+    assert (ended.code, ended.failed_rank) == (3, 1)
+    assert ended.codes[0] < 0 and ended.codes[2] < 0  # stopped by a signal
+    assert not pid_alive(pgid)
+
+
+def test_ranks_that_all_succeed_end_with_zero(tmp_path: Path) -> None:
+    group = RankGroup(
+        [_launch(tmp_path, r, f"print('rank {r}')") for r in range(3)], str(tmp_path), 2
+    )
+    group.start()
+    ended = group.wait(30)
+    assert ended == GroupExit(0, None, {0: 0, 1: 0, 2: 0})
+    assert (tmp_path / "2.log").read_text() == "rank 2\n"
+
+
+def test_stop_ends_every_rank_and_their_children(tmp_path: Path) -> None:
+    child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    group = RankGroup([_launch(tmp_path, r, child) for r in range(2)], str(tmp_path), 1)
+    pgid = group.start()
+    time.sleep(0.5)
+    group.stop(1)
+    assert group.poll() is not None
+    deadline = time.monotonic() + 5
+    while _live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _live_members(pgid) == []
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of the group that are neither gone nor zombies (from /proc)."""
+    live = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(entry))
+    return live
+
+
+# ------------------------------------------------------------------------------------------------
+# on the local target
+
+
+ALL_REDUCE = """
+import os, torch, torch.distributed as dist
+from ferry import Run
+dist.init_process_group("gloo", init_method="env://")
+value = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(value)
+print("rank", os.environ["RANK"], "local", os.environ["LOCAL_RANK"], "sum", value.item(), flush=True)
+Run.get_context().log("sum", value.item())
+dist.destroy_process_group()
+"""
+
+
+def need_torch() -> None:
+    """torch is required (not optional) for these tests; say how to get the CPU build."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.fail(
+            "this test needs the CPU build of torch: .venv/bin/python -m pip install torch==2.13.0"
+        )
+
+
+def _submit(workspace, folder: Path, body: str, config: Any):  # type: ignore[no-untyped-def]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    src = ScriptRunConfig(str(folder), "job.py", distributed_job_config=config)
+    src.run_config.environment_variables["GLOO_SOCKET_IFNAME"] = "lo"
+    return Experiment(workspace, "dist").submit(src)
+
+
+def test_torch_gloo_all_reduce_with_four_local_processes(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    need_torch()
+    run = _submit(workspace, awkward_dir / "src", ALL_REDUCE, PyTorchConfiguration("Gloo", 4))
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", details
+    logs = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
+    for rank in range(4):
+        text = (logs / ("std_log.txt" if rank == 0 else f"std_log_rank_{rank}.txt")).read_text()
+        assert f"rank {rank} local {rank} sum 10.0" in text, text
+    assert run.get_metrics()["sum"] == [10.0] * 4
+    assert {f"user_logs/std_log_rank_{r}.txt" for r in (1, 2, 3)} <= set(run.get_file_names())
+
+
+def test_a_failing_local_rank_fails_the_run_with_its_error(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    body = """
+    import os, time
+    rank = int(os.environ["OMPI_COMM_WORLD_RANK"])
+    print("rank", rank, "pid", os.getpid(), flush=True)
+    if rank == 2:
+        time.sleep(0.5)
+        raise KeyError("rank two lost its shard")
+    time.sleep(300)
+    """
+    run = _submit(workspace, awkward_dir / "fail", body, MpiConfiguration(process_count_per_node=3))
+    t = time.monotonic()
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed" and time.monotonic() - t < 30
+    assert "KeyError: 'rank two lost its shard'" in details["error"]["error"]["message"]
+    assert details["error"]["exitCode"] == 1
+    logs = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
+    pids = [int(p) for f in logs.iterdir() for p in re.findall(r"pid (\d+)", f.read_text())]
+    assert len(pids) == 3 and not any(pid_alive(p) for p in pids)
+
+
+def test_cancel_stops_every_local_rank(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from ferry.testing.conformance import wait_until
+
+    body = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(300)"
+    run = _submit(
+        workspace, awkward_dir / "cancel", body, MpiConfiguration(process_count_per_node=2)
+    )
+    logs = run.run_dir / "user_logs"
+    wait_until(
+        lambda: (
+            (logs / "std_log_rank_1.txt").exists()
+            and "pid" in (logs / "std_log_rank_1.txt").read_text()
+            and "pid" in (logs / "std_log.txt").read_text()
+        ),
+        what="both ranks",
+    )
+    assert run.cancel() is True
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    pids = [int(p) for f in logs.iterdir() for p in re.findall(r"pid (\d+)", f.read_text())]
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="the ranks to die")
+
+
+def test_several_nodes_are_refused_on_the_local_target(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    run = _submit(
+        workspace,
+        awkward_dir / "nodes",
+        "print('x')",
+        PyTorchConfiguration("Gloo", 4, node_count=2),
+    )
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed"
+    assert "node_count=2 cannot run here" in details["error"]["error"]["message"]

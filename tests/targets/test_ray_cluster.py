@@ -1,0 +1,317 @@
+"""Attaching Ray clusters and the cluster helpers: status, runs that can never fit, runs that wait,
+environments built on the node, custom resources, and the run history after the cluster is gone.
+
+One single-node test cluster (2 CPUs and a custom resource ``special``) serves the module; the
+last test stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_ray_support import RayTestCluster, loopback_ray, start_cluster
+
+import ferry
+from ferry.compute import ComputeTarget
+from ferry.environment import Environment
+from ferry.errors import ConfigError
+from ferry.experiment import Experiment
+from ferry.script_run_config import ScriptRunConfig
+from ferry.targets.ray import RayCluster
+from ferry.targets.ray.cluster import (
+    RaySettings,
+    parse_size,
+    placement_for,
+    why_impossible,
+    why_waiting,
+)
+from ferry.testing.conformance import wait_until
+
+__all__ = ["loopback_ray"]
+
+
+def _cli(*args: str, workspace: Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a fresh process (a Ray driver must not live in the test process)."""
+    code = "import sys; from ferry.cli.main import main; main(sys.argv[1:])"
+    return subprocess.run(
+        [sys.executable, "-c", code, "--workspace", str(workspace), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# settings and attach (no cluster)
+
+
+def test_ray_cluster_is_exported_by_ferry() -> None:
+    assert ferry.RayCluster is RayCluster
+
+
+@pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379", "ray://head.example:10001"])
+def test_attach_configuration_accepts_the_three_address_forms(address: str) -> None:
+    config = RayCluster.attach_configuration(address=address)
+    assert config.kind == "ray"
+    assert config.to_dict()["address"] == address
+
+
+@pytest.mark.parametrize("address", ["", "head", "ray://head", "http://h:1", "h:99999"])
+def test_a_bad_address_names_the_forms(address: str) -> None:
+    with pytest.raises(ConfigError, match="ray://host:port"):
+        RayCluster.attach_configuration(address=address)
+
+
+def test_cli_values_are_converted_and_checked() -> None:
+    settings = RaySettings.from_config(
+        {"address": "auto", "num_cpus": "2", "memory": "1.5GiB", "resources": "special=1,b=0.5"}
+    )
+    assert settings.num_cpus == 2.0
+    assert settings.memory == int(1.5 * 2**30)
+    assert settings.resources == {"special": 1.0, "b": 0.5}
+    assert settings.process_resources() == {
+        "CPU": 2.0,
+        "memory": float(int(1.5 * 2**30)),
+        "special": 1.0,
+        "b": 0.5,
+    }
+    assert RaySettings.from_config({"resources": '{"x": 2}'}).resources == {"x": 2.0}
+    assert parse_size("512MB") == 512 * 1000**2 and parse_size(1024) == 1024
+    with pytest.raises(ConfigError, match="unknown setting 'num_cpu'"):
+        RaySettings.from_config({"num_cpu": 1})
+    with pytest.raises(ConfigError, match="must be a number"):
+        RaySettings.from_config({"num_gpus": "many"})
+    with pytest.raises(ConfigError, match="not a size"):
+        RaySettings.from_config({"memory": "lots"})
+
+
+def test_attach_from_the_command_line(workspace) -> None:  # type: ignore[no-untyped-def]
+    result = _cli(
+        "target", "attach", "rc", "--type", "ray", "--address", "ray://head.example:10001",
+        "--set", "num_gpus=1", "--set", "resources=special=2",
+        workspace=workspace.path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stored = ComputeTarget(workspace, "rc")
+    assert stored.type == "ray"
+    assert stored.config["address"] == "ray://head.example:10001"
+    assert stored.config["num_gpus"] == 1.0 and stored.config["resources"] == {"special": 2.0}
+
+
+def test_placement_that_can_never_fit_is_explained() -> None:
+    settings = RaySettings(num_cpus=2)
+    placement = placement_for(settings, node_count=2, processes_per_node=2)
+    assert placement.strategy == "STRICT_SPREAD" and placement.bundles == [{"CPU": 4.0}] * 2
+    nodes = [{"CPU": 4.0, "memory": 2.0**33}, {"CPU": 2.0}]
+    reason = why_impossible(placement, nodes)
+    assert reason is not None and "only 1 node(s)" in reason and "CPU 4" in reason
+    assert why_impossible(placement, [{"CPU": 8.0}, {"CPU": 4.0}]) is None
+    waiting = why_waiting(placement, [{"CPU": 1.0}, {"CPU": 0.0}])
+    assert "free now: CPU 1; CPU 0" in waiting
+
+
+def test_without_ray_the_target_says_how_to_install_it(tmp_path: Path) -> None:
+    """With ray hidden, attach and the import both name the extra to install."""
+    hide = textwrap.dedent(
+        """
+        import sys
+        class Hide:
+            def find_spec(self, name, path=None, target=None):
+                if name == "ray" or name.startswith("ray."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        sys.meta_path.insert(0, Hide())
+        """
+    )
+    attach = hide + textwrap.dedent(
+        f"""
+        from ferry.cli.main import main
+        main(["--workspace", {str(tmp_path / "ws")!r}, "target", "attach", "rc", "--type", "ray",
+              "--address", "auto"])
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", attach], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'ferry[ray]'" in result.stdout + result.stderr
+    imported = hide + "from ferry import RayCluster\n"
+    result = subprocess.run([sys.executable, "-c", imported], capture_output=True, text=True)
+    assert "pip install 'ferry[ray]'" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# against a cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(loopback_ray: None) -> Iterator[RayTestCluster]:
+    started = start_cluster([{"num_cpus": 2, "resources": {"special": 1}}])
+    yield started
+    started.stop()
+
+
+def _attach(workspace, cluster: RayTestCluster, name: str = "ray", **settings: Any) -> None:  # type: ignore[no-untyped-def]
+    config = RayCluster.attach_configuration(address=cluster.address, **settings)
+    ComputeTarget.attach(workspace, name, config)
+
+
+def _submit(workspace, source: Path, body: str, target: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    src = ScriptRunConfig(str(source), "job.py", compute_target=target, **kwargs)
+    return Experiment(workspace, "cluster").submit(src)
+
+
+def test_status_shows_nodes_and_free_resources(workspace, cluster: RayTestCluster) -> None:  # type: ignore[no-untyped-def]
+    _attach(workspace, cluster)
+    result = _cli("target", "status", "ray", "--json", workspace=workspace.path)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["reachable"] is True and status["kind"] == "ray"
+    assert len(status["nodes"]) == 1
+    assert "127.0.0.1" in status["nodes"][0] and "special 1" in status["nodes"][0]
+    assert "CPU 2" in status["free"]
+    text = _cli("target", "status", "ray", workspace=workspace.path).stdout
+    assert "nodes:" in text and "free: CPU 2" in text
+
+
+def test_status_of_a_cluster_that_is_not_there(workspace) -> None:  # type: ignore[no-untyped-def]
+    ComputeTarget.attach(
+        workspace, "gone", RayCluster.attach_configuration(address="127.0.0.1:9", connect_timeout=2)
+    )
+    t = time.monotonic()
+    status = RayCluster(workspace, "gone").get_status()
+    assert status["reachable"] is False and "cannot reach" in status["error"]
+    assert time.monotonic() - t < 10
+
+
+def test_a_run_asking_for_more_than_the_cluster_has_fails_fast(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    _attach(workspace, cluster, "huge", num_cpus=8)
+    t = time.monotonic()
+    run = _submit(workspace, awkward_dir / "huge", "print('never')", "huge")
+    details = run.wait_for_completion(raise_on_error=False, timeout_seconds=60)
+    assert details["status"] == "Failed"
+    message = details["error"]["error"]["message"]
+    assert "{CPU 8} on one node" in message and "can ever hold" in message, message
+    assert "num_cpus" in message
+    assert time.monotonic() - t < 30
+
+
+def test_custom_resources_and_a_run_waiting_for_them(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    """The only ``special`` resource is held by a first run; the second waits, saying why."""
+    _attach(workspace, cluster, "special", resources={"special": 1})
+    flag = awkward_dir / "release"
+    holder = _submit(
+        workspace,
+        awkward_dir / "holder",
+        f"""
+        import os, time
+        print("holding", flush=True)
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        """,
+        "special",
+    )
+    wait_until(lambda: holder.get_status() == "Running", timeout=60, what="the holder to run")
+    waiter = _submit(workspace, awkward_dir / "waiter", "print('got it')", "special")
+    log = waiter.run_dir / "user_logs" / "std_log.txt"
+    wait_until(
+        lambda: log.exists() and "waiting for cluster resources" in log.read_text(),
+        timeout=60,
+        what="the waiting reason in the log",
+    )
+    text = log.read_text()
+    assert "special 1" in text and "free now:" in text, text
+    assert waiter.get_status() == "Preparing"
+    time.sleep(1.5)  # heartbeats go on while it waits
+    assert waiter.get_status() == "Preparing"
+    flag.touch()
+    assert holder.wait_for_completion()["status"] == "Completed"
+    assert waiter.wait_for_completion(timeout_seconds=60)["status"] == "Completed"
+    assert "got it" in log.read_text()
+
+
+def test_cancel_while_waiting_for_resources(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    _attach(workspace, cluster, "special", resources={"special": 1})
+    flag = awkward_dir / "release"
+    holder = _submit(
+        workspace,
+        awkward_dir / "holder",
+        f"""
+        import os, time
+        while not os.path.exists({str(flag)!r}):
+            time.sleep(0.05)
+        """,
+        "special",
+    )
+    wait_until(lambda: holder.get_status() == "Running", timeout=60, what="the holder to run")
+    waiter = _submit(workspace, awkward_dir / "waiter", "print('never')", "special")
+    log = waiter.run_dir / "user_logs" / "std_log.txt"
+    wait_until(
+        lambda: log.exists() and "waiting for cluster resources" in log.read_text(),
+        timeout=60,
+        what="the waiting reason",
+    )
+    assert waiter.cancel() is True
+    assert waiter.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    flag.touch()
+    assert holder.wait_for_completion()["status"] == "Completed"
+
+
+def test_an_environment_is_built_on_the_node_once_and_reused(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    _attach(workspace, cluster, "ray", node_dir=str(tmp_path / "node dir"))
+    env = Environment("built-on-node")
+    env.python.user_managed_dependencies = False
+    body = "import sys; print('prefix', sys.prefix)"
+    first = _submit(workspace, awkward_dir / "env", body, "ray", environment=env)
+    details = first.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", details
+    envs = tmp_path / "node dir" / "envs"
+    built = [p.name for p in envs.iterdir() if not p.name.startswith(".")]
+    assert len(built) == 1
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert f"prefix {envs / built[0]}" in log, log
+    assert details["properties"]["ferry.environment.hash"] == built[0]
+    second = _submit(workspace, awkward_dir / "env", body, "ray", environment=env)
+    log2 = Path(second.wait_for_completion()["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert f"prefix {envs / built[0]}" in log2 and "building" not in log2
+
+
+def test_the_history_stays_after_the_cluster_is_gone(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    """Last in the module: it stops the cluster."""
+    _attach(workspace, cluster)
+    body = """
+    import os
+    from ferry import Run
+    print("kept line", flush=True)
+    Run.get_context().log("acc", 0.9)
+    os.makedirs("outputs", exist_ok=True)
+    open("outputs/model.txt", "w").write("weights")
+    """
+    run = _submit(workspace, awkward_dir / "kept", body, "ray")
+    assert run.wait_for_completion()["status"] == "Completed"
+    cluster.stop()
+    again = workspace.get_run(run.id)
+    details = again.get_details()
+    assert details["status"] == "Completed"
+    assert "kept line" in Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert again.get_metrics() == {"acc": 0.9}
+    assert "outputs/model.txt" in again.get_file_names()
+    status = RayCluster(workspace, "ray").get_status()
+    assert status["reachable"] is False
