@@ -212,3 +212,22 @@ def test_strict_policy_needs_a_known_host(
     )
     message, _ = _status_error(workspace, config)
     assert "ssh-keyscan" in message
+
+
+def test_docker_environments_are_refused_before_a_run_is_recorded(
+    workspace, awkward_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from ferry.environment import Environment
+    from ferry.experiment import Experiment
+    from ferry.script_run_config import ScriptRunConfig
+
+    _attach(workspace, "vm")
+    source = awkward_dir / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('hi')\n")
+    env = Environment("boxed")
+    env.docker.enabled = True
+    config = ScriptRunConfig(str(source), "train.py", compute_target="vm", environment=env)
+    with pytest.raises(TargetError, match="Docker"):
+        Experiment(workspace, "refused").submit(config)
+    assert not workspace.runs_dir.exists() or not any(workspace.runs_dir.iterdir())

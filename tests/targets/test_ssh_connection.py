@@ -100,3 +100,46 @@ def test_host_gone_for_good_fails_the_run_and_the_job_dies(  # type: ignore[no-u
         wait_until(lambda: not pid_alive(job), timeout=10, what="the watchdog to stop the job")
     finally:
         ssh_server.start()
+
+
+def test_a_run_on_an_unreachable_host_fails_fast_and_says_why(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
+) -> None:
+    from sshd import free_port
+
+    config = ssh_server.attach_config(work_dir=str(remote_root / "never"), ssh_port=free_port())
+    ComputeTarget.attach(workspace, "vm", RemoteCompute.attach_configuration(**config))
+    source = awkward_dir / "src"
+    source.mkdir()
+    (source / "job.py").write_text("print('never runs')\n")
+    t = time.monotonic()
+    run = Experiment(workspace, "drops").submit(
+        ScriptRunConfig(str(source), "job.py", compute_target="vm")
+    )
+    details = run.wait_for_completion(raise_on_error=False)
+    assert time.monotonic() - t < 10
+    assert details["status"] == "Failed"
+    message = details["error"]["error"]["message"]
+    assert "refused" in message and "ssh_port" in message and "Traceback" not in _log(run)
+
+
+def test_later_runs_reach_the_agent_daemon_through_a_private_socket(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
+) -> None:
+    import json
+    import stat
+
+    work = remote_root / "daemon"
+    run, _, flag = _start(workspace, awkward_dir, ssh_server, work)
+    flag.touch()
+    assert run.wait_for_completion()["status"] == "Completed"
+    cached = json.loads((workspace.path / "cache" / "ssh" / "vm.json").read_text())
+    socket_path = Path(cached["socket"])
+    assert socket_path.is_relative_to(work / "bin")
+    wait_until(socket_path.exists, timeout=10, what="the daemon's socket")
+    assert stat.S_IMODE(socket_path.stat().st_mode) & 0o077 == 0  # the owner only
+    source = awkward_dir / "src"
+    second = Experiment(workspace, "drops").submit(
+        ScriptRunConfig(str(source), "job.py", compute_target="vm")
+    )
+    assert second.wait_for_completion()["status"] == "Completed"

@@ -48,15 +48,40 @@ def interpreter_for(env: Environment, settings: SshSettings) -> str:
     return path
 
 
+def _conda_packages(env: Environment) -> list[str]:
+    return [
+        p
+        for p in env.python.conda_dependencies.conda_packages
+        if conda_mod.conda_name(p) not in conda_mod.IGNORED
+    ]
+
+
+def refusal(env: Environment) -> str | None:
+    """Why the ssh target cannot run ``env`` (None when it can)."""
+    if env.docker.enabled:
+        return (
+            f"environment {env.name!r} asks for Docker (env.docker.enabled = True); the ssh "
+            "target runs without Docker; set env.docker.enabled = False"
+        )
+    if env.python.user_managed_dependencies:
+        return None
+    only = conda_mod.conda_only(_conda_packages(env))
+    if only:
+        return (
+            f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ssh "
+            "target installs with pip or uv: use pip packages, or a user-managed environment "
+            "whose interpreter_path is a conda environment's python on the host"
+        )
+    return None
+
+
 def plan_environment(
     env: Environment, hello: Mapping[str, Any], settings: SshSettings
 ) -> RemoteEnvironment:
     """Decide how ``env`` runs on the host that sent ``hello``."""
-    if env.docker.enabled:
-        raise EnvironmentBuildError(
-            f"environment {env.name!r} asks for Docker (env.docker.enabled = True); the ssh "
-            "target runs without Docker; set env.docker.enabled = False"
-        )
+    problem = refusal(env)
+    if problem:
+        raise EnvironmentBuildError(problem)
     interpreter = interpreter_for(env, settings)
     variables = dict(env.environment_variables)
     if env.python.user_managed_dependencies:
@@ -64,16 +89,7 @@ def plan_environment(
     deps = env.python.conda_dependencies
     version = ".".join(str(part) for part in list(hello["python"])[:2])
     spec = canonical_spec(deps, default_python=version, platform=str(hello["platform"]))
-    conda_packages = [
-        p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED
-    ]
-    only = conda_mod.conda_only(conda_packages)
-    if only:
-        raise EnvironmentBuildError(
-            f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ssh "
-            "target installs with pip or uv: use pip packages, or a user-managed environment "
-            "whose interpreter_path is a conda environment's python on the host"
-        )
+    conda_packages = _conda_packages(env)
     from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages) if r]
     digest = spec_hash(spec)
     request = {

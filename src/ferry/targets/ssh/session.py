@@ -39,6 +39,9 @@ EventHandler = Callable[[dict[str, Any], bytes], None]
 # Runs on the remote host with `python -I -S -c` (isolated, no site: it starts in ~15 ms).
 BOOTSTRAP = """\
 import os, sys
+if sys.version_info < (3, 8):
+    sys.stderr.write("ferry needs Python 3.8 or newer on this host, not " + sys.version.split()[0])
+    sys.exit(3)
 w = os.path.abspath(os.path.expanduser(sys.argv[1]))
 d = os.path.join(w, "bin", sys.argv[2])
 if not os.path.isfile(os.path.join(d, "ferry_agent", "serve.py")):

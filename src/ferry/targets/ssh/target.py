@@ -19,7 +19,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ import asyncssh
 from ferry.errors import TargetError
 from ferry.targets.base import JobSpec, Target
 from ferry.targets.ssh.connect import open_connection
+from ferry.targets.ssh.remote_env import refusal
 from ferry.targets.ssh.remote_run import RemoteRun
 from ferry.targets.ssh.session import AgentSession
 from ferry.targets.ssh.settings import SshSettings, validate_config
@@ -45,25 +45,11 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="ferry-ssh", daemon=True)
         self._thread.start()
 
-    def run(
-        self,
-        coro: Coroutine[Any, Any, T],
-        timeout: float | None = None,
-        tick: Callable[[], None] | None = None,
-    ) -> T:
-        """The coroutine's result; ``tick`` is called every second while waiting."""
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """The coroutine's result (every remote call inside it has its own timeout too)."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    return future.result(left if tick is None else min(left or 1.0, 1.0))
-                except TimeoutError:
-                    if future.done() or (deadline is not None and time.monotonic() >= deadline):
-                        raise
-                    if tick is not None:
-                        tick()
+            return future.result(timeout)
         except TimeoutError:  # the outer wait, or a timeout inside the coroutine
             if not future.done():
                 future.cancel()
@@ -113,13 +99,7 @@ class SshTarget(Target):
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._loop = LoopThread(self.settings.where)
         self._run = RemoteRun(self.name, self.settings, self.workspace, job, self._logs_dir)
-        assert self._loop is not None
-
-        def beat() -> None:
-            # uploads and builds can take minutes: say the supervisor is alive meanwhile
-            self.workspace.store.update_run(job.run_id, heartbeat_at=time.time())
-
-        return self._loop.run(self._run.prepare(log), tick=beat)
+        return self._call(lambda run: run.prepare(log))
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         return self._call(lambda run: run.launch())
@@ -182,6 +162,15 @@ class SshTarget(Target):
             "platform": hello.get("platform"),
             "work_dir": hello.get("work_dir"),
         }
+
+    @classmethod
+    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+        """Refuse at submit what a host cannot run (Docker, conda-only packages)."""
+        from ferry.environment import Environment
+
+        problem = refusal(Environment.from_dict(definition.get("environment") or {}))
+        if problem:
+            raise TargetError(f"compute target {name!r}: {problem}")
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ the first session of an agent version starts this daemon (detached, its own sess
 connections open a ``direct-streamlocal`` channel to its Unix socket ``agent-<hash>/agent.sock``
 (no shell, no interpreter start) and speak the same protocol, one thread per connection.
 
-The socket is only usable by its owner (mode 0600). One daemon per socket (a lock file held for
+The socket is only usable by its owner (made under umask 077). One daemon per socket (a lock file held for
 its life). It exits after ``IDLE_SECONDS`` without connections, or when its socket is gone (the
 work folder was removed). A host that forbids stream-local forwarding simply keeps using the
 per-channel agent. Jobs never depend on the daemon: each has its own watchdog process.
