@@ -226,8 +226,9 @@ launch (one request; the log streams back as it grows).
 {chr(10).join(lines)}
 
 Goal ≤ 1.5× (total). Phases of the last in-driver run (kept on the run): {phases}.
-The CLI as installed pays for importing asyncssh (~0.4-0.5 s) in each run's supervisor; a CLI
-zygote that preloads the ssh target (as measured in the third row) removes that.
+The CLI as installed imports asyncssh (~0.4-0.5 s) in every `ferry submit` to an ssh target
+(the command checks the job with the target's class, and the run's supervisor is forked from it);
+a CLI zygote that preloads the ssh target (third row) removes that.
 
 Resubmitting an unchanged {files:,}-file tree: the first submit sent {sent_first:,} bytes of
 blobs, the resubmit sent **{sent_again} bytes** (goal: 0).
