@@ -126,6 +126,7 @@ def main() -> None:
         if zygote is not None:
             zygote.terminate()
         server.stop()
+        shutil.rmtree(work / "remote", ignore_errors=True)  # its agent daemon then exits
         if user:
             subprocess.run(["userdel", user], capture_output=True)
             shutil.rmtree(lean_home, ignore_errors=True)
