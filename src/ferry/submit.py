@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ferry import envbuild
 from ferry.compute import ComputeTarget
 from ferry.environment import Environment
 from ferry.errors import ConfigError, FerryError
@@ -89,9 +88,7 @@ def submit_script(
         ws, rc.target
     )  # unknown target → clear error before anything is written
     env = rc.environment if isinstance(rc.environment, Environment) else Environment("default")
-    if env.python.user_managed_dependencies:
-        envbuild.find_interpreter(env.python.interpreter_path)
-    else:
+    if not env.python.user_managed_dependencies:
         env.spec_hash()  # a bad specification (Python version, requirement) fails before any write
     clean_tags = validate_tags(tags)
     run_id = run_id or new_run_id(experiment.name)
@@ -162,7 +159,10 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
         snapshot.update(newFiles=0, newBytes=0, hashedFiles=0, seconds=0.0, reused=True)
     if compute_target is not None:
         definition["target"] = target_name(compute_target)
-    ComputeTarget(ws, definition["target"])
+    from ferry.targets.registry import target_class
+
+    compute = ComputeTarget(ws, definition["target"])
+    target_class(compute.type).check_definition(compute.name, definition)
     exp = experiment or original.experiment
     properties = {k: v for k, v in record.properties.items() if k.startswith(_CARRIED_PROPERTIES)}
     properties["ferry.rerun_of"] = original.id

@@ -179,9 +179,9 @@ class Supervisor:
         log_size = job.log_path.stat().st_size if job.log_path.exists() else 0
         t_start = time.monotonic()
         started_facts = target.start(job)
-        self.store.update_run(
-            self.run_id, **{k: v for k, v in started_facts.items() if k in ("job_pgid", "host")}
-        )
+        facts = {k: v for k, v in started_facts.items() if k in ("job_pgid", "host")}
+        if facts:
+            self.store.update_run(self.run_id, **facts)
         self._status(RunStatus.RUNNING)
         exit_code, canceled, timed_out = self._follow(target, job, log_size, t_start)
         self.timings["run"] = time.monotonic() - t_start

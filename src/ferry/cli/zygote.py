@@ -40,6 +40,11 @@ def _preload() -> None:
     import ferry.tracking.sql
     import ferry.workspace
 
+    try:  # remote targets' libraries, when their extras are installed (asyncssh takes ~0.4 s)
+        import ferry.targets.spark
+        import ferry.targets.ssh
+    except ImportError:
+        pass
     _ = (rich, sqlalchemy, ferry)
 
 

@@ -93,6 +93,13 @@ class LocalTarget(Target):
         self._run_id = ""
         self._noted = False
 
+    @classmethod
+    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+        """A user-managed interpreter must exist here (a remote kind checks on its host)."""
+        env = Environment.from_dict(definition.get("environment") or {})
+        if env.python.user_managed_dependencies:
+            envbuild.find_interpreter(env.python.interpreter_path)
+
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         self._plan = distributed.plan_from_definition(job.definition)
         if self._plan is not None and self._plan.node_count > 1:

@@ -86,6 +86,7 @@ class SparkTarget(LocalTarget):
     @classmethod
     def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
         check_job(definition, name)
+        super().check_definition(name, definition)
 
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         self._script = check_job(job.definition, self.name)
