@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -33,7 +34,9 @@ _HELPER = textwrap.dedent(
         sys.exit(1)
     spec = json.loads(sys.argv[1])
     nodes = spec["nodes"]
-    cluster = Cluster(initialize_head=True, head_node_args={**nodes[0], "include_dashboard": False})
+    # the head's agent port would default to 52365: free ports let clusters run side by side
+    head = {"include_dashboard": False, "dashboard_agent_listen_port": spec["agent_port"]}
+    cluster = Cluster(initialize_head=True, head_node_args={**nodes[0], **head})
     for node in nodes[1:]:
         cluster.add_node(**node)
     cluster.wait_for_nodes()
@@ -42,6 +45,12 @@ _HELPER = textwrap.dedent(
     cluster.shutdown()
     """
 )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -64,7 +73,7 @@ def start_cluster(nodes: list[dict[str, Any]]) -> RayTestCluster:
     """Start a head (``nodes[0]``) and worker nodes; fails with how to install Ray if missing."""
     nodes = [{"object_store_memory": STORE_BYTES, **node} for node in nodes]
     proc = subprocess.Popen(
-        [sys.executable, "-c", _HELPER, json.dumps({"nodes": nodes})],
+        [sys.executable, "-c", _HELPER, json.dumps({"nodes": nodes, "agent_port": _free_port()})],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -183,7 +183,8 @@ class RayTarget(Target):
                     self.settings.node_dir, job.run_id, index, self.settings.lease_seconds, kit
                 )
             )
-        self._hellos = [self._call(a.hello.remote()) for a in self._agents]
+        refs = [a.hello.remote() for a in self._agents]
+        self._hellos = [self._call(ref) for ref in refs]
 
     def _call(self, ref: Any, timeout: float = _CALL_TIMEOUT) -> Any:
         try:
@@ -208,7 +209,8 @@ class RayTarget(Target):
             sent += send_blobs(agent, sizes, self.workspace.blobs, manifest.algo, self._tick)
         if sent:
             log(f"ferry: sent {sent / 2**20:.1f} MiB of the snapshot to the cluster")
-        results = [self._call(a.materialize.remote(snapshot_id)) for a in self._agents]
+        refs = [a.materialize.remote(snapshot_id) for a in self._agents]
+        results = [self._call(ref) for ref in refs]
         for agent, result in zip(self._agents, results, strict=True):
             if result.get("missing"):  # corrupt on the node: send those again, once
                 again = {d: sizes[d] for d in result["missing"] if d in sizes}
@@ -220,26 +222,37 @@ class RayTarget(Target):
                 log(f"ferry: {warning}")
 
     def _resolve_environments(self, env: Environment, log: Callable[[str], None]) -> dict[str, Any]:
-        facts: dict[str, Any] = {}
-        for index, (agent, hello) in enumerate(zip(self._agents, self._hellos, strict=True)):
+        """Every node resolves (or builds) the environment at once; build lines are logged."""
+        from ferry.errors import EnvironmentBuildError
+
+        digests = []
+        for agent, hello in zip(self._agents, self._hellos, strict=True):
             request, digest = environment_request(env, hello, self.settings.uv)
             self._call(agent.start_env.remote(request))
-            while True:
-                state = self._call(agent.env_status.remote())
+            digests.append(digest)
+        states: dict[int, dict[str, Any]] = {}
+        while len(states) < len(self._agents):
+            pending = [i for i in range(len(self._agents)) if i not in states]
+            refs = {i: self._agents[i].env_status.remote() for i in pending}
+            for index, ref in refs.items():
+                state = self._call(ref)
                 for line in state["lines"]:
                     log(f"ferry: [node {index}] {line}")
                 if state["done"]:
-                    break
+                    states[index] = state
+            if len(states) < len(self._agents):
                 time.sleep(0.2)
+        facts: dict[str, Any] = {}
+        for index in range(len(self._agents)):
+            state = states[index]
             if state["error"]:
-                from ferry.errors import EnvironmentBuildError
-
                 raise EnvironmentBuildError(
-                    f"environment {env.name!r} on Ray node {hello['ip']}: {state['error']}"
+                    f"environment {env.name!r} on Ray node {self._hellos[index]['ip']}: "
+                    f"{state['error']}"
                 )
             self._pythons.append(str(state["result"]["python"]))
-            if digest:
-                facts = {"env_hash": digest, "env_lock": state["result"].get("lock")}
+            if digests[index]:
+                facts = {"env_hash": digests[index], "env_lock": state["result"].get("lock")}
         return facts
 
     # start -------------------------------------------------------------------------------------
