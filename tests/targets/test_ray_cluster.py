@@ -151,7 +151,7 @@ def test_without_ray_the_target_says_how_to_install_it(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(loopback_ray: None) -> Iterator[RayTestCluster]:
-    started = start_cluster([{"num_cpus": 2, "resources": {"special": 1}}])
+    started = start_cluster([{"num_cpus": 2, "resources": {"special": 1}}], client_server=True)
     yield started
     started.stop()
 
@@ -289,6 +289,30 @@ def test_an_environment_is_built_on_the_node_once_and_reused(  # type: ignore[no
     second = _submit(workspace, awkward_dir / "env", body, "ray", environment=env)
     log2 = Path(second.wait_for_completion()["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert f"prefix {envs / built[0]}" in log2 and "building" not in log2
+
+
+def test_a_run_through_ray_client(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    """``ray://host:port``: the supervisor drives the cluster through Ray Client."""
+    ComputeTarget.attach(
+        workspace, "client", RayCluster.attach_configuration(address=cluster.client_address)
+    )
+    body = """
+    import os
+    from ferry import Run
+    print("through the client", flush=True)
+    Run.get_context().log("via", "client")
+    os.makedirs("outputs", exist_ok=True)
+    open("outputs/c.txt", "w").write("c")
+    """
+    run = _submit(workspace, awkward_dir / "client", body, "client")
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Completed", details
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert "through the client" in log
+    assert run.get_metrics() == {"via": "client"}
+    assert "outputs/c.txt" in run.get_file_names()
 
 
 def test_the_history_stays_after_the_cluster_is_gone(  # type: ignore[no-untyped-def]

@@ -57,6 +57,7 @@ def _free_port() -> int:
 class RayTestCluster:
     address: str
     proc: subprocess.Popen[str]
+    client_address: str = ""  # ray://127.0.0.1:PORT when started with a Ray Client server
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -69,9 +70,12 @@ class RayTestCluster:
                 self.proc.wait()
 
 
-def start_cluster(nodes: list[dict[str, Any]]) -> RayTestCluster:
+def start_cluster(nodes: list[dict[str, Any]], client_server: bool = False) -> RayTestCluster:
     """Start a head (``nodes[0]``) and worker nodes; fails with how to install Ray if missing."""
     nodes = [{"object_store_memory": STORE_BYTES, **node} for node in nodes]
+    client_port = _free_port() if client_server else 0
+    if client_server:
+        nodes[0]["ray_client_server_port"] = client_port
     proc = subprocess.Popen(
         [sys.executable, "-c", _HELPER, json.dumps({"nodes": nodes, "agent_port": _free_port()})],
         stdin=subprocess.PIPE,
@@ -93,7 +97,8 @@ def start_cluster(nodes: list[dict[str, Any]]) -> RayTestCluster:
             "the ray tests need Ray: install it with `make install` or "
             "`pip install 'ferry[ray]'` (" + info["error"] + ")"
         )
-    return RayTestCluster(info["address"], proc)
+    client = f"ray://127.0.0.1:{client_port}" if client_server else ""
+    return RayTestCluster(info["address"], proc, client)
 
 
 @pytest.fixture(scope="module")
