@@ -164,3 +164,18 @@ def test_ray_ships_the_agent_by_value_to_nodes_without_ferry(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert "ok without ferry" in result.stdout
+
+
+def test_run_folders_abandoned_for_a_day_are_removed(tmp_path: Path) -> None:
+    runs = tmp_path / "node dir" / "runs"
+    old, recent = runs / "old_1_00000000" / "node-0", runs / "recent_1_00000000" / "node-0"
+    for node in (old, recent):
+        node.mkdir(parents=True)
+        (node / ".alive").touch()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old / ".alive", (two_days_ago, two_days_ago))
+    os.utime(old.parent, (two_days_ago, two_days_ago))
+    agent = _agent(tmp_path)
+    assert not old.parent.exists() and recent.exists()
+    assert Path(agent.run_root, ".alive").exists()
+    agent.cleanup(False)

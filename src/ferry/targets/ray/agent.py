@@ -34,6 +34,7 @@ from typing import Any
 PER_FILE_MAX = 4 << 20  # bytes of one log or spool file per step
 FILES_BUDGET = 16 << 20  # bytes of whole files (artifacts, ./logs) per step
 LOGS_FILE_MAX = 8 << 20  # ./logs files larger than this are not mirrored live
+KEEP_ABANDONED_SECONDS = 86400.0  # run folders nobody has touched for a day are removed
 _ABORT_AFTER_LEASE = 5.0
 
 
@@ -73,6 +74,9 @@ class NodeAgent:
         self._busy = 0
         self._env: dict[str, Any] = {"lines": [], "done": False, "result": None, "error": None}
         os.makedirs(self.run_root, exist_ok=True)
+        self._alive = os.path.join(self.run_root, ".alive")
+        open(self._alive, "a").close()  # touched by the lease thread while this agent lives
+        _prune_abandoned(os.path.join(self.root, "runs"))
         threading.Thread(target=self._watch_lease, daemon=True).start()
 
     # facts and transfers ------------------------------------------------------------------
@@ -378,6 +382,10 @@ class NodeAgent:
     def _watch_lease(self) -> None:
         while True:
             time.sleep(min(1.0, self.lease_seconds / 4))
+            try:
+                os.utime(self._alive)
+            except OSError:
+                pass
             idle = time.monotonic() - self._contact
             if self._busy or idle <= self.lease_seconds or self.group is None:
                 continue
@@ -394,6 +402,29 @@ class NodeAgent:
                 except OSError:
                     pass
             self.group.stop(_ABORT_AFTER_LEASE)
+
+
+def _prune_abandoned(runs: str) -> None:
+    """Remove run folders whose agents died long ago without cleaning up (a crashed driver)."""
+    now = time.time()
+    for run in _subdirs(runs):
+        try:
+            stamps = [os.stat(run).st_mtime] + [
+                os.stat(os.path.join(node, ".alive")).st_mtime
+                for node in _subdirs(run)
+                if os.path.exists(os.path.join(node, ".alive"))
+            ]
+        except OSError:
+            continue
+        if now - max(stamps) > KEEP_ABANDONED_SECONDS:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _subdirs(folder: str) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _listdir(folder: str) -> list[str]:
