@@ -20,7 +20,7 @@ from ferry import (
     ScriptRunConfig,
     SparkCompute,
 )
-from ferry.errors import RunFailed
+from ferry.errors import TargetError
 from ferry.liveness import pid_alive
 from ferry.testing.conformance import wait_until
 
@@ -139,14 +139,11 @@ def test_a_plain_python_run_is_refused_with_the_fix(workspace, awkward_dir: Path
     src.mkdir()
     (src / "job.py").write_text("print('never runs')\n")
     ComputeTarget.attach(workspace, "spark", SparkCompute.attach_configuration(master="local[1]"))
-    run = Experiment(workspace, "plain").submit(
-        ScriptRunConfig(str(src), "job.py", compute_target="spark")
-    )
-    with pytest.raises(RunFailed, match="framework='pyspark'"):
-        run.wait_for_completion()
-    details = run.get_details()
-    assert details["status"] == "Failed"
-    assert "Spark target" in details["error"]["error"]["message"]
+    exp = Experiment(workspace, "plain")
+    with pytest.raises(TargetError, match="framework='pyspark'") as caught:  # refused at submit
+        exp.submit(ScriptRunConfig(str(src), "job.py", compute_target="spark"))
+    assert "Spark target" in str(caught.value)
+    assert list(exp.get_runs()) == []  # nothing was recorded
 
 
 LONG_STAGE = """

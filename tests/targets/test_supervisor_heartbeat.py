@@ -22,7 +22,13 @@ def test_a_long_preparation_keeps_the_run_alive(
         return original(self, job, log)
 
     monkeypatch.setattr(LocalTarget, "prepare", slow_prepare)  # the forked supervisor inherits it
-    monkeypatch.setenv("FERRY_SUPERVISOR_SPAWN", "0")
+    # the supervisor must be forked (a spawned one would not see the patch), even when earlier
+    # tests left threads behind in this process
+    import threading
+
+    main_only = threading.main_thread()
+    monkeypatch.setattr(threading, "enumerate", lambda: [main_only])
+    monkeypatch.delenv("FERRY_SUPERVISOR_SPAWN", raising=False)
     src = awkward_dir / "src"
     src.mkdir()
     (src / "t.py").write_text("print('ran')\n")
