@@ -339,3 +339,37 @@ def test_the_history_stays_after_the_cluster_is_gone(  # type: ignore[no-untyped
     assert "outputs/model.txt" in again.get_file_names()
     status = RayCluster(workspace, "ray").get_status()
     assert status["reachable"] is False
+
+
+def test_a_head_that_answers_but_never_lets_the_driver_in_is_an_error(  # type: ignore[no-untyped-def]
+    loopback_ray: None,
+) -> None:
+    """A port that accepts connections and says nothing: an error after 6 × connect_timeout."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        code = textwrap.dedent(
+            f"""
+            import os, time
+            from ferry.errors import TargetError
+            from ferry.targets.ray.cluster import RaySettings
+            from ferry.targets.ray.connect import connect
+            ticks = []
+            t = time.monotonic()
+            try:
+                connect(RaySettings(address="127.0.0.1:{port}", connect_timeout=1), lambda: ticks.append(1))
+            except TargetError as exc:
+                print("error after", round(time.monotonic() - t), "s:", exc, "ticks", len(ticks), flush=True)
+            os._exit(0)
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=90
+        )
+    assert "did not let this driver in within 6 s" in result.stdout, result.stderr[-2000:]
+    seconds = int(result.stdout.split("error after ")[1].split()[0])
+    assert 5 <= seconds <= 20
+    assert int(result.stdout.split("ticks ")[1]) > 5

@@ -5,8 +5,8 @@ distributed_job_config=…)``) become a :class:`DistributedPlan` (pure); each ra
 ``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``NODE_RANK`` (and the
 ``OMPI_COMM_WORLD_*`` variables for the MPI form), so ``init_process_group(init_method="env://")``
 just works. :class:`RankGroup` starts one node's ranks in one process group and stops them all
-when one fails; it uses the standard library only, because it also runs on Ray nodes that do not
-have ferry installed.
+when one fails; it and :class:`RankLaunch` use the standard library only, because Ray ships them
+by value to nodes that do not have ferry installed.
 
 Example::
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +46,13 @@ def _check_port(address: str, timeout: float) -> None:
         ) from None
 
 
-def connect(settings: RaySettings) -> None:
-    """Make this process a driver of the cluster (once; later calls do nothing)."""
+def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> None:
+    """Make this process a driver of the cluster (once; later calls do nothing).
+
+    ``ray.init`` runs in a helper thread so that ``tick`` (heartbeats, cancel checks) goes on,
+    and a head that answers but never lets the driver in (it advertises addresses this machine
+    cannot reach) is an error after ``6 × connect_timeout`` instead of a wait for ever.
+    """
     if ray.is_initialized():
         return
     if settings.address != "auto":
@@ -55,17 +62,42 @@ def connect(settings: RaySettings) -> None:
         "logging_level": logging.WARNING,
         "log_to_driver": False,
     }
-    try:
-        ray.init(address=settings.address, **kwargs)
-    except ConnectionError as exc:
+    failure: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            ray.init(address=settings.address, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=init, name="ferry-ray-connect", daemon=True)
+    thread.start()
+    limit = 6 * settings.connect_timeout
+    deadline = time.monotonic() + limit
+    while thread.is_alive():
+        thread.join(0.25)
+        if tick is not None:
+            tick()
+        if thread.is_alive() and time.monotonic() > deadline:
+            raise TargetError(
+                f"the Ray cluster at {settings.address} answers but did not let this driver in "
+                f"within {limit:.0f} s; check that this machine reaches the addresses the "
+                "cluster advertises (`ray status` on the head), or use a ray://host:port "
+                "address (Ray Client)"
+            )
+    if not failure:
+        return
+    exc = failure[0]
+    if isinstance(exc, ConnectionError):
         raise TargetError(
             f"cannot connect to the Ray cluster at {settings.address}: {exc}; start one with "
             "`ray start --head` or attach the target with its address"
         ) from None
-    except (RuntimeError, ValueError) as exc:
+    if isinstance(exc, RuntimeError | ValueError):
         raise TargetError(
             f"cannot connect to the Ray cluster at {settings.address}: {exc}"
         ) from exc
+    raise exc
 
 
 def disconnect() -> None:

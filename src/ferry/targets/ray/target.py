@@ -98,7 +98,7 @@ class RayTarget(Target):
         manifest, snapshot_id = self._manifest(job)
         env = Environment.from_dict(job.definition.get("environment") or {})
         log(f"ferry: connecting to the Ray cluster at {self.settings.address}")
-        connect(self.settings)
+        connect(self.settings, self._tick)
         placement = placement_for(self.settings, nodes_wanted, per_node)
         reason = why_impossible(placement, [n.total for n in nodes() if n.alive])
         if reason:
