@@ -59,7 +59,7 @@ def ferry_side(work: Path) -> tuple[float, float]:
         if count >= N:
             t_all = time.time()
             break
-        time.sleep(0.1)
+        time.sleep(0.02)
     run_.wait_for_completion()
     log = (ws.runs_dir / run_.id / "user_logs" / "std_log.txt").read_text()
     t0, t1 = (float(x) for x in log.split("LOOP", 1)[1].split()[:2])
