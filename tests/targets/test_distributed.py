@@ -279,15 +279,23 @@ def test_cancel_stops_every_local_rank(workspace, awkward_dir: Path) -> None:  #
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="the ranks to die")
 
 
-def test_several_nodes_are_refused_on_the_local_target(  # type: ignore[no-untyped-def]
+def test_several_nodes_are_refused_on_the_local_target_before_the_run_exists(  # type: ignore[no-untyped-def]
     workspace, awkward_dir: Path
 ) -> None:
-    run = _submit(
-        workspace,
-        awkward_dir / "nodes",
-        "print('x')",
-        PyTorchConfiguration("Gloo", 4, node_count=2),
-    )
-    details = run.wait_for_completion(raise_on_error=False)
-    assert details["status"] == "Failed"
-    assert "node_count=2 cannot run here" in details["error"]["error"]["message"]
+    from ferry.tracking import RunQuery
+
+    with pytest.raises(ConfigError, match="node_count=2 cannot run here"):
+        _submit(
+            workspace,
+            awkward_dir / "nodes",
+            "print('x')",
+            PyTorchConfiguration("Gloo", 4, node_count=2),
+        )
+    assert workspace.store.list_runs(RunQuery()) == []
+
+
+def test_a_process_count_that_does_not_divide_is_refused_at_submit(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    with pytest.raises(ConfigError, match="multiple of node_count"):
+        _submit(workspace, awkward_dir / "odd", "print('x')", PyTorchConfiguration("Gloo", 3, 2))

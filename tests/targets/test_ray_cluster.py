@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ray_support import RayTestCluster, loopback_ray, start_cluster
+from test_ray_support import RayTestCluster, loopback_ray, ray_heartbeats, start_cluster
 
 import ferry
 from ferry.compute import ComputeTarget
@@ -35,7 +35,7 @@ from ferry.targets.ray.cluster import (
 )
 from ferry.testing.conformance import wait_until
 
-__all__ = ["loopback_ray"]
+__all__ = ["loopback_ray", "ray_heartbeats"]
 
 
 def _cli(*args: str, workspace: Path) -> subprocess.CompletedProcess[str]:
@@ -116,6 +116,36 @@ def test_placement_that_can_never_fit_is_explained() -> None:
     assert why_impossible(placement, [{"CPU": 8.0}, {"CPU": 4.0}]) is None
     waiting = why_waiting(placement, [{"CPU": 1.0}, {"CPU": 0.0}])
     assert "free now: CPU 1; CPU 0" in waiting
+
+
+def test_jobs_no_ray_cluster_can_run_are_refused_at_submit(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    from ferry.errors import EnvironmentBuildError
+    from ferry.runconfig import PyTorchConfiguration
+    from ferry.tracking import RunQuery
+
+    ComputeTarget.attach(workspace, "rc", RayCluster.attach_configuration(address="auto"))
+    source = awkward_dir / "refused"
+    source.mkdir()
+    (source / "job.py").write_text("print('x')")
+    experiment = Experiment(workspace, "refused")
+    nodes = ScriptRunConfig(str(source), "job.py", compute_target="rc")
+    nodes.run_config.node_count = 2
+    with pytest.raises(ConfigError, match="needs a distributed_job_config"):
+        experiment.submit(nodes)
+    odd = PyTorchConfiguration("Gloo", process_count=3, node_count=2)
+    with pytest.raises(ConfigError, match="multiple of node_count"):
+        experiment.submit(
+            ScriptRunConfig(str(source), "job.py", compute_target="rc", distributed_job_config=odd)
+        )
+    docker = Environment("in-docker")
+    docker.docker.enabled = True
+    with pytest.raises(EnvironmentBuildError, match="Docker"):
+        experiment.submit(
+            ScriptRunConfig(str(source), "job.py", compute_target="rc", environment=docker)
+        )
+    assert workspace.store.list_runs(RunQuery()) == []
 
 
 def test_without_ray_the_target_says_how_to_install_it(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ray_support import RayTestCluster, loopback_ray, start_cluster
+from test_ray_support import RayTestCluster, loopback_ray, ray_heartbeats, start_cluster
 
 from ferry.compute import ComputeTarget
 from ferry.testing.conformance import SCENARIOS, ConformanceEnv, Scenario
 
-__all__ = ["loopback_ray"]
+__all__ = ["loopback_ray", "ray_heartbeats"]
 
 
 @pytest.fixture(scope="module")

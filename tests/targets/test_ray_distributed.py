@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ray_support import RayTestCluster, loopback_ray, start_cluster
+from test_ray_support import RayTestCluster, loopback_ray, ray_heartbeats, start_cluster
 
 from ferry.compute import ComputeTarget
 from ferry.experiment import Experiment
 from ferry.runconfig import MpiConfiguration, PyTorchConfiguration
 from ferry.script_run_config import ScriptRunConfig
 
-__all__ = ["loopback_ray"]
+__all__ = ["loopback_ray", "ray_heartbeats"]
 
 ALL_REDUCE = """
 import os, torch, torch.distributed as dist

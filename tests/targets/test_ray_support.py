@@ -111,3 +111,10 @@ def loopback_ray() -> Iterator[None]:
         if constants is not None:  # Ray read the variable when it was imported
             mp.setattr(constants, "ENABLE_RAY_CLUSTER", False)
         yield
+
+
+@pytest.fixture(autouse=True)
+def ray_heartbeats(monkeypatch: pytest.MonkeyPatch, _isolated: None) -> None:
+    """Heartbeats every second, not 0.3 s: connecting to Ray holds the GIL for about a second
+    (Ray's core worker starts under it), which can delay one beat of the supervisor's thread."""
+    monkeypatch.setenv("FERRY_HEARTBEAT_SECONDS", "1")

@@ -95,19 +95,15 @@ class LocalTarget(Target):
 
     @classmethod
     def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
-        """A user-managed interpreter must exist here (a remote kind checks on its host)."""
+        """A user-managed interpreter must exist here (a remote kind checks on its host); a
+        distributed job must fit on one machine."""
+        _one_node_plan(definition)
         env = Environment.from_dict(definition.get("environment") or {})
         if env.python.user_managed_dependencies:
             envbuild.find_interpreter(env.python.interpreter_path)
 
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        self._plan = distributed.plan_from_definition(job.definition)
-        if self._plan is not None and self._plan.node_count > 1:
-            raise ConfigError(
-                f"the local target is one machine, so node_count={self._plan.node_count} cannot "
-                "run here; use node_count=1 with several processes (process_count or "
-                "process_count_per_node), or a multi-node target such as ray"
-            )
+        self._plan = _one_node_plan(job.definition)
         if job.snapshot_id:
             from ferry.snapshot import load_manifest, materialize
 
@@ -239,6 +235,17 @@ class LocalTarget(Target):
             and not os.environ.get("FERRY_KEEP_WORKDIR")
         ):
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _one_node_plan(definition: Mapping[str, Any]) -> distributed.DistributedPlan | None:
+    plan = distributed.plan_from_definition(definition)
+    if plan is not None and plan.node_count > 1:
+        raise ConfigError(
+            f"the local target is one machine, so node_count={plan.node_count} cannot run "
+            "here; use node_count=1 with several processes (process_count or "
+            "process_count_per_node), or a multi-node target such as ray"
+        )
+    return plan
 
 
 def keep_rank_logs(workspace: Any, run_id: str, run_dir: Path) -> None:

@@ -139,6 +139,28 @@ def wait_for(ref: Any, tick: Callable[[], None], timeout: float | None = None) -
 # the environment on a node (pure)
 
 
+def _conda_packages(env: Environment) -> list[str]:
+    deps = env.python.conda_dependencies
+    return [p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED]
+
+
+def check_environment(env: Environment) -> None:
+    """Refuse what nodes cannot build: Docker, and conda-only packages (nodes use uv or pip)."""
+    if env.docker.enabled:
+        raise EnvironmentBuildError(
+            f"environment {env.name!r} asks for Docker; the ray target runs without Docker "
+            "(set env.docker.enabled = False, or use Ray's own container support outside ferry)"
+        )
+    if env.python.user_managed_dependencies:
+        return
+    only = conda_mod.conda_only(_conda_packages(env))
+    if only:
+        raise EnvironmentBuildError(
+            f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ray "
+            "target installs with uv or pip: use pip packages, or a user-managed environment"
+        )
+
+
 def environment_request(
     env: Environment, hello: Mapping[str, Any], uv: str
 ) -> tuple[dict[str, Any], str | None]:
@@ -147,11 +169,7 @@ def environment_request(
     User-managed environments run with their interpreter; ferry's default environment (whose
     interpreter path is the submitting machine's) runs with the node's Ray Python.
     """
-    if env.docker.enabled:
-        raise EnvironmentBuildError(
-            f"environment {env.name!r} asks for Docker; the ray target runs without Docker "
-            "(set env.docker.enabled = False, or use Ray's own container support outside ferry)"
-        )
+    check_environment(env)
     path = env.python.interpreter_path or ""
     default = path in _DEFAULT_INTERPRETERS or path == sys.executable
     interpreter = str(hello["executable"]) if default else path
@@ -160,15 +178,7 @@ def environment_request(
     deps = env.python.conda_dependencies
     version = ".".join(str(part) for part in list(hello["python"])[:2])
     spec = canonical_spec(deps, default_python=version, platform=str(hello["platform"]))
-    conda_packages = [
-        p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED
-    ]
-    only = conda_mod.conda_only(conda_packages)
-    if only:
-        raise EnvironmentBuildError(
-            f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ray "
-            "target installs with uv or pip: use pip packages, or a user-managed environment"
-        )
+    conda_packages = _conda_packages(env)
     from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages) if r]
     digest = spec_hash(spec)
     build = {

@@ -39,6 +39,7 @@ from ferry.targets.ray.cluster import (
 )
 from ferry.targets.ray.connect import cluster_status, connect, disconnect, nodes
 from ferry.targets.ray.shipping import (
+    check_environment,
     environment_request,
     node_kit,
     runtime_files,
@@ -70,7 +71,6 @@ class RayTarget(Target):
         self._stopping = False
         self._stepped = False
         self._next_logs = 0.0
-        self._next_beat = 0.0
         self._next_status = 0.0
         self._writer: StreamWriter | None = None
 
@@ -82,17 +82,17 @@ class RayTarget(Target):
     def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
         return cluster_status(name, RaySettings.from_config(config))
 
+    @classmethod
+    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+        """Refuse at submit what no Ray cluster can run: bad process counts, Docker, conda-only."""
+        _plan(definition)
+        check_environment(Environment.from_dict(definition.get("environment") or {}))
+
     # prepare -----------------------------------------------------------------------------------
     def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
         self._job = job
         self._writer = StreamWriter(job.run_dir)
-        self._plan = distributed.plan_from_definition(job.definition)
-        node_count = int(job.definition.get("nodeCount") or 1)
-        if self._plan is None and node_count > 1:
-            raise ConfigError(
-                f"node_count={node_count} needs a distributed_job_config (PyTorchConfiguration "
-                "or MpiConfiguration) saying how to start the processes on each node"
-            )
+        self._plan = _plan(job.definition)
         nodes_wanted = self._plan.node_count if self._plan else 1
         per_node = self._plan.processes_per_node if self._plan else 1
         manifest, snapshot_id = self._manifest(job)
@@ -126,16 +126,12 @@ class RayTarget(Target):
         return load_manifest(self.workspace.blobs, snapshot_id), snapshot_id
 
     def _tick(self) -> None:
-        """While preparing: keep the run's heartbeat, and stop when it is canceled."""
-        from ferry.liveness import heartbeat_interval
+        """While preparing (the supervisor's thread keeps the heartbeat): stop when canceled."""
         from ferry.status import RunStatus
         from ferry.supervisor import CANCEL_MARKER
 
         assert self._job is not None
         now = time.monotonic()
-        if now >= self._next_beat:
-            self._next_beat = now + heartbeat_interval()
-            self.workspace.store.update_run(self._job.run_id, heartbeat_at=time.time())
         canceled = (self._job.run_dir / CANCEL_MARKER).exists()
         if not canceled and now >= self._next_status:
             self._next_status = now + 1.0
@@ -445,6 +441,17 @@ class RayTarget(Target):
                 pass
         if ray.is_initialized():
             disconnect()
+
+
+def _plan(definition: Mapping[str, Any]) -> distributed.DistributedPlan | None:
+    plan = distributed.plan_from_definition(definition)
+    node_count = int(definition.get("nodeCount") or 1)
+    if plan is None and node_count > 1:
+        raise ConfigError(
+            f"node_count={node_count} needs a distributed_job_config (PyTorchConfiguration "
+            "or MpiConfiguration) saying how to start the processes on each node"
+        )
+    return plan
 
 
 def _grace() -> float:
