@@ -177,8 +177,12 @@ class Run:
         return details
 
     def _log_files(self) -> dict[str, str]:
-        path = self.run_dir / LOG_NAME
-        return {LOG_NAME: str(path)} if path.exists() else {}
+        """The main log, then every other rank's log of a distributed run."""
+        main = self.run_dir / LOG_NAME
+        logs = {LOG_NAME: str(main)} if main.exists() else {}
+        for rank_log in sorted(main.parent.glob("std_log_rank_*.txt")):
+            logs[f"user_logs/{rank_log.name}"] = str(rank_log)
+        return logs
 
     # waiting ------------------------------------------------------------------------------
     def wait_for_completion(

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ class Supervisor:
         self.run_dir = workspace.runs_dir / run_id
         self.timings: dict[str, float] = {}
         self._cancel_seen = False
+        #: the status this supervisor last set (restored after a NotResponding spell)
+        self.phase = RunStatus.QUEUED
 
     # helpers ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -91,6 +94,7 @@ class Supervisor:
     def _status(self, status: RunStatus, **kwargs: Any) -> bool:
         try:
             self.store.set_status(self.run_id, status, **kwargs)
+            self.phase = status
             return True
         except InvalidTransition:
             current = self.store.get_run(self.run_id).status
@@ -133,7 +137,7 @@ class Supervisor:
             parent_run_id=record.parent_id,
         )
         target: Target | None = None
-        beating = _Heartbeat(self.store, self.run_id)
+        beating = _Heartbeat(self.store, self.run_id, lambda: self.phase)
         beating.start()
         try:
             from ferry.compute import resolve_target
@@ -299,6 +303,9 @@ class Supervisor:
         else:
             final, error = RunStatus.FAILED, error_from_log(job.log_path, exit_code or 0)
         self._close_children(final)
+        self.store.update_run(
+            self.run_id, timings=self.timings
+        )  # before the status readers wait for
         self._status(final, error=error)
         return final
 
@@ -316,10 +323,10 @@ class Supervisor:
 class _Heartbeat:
     """Beats for the run from a thread, through every phase (a long environment build too)."""
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, phase: Callable[[], RunStatus]) -> None:
         import threading
 
-        self.store, self.run_id = store, run_id
+        self.store, self.run_id, self.phase = store, run_id, phase
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
 
@@ -336,7 +343,7 @@ class _Heartbeat:
             try:
                 self.store.update_run(self.run_id, heartbeat_at=time.time())
                 if self.store.get_run(self.run_id).status == RunStatus.NOT_RESPONDING:
-                    self.store.set_status(self.run_id, RunStatus.RUNNING)
+                    self.store.set_status(self.run_id, self.phase())  # back to what it was doing
             except FerryError as exc:  # a busy or vanished store must not kill the run
                 log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
 

@@ -39,3 +39,26 @@ def test_a_long_preparation_keeps_the_run_alive(
         time.sleep(0.1)
     assert "NotResponding" not in seen and "Preparing" in seen
     assert run.get_status() == "Completed"
+
+
+def test_after_a_not_responding_spell_the_run_returns_to_its_own_phase(
+    workspace: Workspace,
+) -> None:
+    from ferry.status import RunStatus
+    from ferry.supervisor import _Heartbeat
+    from ferry.tracking import RunRecord
+
+    store = workspace.store
+    store.create_run(RunRecord(id="hb_1_abcdef12", experiment="hb", status=RunStatus.QUEUED))
+    store.set_status("hb_1_abcdef12", RunStatus.PREPARING)
+    store.set_status("hb_1_abcdef12", RunStatus.NOT_RESPONDING)  # a reader judged it stale
+    beat = _Heartbeat(store, "hb_1_abcdef12", lambda: RunStatus.PREPARING)
+    beat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while store.get_run("hb_1_abcdef12").status != RunStatus.PREPARING:
+            assert time.monotonic() < deadline, store.get_run("hb_1_abcdef12").status
+            time.sleep(0.05)
+    finally:
+        beat.stop()
+    store.set_status("hb_1_abcdef12", RunStatus.STARTING)  # the next step is still allowed
