@@ -69,10 +69,16 @@ def _load_prctl() -> Any:
 _PRCTL = _load_prctl()
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: killed if the supervisor dies (PR_SET_PDEATHSIG)."""
+def parent_death_signal(signum: int) -> None:
+    """In a pre-exec hook: ``signum`` reaches this process when its parent dies
+    (PR_SET_PDEATHSIG). Imports nothing, so it is safe beside other threads."""
     if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)
+        _PRCTL(1, signum)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: killed if the supervisor dies."""
+    parent_death_signal(signal.SIGKILL)
 
 
 class LocalTarget(Target):

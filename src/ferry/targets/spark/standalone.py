@@ -27,8 +27,8 @@ from types import TracebackType
 from typing import Any
 
 from ferry.errors import TargetError
+from ferry.targets.local import parent_death_signal
 from ferry.targets.spark import installation
-from ferry.targets.spark.target import PRCTL
 
 LOOPBACK = "127.0.0.1"
 
@@ -40,8 +40,7 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    if PRCTL is not None:
-        PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    parent_death_signal(signal.SIGKILL)
 
 
 class StandaloneCluster:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ferry.errors import TargetError
 from ferry.targets.base import JobSpec
-from ferry.targets.local import LocalTarget, job_environment
+from ferry.targets.local import LocalTarget, job_environment, parent_death_signal
 from ferry.targets.spark import installation
 from ferry.targets.spark.command import (
     SparkSubmit,
@@ -43,24 +43,9 @@ from ferry.targets.spark.guard import PARENT_DIED
 GUARD = Path(__file__).with_name("guard.py")
 
 
-def _load_prctl() -> Any:
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-
-
-# loaded up front: a pre-exec hook must not import (another thread of the supervisor, such as its
-# heartbeat, may hold the import lock at the moment of the fork)
-PRCTL = _load_prctl()
-
-
 def _guard_dies_with_parent() -> None:
     """Runs in the guard before exec: told (not killed) when the supervisor dies."""
-    if PRCTL is not None:
-        PRCTL(1, PARENT_DIED)  # PR_SET_PDEATHSIG
+    parent_death_signal(PARENT_DIED)
 
 
 class SparkTarget(LocalTarget):
