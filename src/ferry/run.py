@@ -120,6 +120,14 @@ class Run:
     def status(self) -> str:
         return self.get_status()
 
+    def get_detailed_status(self) -> dict[str, str]:
+        """``{"status": …, "details": …}``: why a Queued run waits (e.g. for cluster resources)."""
+        rec = self._refresh()
+        return {
+            "status": rec.status.value,
+            "details": str(rec.tags.get("ferry.status_details") or ""),
+        }
+
     @property
     def display_name(self) -> str:
         return self._refresh().display_name or self.id

@@ -33,7 +33,8 @@ _ENDINGS = {_S.FAILED, _S.CANCELED, _S.CANCEL_REQUESTED, _S.NOT_RESPONDING}
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     _S.NOT_STARTED: frozenset({_S.QUEUED, _S.PREPARING, _S.STARTING, _S.RUNNING} | _ENDINGS),
     _S.QUEUED: frozenset({_S.PREPARING, _S.STARTING, _S.RUNNING} | _ENDINGS),
-    _S.PREPARING: frozenset({_S.STARTING, _S.RUNNING} | _ENDINGS),
+    # Preparing → Queued: the reference's order (Preparing, then Queued while waiting for nodes)
+    _S.PREPARING: frozenset({_S.QUEUED, _S.STARTING, _S.RUNNING} | _ENDINGS),
     _S.STARTING: frozenset({_S.RUNNING, _S.FINALIZING} | _ENDINGS),
     _S.RUNNING: frozenset({_S.FINALIZING, _S.COMPLETED} | _ENDINGS),
     _S.CANCEL_REQUESTED: frozenset({_S.FINALIZING, _S.CANCELED, _S.FAILED, _S.NOT_RESPONDING}),

@@ -175,7 +175,7 @@ class Supervisor:
         t = time.monotonic()
         if self._cancel_requested(True) or not self._status(RunStatus.PREPARING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
-        facts = target.prepare(job, self.log)
+        facts = target.prepare(job, _PrepareLog(self))
         self.timings["prepare"] = time.monotonic() - t
         self._keep_environment(facts)
         if self._cancel_requested(True) or not self._status(RunStatus.STARTING):
@@ -318,6 +318,36 @@ class Supervisor:
                     self.store.set_status(child.id, final)
                 except InvalidTransition:
                     pass
+
+
+STATUS_DETAILS_TAG = "ferry.status_details"
+
+
+class _PrepareLog:
+    """What a target's ``prepare`` writes to: log lines, and (optionally) that the run waits.
+
+    ``log.waiting(reason)`` shows the run ``Queued`` with the reason (the reference's order:
+    Preparing, then Queued while waiting for nodes); ``log.resumed()`` goes back to Preparing.
+    """
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def __call__(self, message: str) -> None:
+        self.supervisor.log(message)
+
+    def waiting(self, reason: str) -> None:
+        sup = self.supervisor
+        sup.log(f"ferry: {reason}")
+        sup.store.set_tags(sup.run_id, {STATUS_DETAILS_TAG: reason})
+        if sup.phase == RunStatus.PREPARING:
+            sup._status(RunStatus.QUEUED)
+
+    def resumed(self) -> None:
+        sup = self.supervisor
+        sup.store.remove_tags(sup.run_id, [STATUS_DETAILS_TAG])
+        if sup.phase == RunStatus.QUEUED:
+            sup._status(RunStatus.PREPARING)
 
 
 class _Heartbeat:

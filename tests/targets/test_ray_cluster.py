@@ -262,9 +262,10 @@ def test_custom_resources_and_a_run_waiting_for_them(  # type: ignore[no-untyped
     )
     text = log.read_text()
     assert "special 1" in text and "free now:" in text, text
-    assert waiter.get_status() == "Preparing"
+    wait_until(lambda: waiter.get_status() == "Queued", timeout=10, what="the waiter Queued")
+    assert "waiting for cluster resources" in waiter.get_detailed_status()["details"]
     time.sleep(1.5)  # heartbeats go on while it waits
-    assert waiter.get_status() == "Preparing"
+    assert waiter.get_status() == "Queued"
     flag.touch()
     assert holder.wait_for_completion()["status"] == "Completed"
     assert waiter.wait_for_completion(timeout_seconds=60)["status"] == "Completed"

@@ -62,3 +62,29 @@ def test_after_a_not_responding_spell_the_run_returns_to_its_own_phase(
     finally:
         beat.stop()
     store.set_status("hb_1_abcdef12", RunStatus.STARTING)  # the next step is still allowed
+
+
+def test_a_target_waiting_for_resources_shows_the_run_queued_with_the_reason(
+    workspace: Workspace,
+) -> None:
+    from ferry.run import Run
+    from ferry.status import RunStatus
+    from ferry.supervisor import Supervisor, _PrepareLog
+    from ferry.tracking import RunRecord
+
+    store = workspace.store
+    store.create_run(RunRecord(id="q_1_abcdef12", experiment="q", status=RunStatus.QUEUED))
+    sup = Supervisor(workspace, "q_1_abcdef12")
+    sup._status(RunStatus.PREPARING)
+    log = _PrepareLog(sup)
+    log("ferry: building the environment")
+    log.waiting("waiting for cluster resources: the run needs 1 × {GPU 1}; free now: CPU 2")
+    run = Run.get(workspace, "q_1_abcdef12")
+    assert run.get_detailed_status() == {
+        "status": "Queued",
+        "details": "waiting for cluster resources: the run needs 1 × {GPU 1}; free now: CPU 2",
+    }
+    log.resumed()
+    assert run.get_detailed_status() == {"status": "Preparing", "details": ""}
+    text = (workspace.runs_dir / "q_1_abcdef12" / "user_logs" / "std_log.txt").read_text()
+    assert "building the environment" in text and "waiting for cluster resources" in text

@@ -155,8 +155,15 @@ class RayTarget(Target):
                 raise TargetError(impossible)
             reason = why_waiting(placement, [n.free for n in alive])
             if reason != said:
-                log(f"ferry: {reason}")
+                waiting = getattr(log, "waiting", None)  # the supervisor shows the run Queued
+                if waiting is not None:
+                    waiting(reason)
+                else:
+                    log(f"ferry: {reason}")
                 said, said_at = reason, now
+        resumed = getattr(log, "resumed", None)
+        if said and resumed is not None:
+            resumed()
 
     def _start_agents(self, placement: Placement, job: JobSpec) -> None:
         kit = node_kit()
