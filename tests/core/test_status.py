@@ -33,6 +33,10 @@ def test_the_happy_path_and_cancel_path_are_allowed() -> None:
     assert not can_transition(RunStatus.CANCEL_REQUESTED, RunStatus.RUNNING)
     assert can_transition(RunStatus.RUNNING, RunStatus.NOT_RESPONDING)
     assert can_transition(RunStatus.NOT_RESPONDING, RunStatus.FAILED)
+    # the reference's order: Preparing, then Queued while waiting for nodes, then back
+    assert can_transition(RunStatus.PREPARING, RunStatus.QUEUED)
+    assert can_transition(RunStatus.QUEUED, RunStatus.PREPARING)
+    assert not can_transition(RunStatus.RUNNING, RunStatus.QUEUED)
 
 
 def test_parse_status_names_allowed_values() -> None:
