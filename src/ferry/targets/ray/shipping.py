@@ -25,7 +25,7 @@ from typing import Any
 import ray
 
 from ferry.envbuild import conda as conda_mod
-from ferry.envbuild.spechash import canonical_spec, spec_hash
+from ferry.envbuild.remote import conda_packages, remote_build_request
 from ferry.environment import Environment
 from ferry.errors import EnvironmentBuildError, TargetError
 
@@ -139,11 +139,6 @@ def wait_for(ref: Any, tick: Callable[[], None], timeout: float | None = None) -
 # the environment on a node (pure)
 
 
-def _conda_packages(env: Environment) -> list[str]:
-    deps = env.python.conda_dependencies
-    return [p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED]
-
-
 def check_environment(env: Environment) -> None:
     """Refuse what nodes cannot build: Docker, and conda-only packages (nodes use uv or pip)."""
     if env.docker.enabled:
@@ -153,7 +148,7 @@ def check_environment(env: Environment) -> None:
         )
     if env.python.user_managed_dependencies:
         return
-    only = conda_mod.conda_only(_conda_packages(env))
+    only = conda_mod.conda_only(conda_packages(env))
     if only:
         raise EnvironmentBuildError(
             f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ray "
@@ -175,18 +170,5 @@ def environment_request(
     interpreter = str(hello["executable"]) if default else path
     if env.python.user_managed_dependencies:
         return {"python": interpreter}, None
-    deps = env.python.conda_dependencies
-    version = ".".join(str(part) for part in list(hello["python"])[:2])
-    spec = canonical_spec(deps, default_python=version, platform=str(hello["platform"]))
-    conda_packages = _conda_packages(env)
-    from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages) if r]
-    digest = spec_hash(spec)
-    build = {
-        "hash": digest,
-        "python": spec["python"] if deps.python_version is not None else None,
-        "interpreter": interpreter,
-        "packages": [*deps.pip_packages, *from_conda],
-        "options": list(spec["pipOptions"]),
-        "uv": uv,
-    }
+    build, digest = remote_build_request(env, hello, interpreter, uv)
     return {"build": build}, digest

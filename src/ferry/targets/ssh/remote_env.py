@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.envbuild import conda as conda_mod
-from ferry.envbuild.spechash import canonical_spec, spec_hash
+from ferry.envbuild.remote import conda_packages, remote_build_request
 from ferry.environment import Environment
 from ferry.errors import EnvironmentBuildError
 from ferry.targets.ssh.settings import SshSettings
@@ -48,14 +48,6 @@ def interpreter_for(env: Environment, settings: SshSettings) -> str:
     return path
 
 
-def _conda_packages(env: Environment) -> list[str]:
-    return [
-        p
-        for p in env.python.conda_dependencies.conda_packages
-        if conda_mod.conda_name(p) not in conda_mod.IGNORED
-    ]
-
-
 def refusal(env: Environment) -> str | None:
     """Why the ssh target cannot run ``env`` (None when it can)."""
     if env.docker.enabled:
@@ -65,7 +57,7 @@ def refusal(env: Environment) -> str | None:
         )
     if env.python.user_managed_dependencies:
         return None
-    only = conda_mod.conda_only(_conda_packages(env))
+    only = conda_mod.conda_only(conda_packages(env))
     if only:
         return (
             f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ssh "
@@ -86,20 +78,7 @@ def plan_environment(
     variables = dict(env.environment_variables)
     if env.python.user_managed_dependencies:
         return RemoteEnvironment(interpreter, variables=variables)
-    deps = env.python.conda_dependencies
-    version = ".".join(str(part) for part in list(hello["python"])[:2])
-    spec = canonical_spec(deps, default_python=version, platform=str(hello["platform"]))
-    conda_packages = _conda_packages(env)
-    from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages) if r]
-    digest = spec_hash(spec)
-    request = {
-        "hash": digest,
-        "python": spec["python"] if deps.python_version is not None else None,
-        "interpreter": interpreter,
-        "packages": [*deps.pip_packages, *from_conda],
-        "options": list(spec["pipOptions"]),
-        "uv": settings.uv,
-    }
+    request, digest = remote_build_request(env, hello, interpreter, settings.uv)
     return RemoteEnvironment(interpreter, digest, request, variables)
 
 
