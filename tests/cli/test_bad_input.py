@@ -132,3 +132,14 @@ def test_a_target_refuses_a_job_it_cannot_run_before_anything_is_written(
     res = ferry("submit", str(project / "train.py"), "--framework", "jax")
     assert res.code == 2 and "unknown framework 'jax'" in res.err
     _no_runs(ferry)
+
+
+def test_a_source_folder_over_the_snapshot_limit_fails_before_anything_is_stored(
+    ferry, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    for i in range(5):
+        (project / f"data{i}.csv").write_text("x\n" * 100)
+    monkeypatch.setenv("FERRY_SNAPSHOT_MAX_FILES", "3")
+    res = ferry("submit", str(project / "train.py"))
+    assert res.code == 2 and "data" in res.err and ".ferryignore" in res.err
+    _no_runs(ferry)

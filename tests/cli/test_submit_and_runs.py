@@ -105,3 +105,21 @@ def test_init_writes_config_found_from_subfolders(ferry, awkward_dir: Path, monk
     from ferry.workspace import Workspace
 
     assert Workspace.from_config().path == (project / ".ferry").resolve()
+
+
+def test_submit_with_a_requirements_file_and_logs_as_json(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    script = _script(awkward_dir / "envproj", "import six\nprint('six', six.__version__)\n")
+    (script.parent / "requirements.txt").write_text("six==1.16.0\n")
+    res = ferry(
+        "submit",
+        str(script),
+        "-e",
+        "envcli",
+        "--env",
+        str(script.parent / "requirements.txt"),
+        "--json",
+    )
+    assert res.code == 0, res.err
+    run_id = res.json()["runId"]
+    logs = ferry("runs", "logs", run_id, "--json").json()
+    assert "six 1.16.0" in logs["user_logs/std_log.txt"]

@@ -145,12 +145,22 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
 @runs.command("logs")
 @click.argument("run_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep following until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Every log file of the run, by name.")
 @pass_ctx
-def logs(ctx: Context, run_id: str, follow: bool) -> None:
+def logs(ctx: Context, run_id: str, follow: bool, as_json: bool) -> None:
     """Print a run's log (and follow it live with -f)."""
     from ferry.targets.base import LOG_NAME
 
     run = _run(ctx, run_id)
+    if as_json:
+        files = run.get_details()["logFiles"]
+        emit_json(
+            {
+                name: Path(path).read_text(encoding="utf-8", errors="replace")
+                for name, path in files.items()
+            }
+        )
+        return
     if follow:
         for chunk in run.follow_log():
             sys.stdout.write(chunk)

@@ -81,6 +81,33 @@ def _die_with_parent() -> None:
     parent_death_signal(signal.SIGKILL)
 
 
+def launch(
+    argv: list[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    preexec_fn: Callable[[], None],
+    first_line: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a job in its own session, stdout and stderr appended (in order) to ``log_path``."""
+    with open(log_path, "ab", buffering=0) as log_file:
+        if first_line is not None:
+            log_file.write(first_line.encode())
+        try:
+            return subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=preexec_fn,
+            )
+        except OSError as exc:
+            raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
+
+
 class LocalTarget(Target):
     """Runs jobs as child processes of the run's supervisor on this machine."""
 
@@ -140,20 +167,7 @@ class LocalTarget(Target):
         job.spool_dir.mkdir(parents=True, exist_ok=True)
         if self._plan is not None:
             return self._start_ranks(job, self._plan, argv, env)
-        with open(job.log_path, "ab", buffering=0) as log_file:
-            try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    cwd=self._workdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
-            except OSError as exc:
-                raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
+        self._proc = launch(argv, self._workdir, env, job.log_path, _die_with_parent)
         return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
 
     def _start_ranks(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from ferry.errors import TargetError
 from ferry.targets.base import JobSpec
-from ferry.targets.local import LocalTarget, job_environment, parent_death_signal
+from ferry.targets.local import LocalTarget, job_environment, launch, parent_death_signal
 from ferry.targets.spark import installation
 from ferry.targets.spark.command import (
     SparkSubmit,
@@ -100,22 +99,16 @@ class SparkTarget(LocalTarget):
         argv, env, secret = self.command(job)
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         job.spool_dir.mkdir(parents=True, exist_ok=True)
-        with open(job.log_path, "ab", buffering=0) as log_file:
-            log_file.write(f"ferry: {shown(argv, secret)}\n".encode())
-            guard = [sys.executable, "-I", "-S", str(GUARD), str(os.getpid())]
-            try:
-                self._proc = subprocess.Popen(
-                    [*guard, *argv],
-                    cwd=self._workdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_guard_dies_with_parent,
-                )
-            except OSError as exc:
-                raise TargetError(f"cannot start spark-submit: {exc.strerror}") from exc
+        guard = [sys.executable, "-I", "-S", str(GUARD), str(os.getpid())]
+        assert self._workdir is not None
+        self._proc = launch(
+            [*guard, *argv],
+            self._workdir,
+            env,
+            job.log_path,
+            _guard_dies_with_parent,
+            first_line=f"ferry: {shown(argv, secret)}\n",
+        )
         return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
 
     def command(self, job: JobSpec) -> tuple[list[str], dict[str, str], set[str]]:
