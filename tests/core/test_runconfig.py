@@ -12,6 +12,16 @@ from ferry import Environment, RunConfiguration, ScriptRunConfig
 from ferry.errors import ConfigError
 from ferry.runconfig import MpiConfiguration, PyTorchConfiguration
 
+# azureml-v1.md §4, the serialized (camelCase) key order, written out from the reference document
+REFERENCE_KEYS = [
+    "script", "arguments", "target", "framework", "communicator", "maxRunDurationSeconds",
+    "nodeCount", "priority", "environment", "history", "spark", "docker", "hdi", "tensorflow",
+    "mpi", "pytorch", "paralleltask", "dataReferences", "data", "datacaches", "outputData",
+    "sourceDirectoryDataStore", "amlcompute", "autoClusterComputeSpecification",
+    "kubernetescompute", "credentialPassthrough", "command", "environmentVariables",
+    "applicationEndpoints",
+]  # fmt: skip
+
 
 def test_defaults_follow_the_reference() -> None:
     rc = RunConfiguration()
@@ -19,16 +29,15 @@ def test_defaults_follow_the_reference() -> None:
     assert rc.node_count == 1 and rc.arguments == [] and rc.command == ""
     assert rc.history.snapshot_project and rc.history.directories_to_watch == ["logs"]
     assert rc.docker.shm_size == "2g" and rc.environment_variables == {}
+    assert list(rc.to_dict()) == REFERENCE_KEYS
+
+
+def test_every_reference_key_is_serialized_in_order_and_read_back() -> None:
+    assert len(REFERENCE_KEYS) == 29
+    rc = RunConfiguration(script="t.py", arguments=["--a", 1])
     d = rc.to_dict()
-    assert list(d)[:6] == [
-        "script",
-        "arguments",
-        "target",
-        "framework",
-        "communicator",
-        "maxRunDurationSeconds",
-    ]
-    assert list(d)[-3:] == ["command", "environmentVariables", "applicationEndpoints"]
+    assert list(d) == REFERENCE_KEYS
+    assert list(RunConfiguration.from_dict(d).to_dict()) == REFERENCE_KEYS
 
 
 def test_round_trip_through_dict() -> None:
