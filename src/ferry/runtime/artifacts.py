@@ -15,6 +15,7 @@ import os
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
+from .encoding import show
 from .validation import artifact_parts, check_metric_name, image_artifact_name
 
 Record = Dict[str, Any]
@@ -48,7 +49,7 @@ class ArtifactsMixin:
         ``datastore_name`` is accepted for compatibility and ignored.
         """
         if self._offline:
-            print(f"Attempted to track file {name} at {path_or_stream}")
+            show(f"Attempted to track file {name} at {path_or_stream}")
         return self._attach(name, path_or_stream)
 
     def upload_folder(
@@ -62,7 +63,7 @@ class ArtifactsMixin:
         if not os.path.isdir(folder):
             raise NotADirectoryError(f"upload_folder expects a folder, got {folder!r}")
         if self._offline:
-            print(f"Attempted to track folder {name} at {path}")
+            show(f"Attempted to track folder {name} at {path}")
         prefix = name.rstrip("/\\") if isinstance(name, str) else name
         uploaded = []
         for root, dirs, files in os.walk(folder):
@@ -91,7 +92,7 @@ class ArtifactsMixin:
                 f"{len(paths)} paths"
             )
         if self._offline:
-            print(f"Attempted to track files {names} at {paths}")
+            show(f"Attempted to track files {names} at {paths}")
         pairs = zip(names, paths)
         uploaded = [self._attach(name, path) for name, path in pairs]
         return uploaded if return_artifacts else None

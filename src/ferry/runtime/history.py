@@ -56,7 +56,7 @@ def read_spool(spool_dir: str) -> List[Record]:
         for line in data[: end + 1].splitlines():
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
                 continue
             if isinstance(record, dict) and "k" in record and "run" in record:
                 if record["k"] == "series":

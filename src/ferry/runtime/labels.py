@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
+from .encoding import show
 from .validation import as_text, check_tag_key
 
 Record = Dict[str, Any]
@@ -28,7 +29,7 @@ class LabelsMixin:
         key = check_tag_key(key)
         text = None if value is None else as_text(value)
         if self._offline:
-            print(f"Attempted to add tag {key} with value {text}")
+            show(f"Attempted to add tag {key} with value {text}")
         self._set_tags({key: text})
 
     def set_tags(self, tags: Union[Mapping[str, Any], str]) -> None:
@@ -39,7 +40,7 @@ class LabelsMixin:
             raise TypeError(f"set_tags expects a dict of str -> str, got {type(tags).__name__}")
         clean = {check_tag_key(k): None if v is None else as_text(v) for k, v in tags.items()}
         if self._offline:
-            print(f"Attempted to set tags {clean}")
+            show(f"Attempted to set tags {clean}")
         self._set_tags(clean)
 
     def _set_tags(self, tags: Dict[str, Optional[str]]) -> None:
@@ -50,7 +51,7 @@ class LabelsMixin:
         """Remove tags by key."""
         keys = [check_tag_key(tags)] if isinstance(tags, str) else [check_tag_key(k) for k in tags]
         if self._offline:
-            print(f"Attempted to remove tags {keys}")
+            show(f"Attempted to remove tags {keys}")
         for key in keys:
             self._tags.pop(key, None)
         self._emit({"k": "untag", "run": self._id, "ts": time.time(), "keys": keys})
@@ -69,7 +70,7 @@ class LabelsMixin:
         if not isinstance(properties, Mapping):
             raise TypeError(f"add_properties expects a dict, got {type(properties).__name__}")
         if self._offline:
-            print(f"Attempted to add properties {dict(properties)}")
+            show(f"Attempted to add properties {dict(properties)}")
         new: Dict[str, str] = {}
         for key, value in properties.items():
             key = check_tag_key(key, "property")

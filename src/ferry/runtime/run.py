@@ -17,12 +17,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Type
 from . import history, validation
 from .artifacts import ArtifactsMixin
 from .children import ChildrenMixin
+from .encoding import show
 from .labels import LabelsMixin
-from .validation import as_text, check_metric_name
+from .validation import SAFE_INT_BITS, as_text, check_metric_name
 
 Record = Dict[str, Any]
 TERMINAL = ("Completed", "Failed", "Canceled")
-_PLAIN = (int, float, str, bool, type(None))
 
 
 class Experiment:
@@ -157,12 +157,13 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
         """
         if type(name) is not str or not name:
             name = check_metric_name(name)
-        if type(value) not in _PLAIN:
-            value = validation.to_scalar(value)
+        kind = type(value)
+        if kind is not float and (kind is not int or value.bit_length() > SAFE_INT_BITS):
+            value = validation.to_scalar(value, "run.log", name)
         if step is not None:
-            step = validation.to_step(step)
+            step = validation.to_step(step, name)
         if self._offline:
-            print(f"Attempted to log scalar metric {name}:\n{value}")
+            show(f"Attempted to log scalar metric {name}:\n{value}")
         self._emit(
             {
                 "k": "metric",
@@ -178,39 +179,44 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log a list of scalars (numpy arrays are accepted)."""
-        self._metric(name, "list", validation.to_list(value), description)
+        self._metric(name, "list", validation.to_list(value, metric=name), description)
 
     def log_row(self, name: str, description: Optional[str] = None, **kwargs: Any) -> None:
         """Log one row of a table; the keyword arguments are its columns (scalar cells)."""
-        self._metric(name, "row", validation.to_row(kwargs), description)
+        self._metric(name, "row", validation.to_row(kwargs, name), description)
 
     def log_table(self, name: str, value: Mapping[str, Any], description: str = "") -> None:
         """Log a table given as ``{column: [cells]}``; all columns must have the same length."""
-        self._metric(name, "table", validation.to_table(value), description)
+        self._metric(name, "table", validation.to_table(value, name), description)
 
     def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
         """Log a confusion matrix (a JSON string or a dict)."""
         self._metric(
             name,
             "confusion_matrix",
-            validation.to_json_object(value, "confusion_matrix"),
+            validation.to_json_object(value, "confusion_matrix", name),
             description,
         )
 
     def log_accuracy_table(self, name: str, value: Any, description: str = "") -> None:
         """Log an accuracy table (a JSON string or a dict)."""
         self._metric(
-            name, "accuracy_table", validation.to_json_object(value, "accuracy_table"), description
+            name,
+            "accuracy_table",
+            validation.to_json_object(value, "accuracy_table", name),
+            description,
         )
 
     def log_residuals(self, name: str, value: Any, description: str = "") -> None:
         """Log residuals (a JSON string or a dict)."""
-        self._metric(name, "residuals", validation.to_json_object(value, "residuals"), description)
+        self._metric(
+            name, "residuals", validation.to_json_object(value, "residuals", name), description
+        )
 
     def log_predictions(self, name: str, value: Any, description: str = "") -> None:
         """Log predictions (a JSON string or a dict)."""
         self._metric(
-            name, "predictions", validation.to_json_object(value, "predictions"), description
+            name, "predictions", validation.to_json_object(value, "predictions", name), description
         )
 
     def _metric(
@@ -218,7 +224,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
     ) -> None:
         name = check_metric_name(name)
         if self._offline:
-            print(f"Attempted to log {kind} metric {name}:\n{value if shown is None else shown}")
+            show(f"Attempted to log {kind} metric {name}:\n{value if shown is None else shown}")
         self._emit(
             {
                 "k": "metric",
@@ -306,7 +312,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
 
     def __enter__(self) -> Run:
         if self._offline:
-            print(f"[START] Run {self._id} context")
+            show(f"[START] Run {self._id} context")
         return self
 
     def __exit__(
@@ -325,7 +331,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
             else:
                 self.fail(_describe(exc))
         if self._offline:
-            print(f"[STOP] Run {self._id} context")
+            show(f"[STOP] Run {self._id} context")
 
 
 def _describe(error: Any) -> Optional[str]:

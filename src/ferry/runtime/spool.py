@@ -6,6 +6,13 @@ whole JSON lines, one ``os.write`` per batch, to a file this process owns
 the last one (a daemon thread checks every 0.1 s), when 10,000 records are waiting, on
 :meth:`SpoolWriter.flush`, and at interpreter exit. See ``docs/runtime-protocol.md``.
 
+Nothing a script logs can stop the writer: encoding never raises (:mod:`.encoding` keeps every
+record it can, one by one), the thread survives any error, and the exit flush reports a problem in
+one line instead of a traceback. A write that fails keeps the bytes that did not reach the disk,
+from the start of the line it stopped in, and the next attempt writes them to a new file (the torn
+line left at the end of the old file is never read: readers take complete lines only), so a
+record is written once or not yet, never twice or torn.
+
 After ``os.fork()`` the child drops the records it inherited (the parent writes those) and opens a
 file of its own on its first flush, so no line is written twice and no two processes share a file.
 """
@@ -14,15 +21,14 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
-import json.encoder
 import os
 import sys
 import threading
 import time
 import weakref
-from typing import IO, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import IO, Any, Deque, Dict, List, Optional, Union
 
+from .encoding import encode_batch, safe_repr
 from .validation import artifact_parts, check_run_id
 
 #: A path to copy from, or a readable binary (or text) stream.
@@ -33,9 +39,7 @@ TICK = 0.1
 MAX_BATCH = 10_000
 RETRY_DELAY = 5.0
 
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=True)
-_FALLBACK = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=repr)
-
+#: writers that may hold records (flushed at exit and reset after a fork); a closed writer leaves
 _live: weakref.WeakSet[SpoolWriter] = weakref.WeakSet()
 
 
@@ -69,6 +73,9 @@ class SpoolWriter:
         self._fd_pid = 0
         self._path: Optional[str] = None
         self._last_flush = time.monotonic()
+        #: encoded lines a failed write left behind; written first, to a new file, next time
+        self._pending = b""
+        self._progress = 0
         self._warned = False
         #: after a failed write, automatic flushes wait until then (explicit ones always try)
         self._retry_at = 0.0
@@ -95,7 +102,11 @@ class SpoolWriter:
         self._flush(raise_errors=True)
 
     def close(self) -> None:
-        """Flush, stop the background thread and close the file; later writes reopen it."""
+        """Flush, stop the background thread and close the file, releasing all three.
+
+        The writer leaves the set flushed at exit; a later :meth:`write` starts it again (a new
+        thread, a new file).
+        """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -105,6 +116,8 @@ class SpoolWriter:
             self._close_fd()
             self._thread = None
             self._stop = threading.Event()
+            if not self._queue and not self._pending:
+                _live.discard(self)
 
     def copy_file_in(self, run_id: str, name: str, source: Source) -> str:
         """Copy ``source`` to ``files/<run_id>/<name>`` in the spool folder, atomically.
@@ -141,6 +154,7 @@ class SpoolWriter:
         with self._lock:
             if self._thread is not None:
                 return
+            _live.add(self)
             thread = threading.Thread(target=self._tick, name="ferry-spool", daemon=True)
             self._thread = thread
             thread.start()
@@ -148,44 +162,52 @@ class SpoolWriter:
     def _tick(self) -> None:
         stop = self._stop
         while not stop.wait(TICK):
-            now = time.monotonic()
-            due = now - self._last_flush >= self._flush_interval and now >= self._retry_at
-            if self._queue and due:
-                self._flush(raise_errors=False)
+            try:
+                now = time.monotonic()
+                due = now - self._last_flush >= self._flush_interval and now >= self._retry_at
+                if (self._queue or self._pending) and due:
+                    self._flush(raise_errors=False)
+            except Exception as exc:  # a bug must not stop the thread: records would wait for exit
+                _report(
+                    f"ferry: the metric spool thread hit an error and goes on: {safe_repr(exc)}"
+                )
 
     def _flush(self, raise_errors: bool) -> None:
         with self._lock:
             self._last_flush = time.monotonic()
             queue = self._queue
             count = len(queue)
-            if not count:
+            if not count and not self._pending:
                 return
             popleft = queue.popleft
             batch: List[Dict[str, Any]] = [popleft() for _ in range(count)]
-            data = _encode(batch)
+            data = self._pending + encode_batch(batch) if batch else self._pending
+            self._pending = b""
             try:
                 self._write_all(data)
                 self._retry_at = 0.0
-            except OSError as exc:
-                # Keep the records for the next attempt rather than lose them.
-                queue.extendleft(reversed(batch))
-                self._close_fd()
+            except Exception as exc:  # OSError (a full disk) above all; keep what is not on disk
+                self._pending = data[data.rfind(b"\n", 0, self._progress) + 1 :]
+                self._close_fd()  # the next attempt starts a new file, after the torn line
                 self._retry_at = time.monotonic() + RETRY_DELAY
                 if raise_errors:
                     raise
                 if not self._warned:
                     self._warned = True
-                    print(f"ferry: cannot write the metric spool: {exc}", file=sys.stderr)
+                    _report(f"ferry: cannot write the metric spool: {safe_repr(exc)}")
 
     def _write_all(self, data: bytes) -> None:
+        self._progress = 0  # bytes of ``data`` on disk, for _flush when this raises
         pid = os.getpid()
         if self._fd is None or self._fd_pid != pid:
             self._open(pid)
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        while self._progress < len(data):
+            written = os.write(self._fd, view[self._progress :])
+            if written <= 0:
+                raise OSError(f"the spool file took no bytes ({self._path})")
+            self._progress += written
         self.batches_written += 1
 
     def _open(self, pid: int) -> None:
@@ -212,6 +234,7 @@ class SpoolWriter:
     def _after_fork_in_child(self) -> None:
         # The parent still holds (and will write) what was queued before the fork.
         self._queue = collections.deque()
+        self._pending = b""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -219,107 +242,6 @@ class SpoolWriter:
         self._path = None
         self._last_flush = time.monotonic()
         self.batches_written = 0
-
-
-def _make_fast_encoder() -> Callable[[Dict[str, Any]], str]:
-    # JSONEncoder.encode builds a new C encoder on every call; build one once (about a third
-    # cheaper per record). Same output as _ENCODER; falls back to it without the C extension.
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has it
-        return _ENCODER.encode
-    try:
-        encoder = make(
-            None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-        )
-    except TypeError:  # pragma: no cover - a future signature change
-        return _ENCODER.encode
-
-    def encode(record: Dict[str, Any]) -> str:
-        return "".join(encoder(record, 0))
-
-    probe = {"a": [1, 1.5, None, True, "\u00e9\n"], "b": {"c": float("inf")}}
-    try:
-        same = encode(probe) == _ENCODER.encode(probe)
-    except Exception:  # pragma: no cover - a future signature change
-        same = False
-    return encode if same else _ENCODER.encode
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def group_series(batch: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Fold repeated values of one metric into ``series`` records (columnar, far cheaper to
-    encode, parse and store). Grouping stops at every other record, so the order between
-    metrics and tags, children or statuses is kept; the order within one metric is kept."""
-    out: List[Dict[str, Any]] = []
-    slots: Dict[Tuple[Any, Any, Any, Any], int] = {}
-    for rec in batch:
-        if rec.get("k") != "metric":
-            out.append(rec)
-            slots = {}
-            continue
-        key = (rec.get("run"), rec.get("name"), rec.get("type"), rec.get("desc"))
-        slot = slots.get(key)
-        if slot is None:
-            slots[key] = len(out)
-            out.append(rec)
-            continue
-        first = out[slot]
-        if first.get("k") == "metric":
-            first = out[slot] = {
-                "k": "series",
-                "run": first.get("run"),
-                "name": first.get("name"),
-                "type": first.get("type"),
-                "desc": first.get("desc"),
-                "values": [first.get("value")],
-                "steps": [first.get("step")],
-                "ts": [first.get("ts")],
-            }
-        first["values"].append(rec.get("value"))
-        first["steps"].append(rec.get("step"))
-        first["ts"].append(rec.get("ts"))
-    for rec in out:
-        if rec.get("k") == "series" and all(step is None for step in rec["steps"]):
-            rec["steps"] = None
-    return out
-
-
-def _encode(batch: List[Dict[str, Any]]) -> bytes:
-    batch = group_series(batch)
-    try:
-        text = "\n".join(map(_encode_one, batch))
-    except (TypeError, ValueError, RecursionError):
-        text = "\n".join(map(_encode_leniently, batch))
-    return (text + "\n").encode("ascii")
-
-
-_encode_one = _make_fast_encoder()
-
-
-def _encodable(value: Any) -> Any:
-    try:
-        _ENCODER.encode(value)
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)
-    return value
-
-
-def _encode_leniently(record: Dict[str, Any]) -> str:
-    # Only records written straight to a SpoolWriter can get here (the run API validates):
-    # keep the line, with what cannot be encoded replaced by its repr, rather than lose the batch.
-    try:
-        return _ENCODER.encode(record)
-    except (TypeError, ValueError, RecursionError):
-        plain = (str, int, float, bool, type(None))
-        if record.get("k") == "series" and isinstance(record.get("values"), list):
-            # keep every value of the series: those that cannot be encoded become their repr
-            return _ENCODER.encode(dict(record, values=[_encodable(v) for v in record["values"]]))
-        return _FALLBACK.encode(
-            {str(k): v if isinstance(v, plain) else repr(v) for k, v in record.items()}
-        )
 
 
 def _copy_into(source: Source, out: IO[bytes]) -> None:
@@ -340,14 +262,29 @@ def _pump(stream: Union[IO[bytes], IO[str]], out: IO[bytes]) -> None:
 
 
 def _flush_all_writers() -> None:
+    # At exit: a problem is one line on stderr, never "Exception ignored in atexit callback".
     for writer in list(_live):
-        writer._flush(raise_errors=False)
+        try:
+            writer._flush(raise_errors=False)
+        except Exception as exc:
+            _report(f"ferry: could not write the last metrics to the spool: {safe_repr(exc)}")
 
 
 def _after_fork_in_child() -> None:
-    for writer in list(_live):
-        writer._after_fork_in_child()
-    _hook_multiprocessing_exit()
+    try:
+        for writer in list(_live):
+            writer._after_fork_in_child()
+        _hook_multiprocessing_exit()
+    except Exception as exc:
+        _report(f"ferry: the metric spool could not be reset after fork: {safe_repr(exc)}")
+
+
+def _report(message: str) -> None:
+    """One line on stderr; never raises (stderr may be closed or gone at exit)."""
+    try:
+        print(message, file=sys.stderr)
+    except Exception:
+        pass
 
 
 def _hook_multiprocessing_exit() -> None:
