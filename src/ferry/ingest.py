@@ -1,26 +1,75 @@
-"""Read a run's spool (see docs/runtime-protocol.md) into the run history, incrementally.
+"""Read a run's spool (see docs/runtime-protocol.md) into the run history: incrementally, exactly
+once, and trusting nothing in it.
 
-Only complete lines are consumed; the byte offset per spool file is remembered, so calling
-:meth:`SpoolIngestor.poll` often is cheap and nothing is read twice.
+The spool is written by the user's job (and, for SSH and Ray runs, comes back from another
+machine), so every record is checked where it enters:
+
+* a record may name only the run being ingested, or a child run created earlier in this spool
+  (or already in the history under this run); anything else is dropped with a note;
+* a ``child`` record creates a run only under an allowed parent, with an id that can name a
+  folder (no separators, no ``..``) and that no run has yet;
+* ``status`` records are for child runs only: the top-level run's status is the supervisor's;
+* a malformed record (not JSON, missing fields, wrong types) is skipped with a note, and the
+  records after it are still read;
+* a ``file`` record moves a regular file from ``spool/files/`` (never a link, never from
+  outside the spool) to a place inside the run's artifacts (never through a link).
+
+Notes go to the run's log (at most :data:`MAX_NOTES`, then a count). Only complete lines are
+read; the byte offset per spool file is stored with the records in one transaction
+(:meth:`RunStore.apply`), so any process that ingests later — the supervisor, or whoever finds
+the supervisor dead — goes on exactly where the last one stopped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import FerryError
 from ferry.status import RunStatus
-from ferry.tracking import ArtifactRecord, MetricRecord, MetricSeries, RunRecord, RunStore
-from ferry.tracking.base import series_of
+from ferry.tracking import ArtifactRecord, MetricSeries, RunQuery, RunRecord, RunStore
+from ferry.tracking.base import (
+    AddArtifacts,
+    AddProperties,
+    CreateRun,
+    RemoveTags,
+    SetStatus,
+    SetTags,
+    StoreOp,
+)
 
 log = logging.getLogger("ferry.ingest")
+
+MAX_NOTES = 20
+READ_CHUNK = 8 << 20  # bytes of one spool file read per poll
+_CHILD_STATUSES = {
+    RunStatus.RUNNING,
+    RunStatus.COMPLETED,
+    RunStatus.FAILED,
+    RunStatus.CANCELED,
+}
+_METRIC_TYPES = {
+    "scalar",
+    "list",
+    "row",
+    "table",
+    "image",
+    "confusion_matrix",
+    "accuracy_table",
+    "residuals",
+    "predictions",
+}
+
+
+class Malformed(ValueError):
+    """A spool record that is not what the protocol says."""
 
 
 def artifact_dir(workspace_path: Path, run_id: str) -> Path:
@@ -29,6 +78,8 @@ def artifact_dir(workspace_path: Path, run_id: str) -> Path:
 
 def safe_artifact_name(name: str) -> str | None:
     """The name with forward slashes, or None when it is absolute or climbs out with '..'."""
+    if not isinstance(name, str) or "\x00" in name:
+        return None
     norm = name.replace("\\", "/")
     parts = [p for p in norm.split("/") if p not in ("", ".")]
     if not parts or norm.startswith("/") or ".." in parts:
@@ -36,183 +87,441 @@ def safe_artifact_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def _series(rec: dict[str, Any], run_id: str, now: float) -> MetricSeries:
-    values = list(rec.get("values") or [])
-    steps = rec.get("steps")
-    ts = rec.get("ts")
-    return MetricSeries(
-        rec.get("run") or run_id,
-        str(rec.get("name")),
-        str(rec.get("type", "scalar")),
-        values,
-        list(steps) if isinstance(steps, list) and len(steps) == len(values) else None,
-        list(ts) if isinstance(ts, list) and len(ts) == len(values) else [now] * len(values),
-        str(rec.get("desc") or ""),
-    )
+def valid_run_id(run_id: object) -> str | None:
+    """``run_id`` when it can name one folder, else None."""
+    if not isinstance(run_id, str) or not 0 < len(run_id) <= 255:
+        return None
+    if run_id in (".", "..") or any(c in run_id for c in "/\\") or not run_id.isprintable():
+        return None
+    return run_id
 
 
-def _decode(lines: list[bytes], run_id: str) -> list[dict[str, Any]]:
-    """Parse spool lines, all at once when they are well formed (one call, much faster)."""
-    try:
-        records = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
-        return [r for r in records if isinstance(r, dict)]
-    except ValueError:
-        pass
-    out = []
-    for line in lines:
-        if not line.strip():
-            continue
+def safe_destination(root: Path, name: str) -> Path | None:
+    """``root / name`` when no existing folder on the way is a symbolic link (a job's link must
+    never lead a write out of the run's artifacts), else None."""
+    dest = root
+    for part in name.split("/")[:-1]:
+        dest = dest / part
         try:
-            rec = json.loads(line)
-        except ValueError:
-            log.warning("run %s: skipped a malformed spool line: %r", run_id, line[:200])
+            mode = os.lstat(dest).st_mode
+        except FileNotFoundError:
             continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+        if not stat.S_ISDIR(mode):
+            return None
+    dest = dest / name.split("/")[-1]
+    try:
+        if stat.S_ISLNK(os.lstat(dest).st_mode):
+            return None
+    except FileNotFoundError:
+        pass
+    return dest
 
 
 class SpoolIngestor:
-    """Incremental reader of one run's spool folder."""
+    """Incremental, checked reader of one run's spool folder."""
 
-    def __init__(self, store: RunStore, run_id: str, spool_dir: Path, workspace_path: Path) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        spool_dir: Path,
+        workspace_path: Path,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.spool_dir = spool_dir
         self.workspace_path = workspace_path
-        self._offsets: dict[str, int] = {}
-        self._experiment: str | None = None
-        self._target = "local"
+        self._note = note
+        self._offsets: dict[str, int] = store.get_spool_cursor(run_id)
+        self._allowed: set[str] | None = None
+        self._parent: RunRecord | None = None
         self.records = 0
+        self.metric_values = 0
+        self.refused = 0
+        self._notes = 0
 
-    def _lines(self) -> Iterator[bytes]:
+    # reading ---------------------------------------------------------------------------------
+    def _chunks(self) -> Iterator[tuple[str, int, list[bytes]]]:
+        """(file name, offset after the complete lines read, those lines) per spool file."""
         try:
             names = sorted(n for n in os.listdir(self.spool_dir) if n.endswith(".jsonl"))
-        except FileNotFoundError:
+        except OSError:
             return
         for name in names:
             path = self.spool_dir / name
             offset = self._offsets.get(name, 0)
             try:
-                size = path.stat().st_size
-            except FileNotFoundError:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
                 continue
-            if size <= offset:
-                continue
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(size - offset)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                data = os.pread(fd, READ_CHUNK, offset)
+            finally:
+                os.close(fd)
             end = data.rfind(b"\n")
             if end < 0:
+                if len(data) >= READ_CHUNK:  # one line longer than a chunk: skip it whole
+                    self.note(f"a spool line longer than {READ_CHUNK} bytes in {name} was skipped")
+                    yield name, offset + len(data), []
                 continue
-            self._offsets[name] = offset + end + 1
-            yield from data[: end + 1].splitlines()
+            yield name, offset + end + 1, data[: end + 1].splitlines()
 
     def poll(self) -> int:
-        """Ingest every complete new record; returns how many were read."""
-        lines = list(self._lines())
-        if not lines:
+        """Ingest the complete records written since the last call; returns how many were read."""
+        chunks = list(self._chunks())
+        if not chunks:
             return 0
-        pending: list[MetricSeries] = []
-        singles: list[MetricRecord] = []
+        ops: list[StoreOp] = []
         count = 0
-        now = time.time()
-        for rec in _decode(lines, self.run_id):
-            count += 1
-            kind = rec.get("k")
-            if kind == "metric":
-                singles.append(
-                    MetricRecord(
-                        rec.get("run") or self.run_id,
-                        str(rec.get("name")),
-                        str(rec.get("type", "scalar")),
-                        rec.get("value"),
-                        rec.get("step"),
-                        str(rec.get("desc") or ""),
-                        float(rec.get("ts") or now),
-                    )
-                )
-                continue
-            if kind == "series":
-                if singles:
-                    pending.extend(series_of(singles))
-                    singles = []
-                pending.append(_series(rec, self.run_id, now))
-                continue
-            # keep order between metrics and other records (a child exists before its metrics)
-            pending.extend(series_of(singles))
-            singles = []
-            if pending:
-                self.store.log_series(pending)
-                pending = []
-            try:
-                self._apply(rec)
-            except FerryError as exc:
-                log.warning("run %s: spool record not applied: %s", self.run_id, exc)
-        pending.extend(series_of(singles))
-        if pending:
-            self.store.log_series(pending)
+        for name, _offset, lines in chunks:
+            for number, rec in _decode(lines):
+                count += 1
+                try:
+                    ops.extend(self._ops(rec))
+                except Malformed as exc:
+                    self.refused += 1
+                    self.note(f"spool record ignored ({name}, record {number}): {exc}")
+        cursor = dict(self._offsets)
+        cursor.update({name: offset for name, offset, _lines in chunks})
+        for warning in self.store.apply(_merge(ops), cursor=(self.run_id, cursor)):
+            self.refused += 1
+            self.note(f"spool record not applied: {warning}")
+            self._forget_refused_child(warning)
+        self._offsets = cursor
         self.records += count
         return count
 
-    def _apply(self, rec: dict[str, Any]) -> None:
-        kind = rec.get("k")
-        run_id = rec.get("run") or self.run_id
-        if kind == "tags":
-            self.store.set_tags(
-                run_id, {str(k): v if v is None else str(v) for k, v in rec["set"].items()}
-            )
-        elif kind == "untag":
-            self.store.remove_tags(run_id, [str(k) for k in rec["keys"]])
-        elif kind == "props":
-            self.store.add_properties(run_id, {str(k): str(v) for k, v in rec["set"].items()})
-        elif kind == "file":
-            self._take_file(run_id, str(rec["name"]), str(rec["path"]))
-        elif kind == "child":
-            self._create_child(rec)
-        elif kind == "status":
-            status = RunStatus(rec["status"])
-            error = (
-                {"error": {"code": "UserError", "message": rec["error"]}}
-                if rec.get("error")
-                else None
-            )
-            self.store.set_status(run_id, status, error=error, at=rec.get("ts"))
-        else:
-            log.warning("run %s: unknown spool record kind %r", self.run_id, kind)
+    def resync(self) -> None:
+        """Go on from the offsets stored in the history (another reader may have moved on)."""
+        self._offsets = self.store.get_spool_cursor(self.run_id)
 
-    def _take_file(self, run_id: str, name: str, rel_path: str) -> None:
-        clean = safe_artifact_name(name)
-        src = (self.spool_dir / rel_path).resolve()
-        if clean is None or not src.is_relative_to(self.spool_dir.resolve()) or not src.is_file():
-            log.warning("run %s: refused artifact %r at %r", self.run_id, name, rel_path)
+    def drain(self) -> int:
+        """Ingest everything there is (the last read of a run)."""
+        total = 0
+        while True:
+            count = self.poll()
+            total += count
+            if not count:
+                return total
+
+    def note(self, message: str) -> None:
+        """A note in the run's log about the spool (bounded: a job cannot flood the log)."""
+        self._notes += 1
+        log.warning("run %s: %s", self.run_id, message)
+        if self._note is None:
             return
-        dest = artifact_dir(self.workspace_path, run_id) / clean
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(src), str(dest))
-        self.store.add_artifacts(
-            [
-                ArtifactRecord(
-                    run_id, clean, str(dest.relative_to(self.workspace_path)), dest.stat().st_size
+        if self._notes <= MAX_NOTES:
+            self._note(f"ferry: {message}")
+        elif self._notes == MAX_NOTES + 1:
+            self._note("ferry: more spool records were ignored; see the supervisor's log")
+
+    # checking ----------------------------------------------------------------------------------
+    def _allowed_runs(self) -> set[str]:
+        """This run and its descendants already in the history (a later reader's view)."""
+        if self._allowed is None:
+            allowed = {self.run_id}
+            frontier = [self.run_id]
+            while frontier:
+                parent = frontier.pop()
+                for child in self.store.list_runs(RunQuery(parent_id=parent)):
+                    if child.id not in allowed:
+                        allowed.add(child.id)
+                        frontier.append(child.id)
+            self._allowed = allowed
+        return self._allowed
+
+    def _run_of(self, rec: dict[str, Any]) -> str:
+        run = rec.get("run")
+        if run is None:
+            return self.run_id
+        if valid_run_id(run) is None:
+            raise Malformed(f"'run' is not a valid run id: {_short(run)}")
+        if run not in self._allowed_runs():
+            raise Malformed(
+                f"it names run {_short(run)}, which is neither this run nor a child it created"
+            )
+        return str(run)
+
+    def _ops(self, rec: dict[str, Any]) -> list[StoreOp]:
+        if "_bad" in rec:
+            raise Malformed(f"not a JSON object: {_short(rec['_bad'])}")
+        kind = rec.get("k")
+        if kind == "child":
+            return [self._child(rec)]
+        run_id = self._run_of(rec)
+        if kind == "metric":
+            self.metric_values += 1
+            return [
+                MetricSeries(
+                    run_id,
+                    _name(rec),
+                    _type(rec),
+                    [rec.get("value")],
+                    None if rec.get("step") is None else [_step(rec.get("step"))],
+                    [_ts(rec.get("ts"))],
+                    _desc(rec),
                 )
             ]
+        if kind == "series":
+            return [self._series(run_id, rec)]
+        if kind == "tags":
+            tags = _mapping(rec, "set")
+            return [
+                SetTags(run_id, {_key(k): None if v is None else _text(v) for k, v in tags.items()})
+            ]
+        if kind == "untag":
+            keys = rec.get("keys")
+            if not isinstance(keys, list):
+                raise Malformed("'keys' must be a list of tag names")
+            return [RemoveTags(run_id, tuple(_key(k) for k in keys))]
+        if kind == "props":
+            props = _mapping(rec, "set")
+            return [AddProperties(run_id, {_key(k): _text(v) for k, v in props.items()})]
+        if kind == "file":
+            artifact = self._take_file(run_id, rec.get("name"), rec.get("path"))
+            return [AddArtifacts((artifact,))]
+        if kind == "status":
+            return [self._status(run_id, rec)]
+        raise Malformed(f"unknown kind {_short(kind)}")
+
+    def _series(self, run_id: str, rec: dict[str, Any]) -> MetricSeries:
+        values = rec.get("values")
+        if not isinstance(values, list):
+            raise Malformed("'values' must be a list")
+        steps = rec.get("steps")
+        if steps is not None and (not isinstance(steps, list) or len(steps) != len(values)):
+            raise Malformed("'steps' must be null or a list as long as 'values'")
+        ts = rec.get("ts")
+        if isinstance(ts, list) and len(ts) == len(values):
+            stamps = [_ts(t) for t in ts]
+        else:
+            stamps = [_ts(ts if not isinstance(ts, list) else None)] * len(values)
+        self.metric_values += len(values)
+        return MetricSeries(
+            run_id,
+            _name(rec),
+            _type(rec),
+            list(values),
+            None if steps is None else [None if s is None else _step(s) for s in steps],
+            stamps,
+            _desc(rec),
         )
 
-    def _create_child(self, rec: dict[str, Any]) -> None:
-        if self._experiment is None:
-            parent = self.store.get_run(self.run_id)
-            self._experiment, self._target = parent.experiment, parent.target
-        self.store.create_run(
+    def _child(self, rec: dict[str, Any]) -> CreateRun:
+        child = valid_run_id(rec.get("run"))
+        if child is None:
+            raise Malformed(f"a child run id must name one folder: {_short(rec.get('run'))}")
+        parent = rec.get("parent") or self.run_id
+        if parent not in self._allowed_runs():
+            raise Malformed(f"child {child}'s parent {_short(parent)} is not this run's")
+        if child in self._allowed_runs() or self._exists(child):
+            raise Malformed(f"a run {child} exists already")
+        name = rec.get("name")
+        tags = rec.get("tags") or {}
+        if not isinstance(tags, dict):
+            raise Malformed("'tags' must be an object")
+        if self._parent is None:
+            self._parent = self.store.get_run(self.run_id)
+        ts = _ts(rec.get("ts"))
+        self._allowed_runs().add(child)
+        return CreateRun(
             RunRecord(
-                id=str(rec["run"]),
-                experiment=self._experiment,
+                id=child,
+                experiment=self._parent.experiment,
                 status=RunStatus.RUNNING,
-                parent_id=str(rec.get("parent") or self.run_id),
-                target=self._target,
+                parent_id=str(parent),
+                target=self._parent.target,
                 run_type="ferry.childrun",
-                display_name=rec.get("name"),
-                created_at=float(rec.get("ts") or time.time()),
-                start_time=float(rec.get("ts") or time.time()),
-                tags={str(k): v for k, v in (rec.get("tags") or {}).items()},
+                display_name=None if name is None else _text(name),
+                created_at=ts,
+                start_time=ts,
+                tags={_key(k): None if v is None else _text(v) for k, v in tags.items()},
+                run_dir=self._parent.run_dir,
             )
         )
+
+    def _exists(self, run_id: str) -> bool:
+        from ferry.errors import RunNotFound
+
+        try:
+            self.store.get_run(run_id)
+        except RunNotFound:
+            return False
+        return True
+
+    def _forget_refused_child(self, warning: str) -> None:
+        if self._allowed is None:
+            return
+        for run_id in list(self._allowed):
+            if run_id != self.run_id and run_id in warning and not self._exists(run_id):
+                self._allowed.discard(run_id)
+
+    def _status(self, run_id: str, rec: dict[str, Any]) -> SetStatus:
+        if run_id == self.run_id:
+            raise Malformed("a job cannot set its own run's status (the supervisor does)")
+        try:
+            status = RunStatus(str(rec.get("status")))
+        except ValueError:
+            raise Malformed(f"unknown status {_short(rec.get('status'))}") from None
+        if status not in _CHILD_STATUSES:
+            raise Malformed(f"a child run cannot be set to {status.value}")
+        error = rec.get("error")
+        details = {"error": {"code": "UserError", "message": _text(error)}} if error else None
+        return SetStatus(run_id, status, details, _ts(rec.get("ts")))
+
+    def _take_file(self, run_id: str, name: object, rel_path: object) -> ArtifactRecord:
+        clean = safe_artifact_name(name) if isinstance(name, str) else None
+        if clean is None:
+            raise Malformed(f"unsafe artifact name {_short(name)}")
+        rel = safe_artifact_name(rel_path) if isinstance(rel_path, str) else None
+        if rel is None or not rel.startswith("files/"):
+            raise Malformed(f"the file must be under the spool's files/: {_short(rel_path)}")
+        arts = artifact_dir(self.workspace_path, run_id)
+        dest = safe_destination(arts, clean)
+        if dest is None:
+            raise Malformed(f"artifact {clean!r} would be written through a link")
+        src = self.spool_dir / rel
+        try:
+            mode = os.lstat(src).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is None:
+            # moved by an earlier ingest that stopped before recording it: record it now
+            if dest.is_file() and not dest.is_symlink():
+                return self._artifact(run_id, clean, dest)
+            raise Malformed(f"artifact {clean!r}: no file at {rel!r}")
+        real = Path(os.path.realpath(src))
+        if not stat.S_ISREG(mode) or not real.is_relative_to(os.path.realpath(self.spool_dir)):
+            raise Malformed(f"artifact {clean!r}: {rel!r} is not a regular file of the spool")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dest))
+        return self._artifact(run_id, clean, dest)
+
+    def _artifact(self, run_id: str, name: str, dest: Path) -> ArtifactRecord:
+        return ArtifactRecord(
+            run_id, name, str(dest.relative_to(self.workspace_path)), dest.stat().st_size
+        )
+
+
+# record fields ---------------------------------------------------------------------------------
+def _decode(lines: list[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(number, record) for each well-formed line; all at once when every line parses."""
+    lines = [line for line in lines if line.strip()]
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except (ValueError, RecursionError):
+        records = None
+    if records is not None:
+        for number, rec in enumerate(records, 1):
+            yield number, rec if isinstance(rec, dict) else {"k": None, "_bad": rec}
+        return
+    for number, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            rec = {"k": None, "_bad": "not JSON"}
+        yield number, rec if isinstance(rec, dict) else {"k": None, "_bad": rec}
+
+
+def _merge(ops: list[StoreOp]) -> list[StoreOp]:
+    """Values of one metric between two other records become one series (few, large rows);
+    the order within a metric, and around every other record, is kept."""
+    out: list[StoreOp] = []
+    slots: dict[tuple[str, str, str, str], MetricSeries] = {}
+    for op in ops:
+        if not isinstance(op, MetricSeries):
+            out.append(op)
+            slots = {}
+            continue
+        key = (op.run_id, op.name, op.type, op.description)
+        into = slots.get(key)
+        if into is None:
+            slots[key] = op
+            out.append(op)
+            continue
+        if into.steps is not None or op.steps is not None:
+            if into.steps is None:
+                into = _with_steps(into, out, slots, key)
+            assert into.steps is not None
+            into.steps.extend(op.steps if op.steps is not None else [None] * len(op.values))
+        into.values.extend(op.values)
+        into.ts.extend(op.ts)
+    return out
+
+
+def _with_steps(
+    series: MetricSeries,
+    out: list[StoreOp],
+    slots: dict[tuple[str, str, str, str], MetricSeries],
+    key: tuple[str, str, str, str],
+) -> MetricSeries:
+    """The same series with an explicit step list (None per value so far), in place in ``out``."""
+    stepped = series._replace(steps=[None] * len(series.values))
+    out[next(i for i, op in enumerate(out) if op is series)] = stepped
+    slots[key] = stepped
+    return stepped
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _name(rec: dict[str, Any]) -> str:
+    name = rec.get("name")
+    if not isinstance(name, str) or not name:
+        raise Malformed(f"a metric needs a non-empty 'name', got {_short(name)}")
+    return _utf8(name)
+
+
+def _type(rec: dict[str, Any]) -> str:
+    kind = rec.get("type", "scalar")
+    if kind not in _METRIC_TYPES:
+        raise Malformed(f"unknown metric type {_short(kind)}")
+    return str(kind)
+
+
+def _desc(rec: dict[str, Any]) -> str:
+    desc = rec.get("desc")
+    return desc if isinstance(desc, str) else ""
+
+
+def _step(step: object) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise Malformed(f"a step must be a whole number ≥ 0, got {_short(step)}")
+    return step
+
+
+def _ts(ts: object) -> float:
+    if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
+        return float(ts)
+    return time.time()
+
+
+def _utf8(text: str) -> str:
+    """``text`` as stored in a text column: a lone surrogate becomes its escape (``\\udc80``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise Malformed(f"names must be non-empty strings, got {_short(key)}")
+    return _utf8(key)
+
+
+def _text(value: object) -> str:
+    return _utf8(value if isinstance(value, str) else str(value))
+
+
+def _mapping(rec: dict[str, Any], field: str) -> dict[str, Any]:
+    value = rec.get(field)
+    if not isinstance(value, dict):
+        raise Malformed(f"'{field}' must be an object")
+    return value

@@ -1,20 +1,34 @@
 """Heartbeats: a run whose supervisor stops beating is NotResponding, then Failed (pure rules + I/O).
 
-The supervisor writes ``heartbeat_at`` every :func:`heartbeat_interval` seconds. Any reader
-(``get_status``, ``wait_for_completion``, ``ferry runs list``) calls :func:`check` on runs that
-are not terminal, so a supervisor killed with ``kill -9`` never leaves a run Running forever.
+The supervisor writes ``heartbeat_at`` every :func:`heartbeat_interval` seconds. Readers
+(``get_status``, ``wait_for_completion``, ``ferry runs list``) and every new supervisor call
+:func:`sweep` or :func:`check`, so a supervisor killed with ``kill -9`` never leaves a run Running
+forever, whether or not anyone lists that run.
+
+Readers only write the run history: they never send a signal. The job of a dead supervisor is
+stopped by its own watchdog (:mod:`ferry.agent.watchdog`), which notices the supervisor's end at
+once. Whoever marks a run Failed first (a compare-and-set, so only one does) also takes in what
+the dead supervisor left: the rest of the spool, the outputs it had already moved, the log — and
+says in the error what is known (the script's exit code, where its outputs are).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from ferry.errors import InvalidTransition
+from ferry.agent.proc import pid_alive
+from ferry.errors import FerryError, InvalidTransition
 from ferry.status import RunStatus
-from ferry.tracking import RunRecord, RunStore
+from ferry.tracking import ArtifactRecord, RunQuery, RunRecord, RunStore
+
+LOG_NAME = "user_logs/std_log.txt"
+_LIVE = [s for s in RunStatus if not s.is_terminal() and s != RunStatus.NOT_STARTED]
 
 
 def heartbeat_interval() -> float:
@@ -61,23 +75,8 @@ def judge(record: RunRecord, now: float, interval: float, supervisor_alive: bool
     return Verdict(None)
 
 
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs on this machine (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def check(store: RunStore, record: RunRecord, now: float | None = None) -> RunRecord:
-    """Apply :func:`judge` to a run; returns the (possibly updated) record."""
+    """Apply :func:`judge` to a run; returns the (possibly updated) record. Sends no signal."""
     now = time.time() if now is None else now
     alive: bool | None = None
     if record.supervisor_pid and record.host == socket.gethostname():
@@ -87,17 +86,104 @@ def check(store: RunStore, record: RunRecord, now: float | None = None) -> RunRe
         return record
     try:
         if verdict.status == RunStatus.FAILED:
-            if record.job_pgid and record.host == socket.gethostname():
-                from ferry.targets.local import kill_group
-
-                kill_group(record.job_pgid, 2.0)
-            store.set_status(
-                record.id,
-                RunStatus.FAILED,
-                error={"error": {"code": "NotResponding", "message": verdict.reason}},
-            )
+            error = {"error": {"code": "NotResponding", "message": verdict.reason}}
+            store.set_status(record.id, RunStatus.FAILED, error=error, expected=record.status)
+            recover(store, record, verdict.reason)
         else:
-            store.set_status(record.id, verdict.status)
+            store.set_status(record.id, verdict.status, expected=record.status)
     except InvalidTransition:
         pass  # someone else moved it meanwhile; their word stands
     return store.get_run(record.id)
+
+
+def sweep(store: RunStore, now: float | None = None) -> int:
+    """Check every run that is not over (one indexed query); returns how many changed."""
+    changed = 0
+    for record in store.list_runs(RunQuery(statuses=_LIVE)):
+        if check(store, record, now).status != record.status:
+            changed += 1
+    return changed
+
+
+def recover(store: RunStore, record: RunRecord, reason: str) -> None:
+    """After marking a dead supervisor's run Failed: keep what it left (spool, outputs, log),
+    say what is known in the error, and remove the working copy once the job is over."""
+    if not record.run_dir:
+        return
+    run_dir = Path(record.run_dir)
+    workspace = run_dir.parent.parent
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+
+    from ferry.ingest import SpoolIngestor, artifact_dir
+
+    try:
+        SpoolIngestor(store, record.id, run_dir / "spool", workspace, note).drain()
+    except (FerryError, OSError) as exc:
+        notes.append(f"ferry: the rest of the spool could not be read: {exc}")
+    known = {a.name for a in store.list_artifacts(record.id)}
+    found = _unrecorded_outputs(artifact_dir(workspace, record.id), workspace, record.id, known)
+    log = run_dir / LOG_NAME
+    if log.is_file() and LOG_NAME not in known:
+        found.append(
+            ArtifactRecord(record.id, LOG_NAME, str(log.relative_to(workspace)), log.stat().st_size)
+        )
+    store.add_artifacts(found)
+    exit_info = _exit_info(run_dir)
+    message = reason
+    outputs = [a for a in found if a.name.startswith("outputs/")]
+    if exit_info is not None and exit_info.get("reason") == "lost":
+        message += " Its job was stopped when the supervisor died."
+    elif exit_info is not None and isinstance(exit_info.get("code"), int):
+        message += f" The script had exited with code {exit_info['code']}."
+    if outputs:
+        message += f" Its {len(outputs)} output file(s) are kept with the run."
+    notes.append(f"ferry: {message}")
+    _append(log, notes)
+    error = {"error": {"code": "NotResponding", "message": message}}
+    if exit_info is not None:
+        error["exitCode"] = exit_info.get("code")  # type: ignore[assignment]
+    store.update_run(record.id, error=error)
+    if exit_info is not None and not os.environ.get("FERRY_KEEP_WORKDIR"):
+        shutil.rmtree(run_dir / "wd", ignore_errors=True)  # the job is over: its copy can go
+
+
+def _unrecorded_outputs(
+    arts: Path, workspace: Path, run_id: str, known: set[str]
+) -> list[ArtifactRecord]:
+    """Files the supervisor moved into the artifacts before it died, not yet in the index."""
+    found: list[ArtifactRecord] = []
+    outputs = arts / "outputs"
+    if not outputs.is_dir():
+        return found
+    for folder, dirs, files in os.walk(outputs):  # never follows links
+        for name in files:
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            rel = f"outputs/{path.relative_to(outputs).as_posix()}"
+            if rel not in known:
+                size = path.stat().st_size
+                found.append(ArtifactRecord(run_id, rel, str(path.relative_to(workspace)), size))
+        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+    return found
+
+
+def _exit_info(run_dir: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((run_dir / "exit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _append(log: Path, lines: list[str]) -> None:
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write("".join(f"{line}\n" for line in lines))
+    except OSError:
+        pass

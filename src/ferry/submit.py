@@ -6,6 +6,7 @@ bad submission leaves no half-written run behind.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -48,7 +49,9 @@ def take_snapshot(workspace: Any, source: Path) -> tuple[dict[str, Any], dict[st
     from ferry.snapshot import take_snapshot as snap
 
     t = time.monotonic()
-    result = snap(source, workspace.blobs, workspace.cache_dir / "snapshots")
+    result = snap(
+        source, workspace.blobs, workspace.cache_dir / "snapshots", exclude=[workspace.path]
+    )
     info: dict[str, Any] = {
         "id": result.snapshot_id,
         "files": result.stats.files,
@@ -77,7 +80,6 @@ def submit_script(
 ) -> Run:
     """Submit a ScriptRunConfig to its compute target; returns the run handle at once."""
     from ferry.run import Run
-    from ferry.supervisor import launch_detached
 
     ws = experiment.workspace
     source = config.validate()
@@ -94,6 +96,7 @@ def submit_script(
     run_id = run_id or new_run_id(experiment.name)
     definition = rc.to_dict()
     definition["sourceDirectory"] = str(source)
+    definition["submittedBy"] = submitter()
     target_class(compute.type).check_definition(rc.target, definition)
     properties: dict[str, str] = {}
     snapshot: dict[str, Any] | None = None
@@ -117,6 +120,14 @@ def submit_script(
         run_dir=str(ws.runs_dir / run_id),
     )
     ws.store.create_run(record)
+    _launch(ws, run_id)
+    return Run(experiment, run_id)
+
+
+def _launch(ws: Any, run_id: str) -> None:
+    """Start the recorded run's supervisor; if that fails, the run is Failed, not left Queued."""
+    from ferry.supervisor import launch_detached
+
     try:
         launch_detached(ws, run_id)
     except (OSError, FerryError) as exc:
@@ -126,7 +137,16 @@ def submit_script(
             error={"error": {"code": "SystemError", "message": f"could not start the run: {exc}"}},
         )
         raise
-    return Run(experiment, run_id)
+
+
+def submitter() -> str:
+    """Who submits: the login name, as the reference's ``submittedBy``."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())
 
 
 _CARRIED_PROPERTIES = ("azureml.git.", "mlflow.source.git.", "ferry.git.")
@@ -137,7 +157,6 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
     from ferry.compute import target_name
     from ferry.run import Run
     from ferry.snapshot import load_manifest
-    from ferry.supervisor import launch_detached
 
     ws = original.workspace
     record = original.record
@@ -146,6 +165,7 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
             f"run {original.id} is a {record.run_type} run; only submitted scripts can be rerun"
         )
     definition = dict(record.definition)
+    definition["submittedBy"] = submitter()
     snapshot = dict(record.snapshot) if record.snapshot else None
     if snapshot is None:
         source = Path(str(definition.get("sourceDirectory", "")))
@@ -184,5 +204,5 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
             run_dir=str(ws.runs_dir / run_id),
         )
     )
-    launch_detached(ws, run_id)
+    _launch(ws, run_id)
     return Run(exp, run_id)

@@ -2,8 +2,13 @@
 
 Prepare (snapshot + environment) → launch through the target → follow (ingest the spool, mirror
 ./logs, heartbeat, honour cancel and the time limit) → finalize (outputs become artifacts) → the
-final status. It runs detached from the submitting terminal (:func:`launch_detached`), so
-``--no-wait`` and a closed terminal do not end the run.
+final status. It runs detached from the submitting process (:func:`launch_detached`), so a driver
+that exits at once, ``--no-wait`` and a closed terminal do not end the run.
+
+A supervisor never starts from the submitting process's state: it is forked from the warm
+zygote (a process that never opens a database and has no other threads) with every inherited
+descriptor closed, or spawned as a fresh interpreter. So it holds none of the submitter's SQLite
+connections, locks, sockets or open files (a driver holding an ``flock`` keeps it to itself).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -20,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError, InvalidTransition
-from ferry.ingest import SpoolIngestor, artifact_dir
-from ferry.liveness import heartbeat_interval
+from ferry.ingest import SpoolIngestor, artifact_dir, safe_destination
+from ferry.liveness import heartbeat_interval, sweep
 from ferry.status import RunStatus
 from ferry.targets.base import LOG_NAME, JobSpec, Target
 from ferry.tracking import ArtifactRecord, RunStore
@@ -41,20 +47,14 @@ def kill_grace_seconds() -> float:
 
 
 def error_from_log(log_path: Path, exit_code: int) -> dict[str, Any]:
-    """The run's error: the traceback's last line as message, and the log's tail."""
+    """The run's error: the traceback's exception line as message, and the log's tail."""
     try:
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - 65536))
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         lines = []
-    message = ""
-    starts = [
-        i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")
-    ]
-    if starts:
-        tb = [line for line in lines[starts[-1] :] if line.strip()]
-        message = tb[-1].strip() if tb else ""
+    message = exception_line(lines)
     if exit_code < 0:
         reason = f"the script was killed by signal {-exit_code}"
     else:
@@ -70,6 +70,23 @@ def error_from_log(log_path: Path, exit_code: int) -> dict[str, Any]:
     }
 
 
+def exception_line(lines: list[str]) -> str:
+    """The exception line of the last traceback in ``lines`` (``ValueError: bad alpha``): the
+    first line after the frames, not the last line printed (a message may span several lines,
+    the last one a URL; other output may follow)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call")]
+    if not starts:
+        return ""
+    i = starts[-1] + 1
+    while i < len(lines) and (not lines[i].strip() or lines[i][:1] in (" ", "\t")):
+        i += 1
+    return lines[i].strip()[:1000] if i < len(lines) else ""
+
+
+#: what the reference's offline run prints for each value it does not record
+_OFFLINE_LOGGING = "Attempted to log "
+
+
 class Supervisor:
     """Drives one run through a target from Queued to a terminal status."""
 
@@ -80,15 +97,22 @@ class Supervisor:
         self.run_dir = workspace.runs_dir / run_id
         self.timings: dict[str, float] = {}
         self._cancel_seen = False
+        #: set when someone else ended the run (``run.fail()`` from the driver, a reaper)
+        self._ended_by: RunStatus | None = None
+        self._target: Target | None = None
+        self._ingestor: SpoolIngestor | None = None
         #: the status this supervisor last set (restored after a NotResponding spell)
         self.phase = RunStatus.QUEUED
 
     # helpers ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
-        """A line of ferry's own in the run's log (preparation, environment builds)."""
+        """A line of ferry's own in the run's log (preparation, environment builds, notes)."""
+        if self._target is not None and self._target.note(message):
+            return  # the job's watchdog writes the log while the job runs
         path = self.run_dir / LOG_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(message.rstrip("\n") + "\n")
 
     def _status(self, status: RunStatus, **kwargs: Any) -> bool:
@@ -100,15 +124,24 @@ class Supervisor:
             current = self.store.get_run(self.run_id).status
             if current == RunStatus.CANCEL_REQUESTED:
                 self._cancel_seen = True
+            elif current.is_terminal():
+                self._ended_by = current
             log.info("run %s: %s -> %s refused", self.run_id, current, status)
             return False
 
-    def _cancel_requested(self, check_store: bool) -> bool:
-        if self._cancel_seen or (self.run_dir / CANCEL_MARKER).exists():
+    def _stop_requested(self, check_store: bool) -> bool:
+        """A cancel, or the run ended by someone else (its status is then theirs)."""
+        if self._cancel_seen or self._ended_by is not None:
+            return True
+        if (self.run_dir / CANCEL_MARKER).exists():
             self._cancel_seen = True
         elif check_store:
-            self._cancel_seen = self.store.get_run(self.run_id).status == RunStatus.CANCEL_REQUESTED
-        return self._cancel_seen
+            status = self.store.get_run(self.run_id).status
+            if status == RunStatus.CANCEL_REQUESTED:
+                self._cancel_seen = True
+            elif status.is_terminal():
+                self._ended_by = status
+        return self._cancel_seen or self._ended_by is not None
 
     # the life of a run -------------------------------------------------------------------------
     def run(self) -> RunStatus:
@@ -136,14 +169,12 @@ class Supervisor:
             },
             parent_run_id=record.parent_id,
         )
-        target: Target | None = None
         beating = _Heartbeat(self.store, self.run_id, lambda: self.phase)
         beating.start()
         try:
             from ferry.compute import resolve_target
 
-            target = resolve_target(self.ws, record.target)
-            self._drive(target, job)
+            self._drive(resolve_target(self.ws, record.target), job)
         except FerryError as exc:
             self.log(f"ferry: {exc}")
             self._fail({"error": {"code": type(exc).__name__, "message": str(exc)}})
@@ -154,6 +185,7 @@ class Supervisor:
             )
         finally:
             beating.stop()
+            target, self._target = self._target, None
             if target is not None:
                 try:
                     target.close()
@@ -172,13 +204,14 @@ class Supervisor:
             self._status(final, error=error)
 
     def _drive(self, target: Target, job: JobSpec) -> RunStatus:
+        self._target = target
         t = time.monotonic()
-        if self._cancel_requested(True) or not self._status(RunStatus.PREPARING):
+        if self._stop_requested(True) or not self._status(RunStatus.PREPARING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
         facts = target.prepare(job, _PrepareLog(self))
         self.timings["prepare"] = time.monotonic() - t
         self._keep_environment(facts)
-        if self._cancel_requested(True) or not self._status(RunStatus.STARTING):
+        if self._stop_requested(True) or not self._status(RunStatus.STARTING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
         log_size = job.log_path.stat().st_size if job.log_path.exists() else 0
         t_start = time.monotonic()
@@ -212,16 +245,22 @@ class Supervisor:
                 ]
             )
 
+    def _ingestor_for(self, job: JobSpec) -> SpoolIngestor:
+        if self._ingestor is None:
+            self._ingestor = SpoolIngestor(
+                self.store, self.run_id, job.spool_dir, self.ws.path, note=self.log
+            )
+        return self._ingestor
+
     def _follow(
         self, target: Target, job: JobSpec, log_size: int, t_start: float
     ) -> tuple[int, bool, bool]:
-        ingestor = SpoolIngestor(self.store, self.run_id, job.spool_dir, self.ws.path)
-        self._ingestor = ingestor
+        ingestor = self._ingestor_for(job)
         limit = job.definition.get("maxRunDurationSeconds")
         deadline = t_start + float(limit) if limit else None
         next_slow = time.monotonic()
         canceled = timed_out = False
-        mirror = _Mirror(self.store, self.run_id, self.ws.path)
+        mirror = _Mirror(self.store, self.run_id, self.ws.path, self.log)
         while True:
             code = target.wait(TICK_SECONDS)
             target.sync()
@@ -229,15 +268,22 @@ class Supervisor:
             now = time.monotonic()
             if "first_log" not in self.timings and _size(job.log_path) > log_size:
                 self.timings["first_log"] = now - t_start
-            if now >= next_slow:
+            slow = now >= next_slow
+            if slow:
                 next_slow = now + 1.0
                 mirror.sync(target.watched_dirs())
             if code is not None:
                 mirror.sync(target.watched_dirs())
                 return code, canceled, timed_out
-            if not canceled and self._cancel_requested(now >= next_slow - 0.05):
+            if not canceled and self._stop_requested(slow):
                 canceled = True
-                self.log("ferry: cancel requested; stopping the job")
+                if self._ended_by is not None:
+                    self.log(
+                        f"ferry: the run was marked {self._ended_by.value} from outside; "
+                        "stopping the job"
+                    )
+                else:
+                    self.log("ferry: cancel requested; stopping the job")
                 target.cancel(kill_grace_seconds())
             if not canceled and deadline is not None and now >= deadline:
                 canceled = timed_out = True
@@ -254,26 +300,20 @@ class Supervisor:
         timed_out: bool,
     ) -> RunStatus:
         t = time.monotonic()
-        self._status(RunStatus.FINALIZING)
+        if self._ended_by is None:
+            self._status(RunStatus.FINALIZING)
         target.sync()
-        ingestor = getattr(self, "_ingestor", None) or SpoolIngestor(
-            self.store, self.run_id, job.spool_dir, self.ws.path
-        )
-        ingestor.poll()
+        ingestor = self._ingestor_for(job)
+        if self._ended_by is not None:
+            ingestor.resync()  # whoever ended the run may have read the spool meanwhile
+        ingestor.drain()
         arts = artifact_dir(self.ws.path, self.run_id)
         arts.mkdir(parents=True, exist_ok=True)
         if exit_code is not None:
             target.collect_outputs(arts / "outputs")
-        records = [
-            ArtifactRecord(
-                self.run_id,
-                f"outputs/{p.relative_to(arts / 'outputs').as_posix()}",
-                str(p.relative_to(self.ws.path)),
-                p.stat().st_size,
-            )
-            for p in sorted((arts / "outputs").rglob("*"))
-            if p.is_file() or p.is_symlink()
-        ]
+        records = self._output_records(arts / "outputs")
+        if exit_code is not None:
+            self._note_offline_logging(job.log_path, ingestor)
         if job.log_path.exists():
             records.append(
                 ArtifactRecord(
@@ -285,6 +325,10 @@ class Supervisor:
             )
         self.store.add_artifacts(records)
         self.timings["finalize"] = time.monotonic() - t
+        if self._ended_by is not None:
+            self._close_children(self._ended_by)
+            self.store.update_run(self.run_id, timings=self.timings)
+            return self._ended_by
         if timed_out:
             final, error = (
                 RunStatus.FAILED,
@@ -296,7 +340,7 @@ class Supervisor:
                     }
                 },
             )
-        elif canceled or self._cancel_requested(True):
+        elif canceled or self._stop_requested(True):
             final, error = RunStatus.CANCELED, None
         elif exit_code == 0:
             final, error = RunStatus.COMPLETED, None
@@ -306,8 +350,49 @@ class Supervisor:
         self.store.update_run(
             self.run_id, timings=self.timings
         )  # before the status readers wait for
-        self._status(final, error=error)
-        return final
+        if self._ended_by is None:
+            self._status(final, error=error)
+        return self.store.get_run(self.run_id).status
+
+    def _output_records(self, outputs: Path) -> list[ArtifactRecord]:
+        """The collected ./outputs as artifacts; links the job made are left out, with a note."""
+        records = []
+        for folder, dirs, files in os.walk(outputs):  # never follows links
+            for name in sorted(files) + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+                path = Path(folder) / name
+                rel = f"outputs/{path.relative_to(outputs).as_posix()}"
+                if path.is_symlink():
+                    self.log(f"ferry: {rel} is a symbolic link; links are not kept as outputs")
+                    continue
+                if path.is_file():
+                    records.append(
+                        ArtifactRecord(
+                            self.run_id,
+                            rel,
+                            str(path.relative_to(self.ws.path)),
+                            path.stat().st_size,
+                        )
+                    )
+            dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
+        return records
+
+    def _note_offline_logging(self, log_path: Path, ingestor: SpoolIngestor) -> None:
+        """Say so when the script logged through an SDK's offline run (printed, not recorded)."""
+        if ingestor.metric_values:
+            return
+        try:
+            with open(log_path, "rb") as fh:
+                printed = fh.read(64 << 20).count(_OFFLINE_LOGGING.encode())
+        except OSError:
+            return
+        if printed:
+            self.log(
+                f"ferry: the script printed {printed} value(s) with 'Attempted to log', which "
+                "is what an offline run of the reference SDK does: those values were printed, "
+                "not recorded. Get the run with `Run.get_context()` from `ferry` or from "
+                "`azureml.core` inside the job (ferry's runtime is put first on PYTHONPATH; "
+                "check that the script does not change sys.path or import another SDK's Run)."
+            )
 
     def _close_children(self, final: RunStatus) -> None:
         from ferry.tracking import RunQuery
@@ -369,6 +454,10 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         interval = heartbeat_interval()
+        try:  # runs whose supervisors died are found even if nobody lists them
+            sweep(self.store)
+        except FerryError as exc:
+            log.warning("liveness sweep: %s", exc)
         while not self._stop.wait(interval):
             try:
                 self.store.update_run(self.run_id, heartbeat_at=time.time())
@@ -379,36 +468,80 @@ class _Heartbeat:
 
 
 class _Mirror:
-    """Copies changed files of watched folders (./logs) into the run's artifacts, live."""
+    """Copies what watched folders (./logs) gained into the run's artifacts, live.
 
-    def __init__(self, store: RunStore, run_id: str, ws_path: Path) -> None:
-        self.store, self.run_id, self.ws_path = store, run_id, ws_path
-        self._seen: dict[Path, tuple[int, int]] = {}
+    Only the bytes appended since the last copy are copied (a growing log costs its growth, not
+    its size, each second); a file that shrank or was replaced is copied whole. Links are never
+    followed: a link in ./logs is left out, with a note.
+    """
+
+    def __init__(
+        self, store: RunStore, run_id: str, ws_path: Path, note: Callable[[str], None]
+    ) -> None:
+        self.store, self.run_id, self.ws_path, self.note = store, run_id, ws_path, note
+        #: path -> (inode, bytes copied, mtime_ns)
+        self._seen: dict[Path, tuple[int, int, int]] = {}
+        self._links: set[Path] = set()
 
     def sync(self, folders: list[Path]) -> None:
         records = []
         for folder in folders:
-            if not folder.is_dir():
+            if folder.is_symlink() or not folder.is_dir():
                 continue
-            for path in folder.rglob("*"):
-                if not path.is_file():
-                    continue
-                st = path.stat()
-                key = (st.st_size, st.st_mtime_ns)
-                if self._seen.get(path) == key:
-                    continue
-                self._seen[path] = key
-                name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
-                dest = artifact_dir(self.ws_path, self.run_id) / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
-                records.append(
-                    ArtifactRecord(
-                        self.run_id, name, str(dest.relative_to(self.ws_path)), st.st_size
-                    )
-                )
+            for parent, dirs, files in os.walk(folder):  # never follows links
+                for name in files + [d for d in dirs if (Path(parent) / d).is_symlink()]:
+                    record = self._copy(folder, Path(parent) / name)
+                    if record is not None:
+                        records.append(record)
         if records:
             self.store.add_artifacts(records)
+
+    def _copy(self, folder: Path, path: Path) -> ArtifactRecord | None:
+        rel = f"{folder.name}/{path.relative_to(folder).as_posix()}"
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            if path not in self._links:
+                self._links.add(path)
+                self.note(f"ferry: {rel} is a symbolic link; links in ./logs are not mirrored")
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        seen = self._seen.get(path)
+        if seen == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return None
+        dest = safe_destination(artifact_dir(self.ws_path, self.run_id), rel)
+        if dest is None:
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        appended = seen is not None and seen[0] == st.st_ino and st.st_size > seen[1]
+        try:
+            copied = (
+                _append_from(path, dest, seen[1]) if appended and seen else _copy_whole(path, dest)
+            )
+        except OSError:
+            return None
+        self._seen[path] = (st.st_ino, copied, st.st_mtime_ns)
+        return ArtifactRecord(self.run_id, rel, str(dest.relative_to(self.ws_path)), copied)
+
+
+def _append_from(src: Path, dest: Path, offset: int) -> int:
+    """Append ``src``'s bytes from ``offset`` to ``dest``; returns the bytes ``dest`` now has."""
+    with open(src, "rb") as fin, open(dest, "ab") as fout:
+        fin.seek(offset)
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        return fin.tell()
+
+
+def _copy_whole(src: Path, dest: Path) -> int:
+    temp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    with open(src, "rb") as fin, open(temp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        size = fout.tell()
+    os.replace(temp, dest)
+    return size
 
 
 def _size(path: Path) -> int:
@@ -423,67 +556,57 @@ def _size(path: Path) -> int:
 
 
 def launch_detached(workspace: Any, run_id: str) -> None:
-    """Start the run's supervisor detached from this process (own session, no terminal).
+    """Start the run's supervisor from a clean process, detached from this one.
 
-    Fork is used when no other thread could hold a lock across it (fast: ferry is already
-    imported); otherwise, or with ``FERRY_SUPERVISOR_SPAWN=1``, a fresh interpreter is spawned.
+    The warm zygote forks it (fast: ferry is already imported there, and the zygote never holds
+    a database or a thread); without a zygote — or with ``FERRY_SUPERVISOR_SPAWN=1`` — a fresh
+    interpreter is spawned. Either way it gets this process's environment and umask, its own
+    session, no terminal, and none of this process's open descriptors.
     """
-    import threading
-
     run_dir = workspace.runs_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    busy = [
-        t
-        for t in threading.enumerate()
-        if t is not threading.main_thread() and not getattr(t, "ferry_fork_safe", False)
-    ]
-    if os.environ.get("FERRY_SUPERVISOR_SPAWN") == "1" or busy:
-        _spawn(workspace, run_id, run_dir)
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        os.waitpid(pid, 0)  # the intermediate child exits at once
-        return
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        _detach_stdio(run_dir / "supervisor.log")
-        store = workspace.store
-        if hasattr(store, "after_fork"):
-            store.after_fork()
-        code = _main(workspace, run_id)
-    except BaseException:
-        code = 1
-    os._exit(code)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_path = run_dir / "supervisor.log"
+    if os.environ.get("FERRY_SUPERVISOR_SPAWN") != "1":
+        from ferry.cli import fast
+
+        via_zygote = getattr(fast, "start_supervisor_via_zygote", None)
+        if via_zygote is not None and via_zygote(
+            str(workspace.path), run_id, dict(os.environ), str(log_path)
+        ):
+            return
+    _spawn(workspace, run_id, log_path)
 
 
-def _spawn(workspace: Any, run_id: str, run_dir: Path) -> None:
+#: spawned supervisors not yet reaped (a long-lived driver must not collect zombies)
+_spawned: list[Any] = []
+
+
+def _spawn(workspace: Any, run_id: str, log_path: Path) -> None:
     import subprocess
 
-    with open(run_dir / "supervisor.log", "ab") as out:
-        subprocess.Popen(
-            [sys.executable, "-m", "ferry.supervisor", str(workspace.path), run_id],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+    _spawned[:] = [p for p in _spawned if p.poll() is None]
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        _spawned.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "ferry.supervisor", str(workspace.path), run_id],
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                cwd=str(workspace.path),
+            )
         )
+    finally:
+        os.close(fd)
 
 
-def _detach_stdio(log_path: Path) -> None:
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(devnull)
-    os.close(out)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+def supervise_detached_child(workspace_path: str, run_id: str) -> int:
+    """Run a run's supervisor in this (fresh, detached) process; returns the exit code."""
+    from ferry.workspace import Workspace
+
+    return _main(Workspace(workspace_path), run_id)
 
 
 def _main(workspace: Any, run_id: str) -> int:
@@ -497,6 +620,4 @@ def _main(workspace: Any, run_id: str) -> int:
 
 
 if __name__ == "__main__":
-    from ferry.workspace import Workspace
-
-    sys.exit(_main(Workspace(sys.argv[1]), sys.argv[2]))
+    sys.exit(supervise_detached_child(sys.argv[1], sys.argv[2]))

@@ -81,6 +81,11 @@ class Target(abc.ABC):
         time.sleep(timeout)
         return self.poll()
 
+    def note(self, text: str) -> bool:
+        """Write a line of ferry's own into the running job's log, if this kind has a writer
+        of that log that must stay its only one; False when the caller should append it."""
+        return False
+
     def sync(self) -> None:  # noqa: B027 - local kinds have nothing to bring back
         """Bring the log, spool and watched folders into the job's run_dir."""
 

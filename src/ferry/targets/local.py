@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from ferry.environment import Environment
 from ferry.errors import ConfigError, TargetError
 from ferry.targets import distributed
 from ferry.targets.base import JobSpec, Target
+from ferry.targets.watched import JobProcess, WatchedJob
 
 
 def job_argv(definition: Mapping[str, Any], python: str) -> list[str]:
@@ -32,11 +30,21 @@ def job_argv(definition: Mapping[str, Any], python: str) -> list[str]:
     return [python, str(definition["script"]), *(str(a) for a in definition.get("arguments") or [])]
 
 
+#: variables of ferry's own that a job never sees (its secrets, and settings for ferry itself)
+_NOT_FOR_JOBS = (
+    "FERRY_SSH_PASSWORD",
+    "FERRY_SSH_KEY_PASSPHRASE",
+    "FERRY_TOKEN",
+    "FERRY_DATABASE_URL",
+)
+
+
 def job_environment(
     job: JobSpec, workdir: Path, runtime_path: Path, extra: Mapping[str, str]
 ) -> dict[str, str]:
-    """The variables a job sees: the caller's, the environment's, the runtime protocol's."""
-    env = dict(os.environ)
+    """The variables a job sees: the caller's (without ferry's secrets), the environment's, the
+    runtime protocol's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_FOR_JOBS)}
     env.update(extra)
     env.update(job.env_vars)
     old = env.get("PYTHONPATH")
@@ -55,59 +63,6 @@ def job_environment(
     return env
 
 
-def _load_prctl() -> Any:
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-
-
-# loaded up front: the pre-exec hook must not import anything (another thread of the
-# supervisor, such as its heartbeat, may hold the import lock at the moment of the fork)
-_PRCTL = _load_prctl()
-
-
-def parent_death_signal(signum: int) -> None:
-    """In a pre-exec hook: ``signum`` reaches this process when its parent dies
-    (PR_SET_PDEATHSIG). Imports nothing, so it is safe beside other threads."""
-    if _PRCTL is not None:
-        _PRCTL(1, signum)
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: killed if the supervisor dies."""
-    parent_death_signal(signal.SIGKILL)
-
-
-def launch(
-    argv: list[str],
-    cwd: Path,
-    env: Mapping[str, str],
-    log_path: Path,
-    preexec_fn: Callable[[], None],
-    first_line: str | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start a job in its own session, stdout and stderr appended (in order) to ``log_path``."""
-    with open(log_path, "ab", buffering=0) as log_file:
-        if first_line is not None:
-            log_file.write(first_line.encode())
-        try:
-            return subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=preexec_fn,
-            )
-        except OSError as exc:
-            raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
-
-
 class LocalTarget(Target):
     """Runs jobs as child processes of the run's supervisor on this machine."""
 
@@ -115,13 +70,12 @@ class LocalTarget(Target):
 
     def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
         super().__init__(name, config, workspace)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._job: WatchedJob | None = None
         self._workdir: Path | None = None
         self._python: str | None = None
         self._env_vars: dict[str, str] = {}
         self._owns_workdir = False
         self._plan: distributed.DistributedPlan | None = None
-        self._ranks: distributed.RankGroup | None = None
         self._run_dir: Path | None = None
         self._run_id = ""
         self._noted = False
@@ -163,75 +117,72 @@ class LocalTarget(Target):
         runtime_path = build_runtime_path(self.workspace.path / "runtime")
         argv = job_argv(job.definition, self._python)
         env = job_environment(job, self._workdir, runtime_path, self._env_vars)
-        job.log_path.parent.mkdir(parents=True, exist_ok=True)
-        job.spool_dir.mkdir(parents=True, exist_ok=True)
-        if self._plan is not None:
-            return self._start_ranks(job, self._plan, argv, env)
-        self._proc = launch(argv, self._workdir, env, job.log_path, _die_with_parent)
-        return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
+        return self._start_job(job, argv, env)
 
-    def _start_ranks(
-        self, job: JobSpec, plan: distributed.DistributedPlan, argv: list[str], env: dict[str, str]
+    def _start_job(
+        self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None = None
     ) -> dict[str, Any]:
-        """One process per rank, all in one process group led by rank 0."""
-        assert self._workdir is not None
-        host = "127.0.0.1"
-        port = distributed.free_port(host)
-        launches = [
-            distributed.RankLaunch(
-                rank=slot.rank,
-                argv=argv,
-                env={**env, **distributed.rank_environment(plan, slot, host, port)},
-                log_path=str(job.run_dir / distributed.rank_log_name(slot.rank)),
-            )
-            for slot in plan.slots()
-        ]
+        """Start the job's processes under their watchdog: one, or one per rank."""
         from ferry.supervisor import kill_grace_seconds
 
+        assert self._workdir is not None
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
         self._run_dir, self._run_id = job.run_dir, job.run_id
-        self._ranks = distributed.RankGroup(
-            launches, str(self._workdir), kill_grace_seconds(), preexec_fn=_die_with_parent
-        )
-        try:
-            pgid = self._ranks.start()
-        except OSError as exc:
-            raise TargetError(str(exc.strerror)) from exc
-        return {"job_pgid": pgid, "host": os.uname().nodename, "ranks": plan.world_size}
+        if self._plan is None:
+            launches = [JobProcess(0, argv, env, str(job.log_path), first_line)]
+        else:
+            host = "127.0.0.1"
+            port = distributed.free_port(host)
+            launches = [
+                JobProcess(
+                    slot.rank,
+                    argv,
+                    {**env, **distributed.rank_environment(self._plan, slot, host, port)},
+                    str(job.run_dir / distributed.rank_log_name(slot.rank)),
+                    first_line,
+                )
+                for slot in self._plan.slots()
+            ]
+        self._job = WatchedJob.start(launches, self._workdir, job.run_dir, kill_grace_seconds())
+        facts: dict[str, Any] = {"job_pgid": self._job.pgid, "host": os.uname().nodename}
+        if self._plan is not None:
+            facts["ranks"] = self._plan.world_size
+        return facts
 
-    def _ranks_ended(self, ended: distributed.GroupExit | None) -> int | None:
-        if ended is None:
-            return None
-        if ended.failed_rank is not None and self._run_dir is not None and not self._noted:
+    def _ended(self, code: int | None) -> int | None:
+        if code is None or self._job is None:
+            return code
+        result = self._job.result()
+        failed = result.get("failed_rank")
+        if self._plan is not None and isinstance(failed, int) and not self._noted:
             self._noted = True
+            assert self._run_dir is not None
+            codes = {int(k): v for k, v in (result.get("codes") or {}).items()}
             distributed.append_failure_note(
                 str(self._run_dir / distributed.rank_log_name(0)),
-                ended,
-                str(self._run_dir / distributed.rank_log_name(ended.failed_rank)),
+                distributed.GroupExit(code, failed, codes, result.get("failed_at")),
+                str(self._run_dir / distributed.rank_log_name(failed)),
             )
-        return ended.code
+        if result.get("error"):
+            self.note(f"ferry: {result['error']}")
+        return code
 
     def poll(self) -> int | None:
-        if self._ranks is not None:
-            return self._ranks_ended(self._ranks.poll())
-        assert self._proc is not None
-        return self._proc.poll()
+        assert self._job is not None
+        return self._ended(self._job.poll())
 
     def wait(self, timeout: float) -> int | None:
-        if self._ranks is not None:
-            return self._ranks_ended(self._ranks.wait(timeout))
-        assert self._proc is not None
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        assert self._job is not None
+        return self._ended(self._job.wait(timeout))
 
     def cancel(self, grace_seconds: float) -> None:
-        if self._ranks is not None:
-            self._ranks.stop(grace_seconds)
-            return
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        kill_group(self._proc.pid, grace_seconds, self._proc.poll)
+        if self._job is not None:
+            self._job.cancel(grace_seconds)
+
+    def note(self, text: str) -> bool:
+        """While the job runs, its watchdog writes ferry's own lines into the log."""
+        return self._job is not None and self._job.poll() is None and self._job.note(text)
 
     def collect_outputs(self, dest: Path) -> None:
         if self._run_dir is not None:
@@ -283,34 +234,3 @@ def keep_rank_logs(workspace: Any, run_id: str, run_dir: Path) -> None:
     ]
     if records:
         workspace.store.add_artifacts(records)
-
-
-def kill_group(
-    pgid: int, grace_seconds: float, exited: Callable[[], int | None] | None = None
-) -> None:
-    """TERM a process group, wait up to ``grace_seconds``, then KILL what is left."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        if exited is not None and exited() is not None and not _group_alive(pgid):
-            return
-        if exited is None and not _group_alive(pgid):
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

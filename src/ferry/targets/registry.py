@@ -18,6 +18,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "ssh": ("ferry.targets.ssh:SshTarget", "ssh"),
     "spark": ("ferry.targets.spark:SparkTarget", "spark"),
     "ray": ("ferry.targets.ray:RayTarget", "ray"),
+    "fake": ("ferry.testing.fake:FakeTarget", None),  # a scripted target for tests
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ferry.errors import RunFailed
 from ferry.experiment import Experiment
-from ferry.liveness import pid_alive
+from ferry.agent.proc import pid_alive
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
 from ferry.workspace import Workspace

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ferry.agent.proc import die_with_parent
 from ferry.errors import TargetError
-from ferry.targets.local import parent_death_signal
 from ferry.targets.spark import installation
 
 LOOPBACK = "127.0.0.1"
@@ -37,10 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    parent_death_signal(signal.SIGKILL)
 
 
 class StandaloneCluster:
@@ -126,7 +122,7 @@ class StandaloneCluster:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             )
 

@@ -2,9 +2,10 @@
 
 Everything else is the local target's: the snapshot is materialised in the run folder, the
 environment is resolved here, the driver (client mode) writes the log and the spool straight into
-the run folder, ./outputs and ./logs are collected from the working copy. The job runs under a
-guard (:mod:`.guard`) so that a cancel, a time limit or the supervisor's death stops the whole
-Spark application: spark-submit's JVM, the Python driver and its Python workers.
+the run folder, ./outputs and ./logs are collected from the working copy. The job runs under the
+local target's watchdog (:mod:`ferry.agent.watchdog`), which answers for every process it starts,
+so a cancel, a time limit or the supervisor's death stops the whole Spark application:
+spark-submit's JVM, the Python driver, pyspark's worker daemon and its Python workers.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ferry.errors import TargetError
 from ferry.targets.base import JobSpec
-from ferry.targets.local import LocalTarget, job_environment, launch, parent_death_signal
+from ferry.targets.local import LocalTarget, job_environment
 from ferry.targets.spark import installation
 from ferry.targets.spark.command import (
     SparkSubmit,
@@ -37,14 +37,6 @@ from ferry.targets.spark.config import (
     master_hosts,
     validate_config,
 )
-from ferry.targets.spark.guard import PARENT_DIED
-
-GUARD = Path(__file__).with_name("guard.py")
-
-
-def _guard_dies_with_parent() -> None:
-    """Runs in the guard before exec: told (not killed) when the supervisor dies."""
-    parent_death_signal(PARENT_DIED)
 
 
 class SparkTarget(LocalTarget):
@@ -97,19 +89,7 @@ class SparkTarget(LocalTarget):
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         argv, env, secret = self.command(job)
-        job.log_path.parent.mkdir(parents=True, exist_ok=True)
-        job.spool_dir.mkdir(parents=True, exist_ok=True)
-        guard = [sys.executable, "-I", "-S", str(GUARD), str(os.getpid())]
-        assert self._workdir is not None
-        self._proc = launch(
-            [*guard, *argv],
-            self._workdir,
-            env,
-            job.log_path,
-            _guard_dies_with_parent,
-            first_line=f"ferry: {shown(argv, secret)}\n",
-        )
-        return {"job_pgid": self._proc.pid, "host": os.uname().nodename}
+        return self._start_job(job, argv, env, first_line=f"ferry: {shown(argv, secret)}\n")
 
     def command(self, job: JobSpec) -> tuple[list[str], dict[str, str], set[str]]:
         """After :meth:`prepare`: the spark-submit command line, its environment, and the

@@ -1,0 +1,196 @@
+"""A run log with a size cap that keeps its head and its tail, and a reader that follows it.
+
+A job that prints without end must not fill the disk, and the lines that matter are the first
+(set-up, arguments) and the last (progress, the traceback). :class:`CappedLog` appends as usual
+until the file passes ``max_bytes`` by half; then it rewrites the file as *head* (the first half
+of the cap) + one marker line (``[ferry: N bytes of output elided here …]``) + *tail* (the newest
+bytes), and renames it into place. The cost is at most three writes per byte (each compaction
+writes ``max_bytes`` after ``max_bytes / 2`` new ones), and the file never exceeds 1.5 × the cap.
+
+Each compaction leaves ``<log>.cap`` beside the log (JSON: the new file's inode, the head's
+length, the marker's length and the bytes elided so far), so :class:`LogFollower` can keep a
+position in the *stream* across compactions: a reader never sees a byte twice and never misses
+the marker. Standard library only; one writer per log.
+
+Example::
+
+    log = CappedLog("user_logs/std_log.txt", max_bytes=100 << 20)
+    log.write(b"epoch 1 loss 0.3\\n")
+    follower = LogFollower("user_logs/std_log.txt")
+    follower.read()        # b"epoch 1 loss 0.3\\n"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Mapping
+
+DEFAULT_MAX_BYTES = 200 << 20
+ENV_MAX_BYTES = "FERRY_LOG_MAX_BYTES"
+_SNAP = 4096  # how far the head's end and the tail's start move to fall on a line boundary
+
+
+def max_bytes_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """``FERRY_LOG_MAX_BYTES`` (0 = no cap), else the default."""
+    raw = environ.get(ENV_MAX_BYTES, "")
+    try:
+        value = int(raw) if raw.strip() else DEFAULT_MAX_BYTES
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return max(0, value)
+
+
+def sidecar(path: str) -> str:
+    return path + ".cap"
+
+
+class CappedLog:
+    """Appends to a log file, compacting it to head + marker + tail past the cap."""
+
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes if max_bytes > 0 else 0
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = os.fstat(self._fd).st_size
+        state = _read_state(path)
+        if state is not None and state[0] == os.fstat(self._fd).st_ino:
+            _inode, self.head, self.marker, self.elided = state
+        else:
+            self.head, self.marker, self.elided = -1, 0, 0  # not compacted yet
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.size += len(data)
+        if self.max_bytes and self.size > self.max_bytes + self.max_bytes // 2:
+            self._compact()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _compact(self) -> None:
+        cap = self.max_bytes
+        with open(self.path, "rb") as old:
+            if self.head < 0:  # the first compaction fixes the head, ending at a line break
+                first = old.read(cap // 2)
+                cut = first.rfind(b"\n", max(0, len(first) - _SNAP))
+                head = first[: cut + 1] if cut >= 0 else first
+                old_tail_start = len(head)
+            else:
+                head = old.read(self.head)
+                old_tail_start = self.head + self.marker
+            keep = cap - len(head)
+            start = max(old_tail_start, self.size - keep)
+            old.seek(start)
+            tail = old.read()
+        nl = tail.find(b"\n", 0, _SNAP)
+        if 0 <= nl < len(tail) - 1:  # start the tail on a whole line
+            tail = tail[nl + 1 :]
+        dropped = self.size - len(tail) - old_tail_start  # bytes of the old file not kept
+        elided = self.elided + dropped
+        marker = (
+            "\n[ferry: %d bytes of output elided here: the log keeps its first and last bytes, "
+            "%d in all (%s)]\n" % (elided, cap, ENV_MAX_BYTES)
+        ).encode("ascii")
+        temp = "%s.%d.compact" % (self.path, os.getpid())
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for part in (head, marker, tail):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view) :]
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        _write_state(self.path, (inode, len(head), len(marker), elided))
+        os.replace(temp, self.path)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.head, self.marker, self.elided = len(head), len(marker), elided
+        self.size = len(head) + len(marker) + len(tail)
+
+
+def _read_state(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        with open(sidecar(path), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return (int(data["inode"]), int(data["head"]), int(data["marker"]), int(data["elided"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_state(path: str, state: tuple[int, int, int, int]) -> None:
+    inode, head, marker, elided = state
+    temp = "%s.%d.tmp" % (sidecar(path), os.getpid())
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump({"inode": inode, "head": head, "marker": marker, "elided": elided}, fh)
+    os.replace(temp, sidecar(path))
+
+
+class LogFollower:
+    """Reads what a log gained since the last call, across compactions by :class:`CappedLog`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._inode: int | None = None
+        self._offset = 0
+        #: (head, marker, elided) of the file being read; None while it is not compacted
+        self._layout: tuple[int, int, int] | None = None
+
+    def read(self, limit: int = 16 << 20) -> bytes:
+        """The new bytes (at most ``limit``); b"" when there are none or the file is absent."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return b""
+        try:
+            inode = os.fstat(fd).st_ino
+            if inode != self._inode and not self._switch(inode):
+                return b""
+            data = os.pread(fd, min(limit, 1 << 30), self._offset) if limit else b""
+        finally:
+            os.close(fd)
+        self._offset += len(data)
+        return data
+
+    def _switch(self, inode: int) -> bool:
+        """The file was compacted (or first opened): find our place in the new one."""
+        state = _read_state(self.path)
+        layout = None
+        if state is not None:
+            if state[0] != inode:
+                return False  # a compaction is being published: read on the next call
+            layout = state[1:]
+        stream = self._stream_offset()
+        self._inode, self._layout = inode, layout
+        if layout is None:
+            self._offset = stream
+            return True
+        head, marker, elided = layout
+        if stream <= head:
+            self._offset = stream
+        elif stream >= head + elided:
+            self._offset = head + marker + (stream - head - elided)
+        else:  # our place was elided: continue with the marker
+            self._offset = head
+        return True
+
+    def _stream_offset(self) -> int:
+        """Where we are in the whole output, from our offset in the current file."""
+        if self._inode is None:
+            return 0
+        if self._layout is None:
+            return self._offset
+        head, marker, elided = self._layout
+        if self._offset <= head:
+            return self._offset
+        if self._offset >= head + marker:
+            return self._offset - marker + elided
+        return head + elided  # inside the marker: what follows it is the tail

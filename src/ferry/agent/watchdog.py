@@ -1,0 +1,331 @@
+"""The job's watchdog: runs a job's processes and answers for every process they start.
+
+The supervisor starts it as a script (``python -S -E -s watchdog.py``, standard library only, so
+it starts in milliseconds and imports nothing of the job's or ferry's) and writes the job's
+description to its stdin as one JSON object (kept off the disk: it holds the job's environment)::
+
+    {"cwd": "…/wd", "grace": 10.0, "leftover_grace": 2.0, "exit_file": "…/exit.json",
+     "log_max_bytes": 209715200, "control_fd": 3,
+     "ranks": [{"rank": 0, "argv": [...], "env": {...}, "log": "…/std_log.txt",
+                "first_line": "…" or null}]}
+
+The watchdog then
+
+* becomes a *child subreaper*: whatever the job forks stays its descendant, even after
+  ``setsid``, ``setpgid`` or a double fork (see :mod:`.proc`);
+* starts each rank in one process group (the first rank leads it), stdout and stderr through a
+  pipe into the rank's log, capped (:mod:`.logcap`), and answers on its stdout with one JSON line:
+  ``{"pgid": …, "pids": [...]}`` or ``{"error": "cannot start …"}``;
+* reads control lines on ``control_fd`` — ``cancel <grace seconds>`` and ``note <text>`` (a line
+  of ferry's own for rank 0's log, so the log keeps one writer); end-of-file on that pipe means
+  the supervisor is gone, and the job is stopped;
+* when a rank fails, stops the others (a distributed job fails as one); when the job ends, stops
+  every process it left behind; a stop is SIGTERM to every descendant, then, after the grace,
+  SIGSTOP + SIGKILL until none is left;
+* writes ``exit_file`` atomically last: ``{"code", "reason": "exit"|"cancel"|"lost", "codes",
+  "failed_rank", "failed_at", "leftovers"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+from typing import Any
+
+try:
+    from . import logcap, proc
+except ImportError:  # run as a script: this folder is sys.path[0]
+    import logcap  # type: ignore[import-not-found,no-redef]
+    import proc  # type: ignore[import-not-found,no-redef]
+
+READ_SIZE = 1 << 16
+
+
+class Rank:
+    """One process of the job and where its output goes."""
+
+    def __init__(self, spec: dict[str, Any], max_bytes: int) -> None:
+        self.rank = int(spec["rank"])
+        self.argv = [str(a) for a in spec["argv"]]
+        self.env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
+        self.log = logcap.CappedLog(str(spec["log"]), max_bytes)
+        if spec.get("first_line"):
+            self.log.write(str(spec["first_line"]).encode("utf-8", "replace"))
+        self.pid = 0
+        self.fd = -1
+        self.code: int | None = None
+
+    def start(self, cwd: str, pgid: int | None) -> str:
+        """Fork and exec; returns why it could not start ("" when it did)."""
+        read_end, write_end = os.pipe()
+        fail_read, fail_write = os.pipe()  # close-on-exec: EOF with no message = exec worked
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                if pgid is None:
+                    os.setsid()
+                else:
+                    os.setpgid(0, pgid)
+                proc.die_with_parent()
+                os.chdir(cwd)
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.dup2(write_end, 1)
+                os.dup2(write_end, 2)
+                for name in ("SIGPIPE", "SIGXFSZ", "SIGTERM", "SIGINT", "SIGHUP"):
+                    if hasattr(signal, name):
+                        signal.signal(getattr(signal, name), signal.SIG_DFL)
+                os.execvpe(self.argv[0], self.argv, self.env)
+            except OSError as exc:
+                os.write(
+                    fail_write, ("cannot start %r: %s" % (self.argv[0], exc.strerror)).encode()
+                )
+            finally:
+                os._exit(127)
+        os.close(write_end)
+        os.close(fail_write)
+        if pgid is not None:
+            try:
+                os.setpgid(pid, pgid)
+            except OSError:
+                pass  # it has exec'd or gone already: the child's own call did it
+        chunks = []
+        while True:
+            chunk = os.read(fail_read, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(fail_read)
+        failure = b"".join(chunks).decode("utf-8", "replace")
+        self.pid, self.fd = pid, read_end
+        if failure:
+            self.log.write(("ferry: %s\n" % failure).encode("utf-8", "replace"))
+        return failure
+
+    def pump(self) -> bool:
+        """Move what the rank wrote into its log; False at end of file."""
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            os.close(self.fd)
+            self.fd = -1
+            return False
+        self.log.write(data)
+        return True
+
+
+class Watchdog:
+    """The loop that minds one job (see the module docstring)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.cwd = str(spec["cwd"])
+        self.grace = float(spec.get("grace", 10.0))
+        self.leftover_grace = float(spec.get("leftover_grace", 2.0))
+        self.exit_file = str(spec["exit_file"])
+        max_bytes = int(spec.get("log_max_bytes", logcap.DEFAULT_MAX_BYTES))
+        self.ranks = [Rank(r, max_bytes) for r in spec["ranks"]]
+        self.control = int(spec["control_fd"]) if spec.get("control_fd") is not None else -1
+        self.me = os.getpid()
+        self.pgid: int | None = None
+        self.reason = "exit"
+        self.kill_at: float | None = None
+        self.failed: tuple[float, int, int | None] | None = None  # (time, rank, code)
+        self.leftovers = 0
+        self._control_buffer = b""
+        self._signalled = False
+
+    # starting --------------------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        for rank in self.ranks:
+            failure = rank.start(self.cwd, self.pgid)
+            if failure:
+                self._stop_all(0.0)
+                self._reap()
+                return {"error": failure}
+            if self.pgid is None:
+                self.pgid = rank.pid
+        return {"pgid": self.pgid, "pids": [r.pid for r in self.ranks]}
+
+    # minding ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        while True:
+            watched = [r.fd for r in self.ranks if r.fd >= 0]
+            if self.control >= 0:
+                watched.append(self.control)
+            ready: list[int] = []
+            if watched:
+                try:
+                    ready = select.select(watched, [], [], 0.1)[0]
+                except InterruptedError:
+                    ready = []
+            else:
+                time.sleep(0.05)
+            for fd in ready:
+                if fd == self.control:
+                    self._read_control()
+                    continue
+                for rank in self.ranks:
+                    if rank.fd == fd:
+                        rank.pump()
+            self._reap()
+            now = time.monotonic()
+            if self._signalled and self.kill_at is None:
+                self._stop("lost", min(self.grace, 2.0))
+            self._judge_failures(now)
+            if self.kill_at is not None and now >= self.kill_at:
+                proc.kill_tree(self.me, self._reap, self._groups())
+            if all(r.code is not None for r in self.ranks):
+                return self._finish()
+
+    def _reap(self) -> None:
+        for pid, status in proc.reap_children().items():
+            for rank in self.ranks:
+                if rank.pid == pid and rank.code is None:
+                    rank.code = proc.exit_code(status)
+
+    def _groups(self) -> list[int]:
+        return [self.pgid] if self.pgid is not None else []
+
+    def _judge_failures(self, now: float) -> None:
+        """The first rank to fail stops the others (a real exit code beats a signal)."""
+        if self.failed is not None or self.kill_at is not None:
+            return
+        failed = [r for r in self.ranks if r.code not in (None, 0)]
+        if not failed:
+            return
+        first = min(failed, key=lambda r: ((r.code or 0) < 0, r.rank))
+        self.failed = (time.time(), first.rank, first.code)
+        if any(r.code is None for r in self.ranks):
+            self._stop_all(self.grace)
+
+    def _read_control(self) -> None:
+        try:
+            data = os.read(self.control, 4096)
+        except OSError:
+            data = b""
+        if not data:  # the supervisor is gone: so is the job
+            os.close(self.control)
+            self.control = -1
+            if all(r.code is not None for r in self.ranks):
+                return
+            self._note("ferry: the run's supervisor is gone; the job is stopped")
+            self._stop("lost", min(self.grace, 2.0))
+            return
+        self._control_buffer += data
+        while b"\n" in self._control_buffer:
+            line, self._control_buffer = self._control_buffer.split(b"\n", 1)
+            word, _, rest = line.decode("utf-8", "replace").partition(" ")
+            if word == "cancel":
+                try:
+                    grace = float(rest)
+                except ValueError:
+                    grace = self.grace
+                self._stop("cancel", grace)
+            elif word == "note":
+                self._note(rest)
+
+    def _note(self, text: str) -> None:
+        if self.ranks:
+            self.ranks[0].log.write(("\n%s\n" % text.rstrip("\n")).encode("utf-8", "replace"))
+
+    def _stop(self, reason: str, grace: float) -> None:
+        if self.reason == "exit":
+            self.reason = reason
+        self._stop_all(grace)
+
+    def _stop_all(self, grace: float) -> None:
+        """TERM the job's group and every descendant; KILL after ``grace``."""
+        for pgid in self._groups():
+            proc.signal_group(pgid, signal.SIGTERM)
+        for pid in proc.descendants(self.me):
+            proc.signal_pid(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        if self.kill_at is None or deadline < self.kill_at:
+            self.kill_at = deadline
+
+    # ending ------------------------------------------------------------------------------------
+    def _finish(self) -> dict[str, Any]:
+        left = proc.descendants(self.me)
+        if left:  # what the job left behind (daemons, setsid'd children) goes with it
+            self.leftovers = len(left)
+            self._note(
+                "ferry: the job left %d process(es) running; they are stopped with it" % len(left)
+            )
+            proc.stop_tree(self.me, self.leftover_grace, self._reap, self._groups())
+        self._drain(2.0)
+        for rank in self.ranks:
+            rank.log.close()
+        first = self.ranks[0]
+        if self.failed is not None:
+            failed_at, failed_rank, code = self.failed
+        else:
+            failed_at, failed_rank, code = None, None, first.code
+        return {
+            "code": code,
+            "reason": self.reason,
+            "codes": {str(r.rank): r.code for r in self.ranks},
+            "failed_rank": failed_rank,
+            "failed_at": failed_at,
+            "leftovers": self.leftovers,
+        }
+
+    def _drain(self, seconds: float) -> None:
+        """Read what is left in the pipes (every writer is gone, so this ends quickly)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            open_fds = [r.fd for r in self.ranks if r.fd >= 0]
+            if not open_fds:
+                return
+            ready = select.select(open_fds, [], [], 0.05)[0]
+            for rank in self.ranks:
+                if rank.fd in ready:
+                    rank.pump()
+        for rank in self.ranks:
+            if rank.fd >= 0:
+                os.close(rank.fd)
+                rank.fd = -1
+
+
+def write_json(path: str, data: object) -> None:
+    """Replace ``path`` atomically (temp file + rename), so readers never see half of it."""
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(temp, path)
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    proc.set_child_subreaper()
+    control = spec.get("control_fd")
+    if control is not None:
+        os.set_inheritable(int(control), False)
+    dog = Watchdog(spec)
+
+    def on_signal(signum: int, frame: object) -> None:
+        dog._signalled = True
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    started = dog.start()
+    os.write(1, (json.dumps(started) + "\n").encode())
+    os.dup2(devnull, 1)  # the supervisor has its answer: nothing more on that pipe
+    if "error" in started:
+        write_json(dog.exit_file, {"code": 127, "reason": "exit", "error": started["error"]})
+        return 0
+    write_json(dog.exit_file, dog.run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
