@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import builtins
 import codecs
+import getpass
+import logging
 import os
-import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ferry import liveness
 from ferry.errors import ConfigError, RunFailed
 from ferry.metrics import shape
-from ferry.status import RunStatus, parse_status
+from ferry.status import RunStatus, can_transition, parse_status
 from ferry.supervisor import CANCEL_MARKER, DONE_MARKER
 from ferry.targets.base import LOG_NAME
 from ferry.tracking import RunQuery, RunRecord
@@ -31,6 +32,8 @@ from ferry.tracking import RunQuery, RunRecord
 if TYPE_CHECKING:
     from ferry.experiment import Experiment
     from ferry.workspace import Workspace
+
+_log = logging.getLogger("ferry.download")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -170,7 +173,7 @@ class Run:
             "outputDatasets": [],
             "runDefinition": dict(rec.definition),
             "logFiles": self._log_files(),
-            "submittedBy": os.environ.get("USER", ""),
+            "submittedBy": str(rec.definition.get("submittedBy") or _current_user()),
             "tags": dict(rec.tags),
             "timings": dict(rec.timings),
         }
@@ -307,15 +310,22 @@ class Run:
     def download_file(
         self, name: str, output_file_path: str | os.PathLike[str] | None = None, **_: Any
     ) -> str:
+        """Copy one kept file to ``output_file_path`` (default: its base name here). A link the
+        job made, or a stored path outside the run's folders, is refused, never followed."""
+        from ferry.download import Skipped, checked_name, copy_to_file
+
         artifacts = {a.name: a for a in self._store.list_artifacts(self.id)}
         if name not in artifacts:
             known = ", ".join(sorted(artifacts)) or "none"
             raise ConfigError(f"run {self.id} has no file {name!r}; its files: {known}")
-        dest = Path(output_file_path) if output_file_path else Path(Path(name).name)
-        if dest.is_dir():
-            dest = dest / Path(name).name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.workspace.path / artifacts[name].path, dest)
+        try:
+            clean = checked_name(name)
+            dest = Path(output_file_path) if output_file_path else Path(clean.rsplit("/", 1)[-1])
+            if dest.is_dir():
+                dest = dest / clean.rsplit("/", 1)[-1]
+            copy_to_file(self.workspace.path, self.id, artifacts[name], dest)
+        except Skipped as why:
+            raise ConfigError(f"run {self.id}: file {name!r} not downloaded: {why}") from None
         return str(dest)
 
     def download_files(
@@ -325,23 +335,43 @@ class Run:
         output_paths: builtins.list[str] | None = None,
         batch_size: int = 100,
         append_prefix: bool = True,
+        *,
+        on_skip: Callable[[str], None] | None = None,
         **_: Any,
     ) -> builtins.list[str]:
-        root = Path(output_directory or ".")
-        written = []
-        for artifact in self._store.list_artifacts(self.id):
-            if prefix and not artifact.name.startswith(prefix):
-                continue
-            rel = (
-                artifact.name
-                if append_prefix or not prefix
-                else artifact.name[len(prefix) :].lstrip("/")
+        """Copy the run's kept files (those whose names start with ``prefix``) below
+        ``output_directory`` (default: here), or to ``output_paths`` — one path per file, in
+        name order. Returns the paths written; its ``skipped`` attribute lists the files left
+        out (links made by the job, names or stored paths outside the run), each also reported
+        to ``on_skip`` (default: a warning on the ``ferry.download`` logger)."""
+        from ferry.download import download_artifacts, download_to_paths
+
+        chosen = [
+            a
+            for a in self._store.list_artifacts(self.id)
+            if not prefix or a.name.startswith(prefix)
+        ]
+        if output_paths is not None:
+            if isinstance(output_paths, str | os.PathLike):
+                raise ConfigError("output_paths must be a list of paths, one per file")
+            report = download_to_paths(
+                self.workspace.path, self.id, chosen, [os.fspath(p) for p in output_paths]
             )
-            dest = root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.workspace.path / artifact.path, dest)
-            written.append(str(dest))
-        return written
+        else:
+            rel_names: builtins.list[str | None] | None = None
+            if prefix and not append_prefix:
+                rel_names = [
+                    a.name[len(prefix) :].lstrip("/") or a.name.rsplit("/", 1)[-1] for a in chosen
+                ]
+            report = download_artifacts(
+                self.workspace.path, self.id, chosen, Path(output_directory or "."), rel_names
+            )
+        for message in report.skipped:
+            if on_skip is not None:
+                on_skip(f"run {self.id}: {message}")
+            else:
+                _log.warning("run %s: %s", self.id, message)
+        return report
 
     def tag(self, key: str, value: Any = None) -> None:
         self._store.set_tags(self.id, {key: None if value is None else str(value)})
@@ -449,14 +479,53 @@ class Run:
         raise AttributeError(name)
 
     def complete(self, _set_status: bool = True) -> None:
+        """Mark the run Completed (as the reference does from the driver); an interactive run
+        is finished in this process."""
         if self._live is not None:
             self._live.finish(RunStatus.COMPLETED)
+        elif _set_status:
+            self._end(RunStatus.COMPLETED, None)
 
     def fail(
         self, error_details: Any = None, error_code: Any = None, _set_status: bool = True
     ) -> None:
+        """Mark the run Failed with the reference's error shape. The run stays Failed whatever
+        its job does next: the supervisor stops the job and keeps its outputs."""
         if self._live is not None:
             self._live.finish(RunStatus.FAILED, str(error_details) if error_details else None)
+        elif _set_status:
+            message = (
+                str(error_details)
+                if error_details is not None
+                else "the run was failed by run.fail()"
+            )
+            code = str(error_code) if error_code else "UserError"
+            self._end(RunStatus.FAILED, {"error": {"code": code, "message": message}})
+
+    def _end(self, status: RunStatus, error: dict[str, Any] | None) -> None:
+        """Compare-and-set from the live status the run is in to ``status``: a run that ended
+        meanwhile is never changed (the store refuses, and this says so)."""
+        from ferry.errors import InvalidTransition
+
+        verb = "complete" if status == RunStatus.COMPLETED else "fail"
+        for _ in range(5):  # the run may move on (Running → Finalizing) between read and write
+            current = self._store.get_run(self.id).status
+            if current.is_terminal():
+                raise ConfigError(
+                    f"run {self.id} has already ended ({current.value}); cannot {verb} it"
+                )
+            if not can_transition(current, status):
+                raise ConfigError(
+                    f"run {self.id} is {current.value}: it cannot be marked {status.value} "
+                    "from there; use run.cancel() or run.fail()"
+                )
+            try:
+                self._store.set_status(self.id, status, error=error, expected=current)
+            except InvalidTransition:
+                continue
+            self._record = None
+            return
+        raise ConfigError(f"run {self.id} kept changing status; {verb}() did not take effect")
 
     def __enter__(self) -> Run:
         return self
@@ -467,6 +536,13 @@ class Run:
                 self._live.finish(RunStatus.COMPLETED)
             else:
                 self._live.finish(RunStatus.FAILED, f"{exc_type.__name__}: {exc}")
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return ""
 
 
 def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> tuple[int, str]:

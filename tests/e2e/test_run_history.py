@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,86 @@ def test_a_built_environment_runs_the_job_and_its_lock_is_kept(
     again = _submit(workspace, awkward_dir / "envok", body, environment=env)
     assert again.wait_for_completion()["status"] == "Completed"
     assert again.get_details()["timings"]["prepare"] < 1.0  # reused, not rebuilt
+
+
+def _waiting_run(ws: Workspace, folder: Path, marker: Path) -> Run:
+    """A run whose script logs, then waits for ``marker`` before it goes on and exits 0."""
+    run = _submit(
+        ws,
+        folder,
+        f"""
+        import os, time
+        from ferry import Run
+        run = Run.get_context()
+        run.log("before", 1)
+        deadline = time.monotonic() + 60
+        while not os.path.exists({str(marker)!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.log("after", 2)
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/late.txt", "w").write("written after fail()")
+        """,
+    )
+    deadline = time.monotonic() + 30
+    while run.get_status() != "Running":
+        assert time.monotonic() < deadline, f"run still {run.get_status()}"
+        time.sleep(0.05)
+    return run
+
+
+def _wait_until_supervisor_done(run: Run) -> None:
+    from ferry.supervisor import DONE_MARKER
+
+    deadline = time.monotonic() + 60
+    while not (run.run_dir / DONE_MARKER).exists():
+        assert time.monotonic() < deadline, "the supervisor never finished"
+        time.sleep(0.05)
+
+
+def test_fail_from_the_driver_ends_the_run_failed_whatever_the_job_does(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    marker = awkward_dir / "go on"
+    run = _waiting_run(workspace, awkward_dir / "failme", marker)
+    run.fail("the data looked wrong", error_code="DataCheck")
+    assert run.get_status() == "Failed"
+    error = {"error": {"code": "DataCheck", "message": "the data looked wrong"}}
+    assert Run.get(workspace, run.id).get_details()["error"] == error
+    marker.touch()  # the job now goes on and exits 0
+    _wait_until_supervisor_done(run)
+    again = Run.get(workspace, run.id)
+    assert again.get_status() == "Failed"
+    assert again.get_details()["error"] == error
+    with pytest.raises(ConfigError, match=r"already ended \(Failed\); cannot fail it"):
+        again.fail()
+    with pytest.raises(ConfigError, match=r"already ended \(Failed\); cannot complete it"):
+        again.complete()
+
+
+def test_complete_and_fail_defaults_from_the_driver(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    marker = awkward_dir / "go on"
+    done = _waiting_run(workspace, awkward_dir / "completeme", marker)
+    done.complete()
+    assert done.get_status() == "Completed"
+    failed = _waiting_run(workspace, awkward_dir / "failme", marker)
+    failed.fail(ValueError("bad value"))
+    assert failed.get_details()["error"] == {"error": {"code": "UserError", "message": "bad value"}}
+    marker.touch()
+    for run in (done, failed):
+        _wait_until_supervisor_done(run)
+    assert (done.get_status(), failed.get_status()) == ("Completed", "Failed")
+    with pytest.raises(ConfigError, match=r"already ended \(Completed\); cannot fail it"):
+        done.fail("too late")
+
+
+def test_submitted_by_is_the_submitter(workspace: Workspace, awkward_dir: Path) -> None:
+    import getpass
+
+    run = _submit(workspace, awkward_dir / "who", "print('me')\n")
+    run.wait_for_completion()
+    recorded = run.get_details()["runDefinition"].get("submittedBy")
+    assert run.get_details()["submittedBy"] == (recorded or getpass.getuser())
+    workspace.store.update_run(run.id, definition={**run.record.definition, "submittedBy": "ada"})
+    assert Run.get(workspace, run.id).get_details()["submittedBy"] == "ada"

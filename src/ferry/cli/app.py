@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,11 @@ def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, allow_nan=True))
+    """Strict JSON on standard output: NaN and ±Infinity are the strings "NaN", "Infinity" and
+    "-Infinity" (see :mod:`ferry.cli.render`)."""
+    from ferry.cli.render import to_json
+
+    click.echo(to_json(data))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ferry.cli import render
 from ferry.cli.app import Context, emit_json, pass_ctx
 
 
@@ -87,10 +88,7 @@ def list_envs(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json({"environments": named, "otherBuilt": others})
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "version", "kind", "hash", "python", "size", "last use")
+    table = render.table("name", "version", "kind", "hash", "python", "size", "last use")
     for d in named:
         kind = "curated" if d["curated"] else "registered"
         table.add_row(
@@ -112,7 +110,7 @@ def list_envs(ctx: Context, as_json: bool) -> None:
             _size(o["size"]),
             _when(o["lastUse"]),
         )
-    Console().print(table)
+    render.show(table)
 
 
 @env.command("show")
@@ -127,11 +125,8 @@ def show(ctx: Context, spec: str, as_json: bool) -> None:
     if as_json:
         emit_json(details)
         return
-    from rich.console import Console
-    from rich.table import Table
-
     deps = details["spec"]["python"]["condaDependencies"]
-    table = Table(show_header=False, box=None, padding=(0, 2))
+    table = render.table(show_header=False, box=None, padding=(0, 2))
     table.add_row(
         "name", f"{details['name']}" + (f":{details['version']}" if details["version"] else "")
     )
@@ -153,7 +148,7 @@ def show(ctx: Context, spec: str, as_json: bool) -> None:
             table.add_row("lock", line)
     elif details["hash"]:
         table.add_row("built", f"no (ferry env build {spec})")
-    Console().print(table)
+    render.show(table)
 
 
 @env.command("build")

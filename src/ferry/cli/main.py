@@ -22,8 +22,20 @@ cli.add_command(envs.env)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turns every FerryError into one clear line and an exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # the last guard: never a UnicodeEncodeError
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+    bad = not_utf8(args)
+    if bad is not None:
+        click.echo(f"ferry: error: {bad}", err=True)
+        sys.exit(2)
     try:
-        cli.main(args=argv, prog_name="ferry", standalone_mode=False)
+        cli.main(args=args, prog_name="ferry", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -43,3 +55,25 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)
+
+
+def not_utf8(args: list[str]) -> str | None:
+    """Why an argument cannot be used, when one holds bytes that are not UTF-8.
+
+    Python hands such bytes over as lone surrogates (``\udcff`` for the byte 0xff); nothing
+    ferry stores or prints can hold them, so they are refused here, with the argument shown.
+    """
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:  # the original bytes, escaped: 0xff shows as \xff
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "backslashreplace").decode("ascii")
+            return (
+                f"argument {position} ({shown!r}) holds bytes that are not UTF-8 text; "
+                "ferry needs names, tags, paths and arguments in UTF-8 (check the terminal's "
+                "encoding, or rename the file)"
+            )
+    return None

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ferry.cli import render
 from ferry.cli.app import Context, emit_json, pass_ctx
 
 
@@ -62,15 +63,12 @@ def list_runs(
     if as_json:
         emit_json([_summary(r) for r in records])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("run", "experiment", "status", "target", "created", "duration")
+    table = render.table("run", "experiment", "status", "target", "created", "duration")
     for r in records:
         table.add_row(
             r.id, r.experiment, r.status.value, r.target, _when(r.created_at), _duration(r)
         )
-    Console().print(table)
+    render.show(table)
 
 
 def _summary(r: Any) -> dict[str, Any]:
@@ -111,17 +109,14 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(details)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_header=False, box=None, padding=(0, 2))
+    table = render.table(show_header=False, box=None, padding=(0, 2))
     for key in ("runId", "status", "target", "startTimeUtc", "endTimeUtc"):
         table.add_row(key, str(details.get(key) or ""))
     definition = details["runDefinition"]
     table.add_row("script", str(definition.get("script") or definition.get("command")))
-    table.add_row("arguments", " ".join(map(str, definition.get("arguments") or [])))
+    table.add_row("arguments", " ".join(map(render.text, definition.get("arguments") or [])))
     for key, value in (details.get("timings") or {}).items():
-        table.add_row(f"time {key}", f"{value:.3f} s")
+        table.add_row(f"time {key}", _seconds(value))
     snap = details.get("snapshot")
     if snap:
         table.add_row(
@@ -130,16 +125,20 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
             f"({snap['newFiles']} files / {snap['newBytes']} bytes new, {snap['seconds']:.3f} s)",
         )
     for key, value in details["tags"].items():
-        table.add_row(f"tag {key}", str(value))
+        table.add_row(f"tag {render.text(key, 200)}", render.text(value, 200))
     for key, value in details["properties"].items():
-        table.add_row(f"property {key}", str(value))
+        table.add_row(f"property {render.text(key, 200)}", render.text(value, 200))
     for key, value in details["metrics"].items():
-        table.add_row(f"metric {key}", str(value)[:100])
+        table.add_row(f"metric {render.text(key, 200)}", render.text(value, 100))
     for name in details["files"]:
         table.add_row("file", name)
     if details.get("error"):
         table.add_row("error", str(details["error"].get("error", {}).get("message")))
-    Console().print(table)
+    render.show(table)
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.3f} s" if isinstance(value, int | float) else render.text(value)
 
 
 @runs.command("logs")
@@ -162,9 +161,12 @@ def logs(ctx: Context, run_id: str, follow: bool, as_json: bool) -> None:
         )
         return
     if follow:
-        for chunk in run.follow_log():
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+        from ferry.cli.submit import following
+
+        with following(run.id):
+            for chunk in run.follow_log():
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
         return
     path = run.run_dir / LOG_NAME
     if path.exists():
@@ -183,13 +185,10 @@ def metrics(ctx: Context, run_id: str, name: str | None, recursive: bool, as_jso
     if as_json:
         emit_json(data)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("metric", "value")
+    table = render.table("metric", "value")
     for key, value in data.items():
-        table.add_row(key, str(value)[:200])
-    Console().print(table)
+        table.add_row(render.text(key, 200), render.text(value, 200))
+    render.show(table)
 
 
 @runs.command("cancel")
@@ -217,10 +216,19 @@ def cancel(ctx: Context, run_id: str) -> None:
 @click.option("--prefix", help="Only files whose names start with this (e.g. outputs/).")
 @pass_ctx
 def download(ctx: Context, run_id: str, output: Path, prefix: str | None) -> None:
-    """Download a run's files (outputs, logs, uploads)."""
-    written = _run(ctx, run_id).download_files(prefix=prefix, output_directory=output)
+    """Download a run's files (outputs, logs, uploads) below OUTPUT.
+
+    Links the job made are not followed and names or stored paths that would land outside
+    OUTPUT are refused: such files are skipped with a warning (exit 1 when any was skipped)."""
+    written = _run(ctx, run_id).download_files(
+        prefix=prefix,
+        output_directory=output,
+        on_skip=lambda message: click.echo(f"ferry: warning: {render.text(message)}", err=True),
+    )
     for path in written:
-        click.echo(path)
+        click.echo(render.text(path))
+    if getattr(written, "skipped", None):
+        sys.exit(1)
 
 
 @runs.command("restore")
@@ -278,7 +286,7 @@ def diff(ctx: Context, run_a: str, run_b: str, stat_only: bool, as_json: bool) -
 @pass_ctx
 def rerun(ctx: Context, run_id: str, target: str | None, no_wait: bool) -> None:
     """Run a past run again, exactly: its stored snapshot, script, arguments, environment."""
-    from ferry.cli.submit import print_summary
+    from ferry.cli.submit import following, print_summary
 
     run = _run(ctx, run_id).rerun(compute_target=target)
     click.echo(f"run {run.id} queued (rerun of {run_id})", err=True)
@@ -286,6 +294,7 @@ def rerun(ctx: Context, run_id: str, target: str | None, no_wait: bool) -> None:
         click.echo(run.id)
         return
     started = time.monotonic()
-    details = run.wait_for_completion(show_output=True, raise_on_error=False)
+    with following(run.id):
+        details = run.wait_for_completion(show_output=True, raise_on_error=False)
     print_summary(run, details, time.monotonic() - started)
     sys.exit(0 if details["status"] == "Completed" else 1)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ferry.cli import render
 from ferry.cli.app import Context, emit_json, parse_pairs, pass_ctx
 from ferry.errors import ConfigError
 
@@ -102,13 +105,28 @@ def submit(
     started = time.monotonic()
     if not as_json:  # load the summary's renderer while the job runs, not after it
         threading.Thread(target=_preload_rich, daemon=True).start()
-    details = run.wait_for_completion(show_output=not as_json, raise_on_error=False)
+    with following(run.id):
+        details = run.wait_for_completion(show_output=not as_json, raise_on_error=False)
     if as_json:
         details["metrics"] = run.get_metrics()
         emit_json(details)
     else:
         print_summary(run, details, time.monotonic() - started)
     sys.exit(0 if details["status"] == "Completed" else 1)
+
+
+@contextmanager
+def following(run_id: str) -> Iterator[None]:
+    """Ctrl-C while following a run stops the following, not the run: say so, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nferry: stopped following {run_id}; the run continues "
+            f"(ferry runs logs -f {run_id} / ferry runs cancel {run_id})",
+            err=True,
+        )
+        sys.exit(130)
 
 
 def _preload_rich() -> None:
@@ -126,18 +144,19 @@ def _default_experiment(source: Path) -> str:
 
 def print_summary(run: Any, details: dict[str, Any], waited: float) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(stderr=False)
     status = details["status"]
     colour = {"Completed": "green", "Failed": "red", "Canceled": "yellow"}.get(status, "white")
-    table = Table(show_header=False, box=None, padding=(0, 2))
+    table = render.table(show_header=False, box=None, padding=(0, 2))
     table.add_row("run", run.id)
-    table.add_row("status", f"[{colour}]{status}[/]")
+    table.add_row("status", render.styled(status, colour))
     timings = details.get("timings") or {}
+    run_time = timings.get("run")
     table.add_row(
         "duration",
-        f"{waited:.2f} s" + (f" (script {timings['run']:.2f} s)" if "run" in timings else ""),
+        f"{waited:.2f} s"
+        + (f" (script {run_time:.2f} s)" if isinstance(run_time, int | float) else ""),
     )
     metrics = run.get_metrics()
     for key, value in list(metrics.items())[:20]:
@@ -147,7 +166,7 @@ def print_summary(run: Any, details: dict[str, Any], waited: float) -> None:
             else value
         )
         suffix = f"  (last of {len(value)})" if isinstance(value, list) and len(value) > 1 else ""
-        table.add_row(f"metric {key}", f"{_short(shown)}{suffix}")
+        table.add_row(f"metric {render.text(key, 80)}", f"{render.text(shown, 80)}{suffix}")
     outputs = [n for n in run.get_file_names() if n.startswith("outputs/")]
     if outputs:
         table.add_row("outputs", ", ".join(outputs[:10]) + (" …" if len(outputs) > 10 else ""))
@@ -155,8 +174,3 @@ def print_summary(run: Any, details: dict[str, Any], waited: float) -> None:
         table.add_row("error", str(details["error"].get("error", {}).get("message", "")))
     console.print()
     console.print(table)
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ferry.cli import render
 from ferry.cli.app import Context, emit_json, parse_pairs, pass_ctx
 
 
@@ -25,13 +26,10 @@ def list_targets(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json([t.serialize() for t in targets.values()])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "type")
+    table = render.table("name", "type")
     for t in targets.values():
         table.add_row(t.name, t.type)
-    Console().print(table)
+    render.show(table)
 
 
 @target.command("show")
@@ -46,9 +44,9 @@ def show(ctx: Context, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"{data['name']}  ({data['type']})")
+    click.echo(f"{render.text(data['name'])}  ({render.text(data['type'])})")
     for key, value in data["config"].items():
-        click.echo(f"  {key}: {value}")
+        click.echo(f"  {render.text(key)}: {render.text(value)}")
 
 
 class _CliAttachConfiguration:
@@ -127,7 +125,7 @@ def status(ctx: Context, name: str, as_json: bool) -> None:
         emit_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key}: {value}")
+        click.echo(f"{render.text(key)}: {render.text(value)}")
 
 
 @target.command("detach")
