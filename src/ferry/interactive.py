@@ -4,6 +4,11 @@ The run uses the same in-job runtime as a submitted script (records to a spool, 
 small background thread here ingests the spool and beats the heartbeat, so a notebook that dies
 never leaves its run Running forever.
 
+Completing the run releases everything it held: the ingest thread is joined, the spool writer is
+closed (its thread stopped, its file closed, and it leaves the runtime's set of live writers), so a
+process may log thousands of interactive runs one after another at the same speed. A record
+logged after completion is written and ingested at once, holding nothing open afterwards.
+
 Example::
 
     with experiment.start_logging(snapshot_directory=None) as run:
@@ -28,6 +33,7 @@ from ferry.tracking import ArtifactRecord, RunRecord
 if TYPE_CHECKING:
     from ferry.experiment import Experiment
     from ferry.run import Run
+    from ferry.runtime import SpoolWriter
 
 
 class InteractiveLogger:
@@ -52,6 +58,16 @@ class InteractiveLogger:
         self._thread = threading.Thread(target=self._loop, name=f"ferry-{run_id}", daemon=True)
         self._thread.start()
 
+    @property
+    def writer(self) -> SpoolWriter:
+        """The runtime's spool writer for this run (closed once the run has finished)."""
+        return self._writer
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The ingest and heartbeat thread (joined once the run has finished)."""
+        return self._thread
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._run, name)
 
@@ -70,17 +86,28 @@ class InteractiveLogger:
             self._ingestor.poll()
 
     def finish(self, status: RunStatus, error: str | None = None) -> None:
-        """Ingest what is left, keep ./outputs, and end the run."""
+        """Ingest what is left, keep ./outputs, end the run, and release the thread and the file."""
         if self._stop.is_set():
             return
         self._stop.set()
-        self._thread.join(timeout=5)
-        self.flush()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            self._writer.close()  # flushes, stops its thread, closes its file
+            self._ingestor.poll()
+            self._run._emit = self._write_late
         self._keep_outputs()
         err = {"error": {"code": "UserError", "message": error}} if error else None
         record = self.ws.store.get_run(self.run_id)
         if not record.status.is_terminal():
             self.ws.store.set_status(self.run_id, status, error=err)
+
+    def _write_late(self, record: dict[str, Any]) -> None:
+        # after the run ended: no thread to flush or ingest, so do both now and close again
+        with self._lock:
+            self._writer.write(record)
+            self._writer.close()
+            self._ingestor.poll()
 
     def _keep_outputs(self) -> None:
         if self.outputs is None or not self.outputs.is_dir():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -403,33 +402,6 @@ def test_upload_file_names_are_normalised(run: SubmittedRun, job_env: Path) -> N
     assert done == {"name": "a/b/c.txt", "path": f"files/{RUN_ID}/a/b/c.txt"}
     with pytest.raises(ValueError):
         run.upload_file("../c.txt", io.BytesIO(b"x"))
-
-
-class FakeFigure:
-    """Stands in for a matplotlib figure."""
-
-    def __init__(self) -> None:
-        self.saved: list[tuple[str, str]] = []
-
-    def savefig(self, path: str, format: str) -> None:
-        self.saved.append((path, format))
-        Path(path).write_bytes(PNG)
-
-
-def test_log_image_from_a_plot(run: SubmittedRun, job_env: Path, read_records: Any) -> None:
-    figure = FakeFigure()
-    before = int(time.time())
-    run.log_image("roc/curve 'ü'", plot=figure)
-    records = _records(run, read_records, job_env)
-    file_record, metric = records
-    stamp = int(file_record["name"].rsplit("_", 1)[1].removesuffix(".png"))
-    assert before <= stamp <= time.time()
-    assert file_record["name"] == f"roc_curve 'ü'_{stamp}.png"
-    assert (job_env / file_record["path"]).read_bytes() == PNG
-    assert metric["name"] == "roc/curve 'ü'"
-    assert metric["type"] == "image" and metric["value"] == file_record["name"]
-    assert figure.saved[0][1] == "png"
-    assert not Path(figure.saved[0][0]).exists()  # the temporary PNG is gone
 
 
 def test_log_image_from_a_path(

@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ferry.runtime import OfflineRun
@@ -25,33 +26,6 @@ from ferry.runtime.validation import (
 )
 
 
-class FakeNumpyScalar:
-    """Duck-types a numpy/torch scalar: ``ndim == 0`` and ``item()``."""
-
-    ndim = 0
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def item(self) -> Any:
-        return self.value
-
-
-class FakeArray:
-    """Duck-types a 1-D numpy array: iterable, ``ndim == 1``, ``tolist()``."""
-
-    ndim = 1
-
-    def __init__(self, values: list[Any]) -> None:
-        self.values = values
-
-    def __iter__(self) -> Any:
-        return iter([FakeNumpyScalar(v) for v in self.values])
-
-    def tolist(self) -> list[Any]:
-        return list(self.values)
-
-
 def _gen() -> Any:
     yield 1
 
@@ -62,7 +36,7 @@ def run(no_job_env: None, capsys: pytest.CaptureFixture[str]) -> OfflineRun:
 
 
 @pytest.mark.parametrize(
-    "value", [[1, 2], (1, 2), range(3), _gen(), {"a": 1}, {1, 2}, FakeArray([1])]
+    "value", [[1, 2], (1, 2), range(3), _gen(), {"a": 1}, {1, 2}, np.array([1])]
 )
 def test_log_refuses_collections_pointing_to_log_list(run: OfflineRun, value: Any) -> None:
     with pytest.raises(TypeError) as info:
@@ -74,9 +48,9 @@ def test_log_refuses_collections_pointing_to_log_list(run: OfflineRun, value: An
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (FakeNumpyScalar(1.5), 1.5),
-        (FakeNumpyScalar(7), 7),
-        (FakeNumpyScalar(True), True),
+        (np.float64(1.5), 1.5),
+        (np.int64(7), 7),
+        (np.bool_(True), True),
         (Fraction(1, 4), 0.25),
         (True, True),
         (None, None),
@@ -114,7 +88,8 @@ def test_non_int_step_is_a_type_error(step: Any) -> None:
 
 def test_step_accepts_ints_and_int_scalars() -> None:
     assert to_step(0) == 0
-    assert to_step(FakeNumpyScalar(12)) == 12
+    assert to_step(np.int64(12)) == 12
+    assert type(to_step(np.uint8(12))) is int
     assert to_step(None) is None
 
 
@@ -136,7 +111,7 @@ def test_log_list_accepts_iterables_and_arrays() -> None:
     assert to_list((1, 2)) == [1, 2]
     assert to_list(range(3)) == [0, 1, 2]
     assert to_list(x for x in "ab") == ["a", "b"]
-    assert to_list(FakeArray([1.5, 2.5])) == [1.5, 2.5]
+    assert to_list(np.array([1.5, 2.5])) == [1.5, 2.5]
 
 
 @pytest.mark.parametrize("value", ["abc", {"a": 1}, 3, [[1, 2]]])
@@ -150,7 +125,7 @@ def test_log_row_cells_must_be_scalars() -> None:
         to_row({"a": 1, "b": [1, 2]})
     with pytest.raises(ValueError, match="at least one column"):
         to_row({})
-    assert to_row({"a": FakeNumpyScalar(2)}) == {"a": 2}
+    assert to_row({"a": np.int32(2)}) == {"a": 2}
 
 
 def test_log_table_columns_must_have_equal_lengths() -> None:
@@ -163,7 +138,7 @@ def test_log_table_columns_must_have_equal_lengths() -> None:
 
 
 def test_log_table_shapes() -> None:
-    assert to_table({"x": (1, 2), "y": FakeArray([3, 4])}) == {"x": [1, 2], "y": [3, 4]}
+    assert to_table({"x": (1, 2), "y": np.array([3, 4])}) == {"x": [1, 2], "y": [3, 4]}
     with pytest.raises(TypeError):
         to_table([1, 2])
     with pytest.raises(TypeError):
