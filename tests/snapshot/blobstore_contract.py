@@ -66,19 +66,61 @@ class BlobStoreContract:
         with pytest.raises(MissingBlobError, match=digest):
             blob_store.read_bytes(digest)
 
-    def test_corrupt_blob_is_detected_on_every_read_path(
-        self, blob_store: BlobStore, tmp_path: Path
+    @pytest.mark.parametrize("read", ["read_bytes", "open", "link_or_copy"])
+    def test_a_corrupt_blob_is_detected_set_aside_and_stored_again(
+        self, blob_store: BlobStore, tmp_path: Path, read: str
     ) -> None:
         digest = blob_store.put_bytes(b"good bytes")
-        self.damage(blob_store, digest, b"evil bytes")
-        with pytest.raises(CorruptBlobError, match=digest):
-            blob_store.read_bytes(digest)
-        with pytest.raises(CorruptBlobError, match=digest), blob_store.open(digest) as reader:
-            reader.read()
+        self.damage(blob_store, digest, b"evil bytes")  # same size: only a read can tell
+        mark = blob_store.aside_mark()
         dest = tmp_path / "copy"
-        with pytest.raises(CorruptBlobError, match=digest):
-            blob_store.link_or_copy(digest, dest, 0o644)
+        with pytest.raises(CorruptBlobError, match=digest) as caught:
+            if read == "read_bytes":
+                blob_store.read_bytes(digest)
+            elif read == "open":
+                with blob_store.open(digest) as reader:
+                    reader.read()
+            else:
+                blob_store.link_or_copy(digest, dest, 0o644)
         assert not dest.exists()
+        assert "set aside" in str(caught.value) and "submit" in str(caught.value)
+        assert caught.value.set_aside is not None
+        assert blob_store.has([digest]) == set()  # no longer "exists" ...
+        assert blob_store.aside_mark() != mark  # ... and snapshotters are told
+        assert blob_store.put_bytes(b"good bytes") == digest  # so the intact content goes in
+        assert blob_store.read_bytes(digest) == b"good bytes"
+
+    def test_a_blob_of_the_wrong_size_is_lacking_and_set_aside(
+        self, blob_store: BlobStore, tmp_path: Path
+    ) -> None:
+        digest = blob_store.put_bytes(b"complete content")
+        kept = blob_store.put_bytes(b"untouched")
+        absent = hash_bytes(b"never stored", blob_store.algo)
+        self.damage(blob_store, digest, b"compl")  # truncated
+        mark = blob_store.aside_mark()
+        sizes = {digest: len(b"complete content"), kept: len(b"untouched"), absent: 12}
+        assert blob_store.lacking(sizes) == {digest, absent}
+        assert blob_store.has([digest, kept]) == {kept}
+        assert blob_store.aside_mark() != mark
+        source = tmp_path / "source"
+        source.write_bytes(b"complete content")
+        assert blob_store.put_file(source, digest) is True
+        assert blob_store.read_bytes(digest) == b"complete content"
+        assert blob_store.lacking(sizes) == {absent}
+
+    @pytest.mark.parametrize("how", ["put_bytes", "put_file"])
+    def test_a_put_replaces_a_blob_of_the_wrong_size(
+        self, blob_store: BlobStore, tmp_path: Path, how: str
+    ) -> None:
+        data = b"the whole file, not just its start"
+        digest = blob_store.put_bytes(data)
+        self.damage(blob_store, digest, data[:7])
+        if how == "put_bytes":
+            blob_store.put_bytes(data)
+        else:
+            (tmp_path / "f").write_bytes(data)
+            assert blob_store.put_file(tmp_path / "f", digest) is True
+        assert blob_store.read_bytes(digest) == data
 
     def test_link_or_copy_makes_an_independent_file_with_the_mode(
         self, blob_store: BlobStore, tmp_path: Path

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from snapshot_helpers import AWKWARD_NAMES, write
 
-from ferry.snapshot.ignore import DEFAULT_EXCLUDES, RuleSet, default_rules
+from ferry.snapshot.ignore import DEFAULT_EXCLUDES, SECRET_EXCLUDES, RuleSet, default_rules
 from ferry.snapshot.walk import walk
 
 
@@ -79,7 +79,11 @@ def test_defaults_apply_without_any_ignore_file(tmp_path: Path) -> None:
                 "pkg/outputs/deep.txt"]:  # fmt: skip
         write(tmp_path / rel, "x")
     assert kept(tmp_path) == {"train.py"}
-    assert len(DEFAULT_EXCLUDES) == 8
+    assert DEFAULT_EXCLUDES[:8] == (
+        ".git/", "outputs/", "logs/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/", ".venv/",
+        ".ferry/",
+    )  # fmt: skip
+    assert DEFAULT_EXCLUDES[8:] == SECRET_EXCLUDES
 
 
 def test_a_user_can_reinclude_a_default_with_negation(tmp_path: Path) -> None:
@@ -164,3 +168,21 @@ def test_ignore_file_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
     tree = walk(src)
     assert {f[0] for f in tree.files} == {"a.txt"}
     assert any(".gitignore" in w and "not a regular file" in w for w in tree.warnings)
+
+
+def test_the_combined_regex_matches_exactly_when_some_rule_does() -> None:
+    """The one-regex prefilter must never skip a rule (nor invent a match)."""
+    user = RuleSet.from_lines(
+        ["/anchored.txt", "deep/er/*.csv", "*.log", "build/", "!keep.log", "a?c", "**/x/**"],
+        source=".ferryignore",
+    )
+    paths = [
+        "anchored.txt", "sub/anchored.txt", "deep/er/a.csv", "x/deep/er/a.csv", "q.log",
+        "a/b/q.log", "build/", "a/build/", "build", "keep.log", "abc", "d/abc", "x/y", "a/x/b",
+        ".env", "s/.env.local", "k.pem", "id_rsa.pub", ".git/", "m.py", "outputs", "new\nline",
+    ]  # fmt: skip
+    for rules in (default_rules(), user):
+        assert rules.any_rule is not None
+        for path in paths:
+            expected = any(rule.regex.match(path) for rule in rules.rules)
+            assert bool(rules.any_rule.match(path)) == expected, (rules.source, path)

@@ -14,11 +14,13 @@ from snapshot_helpers import tree_bytes, write
 from ferry.errors import SnapshotError
 from ferry.snapshot import (
     CorruptBlobError,
+    CorruptBlobsError,
     FileEntry,
     LinkEntry,
     LocalBlobStore,
     Manifest,
     MemoryBlobStore,
+    MissingBlobError,
     UnsafePathError,
     load_manifest,
     materialize,
@@ -139,10 +141,39 @@ def test_corrupt_blob_fails_the_restore_and_leaves_nothing_behind(
     with pytest.raises(CorruptBlobError, match=digest):
         materialize(result.manifest, store, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
-    with pytest.raises(CorruptBlobError, match=digest):
+    with pytest.raises(MissingBlobError, match=f"{digest}.*set aside"):
         restore_zip(result.manifest, store, tmp_path / "out.zip")
     assert not (tmp_path / "out.zip").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_every_corrupt_blob_is_found_in_one_restore(
+    awkward_tree: Path, store: LocalBlobStore, cache_dir: Path, tmp_path: Path
+) -> None:
+    result = take_snapshot(awkward_tree, store, cache_dir)
+    bad = sorted({e.digest for _, e in result.manifest.files() if e.size > 0})[:3]
+    for digest in bad:
+        store.path(digest).chmod(0o600)
+        store.path(digest).write_bytes(b"rot")
+    with pytest.raises(CorruptBlobsError) as caught:
+        materialize(result.manifest, store, tmp_path / "dest")
+    assert sorted(e.digest for e in caught.value.errors) == bad
+    assert "3 blobs are corrupt" in str(caught.value) and "submit from the source" in str(
+        caught.value
+    )
+    assert store.has(bad) == set()  # all set aside at once: one resubmit heals them all
+
+
+def test_a_corrupt_blob_found_by_a_zip_restore_is_set_aside(
+    awkward_tree: Path, store: LocalBlobStore, cache_dir: Path, tmp_path: Path
+) -> None:
+    result = take_snapshot(awkward_tree, store, cache_dir)
+    digest = result.manifest.entries["plain.txt"].digest  # type: ignore[union-attr]
+    store.path(digest).chmod(0o600)
+    store.path(digest).write_bytes(store.path(digest).read_bytes().upper())  # same size
+    with pytest.raises(CorruptBlobError, match="set aside"):
+        restore_zip(result.manifest, store, tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists() and store.has([digest]) == set()
 
 
 def test_zip_round_trip_keeps_bytes_modes_and_inside_links(

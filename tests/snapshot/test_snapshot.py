@@ -345,3 +345,15 @@ def test_load_manifest_of_a_blob_that_is_not_a_manifest(memory_store: MemoryBlob
     digest = memory_store.put_bytes(b"just bytes")
     with pytest.raises(SnapshotError, match="not a manifest"):
         load_manifest(memory_store, digest)
+
+
+def test_the_stat_cache_is_private(awkward_tree: Path, tmp_path: Path) -> None:
+    """It lists the source's file names: only the owner may read it (under umask 022 too)."""
+    old = os.umask(0o022)
+    try:
+        take_snapshot(awkward_tree, MemoryBlobStore(), tmp_path / "new cache dir")
+    finally:
+        os.umask(old)
+    (cache_file,) = (tmp_path / "new cache dir").iterdir()
+    assert (tmp_path / "new cache dir").stat().st_mode & 0o777 == 0o700
+    assert cache_file.stat().st_mode & 0o777 == 0o600

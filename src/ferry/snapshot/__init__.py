@@ -20,13 +20,14 @@ Example::
 from ferry.snapshot.blobstore import BlobStore, LocalBlobStore, MemoryBlobStore
 from ferry.snapshot.errors import (
     CorruptBlobError,
+    CorruptBlobsError,
     MissingBlobError,
     SnapshotLimitError,
     UnreadableFilesError,
     UnsafePathError,
 )
 from ferry.snapshot.git import GitInfo, capture_git
-from ferry.snapshot.ignore import DEFAULT_EXCLUDES, IGNORE_FILES
+from ferry.snapshot.ignore import DEFAULT_EXCLUDES, IGNORE_FILES, SECRET_EXCLUDES
 from ferry.snapshot.limits import SnapshotLimits
 from ferry.snapshot.manifest import FileEntry, LinkEntry, Manifest, ManifestDiff, diff
 from ferry.snapshot.materialize import materialize, restore, restore_zip
@@ -43,8 +44,10 @@ from ferry.snapshot.textdiff import unified_diff
 __all__ = [
     "DEFAULT_EXCLUDES",
     "IGNORE_FILES",
+    "SECRET_EXCLUDES",
     "BlobStore",
     "CorruptBlobError",
+    "CorruptBlobsError",
     "FileEntry",
     "GitInfo",
     "LinkEntry",

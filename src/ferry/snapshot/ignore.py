@@ -9,7 +9,14 @@ Precedence, from weakest to strongest:
 In each folder only one ignore file is read: ``.ferryignore`` if present, else ``.amlignore``
 (the reference's name), else ``.gitignore``. Patterns are relative to their file's folder. As in
 git, an excluded folder is not entered, so nothing below it can be re-included; a default can be
-undone with a negation such as ``!outputs/`` in any of these files::
+undone with a negation such as ``!outputs/`` in any of these files.
+
+Files that look like secrets (:data:`SECRET_EXCLUDES`) are among the defaults, because a
+snapshot is kept for ever and a job copies it wherever it runs: ``.env`` and ``.env.*`` files,
+private keys and certificate bundles, password stores and credential files. Kept on purpose:
+``.env.example``/``.env.sample``/``.env.template``/``.env.dist`` (templates that code often
+reads and that hold no secrets by convention) and ``*.pub`` (public keys). The walk notes every
+secret it leaves out, and how to take it in anyway (``!.env`` in the ignore file)::
 
     >>> rules = RuleSet.from_lines(["*.csv", "!keep.csv"], source=".ferryignore")
     >>> rules.match("data/big.csv").exclude, rules.match("keep.csv").exclude
@@ -21,9 +28,31 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pathspec
 
+#: Files that look like secrets; the negations keep templates (the last matching line wins).
+SECRET_EXCLUDES: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    "!.env.example",
+    "!.env.sample",
+    "!.env.template",
+    "!.env.dist",
+    "*.pem",
+    "*.key",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "*.p12",
+    "*.pfx",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+    "*.kdbx",
+)
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git/",
     "outputs/",
@@ -33,11 +62,13 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".ipynb_checkpoints/",
     ".venv/",
     ".ferry/",
+    *SECRET_EXCLUDES,
 )
 # Highest precedence first: only the first one present in a folder is read.
 IGNORE_FILES: tuple[str, ...] = (".ferryignore", ".amlignore", ".gitignore")
 DEFAULT_SOURCE = "default"
 _DIR_MARK = "ps_d"
+_ANY_DEPTH = "^(?:.+/)?"  # how pathspec starts a pattern that matches in every folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +103,7 @@ class RuleSet:
             regex = re.compile(_anchor_end(compiled.regex.pattern), re.DOTALL)
             line = str(getattr(compiled, "pattern", compiled.regex.pattern)).strip()
             rules.append(IgnoreRule(source, line, bool(compiled.include), regex))
-        any_rule = None
-        if rules:
-            joined = "|".join(
-                f"(?:{r.regex.pattern.replace(f'(?P<{_DIR_MARK}>', '(?:')})" for r in rules
-            )
-            any_rule = re.compile(joined, re.DOTALL)
-        return cls(source, base, tuple(rules), any_rule)
+        return cls(source, base, tuple(rules), _any_rule(rules))
 
     def match(self, relpath: str) -> IgnoreRule | None:
         """The last rule that matches ``relpath`` itself (folders end with ``/``), if any.
@@ -100,9 +125,29 @@ class RuleSet:
         return None
 
 
+_SECRET_PATTERNS = frozenset(p for p in SECRET_EXCLUDES if not p.startswith("!"))
+
+
+@lru_cache(maxsize=1)
 def default_rules() -> RuleSet:
     """ferry's built-in excludes, as the weakest rule set of the root folder."""
     return RuleSet.from_lines(DEFAULT_EXCLUDES, source=DEFAULT_SOURCE)
+
+
+def is_secret_rule(rule: IgnoreRule) -> bool:
+    """Whether ``rule`` is one of the defaults that leave out files looking like secrets."""
+    return rule.exclude and rule.source == DEFAULT_SOURCE and rule.pattern in _SECRET_PATTERNS
+
+
+def reinclude_line(relpath: str) -> str:
+    """The ignore-file line that takes ``relpath`` (relative to the root) back in.
+
+    Anchored at the root with ``/``, wildcards and a trailing space escaped.
+    """
+    escaped = "".join(f"\\{c}" if c in "\\*?[]" else c for c in relpath)
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return f"!/{escaped}"
 
 
 def parse_ignore_file(text: str, source: str, base: str) -> RuleSet:
@@ -117,6 +162,28 @@ def judge(layers: tuple[RuleSet, ...], relpath: str) -> IgnoreRule | None:
         if rule is not None:
             return rule
     return None
+
+
+def _any_rule(rules: list[IgnoreRule]) -> re.Pattern[str] | None:
+    """One regex matching whenever one of ``rules`` does.
+
+    Patterns that match at any depth all start with the same ``^(?:.+/)?``; it is written once
+    before an alternation of their bodies, so a path's folders are tried once, not once per
+    rule (3-4x faster on the defaults, which every path of every walk is matched against).
+    """
+    if not rules:
+        return None
+    bodies: list[str] = []
+    others: list[str] = []
+    for rule in rules:
+        pattern = rule.regex.pattern.replace(f"(?P<{_DIR_MARK}>", "(?:")
+        if pattern.startswith(_ANY_DEPTH):
+            bodies.append(pattern[len(_ANY_DEPTH) :])
+        else:
+            others.append(pattern)
+    if bodies:
+        others.append(f"{_ANY_DEPTH}(?:{'|'.join(bodies)})")
+    return re.compile("|".join(f"(?:{p})" for p in others), re.DOTALL)
 
 
 def _anchor_end(pattern: str) -> str:

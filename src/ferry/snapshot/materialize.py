@@ -11,7 +11,9 @@ Safety rules, checked before the first byte is written:
 * a link whose target may leave the tree (absolute, or climbing above the root) is not
   recreated; a warning names it. In-tree links are recreated as they were;
 * every blob is verified against its digest while it is copied; on any error the partial
-  destination is removed.
+  destination is removed. A corrupt blob does not stop the copy at once: the others are still
+  read, so that every corrupt blob is set aside by the store in one pass and the next snapshot
+  of the intact source stores them all again (the error lists them).
 
 Files are copies, never hard links into the store (a job writing to a hard-linked file — root
 ignores read-only bits — would corrupt the store for every other run). On filesystems with
@@ -32,7 +34,7 @@ from pathlib import Path
 from ferry.errors import SnapshotError
 from ferry.snapshot.blobstore.base import BlobStore
 from ferry.snapshot.digest import CHUNK
-from ferry.snapshot.errors import UnsafePathError
+from ferry.snapshot.errors import CorruptBlobError, CorruptBlobsError, UnsafePathError
 from ferry.snapshot.manifest import Manifest, check_entry_path, check_layout, link_escapes
 
 log = logging.getLogger("ferry.snapshot")
@@ -59,15 +61,25 @@ def materialize(
         for path, entry in manifest.files():
             folder = _make_parents(root, path, made)
             jobs.append((entry.digest, Path(folder, posixpath.basename(path)), entry.mode))
+        corrupt: list[CorruptBlobError] = []
+
+        def copy(job: tuple[str, Path, int]) -> None:
+            try:
+                store.link_or_copy(*job)
+            except CorruptBlobError as exc:
+                corrupt.append(exc)  # keep going: every bad blob is set aside in one pass
+
         if len(jobs) > 64:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(_THREADS) as pool:
-                for _ in pool.map(lambda job: store.link_or_copy(*job), jobs):
+                for _ in pool.map(copy, jobs):
                     pass
         else:
             for job in jobs:
-                store.link_or_copy(*job)
+                copy(job)
+        if corrupt:
+            raise CorruptBlobsError.of(sorted(corrupt, key=lambda e: e.digest))
         for path, link in manifest.links():
             if link_escapes(path, link.target):
                 warn(f"not recreating link {path!r} -> {link.target!r}: it points outside the tree")
@@ -106,17 +118,21 @@ def restore_zip(
     zip_path = Path(zip_path)
     tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
     try:
+        corrupt: list[CorruptBlobError] = []
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for path, entry in manifest.files():
                 info = zipfile.ZipInfo(path, _EPOCH)
                 info.external_attr = (stat.S_IFREG | entry.mode) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 big = entry.size >= zipfile.ZIP64_LIMIT
-                with (
-                    store.open(entry.digest) as src,
-                    archive.open(info, "w", force_zip64=big) as out,
-                ):
-                    shutil.copyfileobj(src, out, CHUNK)
+                try:
+                    with (
+                        store.open(entry.digest) as src,
+                        archive.open(info, "w", force_zip64=big) as out,
+                    ):
+                        shutil.copyfileobj(src, out, CHUNK)
+                except CorruptBlobError as exc:
+                    corrupt.append(exc)  # the archive is discarded; find every bad blob first
             for path, link in manifest.links():
                 if link_escapes(path, link.target):
                     warn(
@@ -126,6 +142,8 @@ def restore_zip(
                 info = zipfile.ZipInfo(path, _EPOCH)
                 info.external_attr = (stat.S_IFLNK | 0o777) << 16
                 archive.writestr(info, link.target.encode("utf-8", "surrogateescape"))
+        if corrupt:
+            raise CorruptBlobsError.of(corrupt)
         os.replace(tmp, zip_path)
     except UnicodeEncodeError as exc:
         _remove(tmp)

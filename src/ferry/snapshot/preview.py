@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class SnapshotPreview:
     removed: tuple[RuleEffect, ...]  # per pattern, most bytes first
     removed_by_source: tuple[RuleEffect, ...]  # per source ("default" or an ignore file)
     ignore_files: tuple[str, ...]
+    secrets: tuple[str, ...]  # left out because they look like secrets (a note each)
+    workspaces: tuple[str, ...]  # ferry workspaces (or excluded paths) left out
     warnings: tuple[str, ...]
     problems: tuple[str, ...]  # limits the snapshot would break (it would fail)
     error: str | None  # the full message take_snapshot would raise, if any
@@ -83,10 +86,16 @@ class SnapshotPreview:
         return "\n".join(lines)
 
 
-def preview(source_dir: Path, limits: SnapshotLimits | None = None) -> SnapshotPreview:
-    """Explain what :func:`take_snapshot` would take from ``source_dir`` (nothing is stored)."""
+def preview(
+    source_dir: Path, limits: SnapshotLimits | None = None, *, exclude: Sequence[Path] = ()
+) -> SnapshotPreview:
+    """Explain what :func:`take_snapshot` would take from ``source_dir`` (nothing is stored).
+
+    Files that look like secrets and workspaces inside the folder are listed in ``secrets`` and
+    ``workspaces``, each with a note in ``warnings`` (how to take a secret in, for one).
+    """
     limits = SnapshotLimits.from_env() if limits is None else limits
-    tree = walk(source_dir, account=True)
+    tree = walk(source_dir, account=True, exclude=exclude)
     sizes = [(f[0], f[1]) for f in tree.files]
     problems = limits.problems(sizes)
     error = limit_message(tree.root, problems, sizes, tree.ignore_files) if problems else None
@@ -114,6 +123,8 @@ def preview(source_dir: Path, limits: SnapshotLimits | None = None) -> SnapshotP
             for source, (files, size) in sorted(by_source.items(), key=lambda kv: -kv[1][1])
         ),
         ignore_files=tuple(tree.ignore_files),
+        secrets=tuple(sorted(tree.secrets)),
+        workspaces=tuple(sorted(tree.workspaces + tree.excluded)),
         warnings=tuple(tree.notes() + limits.warnings(sizes)),
         problems=tuple(problems),
         error=error,

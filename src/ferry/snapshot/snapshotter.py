@@ -5,9 +5,12 @@ The order is what makes it safe and cheap:
 1. walk (listings and ``lstat`` only) and check the limits — over a limit, nothing is read;
 2. reuse the stat cache; read and hash only new or changed files — an unreadable file fails
    the snapshot here, still before anything is stored;
-3. if the store already has this manifest, it has every blob too: done (the unchanged-tree
-   case); otherwise ask the store which of the new digests it lacks, write only those, and
-   store the manifest last.
+3. if the store already has this manifest, it has every blob too — unless the store set a
+   corrupt blob aside since this folder was last snapshotted (its ``aside_mark()`` changed), in
+   which case every blob is checked (one ``stat`` each); otherwise ask the store which of the
+   new digests it lacks (absent, or stored with the wrong size), write only those, and store
+   the manifest last. So a blob found corrupt by a restore is stored again by the next
+   snapshot of the intact source.
 
 Example::
 
@@ -22,7 +25,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,16 +91,21 @@ def take_snapshot(
     limits: SnapshotLimits | None = None,
     *,
     on_warning: Callable[[str], None] | None = None,
+    exclude: Sequence[Path] = (),
 ) -> SnapshotResult:
     """Snapshot ``source_dir`` into ``store``; ``cache_dir`` keeps the stat cache between calls.
 
+    ``exclude`` lists paths never to take (pass the workspace in use: it may sit inside the
+    source folder); other ferry workspaces below ``source_dir`` are left out anyway, and so are
+    files that look like secrets unless an ignore file takes them in (each gets a warning).
+
     Raises SnapshotLimitError (nothing stored) when over ``limits`` (default: from the
     environment, see :mod:`.limits`), UnreadableFilesError (nothing stored) listing files that
-    cannot be read, and SnapshotError for a folder that is not one.
+    cannot be read, and SnapshotError for a folder that is not one or is the workspace itself.
     """
     started, walk_ns = time.perf_counter(), time.time_ns()
     limits = SnapshotLimits.from_env() if limits is None else limits
-    tree = walk(source_dir)
+    tree = walk(source_dir, exclude=exclude)
     if tree.unreadable:
         _fail_unreadable(tree.root, tree.unreadable)
     sizes = [(f[0], f[1]) for f in tree.files]
@@ -153,11 +161,11 @@ def take_snapshot(
 
     manifest = Manifest(entries, store.algo)
     snapshot_id = manifest.snapshot_id
-    new_files, new_bytes, reused = _store_missing(
-        store, manifest, tree.root, cache.snapshot_id, hashed, kept
+    new_files, new_bytes, reused, mark = _store_missing(
+        store, manifest, tree.root, cache, hashed, kept
     )
-    if fresh != cached or snapshot_id != cache.snapshot_id:
-        cache.save(fresh, snapshot_id)
+    if fresh != cached or snapshot_id != cache.snapshot_id or mark != cache.store_mark:
+        cache.save(fresh, snapshot_id, mark)
     stats = SnapshotStats(
         files=len(tree.files),
         bytes=manifest.total_bytes,
@@ -193,26 +201,32 @@ def _store_missing(
     store: BlobStore,
     manifest: Manifest,
     root: str,
-    previous_id: str | None,
+    cache: StatCache,
     hashed: set[str],
     kept: dict[str, bytes],
-) -> tuple[int, int, bool]:
+) -> tuple[int, int, bool, str]:
     """Write the blobs the store lacks, then the manifest.
 
-    Returns (new blobs, their bytes, whether the store already held this manifest).
+    Returns (new blobs, their bytes, whether the store already held this manifest, the store's
+    aside mark to remember).
     """
     snapshot_id = manifest.snapshot_id
-    ask = hashed | {snapshot_id} | ({previous_id} if previous_id else set())
-    present = store.has(ask)
-    if snapshot_id in present:
-        return 0, 0, True  # a stored manifest implies all its blobs are stored
-    check = hashed
-    if previous_id is None or previous_id not in present:
-        # Digests from the stat cache were stored along with a manifest this store does not
-        # hold (another store, or pruned): check them too.
-        check = set(manifest.digests)
-        present |= store.has(check - present)
-    missing = check - present
+    previous_id = cache.snapshot_id
+    # Read before checking: a blob set aside after this point changes the mark again.
+    mark = store.aside_mark()
+    present = store.has({snapshot_id} | ({previous_id} if previous_id else set()))
+    sizes = {entry.digest: entry.size for _, entry in manifest.files()}
+    if mark == cache.store_mark and (snapshot_id in present or previous_id in present):
+        # Nothing was set aside since this folder's blobs were last confirmed: a stored
+        # manifest still implies its blobs, so only the newly hashed ones need a look.
+        wanted = {digest: sizes[digest] for digest in hashed}
+    else:
+        # Another store, a lost cache, or corrupt blobs set aside since: check every blob
+        # (one stat each), so a blob that was set aside is stored again from the source.
+        wanted = sizes
+    missing = store.lacking(wanted)
+    if snapshot_id in present and not missing:
+        return 0, 0, True, mark
     by_digest: dict[str, tuple[str, int]] = {}
     for path, entry in manifest.files():
         if entry.digest in missing:
@@ -227,7 +241,7 @@ def _store_missing(
             store.put_file(Path(root, path), digest)  # re-hashes: a changed file is refused
         new_bytes += size
     save_manifest(store, manifest)
-    return len(missing), new_bytes, False
+    return len(missing), new_bytes, False, mark
 
 
 def _hash_file(path: str, size: int, algo: str, may_keep: bool) -> tuple[str, int, bytes | None]:

@@ -6,6 +6,10 @@ unchanged (ctime catches ``touch -d``/mtime restores; the inode catches editors 
 rename). A file modified within :data:`RACY_NS` of the walk is not cached at all: a second write
 inside the same timestamp tick would be invisible to the stat, so it is hashed again next time
 (git's "racily clean" rule). The file carries a checksum; a damaged cache is ignored, not used.
+
+It also keeps the blob store's ``aside_mark()`` as it was when this folder's blobs were last
+confirmed present: while the mark is unchanged, a stored manifest still implies its blobs. The
+file is private to its owner (0600; the folder 0700 when ferry creates it): it lists file names.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class StatCache:
     algo: str
     snapshot_id: str | None = None
     entries: CacheEntries = field(default_factory=dict)
+    store_mark: str | None = None  # the store's aside_mark() when its blobs were last checked
 
     @classmethod
     def location(cls, cache_dir: Path, root: str) -> Path:
@@ -66,24 +71,34 @@ class StatCache:
             return empty
         entries = data.get("entries")
         snapshot_id = data.get("snapshot_id")
+        mark = data.get("store_mark")
         if not isinstance(entries, dict) or not isinstance(snapshot_id, str | None):
             return empty
-        return cls(path, root, algo, snapshot_id, entries)
+        return cls(path, root, algo, snapshot_id, entries, mark if isinstance(mark, str) else None)
 
-    def save(self, entries: CacheEntries, snapshot_id: str) -> None:
+    def save(self, entries: CacheEntries, snapshot_id: str, store_mark: str | None) -> None:
         """Replace the cache file atomically; a failure to write only costs speed next time."""
         body = json.dumps(
-            {"algo": self.algo, "entries": entries, "root": self.root, "snapshot_id": snapshot_id},
+            {
+                "algo": self.algo,
+                "entries": entries,
+                "root": self.root,
+                "snapshot_id": snapshot_id,
+                "store_mark": store_mark,
+            },
             separators=(",", ":"),
         ).encode("utf-8", "surrogateescape")
         header = f"{_MAGIC} {VERSION} {hashlib.sha256(body).hexdigest()}\n".encode()
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(header + body)
+            with contextlib.suppress(FileExistsError):
+                os.makedirs(self.path.parent, 0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as out:
+                out.write(header + body)
             os.replace(tmp, self.path)
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return
-        self.entries, self.snapshot_id = entries, snapshot_id
+        self.entries, self.snapshot_id, self.store_mark = entries, snapshot_id, store_mark

@@ -1,17 +1,25 @@
 """The blob store contract: content-addressed bytes, named by their digest.
 
-A store is four methods (``has``, ``put_file``, ``put_bytes``, ``open``); ``read_bytes`` and
-``link_or_copy`` have working defaults built on ``open`` that a store may override for speed.
-Everything else — walking, manifests, limits, restoring — is written once, above this contract.
+A store is four methods (``has``, ``put_file``, ``put_bytes``, ``open``); ``read_bytes``,
+``link_or_copy``, ``lacking`` and ``aside_mark`` have working defaults that a store may override
+for speed or precision. Everything else — walking, manifests, limits, restoring — is written
+once, above this contract.
 
 Rules every store keeps (the conformance suite in ``tests/snapshot/blobstore_contract.py``
 checks them):
 
 * a blob becomes visible only when complete (write to a temporary name, then rename);
 * ``put_file`` verifies the bytes it stores against the digest it was given;
-* every read verifies the bytes against the digest; a mismatch is :class:`CorruptBlobError`;
+* every read verifies the bytes against the digest; a mismatch is :class:`CorruptBlobError`,
+  and the store sets the bad blob aside first: ``has`` stops reporting it, the next ``put``
+  stores the intact content again, and ``aside_mark()`` changes. Without this a damaged blob
+  would "exist" for ever and poison every later submit of the same content;
+* a ``put`` of a blob that exists with the wrong size replaces it (a cheap check for
+  truncation that needs no read);
 * a manifest blob is stored only after all the blobs it names, so "the manifest is present"
-  implies "its blobs are present" — a garbage collector must treat manifests as roots.
+  implies "its blobs are present" — unless a blob was set aside since, which ``aside_mark()``
+  tells (the snapshotter then checks every blob again). A garbage collector must treat
+  manifests as roots.
 
 Example::
 
@@ -26,7 +34,7 @@ from __future__ import annotations
 import io
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,6 +71,22 @@ class BlobStore(ABC):
         """A reader of the blob that raises CorruptBlobError when the end is reached and the
         bytes did not match ``digest``; MissingBlobError if the store has no such blob."""
 
+    def lacking(self, sizes: Mapping[str, int]) -> set[str]:
+        """The digests of ``sizes`` (digest -> expected size) the store cannot serve.
+
+        That is the absent ones and, where the store can tell cheaply (one ``stat``), those
+        stored with another size — which are set aside, so storing them again heals them.
+        """
+        return set(sizes) - self.has(sizes)
+
+    def aside_mark(self) -> str:
+        """A value that changes whenever the store sets a corrupt blob aside.
+
+        The snapshotter records it; while it is unchanged, a stored manifest still implies its
+        blobs. This default suits a store that never sets anything aside.
+        """
+        return ""
+
     def read_bytes(self, digest: str) -> bytes:
         """The whole blob, verified."""
         with self.open(digest) as reader:
@@ -85,15 +109,22 @@ class BlobStore(ABC):
         os.close(fd)
 
 
+#: Called when a read finds a blob corrupt: sets it aside, returns the error to raise.
+OnCorrupt = Callable[[], CorruptBlobError]
+
+
 class VerifyingReader(io.RawIOBase):
     """Reads a raw stream and checks its digest when the end is reached."""
 
-    def __init__(self, raw: BinaryIO, digest: str, algo: str) -> None:
+    def __init__(
+        self, raw: BinaryIO, digest: str, algo: str, on_corrupt: OnCorrupt | None = None
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
         self._hasher: Hasher = new_hasher(algo)
         self._checked = False
+        self._on_corrupt = on_corrupt
 
     def readable(self) -> bool:
         return True
@@ -108,6 +139,8 @@ class VerifyingReader(io.RawIOBase):
         elif not self._checked:
             self._checked = True
             if self._hasher.hexdigest() != self._digest:
+                if self._on_corrupt is not None:
+                    raise self._on_corrupt()
                 raise CorruptBlobError(self._digest)
         return n
 
@@ -117,6 +150,9 @@ class VerifyingReader(io.RawIOBase):
         super().close()
 
 
-def verifying_reader(raw: BinaryIO, digest: str, algo: str) -> BinaryIO:
-    """Wrap ``raw`` so that reading it to the end verifies ``digest``."""
-    return io.BufferedReader(VerifyingReader(raw, digest, algo), CHUNK)
+def verifying_reader(
+    raw: BinaryIO, digest: str, algo: str, on_corrupt: OnCorrupt | None = None
+) -> BinaryIO:
+    """Wrap ``raw`` so that reading it to the end verifies ``digest`` (and on a mismatch raises
+    what ``on_corrupt`` returns, after it has set the blob aside)."""
+    return io.BufferedReader(VerifyingReader(raw, digest, algo, on_corrupt), CHUNK)
