@@ -24,8 +24,15 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _ferry_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("ferry-")]
+def _ferry_threads(before: set[int | None]) -> list[threading.Thread]:
+    """ferry's threads started since ``before`` (other tests may have left theirs)."""
+    return [
+        t for t in threading.enumerate() if t.name.startswith("ferry-") and t.ident not in before
+    ]
+
+
+def _idents() -> set[int | None]:
+    return {t.ident for t in threading.enumerate()}
 
 
 def test_three_hundred_interactive_runs_leave_no_thread_or_file_behind(
@@ -33,6 +40,7 @@ def test_three_hundred_interactive_runs_leave_no_thread_or_file_behind(
 ) -> None:
     monkeypatch.chdir(awkward_dir)
     experiment = Experiment(workspace, "notebook")
+    before = _idents()
     durations: list[float] = []
     baseline_fds: set[str] = set()
     for i in range(RUNS):
@@ -47,10 +55,10 @@ def test_three_hundred_interactive_runs_leave_no_thread_or_file_behind(
             baseline_fds = _open_fds()
             baseline_threads = len(threading.enumerate())
     assert run.get_metrics() == {"step": RUNS - 1}
-    assert _ferry_threads() == []
+    assert _ferry_threads(before) == []
     assert len(threading.enumerate()) <= baseline_threads
     assert len(_open_fds() - baseline_fds) <= 2, sorted(_open_fds() - baseline_fds)
-    live_spools = [w for w in runtime_spool._live if "notebook_" in w.spool_dir]
+    live_spools = [w for w in runtime_spool._live if str(workspace.path) in w.spool_dir]
     assert live_spools == []
     # the last runs cost what the first ones did (after warm-up), not more
     early = statistics.median(durations[5:35])
@@ -63,6 +71,7 @@ def test_a_value_logged_after_completion_is_recorded_and_holds_nothing(
 ) -> None:
     monkeypatch.chdir(awkward_dir)
     experiment = Experiment(workspace, "notebook")
+    before = _idents()
     with experiment.start_logging(snapshot_directory=None, outputs=None) as run:
         run.log("loss", 0.5)
     fds = _open_fds()
@@ -70,6 +79,6 @@ def test_a_value_logged_after_completion_is_recorded_and_holds_nothing(
     run.tag("late", "yes")
     assert run.get_metrics() == {"loss": [0.5, 0.25]}
     assert run.get_tags()["late"] == "yes"
-    assert _ferry_threads() == []
+    assert _ferry_threads(before) == []
     assert _open_fds() <= fds
     assert run.get_status() == "Completed"
