@@ -42,6 +42,13 @@ class Workspace:
 
     def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
+        try:
+            str(self.path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"the workspace path {str(self.path).encode('utf-8', 'backslashreplace').decode()} "
+                "is not valid UTF-8; choose a folder whose name is UTF-8 text"
+            ) from None
         self.name = name or self.path.name
         self._store: RunStore | None = None
 
@@ -73,18 +80,7 @@ class Workspace:
 
     @classmethod
     def _from_file(cls, config_file: Path) -> Workspace:
-        try:
-            data = json.loads(config_file.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{config_file} is not valid JSON ({exc}); fix it or run `ferry init` again"
-            ) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("workspace"), str):
-            raise ConfigError(
-                f'{config_file} must hold {{"workspace": "<folder>"}}; run `ferry init` to rewrite it'
-            )
+        data = _read_config(config_file)
         folder = Path(data["workspace"]).expanduser()
         if not folder.is_absolute():
             folder = config_file.parent / folder
@@ -106,9 +102,14 @@ class Workspace:
         return target
 
     def _prepare(self) -> None:
+        """Make the workspace folders private (0700, whatever the umask) when ferry creates
+        them; a folder that exists keeps its mode (a warning says when it is writable by
+        others)."""
         try:
+            existed = self.path.is_dir()
+            _private_dir(self.path, parents=True)
             for sub in ("runs", "blobs", "envs", "cache"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+                _private_dir(self.path / sub)
             with tempfile.NamedTemporaryFile(dir=self.path, prefix=".probe-"):
                 pass
         except OSError as exc:
@@ -116,6 +117,8 @@ class Workspace:
                 f"the workspace folder {self.path} is not writable ({exc.strerror}); choose another "
                 "with FERRY_HOME or `ferry init --workspace DIR`"
             ) from exc
+        if existed:
+            _warn_if_shared(self.path)
 
     # parts ---------------------------------------------------------------------------------
     @property
@@ -170,6 +173,79 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace(name={self.name!r}, path={str(self.path)!r})"
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+_warned_shared: set[Path] = set()
+
+
+def _read_config(config_file: Path) -> dict[str, Any]:
+    """``.ferry/config.json`` as a checked dict; anything else is a ConfigError naming it."""
+    fix = "run `ferry init` to rewrite it"
+    try:
+        with open(config_file, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{config_file} is larger than 1 MB, so it is not ferry's; {fix}")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_file} is not UTF-8 text (is it a binary file?); {fix}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{config_file} is not valid JSON ({exc}); fix it or run `ferry init` again"
+        ) from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{config_file} nests too deeply to be ferry's configuration; {fix}"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("workspace"), str):
+        raise ConfigError(f'{config_file} must hold {{"workspace": "<folder>"}}; {fix}')
+    if not data["workspace"].strip():
+        raise ConfigError(
+            f'{config_file} has an empty "workspace"; set it to the workspace folder '
+            f"(relative paths are relative to {config_file.parent}) or {fix}"
+        )
+    if "\0" in data["workspace"]:
+        raise ConfigError(f'{config_file}: "workspace" holds a NUL character; {fix}')
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        raise ConfigError(f'{config_file}: "name" must be text; {fix}')
+    return data
+
+
+def _private_dir(path: Path, parents: bool = False) -> None:
+    """Create ``path`` with mode 0700 (the umask cannot widen or narrow it); an existing folder
+    is left as it is."""
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return
+    os.chmod(path, 0o700)
+
+
+def _warn_if_shared(path: Path) -> None:
+    """Once per folder: say that other users can write into an existing workspace."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o022 and path not in _warned_shared:
+        _warned_shared.add(path)
+        import logging
+
+        logging.getLogger("ferry.workspace").warning(
+            "the workspace folder %s can be written by other users (mode %o); "
+            "`chmod 700 %s` makes it private",
+            path,
+            mode & 0o777,
+            path,
+        )
 
 
 def _atomic_write(target: Path, text: str) -> None:

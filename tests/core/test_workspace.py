@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,87 @@ def test_valid_experiment_names(workspace: Workspace, name: str) -> None:
 def test_invalid_experiment_names(workspace: Workspace, name: str) -> None:
     with pytest.raises(ExperimentNameError, match="experiment name"):
         Experiment(workspace, name)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+SUBFOLDERS = ("runs", "blobs", "envs", "cache")
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_workspace_ferry_creates_is_private_under_umask_022(
+    awkward_dir: Path, monkeypatch: pytest.MonkeyPatch, ferry_cli: Callable[..., int]
+) -> None:
+    made = Workspace.create(awkward_dir / "parent" / "ws").path
+    home = awkward_dir / "home"
+    monkeypatch.setenv("FERRY_HOME", str(home))
+    monkeypatch.chdir(awkward_dir)
+    assert Workspace.from_config().path == home.resolve()  # the default workspace
+    assert ferry_cli("init", str(awkward_dir / "project")) == 0
+    initialised = awkward_dir / "project" / ".ferry"
+    for root in (made, home, initialised):
+        assert _mode(root) == 0o700, root
+        for sub in SUBFOLDERS:
+            assert _mode(root / sub) == 0o700, root / sub
+    assert _mode(awkward_dir / "parent") == 0o755  # folders above a workspace are not ours
+    assert _mode(initialised / "config.json") & 0o077 == 0
+
+
+def test_private_whatever_the_umask_and_an_existing_folder_keeps_its_mode(
+    awkward_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for umask in (0o000, 0o777):
+        old = os.umask(umask)
+        try:
+            ws = Workspace.create(awkward_dir / f"umask {umask:o}")
+        finally:
+            os.umask(old)
+        assert {_mode(p) for p in (ws.path, *(ws.path / s for s in SUBFOLDERS))} == {0o700}
+    shared = awkward_dir / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="ferry.workspace"):
+        Workspace.create(shared)
+        Workspace.create(shared)
+    assert _mode(shared) == 0o777  # not ours to change
+    assert _mode(shared / "runs") == 0o700  # but what ferry made inside is private
+    assert caplog.text.count("can be written by other users") == 1  # warned once
+
+
+def test_an_empty_workspace_in_config_json_is_refused(awkward_dir: Path) -> None:
+    cfg = awkward_dir / "p" / ".ferry" / "config.json"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"workspace": ""}')
+    with pytest.raises(ConfigError, match='empty "workspace"'):
+        Workspace.from_config(awkward_dir / "p")
+    assert not (cfg.parent / "runs").exists()
+
+
+def test_a_workspace_path_that_is_not_utf8_is_refused(awkward_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="is not valid UTF-8"):
+        Workspace.create(str(awkward_dir) + "/ws\udcff")
+
+
+@pytest.fixture
+def ferry_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., int]:
+    from ferry.cli.main import main
+
+    def run(*args: str) -> int:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    return run
