@@ -170,3 +170,38 @@ def test_outside_a_ferry_run_the_real_sdk_is_untouched(
         "[0.1]",
         "Attempted to add tag team with value a",
     ]
+
+
+def test_a_namespace_azureml_core_is_patched_too(
+    runtime_path: Path,
+    tmp_path: Path,
+    spool_dir: Path,
+    run_python: Any,
+    job_vars: Any,
+    read_records: Any,
+) -> None:
+    """An SDK installed as a PEP 420 namespace (no ``azureml/__init__.py``) is merged, not
+    replaced; its ``azureml.core.run.Run`` gets ferry's ``get_context`` all the same."""
+    core = tmp_path / "site" / "azureml" / "core"
+    core.mkdir(parents=True)
+    (core / "__init__.py").write_text("from .run import Run\nREAL = True\n")
+    (core / "run.py").write_text(
+        "class Run:\n"
+        "    @classmethod\n"
+        "    def get_context(cls, allow_offline=True, **kwargs):\n"
+        "        return 'the offline run'\n"
+    )
+    code = """
+        import azureml.core
+        from azureml.core import Run
+        assert azureml.core.REAL
+        Run.get_context().log("m", 1)
+        print(Run.get_context())
+    """
+    done = run_python(code, pythonpath=[runtime_path, core.parent.parent], env=job_vars(spool_dir))
+    assert done.stdout.startswith("SubmittedRun(Experiment: exp")
+    assert [(r["name"], r["value"]) for r in read_records(spool_dir)] == [("m", 1)]
+    outside = run_python(
+        code.replace('.log("m", 1)', ""), pythonpath=[runtime_path, core.parent.parent]
+    )
+    assert outside.stdout.strip() == "the offline run"

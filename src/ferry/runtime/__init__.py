@@ -4,6 +4,14 @@ Stdlib only, Python 3.8+, relative imports only (the folder is also shipped as t
 package ``ferry_runtime``). It appends records to the run's spool; the supervisor ingests them.
 The contract is ``docs/runtime-protocol.md``.
 
+What cannot be stored is refused when it is logged, never lost later: an int whose decimal form
+has more than 4,300 digits (Python's limit for writing ints as text, lower if the script lowered
+it with ``sys.set_int_max_str_digits``) raises ``ValueError`` naming the metric, in ``run.log``
+values and steps and in the cells of every other ``log_*`` call; log ``float(value)`` or
+``str(value)`` instead. Anything that reaches the spool writer anyway costs at most its own record
+(kept with its values as text, or as an ``error`` record), never the batch around it, and never
+stops the writer's thread (:mod:`.encoding`, :mod:`.spool`).
+
 Example::
 
     from ferry.runtime import Run      # or: from azureml.core import Run (the shim)
