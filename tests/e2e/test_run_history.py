@@ -264,3 +264,19 @@ def test_submitted_by_is_the_submitter(workspace: Workspace, awkward_dir: Path) 
     assert run.get_details()["submittedBy"] == (recorded or getpass.getuser())
     workspace.store.update_run(run.id, definition={**run.record.definition, "submittedBy": "ada"})
     assert Run.get(workspace, run.id).get_details()["submittedBy"] == "ada"
+
+
+def test_complete_before_the_run_started_is_refused_and_fail_is_not(workspace: Workspace) -> None:
+    from ferry.status import RunStatus
+    from ferry.tracking import RunRecord
+
+    workspace.store.create_run(
+        RunRecord(id="early_1700000000_00000001", experiment="early", status=RunStatus.QUEUED)
+    )
+    run = Run.get(workspace, "early_1700000000_00000001")
+    with pytest.raises(ConfigError, match="is Queued: it cannot be marked Completed"):
+        run.complete()
+    assert run.get_status() == "Queued"
+    run.fail()
+    assert run.get_details()["error"]["error"]["code"] == "UserError"
+    assert run.get_status() == "Failed"
