@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ferry.agent.proc import pid_alive
 from ferry.errors import RunFailed
 from ferry.experiment import Experiment
-from ferry.agent.proc import pid_alive
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
 from ferry.workspace import Workspace
@@ -136,26 +136,30 @@ def failure(env: ConformanceEnv) -> None:
 
 
 def cancel(env: ConformanceEnv) -> None:
+    """Cancel stops the job and every process it started, also those that left its group."""
     pid_file = env.scratch / "cancel-child.pid"
     run = env.submit(
         "cancel",
         f"""
-        import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        open({str(pid_file)!r}, "w").write(str(child.pid))
+        import os, subprocess, sys, time
+        sleep = [sys.executable, "-c", "import time; time.sleep(300)"]
+        kids = [subprocess.Popen(sleep), subprocess.Popen(sleep, start_new_session=True),
+                subprocess.Popen(sleep, process_group=0)]
+        with open({str(pid_file)!r} + ".part", "w") as fh:
+            fh.write(" ".join(str(k.pid) for k in kids))
+        os.replace({str(pid_file)!r} + ".part", {str(pid_file)!r})
         print("started", flush=True)
         time.sleep(300)
         """,
     )
     wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
-    time.sleep(0.2)
     t = time.monotonic()
     assert run.cancel() is True
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Canceled", details
     assert time.monotonic() - t < 20
-    child = int(pid_file.read_text())
-    wait_until(lambda: not pid_alive(child), timeout=10, what="the job's child process to die")
+    for child in (int(p) for p in pid_file.read_text().split()):
+        wait_until(lambda c=child: not pid_alive(c), timeout=10, what=f"the job's child {child}")
 
 
 def time_limit(env: ConformanceEnv) -> None:
@@ -239,29 +243,40 @@ def live_logs_folder(env: ConformanceEnv) -> None:
             timeout=10,
             what="./logs mirrored live",
         )
+        assert run.get_status() == "Running"
+        copy = Path(run.download_file("logs/progress.txt", str(env.scratch / "progress.txt")))
+        assert copy.read_text() == "50%"
     finally:
         flag.touch()
-    run.wait_for_completion()
+    assert run.wait_for_completion()["status"] == "Completed"
 
 
 def supervisor_death(env: ConformanceEnv) -> None:
+    """A supervisor killed outright: the run ends Failed with the reason, what was recorded
+    stays, and the job goes with the supervisor (its watchdog stops it; no reader signals)."""
     pid_file = env.scratch / "death.pid"
     run = env.submit(
         "death",
         f"""
         import os, time
+        from ferry import Run
+        run = Run.get_context()
+        run.log("before", 1)
+        run.flush()
         open({str(pid_file)!r}, "w").write(str(os.getpid()))
         time.sleep(300)
         """,
     )
     wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
+    wait_until(lambda: run.get_metrics().get("before") == 1, timeout=15, what="the live metric")
     supervisor = wait_until(lambda: run.record.supervisor_pid, what="the supervisor pid")
     os.kill(supervisor, signal.SIGKILL)
-    wait_until(lambda: run.get_status() == "NotResponding", timeout=30, what="NotResponding")
-    wait_until(lambda: run.get_status() == "Failed", timeout=30, what="Failed after NotResponding")
+    # NotResponding lasts a few heartbeats only; the end state is what must hold
+    wait_until(lambda: run.get_status() == "Failed", timeout=60, what="Failed")
     assert "heartbeat" in run.get_details()["error"]["error"]["message"]
+    assert run.get_metrics().get("before") == 1
     job = int(pid_file.read_text())
-    wait_until(lambda: not pid_alive(job), timeout=10, what="the orphaned job to die")
+    wait_until(lambda: not pid_alive(job), timeout=30, what="the orphaned job to die")
 
 
 @dataclass(frozen=True)
