@@ -7,6 +7,9 @@ command -v git >/dev/null 2>&1 || need+=(git)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # Java for pyspark (the Spark target's tests run real Spark in local mode)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+# PostgreSQL server binaries: the store tests start a throw-away cluster (initdb + pg_ctl) on
+# loopback; no contrib extension is used, and the packaged cluster need not run
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ferry: missing system packages: ${need[*]} (install them with apt-get as root)" >&2

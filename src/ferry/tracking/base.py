@@ -9,6 +9,11 @@ Example::
     store = open_store("sqlite:////tmp/ws/ferry.db")
     store.create_run(RunRecord(id="exp_1_ab", experiment="exp", status=RunStatus.QUEUED))
     store.set_status("exp_1_ab", RunStatus.PREPARING)
+
+Writers that must not lose a race say what they expect: ``set_status(id, FAILED,
+expected=RunStatus.RUNNING)`` changes nothing (and raises InvalidTransition) when the run has
+moved on. Spool ingestion writes through :meth:`RunStore.apply`: a batch of typed operations and
+the spool cursor, in one transaction.
 """
 
 from __future__ import annotations
@@ -114,6 +119,67 @@ class ArtifactRecord:
 
 
 @dataclass(frozen=True)
+class SetTags:
+    """Set (or overwrite) tags of one run; a None value is a tag without a value."""
+
+    run_id: str
+    tags: Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class RemoveTags:
+    """Remove tags of one run (keys that are not set are ignored)."""
+
+    run_id: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddProperties:
+    """Add immutable properties to one run; changing one is refused."""
+
+    run_id: str
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class AddArtifacts:
+    """Index files kept with runs (replacing an entry of the same name)."""
+
+    artifacts: tuple[ArtifactRecord, ...]
+
+
+@dataclass(frozen=True)
+class CreateRun:
+    """Create a run (a child run made by a job); an id that exists already is refused."""
+
+    record: RunRecord
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    """Move a run to ``status`` if the transition table allows it."""
+
+    run_id: str
+    status: RunStatus
+    error: Mapping[str, Any] | None = None
+    at: float | None = None
+
+
+#: One write of a batch given to :meth:`RunStore.apply`.
+StoreOp = MetricSeries | SetTags | RemoveTags | AddProperties | AddArtifacts | CreateRun | SetStatus
+
+
+def op_run_ids(op: StoreOp) -> list[str]:
+    """The runs an operation writes to (they must exist, except the one CreateRun makes)."""
+    if isinstance(op, AddArtifacts):
+        return list(dict.fromkeys(a.run_id for a in op.artifacts))
+    if isinstance(op, CreateRun):
+        return [op.record.parent_id] if op.record.parent_id else []
+    return [op.run_id]
+
+
+@dataclass(frozen=True)
 class RunQuery:
     """Filters for :meth:`RunStore.list_runs`; ``None`` means "any"."""
 
@@ -154,11 +220,16 @@ class RunStore(abc.ABC):
         *,
         error: Mapping[str, Any] | None = None,
         at: float | None = None,
+        expected: RunStatus | None = None,
     ) -> RunStatus:
         """Move a run to ``status`` if the table allows it; returns the status now stored.
 
-        Raises :class:`~ferry.errors.InvalidTransition` otherwise. Entering Running records the
-        start time, entering a terminal status records the end time.
+        The change is a compare-and-set against the status just read, so two writers racing
+        from the same status (a supervisor's Completed, a reader's Failed) cannot both win: the
+        loser sees the winner's status and gets :class:`~ferry.errors.InvalidTransition`, as
+        for any change the table forbids. With ``expected``, the change happens only while the
+        run is still in that status ("mark Failed only if still Running"). Entering Running
+        records the start time, entering a terminal status records the end time.
         """
 
     @abc.abstractmethod
@@ -222,6 +293,26 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_environments(self) -> dict[str, list[int]]: ...
+
+    # spool ingestion -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def apply(
+        self, ops: Sequence[StoreOp], *, cursor: tuple[str, Mapping[str, int]] | None = None
+    ) -> list[str]:
+        """Apply ``ops`` in order, in ONE transaction, together with the spool cursor.
+
+        ``cursor`` is ``(run_id, {spool file name: byte offset})``: where ingestion of that
+        run's spool has got to, stored with the records it read so that a crash between the two
+        can neither lose nor repeat a record. An op the store refuses (a transition the table
+        forbids, a property changed, a run id that already exists, a run that does not exist)
+        is skipped — it does not abort the others — and described in the returned warnings.
+        Either every accepted op and the cursor are stored, or none (any other error is raised
+        and nothing is written).
+        """
+
+    @abc.abstractmethod
+    def get_spool_cursor(self, run_id: str) -> dict[str, int]:
+        """The byte offsets per spool file stored by :meth:`apply` (empty when none)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default does nothing."""

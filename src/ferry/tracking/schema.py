@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -17,7 +18,9 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision this code expects; opening an older database upgrades it.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
+#: Every revision this code can upgrade from; another one means a newer ferry wrote the file.
+KNOWN_REVISIONS = ("0001", "0002")
 
 metadata = MetaData()
 
@@ -113,4 +116,13 @@ environments = Table(
     Column("version", Integer, primary_key=True),
     Column("spec", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# where ingestion of a run's spool has got to: written in the transaction that stores the records
+spool_cursors = Table(
+    "spool_cursors",
+    metadata,
+    Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
+    Column("file", String(255), primary_key=True),
+    Column("offset", BigInteger, nullable=False),
 )

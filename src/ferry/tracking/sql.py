@@ -1,7 +1,10 @@
 """The SQLAlchemy run store: SQLite (WAL) by default, PostgreSQL for a team server.
 
-The constructor is cheap: it builds an engine and nothing else. The schema is checked (and
-upgraded with Alembic when behind) on first use, with one query when it is current.
+The constructor is cheap: it builds nothing. The first use opens the database
+(:mod:`ferry.tracking.database`: private file, schema checked and upgraded, unusable files
+refused with a message); the writes themselves live in :mod:`ferry.tracking.rows`, shared by
+the single-purpose methods and by :meth:`SqlRunStore.apply`. Every driver error becomes a
+:class:`~ferry.errors.StoreError` naming the database.
 """
 
 from __future__ import annotations
@@ -11,37 +14,33 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ferry.errors import ConfigError, InvalidTransition, RunNotFound, StoreError
-from ferry.status import RunStatus, can_transition
+from ferry.errors import ConfigError, RunNotFound, StoreError
+from ferry.status import RunStatus
+from ferry.tracking import rows
 from ferry.tracking import schema as t
-from ferry.tracking.base import ArtifactRecord, MetricSeries, RunQuery, RunRecord, RunStore
+from ferry.tracking.base import (
+    AddArtifacts,
+    AddProperties,
+    ArtifactRecord,
+    CreateRun,
+    MetricSeries,
+    RemoveTags,
+    RunQuery,
+    RunRecord,
+    RunStore,
+    SetStatus,
+    SetTags,
+    StoreOp,
+    op_run_ids,
+)
+from ferry.tracking.database import damaged_record, make_engine, translate
 
-_BUSY_TIMEOUT_MS = 60_000
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a long busy timeout and BEGIN IMMEDIATE for writers: many processes, no 'locked'."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("ferry_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+_OPS = (MetricSeries, SetTags, RemoveTags, AddProperties, AddArtifacts, CreateRun, SetStatus)
 
 
 class SqlRunStore(RunStore):
@@ -62,35 +61,7 @@ class SqlRunStore(RunStore):
         return self._engine
 
     def _make_engine(self) -> Engine:
-        is_sqlite = self.url.startswith("sqlite")
-        if is_sqlite:
-            engine = sa.create_engine(self.url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
-            _configure_sqlite(engine)
-        else:
-            engine = sa.create_engine(self.url, pool_pre_ping=True)
-        try:
-            self._ensure_schema(engine)
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open the run history at {self.url}: {exc.orig}") from exc
-        return engine
-
-    @staticmethod
-    def _ensure_schema(engine: Engine) -> None:
-        with engine.connect() as conn:
-            current = None
-            if sa.inspect(conn).has_table("alembic_version"):
-                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-            conn.rollback()
-        if current == t.HEAD_REVISION:
-            return
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with engine.connect().execution_options(ferry_write=True) as conn, conn.begin():
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        return make_engine(self.url)
 
     def after_fork(self) -> None:
         """Drop inherited connections in a forked child (never share a SQLite handle)."""
@@ -104,36 +75,31 @@ class SqlRunStore(RunStore):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite: writers queue, never 'locked')."""
         try:
             with self.engine.connect().execution_options(ferry_write=True) as conn, conn.begin():
                 yield conn
-        except sa.exc.IntegrityError as exc:
-            raise StoreError(f"the run history refused a write: {exc.orig}") from exc
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot write the run history at {self.url}: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise translate(exc, self.url, "write") from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot read the run history at {self.url}: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise translate(exc, self.url, "read") from exc
+        except ValueError as exc:  # only decoding stored values raises it here
+            raise damaged_record(self.url, exc) from exc
 
     # experiments -------------------------------------------------------------------------
     def ensure_experiment(self, name: str) -> None:
-        with self._read() as conn:
-            if conn.execute(
-                sa.select(t.experiments.c.name).where(t.experiments.c.name == name)
-            ).first():
+        c = t.experiments.c
+        with self._read() as conn:  # the common case takes no write lock
+            if conn.execute(sa.select(c.name).where(c.name == name)).first():
                 return
         with self._write() as conn:
-            if not conn.execute(
-                sa.select(t.experiments.c.name).where(t.experiments.c.name == name)
-            ).first():
-                conn.execute(
-                    t.experiments.insert().values(name=name, created_at=time.time(), archived=False)
-                )
+            rows.ensure_experiment(conn, name)
 
     def list_experiments(self) -> list[str]:
         with self._read() as conn:
@@ -142,49 +108,13 @@ class SqlRunStore(RunStore):
 
     # runs --------------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:
-        self.ensure_experiment(record.experiment)
         with self._write() as conn:
-            conn.execute(
-                t.runs.insert().values(
-                    id=record.id,
-                    experiment=record.experiment,
-                    parent_id=record.parent_id,
-                    status=record.status.value,
-                    target=record.target,
-                    run_type=record.run_type,
-                    display_name=record.display_name,
-                    created_at=record.created_at or time.time(),
-                    start_time=record.start_time,
-                    end_time=record.end_time,
-                    heartbeat_at=record.heartbeat_at,
-                    definition=dict(record.definition),
-                    error=dict(record.error) if record.error else None,
-                    timings=dict(record.timings),
-                    snapshot=dict(record.snapshot) if record.snapshot else None,
-                    supervisor_pid=record.supervisor_pid,
-                    job_pgid=record.job_pgid,
-                    host=record.host,
-                    run_dir=record.run_dir,
-                )
-            )
-            if record.tags:
-                conn.execute(
-                    t.tags.insert(),
-                    [{"run_id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
-                )
-            if record.properties:
-                conn.execute(
-                    t.properties.insert(),
-                    [
-                        {"run_id": record.id, "key": k, "value": v}
-                        for k, v in record.properties.items()
-                    ],
-                )
+            rows.insert_run(conn, record)
 
-    def _records(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[RunRecord]:
-        if not rows:
+    def _records(self, conn: Connection, found: Sequence[sa.Row[Any]]) -> list[RunRecord]:
+        if not found:
             return []
-        ids = [r.id for r in rows]
+        ids = [r.id for r in found]
         tag_map: dict[str, dict[str, str | None]] = {i: {} for i in ids}
         prop_map: dict[str, dict[str, str]] = {i: {} for i in ids}
         for chunk_start in range(0, len(ids), 500):
@@ -225,7 +155,7 @@ class SqlRunStore(RunStore):
                 tags=tag_map[r.id],
                 properties=prop_map[r.id],
             )
-            for r in rows
+            for r in found
         ]
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -271,28 +201,12 @@ class SqlRunStore(RunStore):
         *,
         error: Mapping[str, Any] | None = None,
         at: float | None = None,
+        expected: RunStatus | None = None,
     ) -> RunStatus:
-        now = at if at is not None else time.time()
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(t.runs.c.status, t.runs.c.start_time).where(t.runs.c.id == run_id)
-            ).first()
-            if row is None:
-                raise RunNotFound(f"no run {run_id!r} in this workspace")
-            current = RunStatus(row.status)
-            if not can_transition(current, status):
-                raise InvalidTransition(
-                    f"run {run_id} cannot move from {current.value} to {status.value}"
-                )
-            values: dict[str, Any] = {"status": status.value}
-            if status == RunStatus.RUNNING and row.start_time is None:
-                values["start_time"] = now
-            if status.is_terminal():
-                values["end_time"] = now
-            if error is not None:
-                values["error"] = dict(error)
-            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
-            return status
+            return rows.compare_and_set_status(
+                conn, run_id, status, error=error, at=at, expected=expected
+            )
 
     _UPDATABLE = frozenset(
         {
@@ -321,71 +235,27 @@ class SqlRunStore(RunStore):
 
     # tags and properties -----------------------------------------------------------------
     def set_tags(self, run_id: str, tags: Mapping[str, str | None]) -> None:
-        if not tags:
-            return
-        with self._write() as conn:
-            conn.execute(
-                t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key.in_(list(tags)))
-            )
-            conn.execute(
-                t.tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-            )
+        if tags:
+            with self._write() as conn:
+                rows.write_tags(conn, run_id, tags)
 
     def remove_tags(self, run_id: str, keys: Iterable[str]) -> None:
         keys = list(keys)
         if keys:
             with self._write() as conn:
-                conn.execute(
-                    t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key.in_(keys))
-                )
+                rows.delete_tags(conn, run_id, keys)
 
     def add_properties(self, run_id: str, properties: Mapping[str, str]) -> None:
-        if not properties:
-            return
-        with self._write() as conn:
-            existing = dict(
-                conn.execute(
-                    sa.select(t.properties.c.key, t.properties.c.value).where(
-                        t.properties.c.run_id == run_id,
-                        t.properties.c.key.in_(list(properties)),
-                    )
-                ).all()
-            )
-            new = {}
-            for key, value in properties.items():
-                if key in existing:
-                    if existing[key] != value:
-                        raise ConfigError(
-                            f"property {key!r} of run {run_id} is already {existing[key]!r}; "
-                            "properties are immutable (use a tag for values that change)"
-                        )
-                else:
-                    new[key] = value
-            if new:
-                conn.execute(
-                    t.properties.insert(),
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in new.items()],
-                )
+        if properties:
+            with self._write() as conn:
+                rows.write_properties(conn, run_id, properties)
 
     # metrics and artifacts ---------------------------------------------------------------
     def log_series(self, series: Sequence[MetricSeries]) -> None:
-        if not series:
-            return
-        rows = [
-            {
-                "run_id": m.run_id,
-                "name": m.name,
-                "type": m.type,
-                "description": m.description,
-                "count": len(m.values),
-                "values_json": json.dumps(m.values),
-                "steps_json": None if m.steps is None else json.dumps(m.steps),
-                "ts_json": json.dumps(m.ts),
-            }
-            for m in series
-        ]
-        with self._write() as conn:
-            conn.execute(t.metrics.insert(), rows)
+        encoded = [rows.series_row(m) for m in series]
+        if encoded:
+            with self._write() as conn:
+                rows.insert_series(conn, encoded)
 
     def get_series(self, run_ids: Sequence[str], name: str | None = None) -> list[MetricSeries]:
         if not run_ids:
@@ -424,22 +294,9 @@ class SqlRunStore(RunStore):
         return out
 
     def add_artifacts(self, artifacts: Sequence[ArtifactRecord]) -> None:
-        if not artifacts:
-            return
-        with self._write() as conn:
-            for a in artifacts:
-                conn.execute(
-                    t.artifacts.delete().where(
-                        t.artifacts.c.run_id == a.run_id, t.artifacts.c.name == a.name
-                    )
-                )
-            conn.execute(
-                t.artifacts.insert(),
-                [
-                    {"run_id": a.run_id, "name": a.name, "path": a.path, "size": a.size}
-                    for a in artifacts
-                ],
-            )
+        if artifacts:
+            with self._write() as conn:
+                rows.write_artifacts(conn, artifacts)
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
         c = t.artifacts.c
@@ -481,16 +338,8 @@ class SqlRunStore(RunStore):
             return bool(result.rowcount)
 
     def register_environment(self, name: str, spec: Mapping[str, Any]) -> int:
-        c = t.environments.c
         with self._write() as conn:
-            latest = conn.execute(sa.select(sa.func.max(c.version)).where(c.name == name)).scalar()
-            version = (latest or 0) + 1
-            conn.execute(
-                t.environments.insert().values(
-                    name=name, version=version, spec=dict(spec), created_at=time.time()
-                )
-            )
-            return version
+            return rows.next_environment_version(conn, name, spec)
 
     def get_environment(self, name: str, version: int | None = None) -> tuple[int, dict[str, Any]]:
         c = t.environments.c
@@ -518,3 +367,79 @@ class SqlRunStore(RunStore):
             ):
                 out.setdefault(name, []).append(version)
         return out
+
+    # spool ingestion -----------------------------------------------------------------------
+    def apply(
+        self, ops: Sequence[StoreOp], *, cursor: tuple[str, Mapping[str, int]] | None = None
+    ) -> list[str]:
+        for op in ops:
+            if not isinstance(op, _OPS):
+                raise TypeError(f"not a store operation: {op!r}")
+        warnings: list[str] = []
+        with self._write() as conn:
+            wanted = [run_id for op in ops for run_id in op_run_ids(op)]
+            known = rows.existing_run_ids(conn, wanted + ([cursor[0]] if cursor else []))
+            series: list[dict[str, Any]] = []  # consecutive series go in one executemany
+            for op in ops:
+                missing = [run_id for run_id in op_run_ids(op) if run_id not in known]
+                if missing:
+                    warnings.append(f"{_describe(op)} skipped: no run {missing[0]!r}")
+                    continue
+                try:
+                    if isinstance(op, MetricSeries):
+                        series.append(rows.series_row(op))
+                        continue
+                    rows.insert_series(conn, series)
+                    series = []
+                    with conn.begin_nested():  # a refusal rolls back this op only
+                        _apply_one(conn, op)
+                except (StoreError, ConfigError, sa.exc.IntegrityError) as exc:
+                    reason = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
+                    warnings.append(f"{_describe(op)} skipped: {reason}")
+                    continue
+                if isinstance(op, CreateRun):
+                    known.add(op.record.id)
+            rows.insert_series(conn, series)
+            if cursor is not None:
+                run_id, offsets = cursor
+                if run_id not in known:
+                    raise RunNotFound(f"no run {run_id!r} for the spool cursor; nothing was stored")
+                rows.write_cursor(conn, run_id, offsets)
+        return warnings
+
+    def get_spool_cursor(self, run_id: str) -> dict[str, int]:
+        c = t.spool_cursors.c
+        with self._read() as conn:
+            found = conn.execute(sa.select(c.file, c.offset).where(c.run_id == run_id))
+            return {name: int(offset) for name, offset in found}
+
+
+def _apply_one(conn: Connection, op: StoreOp) -> None:
+    if isinstance(op, SetTags):
+        rows.write_tags(conn, op.run_id, op.tags)
+    elif isinstance(op, RemoveTags):
+        rows.delete_tags(conn, op.run_id, list(op.keys))
+    elif isinstance(op, AddProperties):
+        rows.write_properties(conn, op.run_id, op.properties)
+    elif isinstance(op, AddArtifacts):
+        rows.write_artifacts(conn, op.artifacts)
+    elif isinstance(op, CreateRun):
+        rows.insert_run(conn, op.record)
+    elif isinstance(op, SetStatus):
+        rows.compare_and_set_status(conn, op.run_id, op.status, error=op.error, at=op.at)
+    else:  # MetricSeries are batched by the caller
+        raise TypeError(f"not a store operation: {op!r}")
+
+
+def _describe(op: StoreOp) -> str:
+    """How a warning names an op: its kind and what it touches."""
+    if isinstance(op, MetricSeries):
+        return f"metric {op.name!r} of run {op.run_id}"
+    if isinstance(op, AddArtifacts):
+        names = ", ".join(a.name for a in op.artifacts[:3])
+        return f"artifacts {names} of run {op.artifacts[0].run_id if op.artifacts else '?'}"
+    if isinstance(op, CreateRun):
+        return f"creating run {op.record.id}"
+    if isinstance(op, SetStatus):
+        return f"status {op.status.value} of run {op.run_id}"
+    return f"{type(op).__name__} of run {op.run_id}"

@@ -1,0 +1,52 @@
+"""Fixtures of the store contract suite: every store test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is a real server started once per test session (``ferry.testing.postgres``); each
+test gets an empty database of its own. Without PostgreSQL the PostgreSQL half of the suite
+FAILS with the install command (``make test`` installs it through scripts/sysdeps.sh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferry.testing.postgres import PostgresCluster, PostgresUnavailable, postgres_cluster
+from ferry.tracking import RunStore, open_store
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL server for the whole session (initdb + start ≈ 1 s)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(postgres_cluster())
+        except PostgresUnavailable as exc:
+            pytest.fail(f"the store tests need PostgreSQL: {exc}", pytrace=False)
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """The SQLAlchemy URL (postgresql+psycopg://…) of a database on the session's server."""
+    return pg_cluster.create_database("ferry")
+
+
+@pytest.fixture(params=DATABASES)
+def store_url(request: pytest.FixtureRequest, awkward_dir: Path) -> str:
+    """An empty run history: a SQLite file in an awkward path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{awkward_dir / 'ferry.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[RunStore]:
+    s = open_store(store_url)
+    yield s
+    s.close()
