@@ -285,6 +285,9 @@ class SpoolIngestor:
             return [AddArtifacts((artifact,))]
         if kind == "status":
             return [self._status(run_id, rec)]
+        if kind == "error":  # the runtime could not encode a record: say what it was
+            self.note(f"the job's runtime could not record something: {_short(rec.get('error'))}")
+            return []
         raise Malformed(f"unknown kind {_short(kind)}")
 
     def _series(self, run_id: str, rec: dict[str, Any]) -> MetricSeries:

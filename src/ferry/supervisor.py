@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
@@ -84,7 +85,7 @@ def exception_line(lines: list[str]) -> str:
 
 
 #: what the reference's offline run prints for each value it does not record
-_OFFLINE_LOGGING = "Attempted to log "
+_OFFLINE_LOGGING = re.compile(rb"^Attempted to log \S+ metric .*:$", re.MULTILINE)
 
 
 class Supervisor:
@@ -382,7 +383,7 @@ class Supervisor:
             return
         try:
             with open(log_path, "rb") as fh:
-                printed = fh.read(64 << 20).count(_OFFLINE_LOGGING.encode())
+                printed = len(_OFFLINE_LOGGING.findall(fh.read(64 << 20)))
         except OSError:
             return
         if printed:
