@@ -17,6 +17,7 @@ from ferry.testing.postgres import PostgresCluster, PostgresUnavailable, postgre
 from ferry.tracking import RunStore, open_store
 
 DATABASES = ["sqlite", "postgresql"]
+_STARTED: list[PostgresCluster] = []
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,7 @@ def pg_cluster() -> Iterator[PostgresCluster]:
             cluster = stack.enter_context(postgres_cluster())
         except PostgresUnavailable as exc:
             pytest.fail(f"the store tests need PostgreSQL: {exc}", pytrace=False)
+        _STARTED.append(cluster)
         yield cluster
 
 
@@ -50,3 +52,12 @@ def store(store_url: str) -> Iterator[RunStore]:
     s = open_store(store_url)
     yield s
     s.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what the PostgreSQL server cost, so that `make test` stays lean."""
+    for cluster in _STARTED:
+        terminalreporter.write_line(
+            f"PostgreSQL test server: initdb {cluster.timings['initdb']:.2f} s, "
+            f"start {cluster.timings['start']:.2f} s ({cluster.bin_dir})"
+        )

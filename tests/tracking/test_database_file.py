@@ -50,10 +50,16 @@ def _garble_header(db: Path) -> None:
     db.write_bytes(b"\x00garbled header!" + data[16:])
 
 
+def _garble_page_one(db: Path) -> None:
+    data = db.read_bytes()
+    db.write_bytes(data[:100] + b"\xff" * 3996 + data[4096:])  # the schema's b-tree page
+
+
 DAMAGE: dict[str, Callable[[Path], None]] = {
     "truncated": _truncate_to_half,
     "text": _text_file,
     "garbled-header": _garble_header,
+    "garbled-page-1": _garble_page_one,
 }
 
 OPERATIONS: dict[str, Callable[[RunStore], object]] = {

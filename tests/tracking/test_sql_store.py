@@ -95,6 +95,19 @@ def test_a_schema_from_a_newer_ferry_is_refused(store: RunStore, store_url: str)
         open_store(store_url).list_experiments()
 
 
+def test_a_damaged_record_is_a_store_error(store: RunStore, store_url: str) -> None:
+    run_id = make_run(store)
+    store.log_series([MetricSeries(run_id, "m", "scalar", [1.0], None, [0.0])])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE metric_series SET values_json = '[1.0, tru'")
+        conn.exec_driver_sql("UPDATE runs SET status = 'Garbled'")
+    engine.dispose()
+    for read in (lambda: store.get_metrics([run_id]), lambda: store.get_run(run_id)):
+        with pytest.raises(StoreError, match=r"holds a damaged record .*restore it from a backup"):
+            read()
+
+
 def test_store_enforces_the_transition_table(store: RunStore) -> None:
     run_id = make_run(store)
     store.set_status(run_id, RunStatus.PREPARING)

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 from ferry.tracking.base import (
+    AddArtifacts,
+    AddProperties,
     ArtifactRecord,
+    CreateRun,
     MetricRecord,
     MetricSeries,
+    RemoveTags,
     RunQuery,
     RunRecord,
     RunStore,
+    SetStatus,
+    SetTags,
+    StoreOp,
 )
 
 __all__ = [
+    "AddArtifacts",
+    "AddProperties",
     "ArtifactRecord",
+    "CreateRun",
     "MetricRecord",
     "MetricSeries",
+    "RemoveTags",
     "RunQuery",
     "RunRecord",
     "RunStore",
+    "SetStatus",
+    "SetTags",
+    "StoreOp",
     "open_store",
 ]
 

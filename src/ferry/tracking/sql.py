@@ -375,30 +375,32 @@ class SqlRunStore(RunStore):
         for op in ops:
             if not isinstance(op, _OPS):
                 raise TypeError(f"not a store operation: {op!r}")
+        encoded = [_encode(op) if isinstance(op, MetricSeries) else None for op in ops]
         warnings: list[str] = []
-        with self._write() as conn:
+        with self._write() as conn:  # encoded before: the write lock is held for writes only
             wanted = [run_id for op in ops for run_id in op_run_ids(op)]
             known = rows.existing_run_ids(conn, wanted + ([cursor[0]] if cursor else []))
             series: list[dict[str, Any]] = []  # consecutive series go in one executemany
-            for op in ops:
+            for op, row in zip(ops, encoded, strict=True):
                 missing = [run_id for run_id in op_run_ids(op) if run_id not in known]
                 if missing:
                     warnings.append(f"{_describe(op)} skipped: no run {missing[0]!r}")
-                    continue
-                try:
-                    if isinstance(op, MetricSeries):
-                        series.append(rows.series_row(op))
-                        continue
+                elif isinstance(row, StoreError):
+                    warnings.append(f"{_describe(op)} skipped: {row}")
+                elif row is not None:
+                    series.append(row)
+                else:
                     rows.insert_series(conn, series)
                     series = []
-                    with conn.begin_nested():  # a refusal rolls back this op only
-                        _apply_one(conn, op)
-                except (StoreError, ConfigError, sa.exc.IntegrityError) as exc:
-                    reason = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
-                    warnings.append(f"{_describe(op)} skipped: {reason}")
-                    continue
-                if isinstance(op, CreateRun):
-                    known.add(op.record.id)
+                    try:
+                        with conn.begin_nested():  # a refusal rolls back this op only
+                            _apply_one(conn, op)
+                    except (StoreError, ConfigError, sa.exc.IntegrityError) as exc:
+                        reason = exc.orig if isinstance(exc, sa.exc.IntegrityError) else exc
+                        warnings.append(f"{_describe(op)} skipped: {reason}")
+                        continue
+                    if isinstance(op, CreateRun):
+                        known.add(op.record.id)
             rows.insert_series(conn, series)
             if cursor is not None:
                 run_id, offsets = cursor
@@ -412,6 +414,13 @@ class SqlRunStore(RunStore):
         with self._read() as conn:
             found = conn.execute(sa.select(c.file, c.offset).where(c.run_id == run_id))
             return {name: int(offset) for name, offset in found}
+
+
+def _encode(series: MetricSeries) -> dict[str, Any] | StoreError:
+    try:
+        return rows.series_row(series)
+    except StoreError as exc:
+        return exc
 
 
 def _apply_one(conn: Connection, op: StoreOp) -> None:
