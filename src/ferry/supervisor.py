@@ -40,6 +40,19 @@ CANCEL_MARKER = "cancel"
 TICK_SECONDS = 0.05
 
 
+#: the umask the job gets: the submitter's (the supervisor's own files are private, 077)
+_job_umask: int | None = None
+
+
+def job_umask() -> int:
+    """The submitter's umask, for the job (the supervisor itself works under 077)."""
+    if _job_umask is not None:
+        return _job_umask
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
+
+
 def kill_grace_seconds() -> float:
     try:
         return float(os.environ.get("FERRY_KILL_GRACE_SECONDS", "10"))
@@ -356,9 +369,11 @@ class Supervisor:
         return self.store.get_run(self.run_id).status
 
     def _output_records(self, outputs: Path) -> list[ArtifactRecord]:
-        """The collected ./outputs as artifacts; links the job made are left out, with a note."""
+        """The collected ./outputs as artifacts, private to the user like the rest of the
+        workspace; links the job made are left out, with a note."""
         records = []
         for folder, dirs, files in os.walk(outputs):  # never follows links
+            os.chmod(folder, 0o700)
             for name in sorted(files) + [d for d in dirs if (Path(folder) / d).is_symlink()]:
                 path = Path(folder) / name
                 rel = f"outputs/{path.relative_to(outputs).as_posix()}"
@@ -366,6 +381,7 @@ class Supervisor:
                     self.log(f"ferry: {rel} is a symbolic link; links are not kept as outputs")
                     continue
                 if path.is_file():
+                    path.chmod(path.stat().st_mode & 0o700)
                     records.append(
                         ArtifactRecord(
                             self.run_id,
@@ -611,6 +627,8 @@ def supervise_detached_child(workspace_path: str, run_id: str) -> int:
 
 
 def _main(workspace: Any, run_id: str) -> int:
+    global _job_umask
+    _job_umask = os.umask(0o077)  # the run's files are the user's alone; the job keeps its own
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         status = Supervisor(workspace, run_id).run()

@@ -7,10 +7,11 @@ of the cap) + one marker line (``[ferry: N bytes of output elided here …]``) +
 bytes), and renames it into place. The cost is at most three writes per byte (each compaction
 writes ``max_bytes`` after ``max_bytes / 2`` new ones), and the file never exceeds 1.5 × the cap.
 
-Each compaction leaves ``<log>.cap`` beside the log (JSON: the new file's inode, the head's
-length, the marker's length and the bytes elided so far), so :class:`LogFollower` can keep a
-position in the *stream* across compactions: a reader never sees a byte twice and never misses
-the marker. Standard library only; one writer per log.
+Each compaction leaves ``<log>.cap`` beside the log (JSON: a generation number, the new file's
+inode, the head's length, the marker's length and the bytes elided so far), written before the
+new file is renamed into place, so :class:`LogFollower` can keep a position in the *stream*
+across compactions (inodes are reused, the generation is not): a reader never sees a byte twice
+and never misses the marker. Standard library only; one writer per log.
 
 Example::
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Mapping
+from typing import Mapping, Optional, Tuple
 
 DEFAULT_MAX_BYTES = 200 << 20
 ENV_MAX_BYTES = "FERRY_LOG_MAX_BYTES"
@@ -57,10 +58,10 @@ class CappedLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
         state = _read_state(path)
-        if state is not None and state[0] == os.fstat(self._fd).st_ino:
-            _inode, self.head, self.marker, self.elided = state
-        else:
-            self.head, self.marker, self.elided = -1, 0, 0  # not compacted yet
+        if state is not None and state[1] == os.fstat(self._fd).st_ino:
+            self.generation, _inode, self.head, self.marker, self.elided = state
+        else:  # not compacted yet
+            self.generation, self.head, self.marker, self.elided = 0, -1, 0, 0
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -109,7 +110,8 @@ class CappedLog:
             inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
-        _write_state(self.path, (inode, len(head), len(marker), elided))
+        self.generation += 1
+        _write_state(self.path, (self.generation, inode, len(head), len(marker), elided))
         os.replace(temp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -117,20 +119,24 @@ class CappedLog:
         self.size = len(head) + len(marker) + len(tail)
 
 
-def _read_state(path: str) -> tuple[int, int, int, int] | None:
+_State = Tuple[int, int, int, int, int]  # generation, inode, head, marker, elided
+_KEYS = ("generation", "inode", "head", "marker", "elided")
+
+
+def _read_state(path: str) -> Optional[_State]:
     try:
         with open(sidecar(path), encoding="utf-8") as fh:
             data = json.load(fh)
-        return (int(data["inode"]), int(data["head"]), int(data["marker"]), int(data["elided"]))
+        g, i, h, m, e = (int(data[key]) for key in _KEYS)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return g, i, h, m, e
 
 
-def _write_state(path: str, state: tuple[int, int, int, int]) -> None:
-    inode, head, marker, elided = state
+def _write_state(path: str, state: _State) -> None:
     temp = "%s.%d.tmp" % (sidecar(path), os.getpid())
     with open(temp, "w", encoding="utf-8") as fh:
-        json.dump({"inode": inode, "head": head, "marker": marker, "elided": elided}, fh)
+        json.dump(dict(zip(_KEYS, state)), fh)
     os.replace(temp, sidecar(path))
 
 
@@ -139,10 +145,10 @@ class LogFollower:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._inode: int | None = None
+        self._generation = -1  # nothing read yet
         self._offset = 0
         #: (head, marker, elided) of the file being read; None while it is not compacted
-        self._layout: tuple[int, int, int] | None = None
+        self._layout: Optional[Tuple[int, int, int]] = None
 
     def read(self, limit: int = 16 << 20) -> bytes:
         """The new bytes (at most ``limit``); b"" when there are none or the file is absent."""
@@ -151,40 +157,36 @@ class LogFollower:
         except OSError:
             return b""
         try:
-            inode = os.fstat(fd).st_ino
-            if inode != self._inode and not self._switch(inode):
-                return b""
+            state = _read_state(self.path)
+            if state is not None and state[1] != os.fstat(fd).st_ino:
+                return b""  # a compaction is being published: read on the next call
+            generation = state[0] if state is not None else 0
+            if generation != self._generation:
+                self._switch(generation, None if state is None else state[2:])
             data = os.pread(fd, min(limit, 1 << 30), self._offset) if limit else b""
         finally:
             os.close(fd)
         self._offset += len(data)
         return data
 
-    def _switch(self, inode: int) -> bool:
-        """The file was compacted (or first opened): find our place in the new one."""
-        state = _read_state(self.path)
-        layout = None
-        if state is not None:
-            if state[0] != inode:
-                return False  # a compaction is being published: read on the next call
-            layout = state[1:]
+    def _switch(self, generation: int, layout: Optional[Tuple[int, int, int]]) -> None:
+        """The file was compacted (or is read for the first time): find our place in it."""
         stream = self._stream_offset()
-        self._inode, self._layout = inode, layout
+        self._generation, self._layout = generation, layout
         if layout is None:
             self._offset = stream
-            return True
+            return
         head, marker, elided = layout
         if stream <= head:
             self._offset = stream
         elif stream >= head + elided:
             self._offset = head + marker + (stream - head - elided)
-        else:  # our place was elided: continue with the marker
+        else:  # our place was elided: go on with the marker
             self._offset = head
-        return True
 
     def _stream_offset(self) -> int:
         """Where we are in the whole output, from our offset in the current file."""
-        if self._inode is None:
+        if self._generation < 0:
             return 0
         if self._layout is None:
             return self._offset

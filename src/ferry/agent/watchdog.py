@@ -59,18 +59,17 @@ class Rank:
         self.fd = -1
         self.code: int | None = None
 
-    def start(self, cwd: str, pgid: int | None) -> str:
+    def start(self, cwd: str, pgid: int | None, umask: int | None = None) -> str:
         """Fork and exec; returns why it could not start ("" when it did)."""
         read_end, write_end = os.pipe()
         fail_read, fail_write = os.pipe()  # close-on-exec: EOF with no message = exec worked
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:
-                if pgid is None:
-                    os.setsid()
-                else:
-                    os.setpgid(0, pgid)
+                os.setpgid(0, pgid or 0)  # one group for all ranks, led by the first
                 proc.die_with_parent()
+                if umask is not None:
+                    os.umask(umask)
                 os.chdir(cwd)
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)
@@ -132,6 +131,7 @@ class Watchdog:
         max_bytes = int(spec.get("log_max_bytes", logcap.DEFAULT_MAX_BYTES))
         self.ranks = [Rank(r, max_bytes) for r in spec["ranks"]]
         self.control = int(spec["control_fd"]) if spec.get("control_fd") is not None else -1
+        self.umask = int(spec["umask"]) if spec.get("umask") is not None else None
         self.me = os.getpid()
         self.pgid: int | None = None
         self.reason = "exit"
@@ -144,7 +144,7 @@ class Watchdog:
     # starting --------------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         for rank in self.ranks:
-            failure = rank.start(self.cwd, self.pgid)
+            failure = rank.start(self.cwd, self.pgid, self.umask)
             if failure:
                 self._stop_all(0.0)
                 self._reap()

@@ -134,7 +134,7 @@ class SpoolWriter:
         os.makedirs(folder, exist_ok=True)
         temp = os.path.join(folder, f".ferry-{os.urandom(6).hex()}.part")
         fd = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600
         )
         try:
             with os.fdopen(fd, "wb") as out:
@@ -216,7 +216,7 @@ class SpoolWriter:
         while True:
             path = os.path.join(self.spool_dir, f"{pid}-{os.urandom(4).hex()}.jsonl")
             try:
-                self._fd = os.open(path, flags, 0o644)
+                self._fd = os.open(path, flags, 0o600)
                 break
             except FileExistsError:
                 continue

@@ -123,7 +123,7 @@ class LocalTarget(Target):
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None = None
     ) -> dict[str, Any]:
         """Start the job's processes under their watchdog: one, or one per rank."""
-        from ferry.supervisor import kill_grace_seconds
+        from ferry.supervisor import job_umask, kill_grace_seconds
 
         assert self._workdir is not None
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,9 @@ class LocalTarget(Target):
                 )
                 for slot in self._plan.slots()
             ]
-        self._job = WatchedJob.start(launches, self._workdir, job.run_dir, kill_grace_seconds())
+        self._job = WatchedJob.start(
+            launches, self._workdir, job.run_dir, kill_grace_seconds(), umask=job_umask()
+        )
         facts: dict[str, Any] = {"job_pgid": self._job.pgid, "host": os.uname().nodename}
         if self._plan is not None:
             facts["ranks"] = self._plan.world_size

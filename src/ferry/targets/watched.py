@@ -62,6 +62,7 @@ class WatchedJob:
         grace: float,
         leftover_grace: float = 2.0,
         log_max_bytes: int | None = None,
+        umask: int | None = None,
     ) -> WatchedJob:
         """Start the watchdog and, through it, every rank; raises TargetError if one cannot."""
         exit_file = run_dir / EXIT_FILE
@@ -76,6 +77,7 @@ class WatchedJob:
             if log_max_bytes is None
             else log_max_bytes,
             "control_fd": read_end,
+            "umask": umask,
             "ranks": [
                 {
                     "rank": launch.rank,

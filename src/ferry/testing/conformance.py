@@ -158,8 +158,10 @@ def cancel(env: ConformanceEnv) -> None:
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Canceled", details
     assert time.monotonic() - t < 20
-    for child in (int(p) for p in pid_file.read_text().split()):
-        wait_until(lambda c=child: not pid_alive(c), timeout=10, what=f"the job's child {child}")
+    children = [int(p) for p in pid_file.read_text().split()]
+    wait_until(
+        lambda: not any(pid_alive(c) for c in children), timeout=10, what="the job's children"
+    )
 
 
 def time_limit(env: ConformanceEnv) -> None:
