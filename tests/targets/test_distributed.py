@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from ferry.agent.proc import pid_alive
 from ferry.errors import ConfigError
 from ferry.experiment import Experiment
-from ferry.liveness import pid_alive
 from ferry.runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
 from ferry.script_run_config import ScriptRunConfig
 from ferry.targets.distributed import (
@@ -160,16 +160,38 @@ def test_ranks_that_all_succeed_end_with_zero(tmp_path: Path) -> None:
 
 
 def test_stop_ends_every_rank_and_their_children(tmp_path: Path) -> None:
-    child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
-    group = RankGroup([_launch(tmp_path, r, child) for r in range(2)], str(tmp_path), 1)
+    child = (
+        "import os, subprocess, sys, time; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "open(os.environ['PID_FILE'], 'w').write(str(c.pid)); "
+        "time.sleep(60)"
+    )
+    launches = [
+        RankLaunch(
+            r,
+            [sys.executable, "-c", child],
+            {**os.environ, "PID_FILE": str(tmp_path / f"{r}.pid")},
+            str(tmp_path / f"{r}.log"),
+        )
+        for r in range(2)
+    ]
+    group = RankGroup(launches, str(tmp_path), 1)
     pgid = group.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while (
+        len([p for p in tmp_path.glob("*.pid") if p.read_text()]) < 2
+    ):  # both grandchildren exist before the stop
+        assert time.monotonic() < deadline, "the ranks' children never started"
+        time.sleep(0.02)
+    grandchildren = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(_live_members(pgid)) == 4
     group.stop(1)
     assert group.poll() is not None
     deadline = time.monotonic() + 5
     while _live_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _live_members(pgid) == []
+    assert not any(pid_alive(p) for p in grandchildren)
 
 
 def _live_members(pgid: int) -> list[int]:

@@ -53,8 +53,12 @@ def _cli(*args: str, workspace: Path) -> subprocess.CompletedProcess[str]:
 # settings and attach (no cluster)
 
 
-def test_ray_cluster_is_exported_by_ferry() -> None:
-    assert ferry.RayCluster is RayCluster
+def test_ray_cluster_from_ferry_attaches_and_looks_up(workspace) -> None:  # type: ignore[no-untyped-def]
+    config = ferry.RayCluster.attach_configuration(address="127.0.0.1:6379", num_cpus=2)
+    ferry.ComputeTarget.attach(workspace, "ray-a", config)
+    found = ferry.ComputeTarget(workspace, "ray-a")
+    assert (found.type, found.config["address"]) == ("ray", "127.0.0.1:6379")
+    assert "ray-a" in workspace.compute_targets
 
 
 @pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379", "ray://head.example:10001"])
