@@ -96,8 +96,8 @@ def test_concurrent_ensure_experiment_of_one_name_never_fails(racers: list[RunSt
     assert len(racers[0].list_runs(RunQuery(experiment="new-by-run"))) == len(racers)
 
 
-def test_concurrent_first_opens_create_the_schema_once(store_url: str) -> None:
-    stores = [open_store(store_url) for _ in range(8)]
+def test_concurrent_first_opens_create_the_schema_once(empty_url: str) -> None:
+    stores = [open_store(empty_url) for _ in range(8)]
     try:
         assert race([s.list_experiments for s in stores]) == [[]] * 8
     finally:
