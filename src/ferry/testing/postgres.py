@@ -48,11 +48,11 @@ class PostgresUnavailable(FerryError):
     """PostgreSQL (or its Python driver) is not installed, or the server would not start."""
 
 
-def find_bin_dir() -> Path:
+def find_bin_dir(pattern: str = "/usr/lib/postgresql/*/bin") -> Path:
     """The newest ``/usr/lib/postgresql/<version>/bin`` holding initdb (or ``$PG_BIN``)."""
     override = os.environ.get("PG_BIN")
     candidates = [Path(override)] if override else []
-    versions = glob.glob("/usr/lib/postgresql/*/bin")
+    versions = glob.glob(pattern)
     candidates += sorted(
         (Path(v) for v in versions), key=lambda p: _version_key(p.parent.name), reverse=True
     )
@@ -173,7 +173,7 @@ def _kill_postmaster(data: Path) -> None:
         os.kill(pid, signal.SIGQUIT)
 
 
-def _remove_abandoned(bin_dir: Path) -> None:
+def remove_abandoned(bin_dir: Path) -> None:
     """Stop and remove clusters whose test process died before it could clean up."""
     for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
         try:
@@ -193,7 +193,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """Start a private PostgreSQL server; stop it and delete its files on exit."""
     bin_dir = find_bin_dir()
     user = _server_user()
-    _remove_abandoned(bin_dir)
+    remove_abandoned(bin_dir)
     folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
     try:
         (folder / _OWNER_FILE).write_text(str(os.getpid()))
