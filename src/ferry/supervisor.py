@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import FerryError, InvalidTransition
+from ferry.errors import FerryError, InvalidTransition, StoreError
 from ferry.ingest import SpoolIngestor, artifact_dir, safe_destination
 from ferry.liveness import heartbeat_interval, sweep
 from ferry.status import RunStatus
@@ -278,7 +278,10 @@ class Supervisor:
         while True:
             code = target.wait(TICK_SECONDS)
             target.sync()
-            ingestor.poll()
+            try:
+                ingestor.poll()
+            except StoreError as exc:  # nothing of that batch was stored: read it again later
+                log.warning("run %s: spool not ingested yet: %s", self.run_id, exc)
             now = time.monotonic()
             if "first_log" not in self.timings and _size(job.log_path) > log_size:
                 self.timings["first_log"] = now - t_start
@@ -479,7 +482,9 @@ class _Heartbeat:
             try:
                 self.store.update_run(self.run_id, heartbeat_at=time.time())
                 if self.store.get_run(self.run_id).status == RunStatus.NOT_RESPONDING:
-                    self.store.set_status(self.run_id, self.phase())  # back to what it was doing
+                    self.store.set_status(  # back to what it was doing
+                        self.run_id, self.phase(), expected=RunStatus.NOT_RESPONDING
+                    )
             except FerryError as exc:  # a busy or vanished store must not kill the run
                 log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
 
