@@ -117,6 +117,46 @@ def safe_destination(root: Path, name: str) -> Path | None:
     return dest
 
 
+def output_records(
+    outputs: Path, workspace_path: Path, run_id: str, note: Callable[[str], None]
+) -> list[ArtifactRecord]:
+    """A run's collected ./outputs as artifacts, made private to the user like the rest of the
+    workspace; links the job made are left out, with a note."""
+    records = []
+    for folder, dirs, files in os.walk(outputs):  # never follows links
+        os.chmod(folder, 0o700)
+        for name in sorted(files) + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+            path = Path(folder) / name
+            rel = f"outputs/{path.relative_to(outputs).as_posix()}"
+            if path.is_symlink():
+                note(f"ferry: {rel} is a symbolic link; links are not kept as outputs")
+                continue
+            if path.is_file():
+                path.chmod(path.stat().st_mode & 0o700)
+                size = path.stat().st_size
+                records.append(
+                    ArtifactRecord(run_id, rel, str(path.relative_to(workspace_path)), size)
+                )
+        dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
+    return records
+
+
+def move_outputs(source: Path, dest: Path) -> None:
+    """Move a job's ./outputs into the run's artifacts; a move cut short earlier is finished."""
+    if not source.is_dir() or source.is_symlink():
+        return
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), str(dest))
+        return
+    for entry in os.scandir(source):
+        target = dest / entry.name
+        if entry.is_dir(follow_symlinks=False) and target.is_dir() and not target.is_symlink():
+            move_outputs(Path(entry.path), target)
+        elif not target.exists() and not target.is_symlink():
+            shutil.move(entry.path, str(target))
+
+
 class SpoolIngestor:
     """Incremental, checked reader of one run's spool folder."""
 

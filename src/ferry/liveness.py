@@ -117,29 +117,32 @@ def recover(store: RunStore, record: RunRecord, reason: str) -> None:
     def note(line: str) -> None:
         notes.append(line)
 
-    from ferry.ingest import SpoolIngestor, artifact_dir
+    from ferry.ingest import SpoolIngestor, artifact_dir, move_outputs, output_records
 
     try:
         SpoolIngestor(store, record.id, run_dir / "spool", workspace, note).drain()
     except (FerryError, OSError) as exc:
         notes.append(f"ferry: the rest of the spool could not be read: {exc}")
+    exit_info = _exit_info(run_dir)
+    outputs = artifact_dir(workspace, record.id) / "outputs"
+    if exit_info is not None and exit_info.get("reason") == "exit":
+        move_outputs(run_dir / "wd" / "outputs", outputs)  # the job's own outputs (local runs)
     known = {a.name for a in store.list_artifacts(record.id)}
-    found = _unrecorded_outputs(artifact_dir(workspace, record.id), workspace, record.id, known)
+    found = [a for a in output_records(outputs, workspace, record.id, note) if a.name not in known]
     log = run_dir / LOG_NAME
     if log.is_file() and LOG_NAME not in known:
         found.append(
             ArtifactRecord(record.id, LOG_NAME, str(log.relative_to(workspace)), log.stat().st_size)
         )
     store.add_artifacts(found)
-    exit_info = _exit_info(run_dir)
     message = reason
-    outputs = [a for a in found if a.name.startswith("outputs/")]
+    kept = [a for a in found if a.name.startswith("outputs/")]
     if exit_info is not None and exit_info.get("reason") == "lost":
         message += " Its job was stopped when the supervisor died."
     elif exit_info is not None and isinstance(exit_info.get("code"), int):
         message += f" The script had exited with code {exit_info['code']}."
-    if outputs:
-        message += f" Its {len(outputs)} output file(s) are kept with the run."
+    if kept:
+        message += f" Its {len(kept)} output file(s) are kept with the run."
     notes.append(f"ferry: {message}")
     _append(log, notes)
     error = {"error": {"code": "NotResponding", "message": message}}
@@ -148,27 +151,6 @@ def recover(store: RunStore, record: RunRecord, reason: str) -> None:
     store.update_run(record.id, error=error)
     if exit_info is not None and not os.environ.get("FERRY_KEEP_WORKDIR"):
         shutil.rmtree(run_dir / "wd", ignore_errors=True)  # the job is over: its copy can go
-
-
-def _unrecorded_outputs(
-    arts: Path, workspace: Path, run_id: str, known: set[str]
-) -> list[ArtifactRecord]:
-    """Files the supervisor moved into the artifacts before it died, not yet in the index."""
-    found: list[ArtifactRecord] = []
-    outputs = arts / "outputs"
-    if not outputs.is_dir():
-        return found
-    for folder, dirs, files in os.walk(outputs):  # never follows links
-        for name in files:
-            path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            rel = f"outputs/{path.relative_to(outputs).as_posix()}"
-            if rel not in known:
-                size = path.stat().st_size
-                found.append(ArtifactRecord(run_id, rel, str(path.relative_to(workspace)), size))
-        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
-    return found
 
 
 def _exit_info(run_dir: Path) -> dict[str, object] | None:

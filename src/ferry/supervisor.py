@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError, InvalidTransition, StoreError
-from ferry.ingest import SpoolIngestor, artifact_dir, safe_destination
+from ferry.ingest import SpoolIngestor, artifact_dir, output_records, safe_destination
 from ferry.liveness import heartbeat_interval, sweep
 from ferry.status import RunStatus
 from ferry.targets.base import LOG_NAME, JobSpec, Target
@@ -372,29 +372,7 @@ class Supervisor:
         return self.store.get_run(self.run_id).status
 
     def _output_records(self, outputs: Path) -> list[ArtifactRecord]:
-        """The collected ./outputs as artifacts, private to the user like the rest of the
-        workspace; links the job made are left out, with a note."""
-        records = []
-        for folder, dirs, files in os.walk(outputs):  # never follows links
-            os.chmod(folder, 0o700)
-            for name in sorted(files) + [d for d in dirs if (Path(folder) / d).is_symlink()]:
-                path = Path(folder) / name
-                rel = f"outputs/{path.relative_to(outputs).as_posix()}"
-                if path.is_symlink():
-                    self.log(f"ferry: {rel} is a symbolic link; links are not kept as outputs")
-                    continue
-                if path.is_file():
-                    path.chmod(path.stat().st_mode & 0o700)
-                    records.append(
-                        ArtifactRecord(
-                            self.run_id,
-                            rel,
-                            str(path.relative_to(self.ws.path)),
-                            path.stat().st_size,
-                        )
-                    )
-            dirs[:] = sorted(d for d in dirs if not (Path(folder) / d).is_symlink())
-        return records
+        return output_records(outputs, self.ws.path, self.run_id, self.log)
 
     def _note_offline_logging(self, log_path: Path, ingestor: SpoolIngestor) -> None:
         """Say so when the script logged through an SDK's offline run (printed, not recorded)."""

@@ -241,7 +241,9 @@ def test_a_dead_supervisors_run_is_failed_with_nothing_lost(workspace: Workspace
     )
     outputs = run_dir / "artifacts" / "outputs"
     outputs.mkdir(parents=True)
-    (outputs / "model.bin").write_bytes(b"m" * 10)
+    (outputs / "model.bin").write_bytes(b"m" * 10)  # moved before the supervisor died
+    (run_dir / "wd" / "outputs").mkdir(parents=True)
+    (run_dir / "wd" / "outputs" / "late.txt").write_text("not moved yet")
     (run_dir / "exit.json").write_text(json.dumps({"code": 0, "reason": "exit"}))
     # an unrelated process group stands in for a job whose pid was reused
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
@@ -260,9 +262,10 @@ def test_a_dead_supervisors_run_is_failed_with_nothing_lost(workspace: Workspace
         bystander.wait()
     assert store.get_series([run_id])[0].values == values  # the spool's rest was taken in
     names = {a.name for a in store.list_artifacts(run_id)}
-    assert "outputs/model.bin" in names
+    assert {"outputs/model.bin", "outputs/late.txt"} <= names
+    assert not (run_dir / "wd").exists()  # the job is over: its working copy is gone
     message = record.error["error"]["message"] if record.error else ""
-    assert "exited with code 0" in message and "1 output file(s)" in message
+    assert "exited with code 0" in message and "2 output file(s)" in message
     # a second reader finds it terminal and adds nothing
     check(store, store.get_run(run_id))
     assert sum(len(s.values) for s in store.get_series([run_id])) == len(values)

@@ -15,6 +15,7 @@ from typing import Any
 from ferry import envbuild
 from ferry.environment import Environment
 from ferry.errors import ConfigError, TargetError
+from ferry.ingest import move_outputs
 from ferry.targets import distributed
 from ferry.targets.base import JobSpec, Target
 from ferry.targets.watched import JobProcess, WatchedJob
@@ -194,7 +195,7 @@ class LocalTarget(Target):
         outputs = self._workdir / "outputs"
         if outputs.is_dir() and any(outputs.iterdir()):
             if self._owns_workdir:
-                shutil.move(str(outputs), str(dest))
+                move_outputs(outputs, dest)
             else:
                 shutil.copytree(outputs, dest, symlinks=True, dirs_exist_ok=True)
 
