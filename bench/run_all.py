@@ -15,6 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 ORDER = [
     "submit_bench.py",
+    "reliability_bench.py",
     "metrics_bench.py",
     "snapshot_bench.py",
     "env_bench.py",

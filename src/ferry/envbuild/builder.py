@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferry.agent.proc import die_with_parent
 from ferry.envbuild import conda as conda_mod
 from ferry.envbuild.cache import LOCK_TEXT, EnvCache, write_marker
 from ferry.envbuild.interpreters import Interpreter, find_python
@@ -97,16 +97,6 @@ def _conda_only_message(name: str, packages: Sequence[str]) -> str:
     )
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: killed when the building process dies (kill -9 included)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _run(argv: list[str], env: dict[str, str], log: Log, what: str, cwd: Path) -> str:
     """Run a build step, streaming its output to ``log``; EnvironmentBuildError on failure."""
     tail: collections.deque[str] = collections.deque(maxlen=80)
@@ -120,7 +110,7 @@ def _run(argv: list[str], env: dict[str, str], log: Log, what: str, cwd: Path) -
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # imports nothing: safe beside the heartbeat thread
         )
     except OSError as exc:
         raise EnvironmentBuildError(f"cannot start {argv[0]!r} to {what}: {exc.strerror}") from exc
