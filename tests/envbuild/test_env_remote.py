@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from ferry.envbuild.remote import remote_build_request
+import pytest
+
+from ferry.envbuild import spechash
+from ferry.envbuild.remote import agent_recipe, remote_build_request
 from ferry.environment import Environment
 
-HELLO = {"python": [3, 11, 7], "platform": "linux-x86_64"}
+HELLO = {"python": [3, 11, 7], "platform": "linux-x86_64", "uv": True}
 
 
 def _env(*packages: str) -> Environment:
@@ -32,3 +35,40 @@ def test_the_hash_follows_the_remote_python_and_platform() -> None:
         _env("six==1.16.0"), {**HELLO, "platform": "linux-aarch64"}, "python3", ""
     )
     assert len({a, b, c}) == 3
+
+
+@pytest.mark.parametrize(
+    ("uv", "hello_uv", "recipe"),
+    [
+        ("", True, spechash.AGENT_UV_RECIPE),  # uv found on the host
+        ("", False, spechash.AGENT_VENV_RECIPE),  # no uv there: venv + pip
+        ("", None, spechash.AGENT_RECIPE),  # the remote side did not say
+        ("none", True, spechash.AGENT_VENV_RECIPE),  # never uv, even when present
+        ("/opt/uv", False, spechash.AGENT_UV_RECIPE),  # a path: that uv, or a refusal
+    ],
+)
+def test_the_recipe_follows_the_uv_setting_and_the_host(
+    uv: str, hello_uv: object, recipe: str
+) -> None:
+    hello = {k: v for k, v in {**HELLO, "uv": hello_uv}.items() if v is not None}
+    assert agent_recipe(uv, hello) == recipe
+    request, digest = remote_build_request(_env("six==1.16.0"), hello, "python3", uv)
+    deps = _env("six==1.16.0").python.conda_dependencies
+    spec = spechash.canonical_spec(
+        deps, default_python="3.11", platform="linux-x86_64", recipe=recipe
+    )
+    assert request["recipe"] == recipe and digest == spechash.spec_hash(spec)
+
+
+def test_differently_built_environments_never_share_a_hash() -> None:
+    env = _env("six==1.16.0")
+    digests = {
+        remote_build_request(env, {**HELLO, "uv": True}, "python3", "")[1],
+        remote_build_request(env, {**HELLO, "uv": False}, "python3", "")[1],
+        remote_build_request(env, {k: v for k, v in HELLO.items() if k != "uv"}, "python3", "")[1],
+    }
+    deps = env.python.conda_dependencies
+    local = spechash.spec_hash(
+        spechash.canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
+    )
+    assert len(digests | {local}) == 4  # same packages, Python and platform; four recipes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.envbuild import spechash
 from ferry.envbuild.conda import CondaDependencies
 from ferry.envbuild.requirements import canonical_requirement, parse_requirements
 from ferry.envbuild.spechash import canonical_spec, normalize_python, spec_hash
@@ -108,3 +109,30 @@ def test_canonical_requirement_forms() -> None:
 def test_bad_python_versions_are_refused() -> None:
     with pytest.raises(ConfigError, match="not a version"):
         normalize_python("three", "3.11")
+
+
+def test_the_build_recipe_is_part_of_the_hash() -> None:
+    deps = CondaDependencies(python_version="3.11", pip_packages=["numpy==1.26.4"])
+    local = canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
+    assert local["recipe"] == spechash.LOCAL_RECIPE == "uv-local-1"
+    by_recipe = {
+        recipe: spec_hash(
+            canonical_spec(deps, default_python="3.11", platform="linux-x86_64", recipe=recipe)
+        )
+        for recipe in (spechash.LOCAL_RECIPE, spechash.AGENT_UV_RECIPE,
+                       spechash.AGENT_VENV_RECIPE, spechash.AGENT_RECIPE)
+    }  # fmt: skip
+    assert len(set(by_recipe.values())) == 4
+    assert by_recipe[spechash.LOCAL_RECIPE] == spec_hash(local)
+    bumped = canonical_spec(
+        deps, default_python="3.11", platform="linux-x86_64", recipe="uv-local-2"
+    )
+    assert spec_hash(bumped) != spec_hash(local)  # bumping a recipe retires its old builds
+
+
+def test_an_environment_built_here_names_the_local_recipe() -> None:
+    env = Environment("here")
+    env.python.conda_dependencies.add_pip_package("six==1.16.0")
+    spec = spechash.environment_spec(env)
+    assert spec is not None and spec["recipe"] == spechash.LOCAL_RECIPE
+    assert spechash.environment_hash(env) == spec_hash(spec)

@@ -1,8 +1,10 @@
-"""The agent shipped to SSH hosts, without SSH: its cache, stream, watchdog and Python 3.8 syntax."""
+"""The agent shipped to SSH hosts, without SSH: its cache, stream, watchdog and build recipes.
+
+That it runs on Python 3.8 is proved by running it there: see test_ssh_python38.py.
+"""
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -13,26 +15,11 @@ from typing import Any
 
 import pytest
 
-from ferry.targets.ssh.agent import job
+from ferry.envbuild import spechash
+from ferry.targets.ssh.agent import envs, job
 from ferry.targets.ssh.agent.serve import Follower
 from ferry.targets.ssh.agent.store import Store
-from ferry.targets.ssh.session import AGENT_SOURCE
 from ferry.testing.conformance import wait_until
-
-
-def test_agent_is_python_3_8_syntax_and_stdlib_only() -> None:
-    allowed = set(sys.stdlib_module_names) | {"__future__"}
-    for path in AGENT_SOURCE.glob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 8))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            else:
-                continue
-            for name in names:
-                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
 
 
 def _blob(store: Store, data: bytes) -> str:
@@ -184,3 +171,37 @@ def test_a_command_that_cannot_start_is_reported(awkward_dir: Path) -> None:
     (run / "wd").mkdir(parents=True)
     with pytest.raises(RuntimeError, match="cannot start"):
         job.launch(str(run), {"argv": ["/no/such/python"], "lease": 5, "grace": 1})
+
+
+def test_the_agent_names_its_recipes_as_the_hash_does() -> None:
+    """The agent cannot import ferry, so it repeats the names; they must not drift apart."""
+    assert envs.RECIPE_UV == spechash.AGENT_UV_RECIPE
+    assert envs.RECIPE_VENV == spechash.AGENT_VENV_RECIPE
+    assert envs.RECIPE_ANY == spechash.AGENT_RECIPE
+    assert spechash.LOCAL_RECIPE not in (envs.RECIPE_UV, envs.RECIPE_VENV, envs.RECIPE_ANY)
+
+
+def _build(root: Path, recipe: str, uv: str) -> tuple[dict[str, Any], list[str]]:
+    said: list[str] = []
+    request = {"hash": hashlib.sha256(recipe.encode()).hexdigest()[:32], "interpreter":
+               sys.executable, "packages": [], "uv": uv, "recipe": recipe}  # fmt: skip
+    return envs.build_env(str(root), request, said.append), said
+
+
+def test_the_agent_builds_with_the_recipe_the_hash_names(awkward_dir: Path) -> None:
+    uv = str(Path(sys.executable).with_name("uv"))
+    assert os.access(uv, os.X_OK), "uv is installed in ferry's virtual environment"
+    facts, said = _build(awkward_dir, envs.RECIPE_VENV, uv)  # uv is here, yet not used
+    assert any("-m venv" in line for line in said) and not any(uv in line for line in said)
+    assert os.access(facts["python"], os.X_OK)
+    facts, said = _build(awkward_dir, envs.RECIPE_UV, uv)
+    assert said[0] == f"building with {uv}" and os.access(facts["python"], os.X_OK)
+
+
+def test_the_agent_refuses_a_uv_build_without_uv(awkward_dir: Path) -> None:
+    """Falling back to venv would build something else than the hash stands for."""
+    with pytest.raises(RuntimeError, match="is not on this host"):
+        _build(awkward_dir, envs.RECIPE_UV, str(awkward_dir / "no uv"))
+    with pytest.raises(RuntimeError, match="does not know the build recipe"):
+        _build(awkward_dir, "agent-uv-99", "")
+    assert [p.name for p in (awkward_dir / "envs").iterdir() if not p.name.startswith(".")] == []

@@ -192,18 +192,6 @@ def test_changed_host_key_is_refused(workspace, ssh_server: SshServer) -> None: 
     assert "host key" in message
 
 
-def test_accept_new_records_the_host_key_then_pins_it(
-    workspace, ssh_server: SshServer, remote_root: Path
-) -> None:  # type: ignore[no-untyped-def]
-    config = ssh_server.attach_config(host_key="", work_dir=str(remote_root))
-    SshTarget.status("vm", SshSettings.from_config(config).to_dict(), workspace)
-    recorded = (workspace.path / "ssh_known_hosts").read_text()
-    assert f"[127.0.0.1]:{ssh_server.port} ssh-ed25519" in recorded
-    assert ssh_server.host_public_key.split()[1] in recorded
-    SshTarget.status("vm", SshSettings.from_config(config).to_dict(), workspace)  # matches now
-    assert (workspace.path / "ssh_known_hosts").read_text() == recorded
-
-
 def test_strict_policy_needs_a_known_host(
     workspace, ssh_server: SshServer, awkward_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]

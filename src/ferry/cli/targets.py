@@ -1,10 +1,19 @@
-"""``ferry target list|show|attach|status|detach``."""
+"""``ferry target list|show|attach|status|trust|detach``.
+
+SSH host keys: a host not known yet is never trusted silently. In a terminal, ``attach``,
+``status`` and ``trust`` show the key's SHA256 fingerprint and ask; without one they refuse
+with the fingerprint and how to trust it (``--host-key-fingerprint`` or ``ferry target trust``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ferry.targets.ssh.hostkeys import UnknownHostKey
 
 from ferry.cli import render
 from ferry.cli.app import Context, emit_json, parse_pairs, pass_ctx
@@ -69,6 +78,10 @@ class _CliAttachConfiguration:
 @click.option(
     "--private-key-file", help="ssh: private key file (passphrases come from the environment)."
 )
+@click.option(
+    "--host-key-fingerprint",
+    help="ssh: the SHA256:… fingerprint the host's key must have (trusted on first contact).",
+)
 @click.option("--master", help="spark: local[*] or spark://host:port.")
 @click.option(
     "--conf", "conf", multiple=True, help="spark: KEY=VALUE Spark configuration (repeatable)."
@@ -85,6 +98,7 @@ def attach(
     ssh_port: int | None,
     username: str | None,
     private_key_file: str | None,
+    host_key_fingerprint: str | None,
     master: str | None,
     conf: tuple[str, ...],
     extra: tuple[str, ...],
@@ -99,6 +113,7 @@ def attach(
             ("ssh_port", ssh_port),
             ("username", username),
             ("private_key_file", private_key_file),
+            ("host_key_fingerprint", host_key_fingerprint),
             ("master", master),
         )
         if value is not None
@@ -108,6 +123,8 @@ def attach(
     config.update(parse_pairs(extra, "--set"))
     attached = ComputeTarget.attach(ctx.ws, name, _CliAttachConfiguration(kind, config))
     click.echo(f"attached {attached.name} ({attached.type})")
+    if attached.type == "ssh" and _interactive():
+        _check_host_key_at_attach(ctx, name, attached.config)
 
 
 @target.command("status")
@@ -120,12 +137,87 @@ def status(ctx: Context, name: str, as_json: bool) -> None:
     from ferry.targets.registry import target_class
 
     ct = ComputeTarget(ctx.ws, name)
-    data = target_class(ct.type).status(name, ct.config, ctx.ws)
+    try:
+        data = target_class(ct.type).status(name, ct.config, ctx.ws)
+    except Exception as exc:
+        if not _confirmed_unknown_key(ctx, exc, ct.config):
+            raise
+        data = target_class(ct.type).status(name, ct.config, ctx.ws)
     if as_json:
         emit_json(data)
         return
     for key, value in data.items():
         click.echo(f"{render.text(key)}: {render.text(value)}")
+
+
+@target.command("trust")
+@click.argument("name")
+@click.option(
+    "--fingerprint", help="Trust the host's key only if it has this SHA256:… fingerprint."
+)
+@click.option("--yes", is_flag=True, help="Trust the key the host presents without asking.")
+@pass_ctx
+def trust(ctx: Context, name: str, fingerprint: str | None, yes: bool) -> None:
+    """Trust an SSH target's host key (shown and asked in a terminal)."""
+    from ferry.compute import ComputeTarget
+    from ferry.errors import ConfigError
+    from ferry.targets.ssh.hostkeys import trust as trust_host
+
+    ct = ComputeTarget(ctx.ws, name)
+    if ct.type != "ssh":
+        raise ConfigError(f"target {name!r} is a {ct.type} target; only ssh targets have host keys")
+    confirm = (lambda _: True) if yes else (_ask if _interactive() else None)
+    done = trust_host(name, ct.config, ctx.ws.path, expected=fingerprint, confirm=confirm)
+    if done.recorded:
+        click.echo(f"trusted {done.algorithm} key {done.fingerprint} (in {done.known_hosts_file})")
+    else:
+        click.echo(f"the host key {done.fingerprint} is already trusted ({done.verdict})")
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question (standard input and output are terminals)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _ask(unknown: UnknownHostKey) -> bool:
+    click.echo(
+        f"The host key of {unknown.target!r} is not known yet.\n"
+        f"  {unknown.key.get_algorithm()} key fingerprint: {unknown.fingerprint}\n"
+        "Compare it with the host's (`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` there)."
+    )
+    return click.confirm("Trust this key?", default=False)
+
+
+def _confirmed_unknown_key(ctx: Context, exc: Exception, config: dict[str, Any]) -> bool:
+    """In a terminal, an unknown SSH host key is shown and, if the user says yes, recorded."""
+    from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE, UnknownHostKey, record
+    from ferry.targets.ssh.settings import SshSettings
+
+    if not isinstance(exc, UnknownHostKey) or not _interactive() or not _ask(exc):
+        return False
+    record(ctx.ws.path / KNOWN_HOSTS_FILE, SshSettings.from_config(config), exc.key)
+    return True
+
+
+def _check_host_key_at_attach(ctx: Context, name: str, config: dict[str, Any]) -> None:
+    """Show a new host's key and ask now, rather than at the first run (the host may be down:
+    then the question waits for ``status``, ``trust`` or the first submit)."""
+    from ferry.errors import TargetError
+    from ferry.targets.ssh.hostkeys import HostKeyChanged, UnknownHostKey
+    from ferry.targets.ssh.hostkeys import trust as trust_host
+
+    try:
+        done = trust_host(name, config, ctx.ws.path, confirm=_ask)
+    except UnknownHostKey:
+        click.echo(f"host key not trusted; runs on {name!r} are refused until it is", err=True)
+        return
+    except HostKeyChanged:
+        raise
+    except TargetError as exc:
+        click.echo(f"note: could not check the host key now ({exc})", err=True)
+        return
+    if done.recorded:
+        click.echo(f"trusted {done.algorithm} key {done.fingerprint}")
 
 
 @target.command("detach")

@@ -1,13 +1,17 @@
 """What another machine needs to build an environment exactly as this one would.
 
-The SSH target's host and the Ray target's nodes build environments themselves; both ask for a
-build with the same specification hash ferry computes here (from the remote Python version and
-platform reported by the remote side's ``hello``), so a built environment is reused everywhere.
+The SSH target's host and the Ray target's nodes build environments themselves, with the agent's
+recipe (``targets/ssh/agent/envs.py``), not the local one. The specification hash is computed
+here from the remote Python version and platform reported by the remote side's ``hello``, and
+from the agent recipe that will run (uv, or venv + pip): a built environment is reused by every
+run that would build it the same way, and never mistaken for one built differently. The request
+names the recipe, and the agent refuses to build with another.
 
 Example::
 
-    request, digest = remote_build_request(env, {"python": [3, 11], "platform": "linux-x86_64"},
-                                           interpreter="python3", uv="")
+    hello = {"python": [3, 11], "platform": "linux-x86_64", "uv": True}
+    request, digest = remote_build_request(env, hello, interpreter="python3", uv="")
+    request["recipe"]      # 'agent-uv-1'; the hash differs from a local build's
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry.envbuild import conda as conda_mod
-from ferry.envbuild.spechash import canonical_spec, spec_hash
+from ferry.envbuild.spechash import (
+    AGENT_RECIPE,
+    AGENT_UV_RECIPE,
+    AGENT_VENV_RECIPE,
+    canonical_spec,
+    spec_hash,
+)
 from ferry.environment import Environment
 
 
@@ -26,13 +36,29 @@ def conda_packages(env: Environment) -> list[str]:
     return [p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED]
 
 
+def agent_recipe(uv: str, hello: Mapping[str, Any]) -> str:
+    """The agent recipe a build will use, from the ``uv`` setting and the hello's ``uv`` (whether
+    the remote side finds uv by itself; absent: it did not say, the agent chooses)."""
+    if uv == "none":
+        return AGENT_VENV_RECIPE
+    if uv:
+        return AGENT_UV_RECIPE  # a path: the agent must build with it, or refuse
+    found = hello.get("uv")
+    if found is None:
+        return AGENT_RECIPE
+    return AGENT_UV_RECIPE if found else AGENT_VENV_RECIPE
+
+
 def remote_build_request(
     env: Environment, hello: Mapping[str, Any], interpreter: str, uv: str
 ) -> tuple[dict[str, Any], str]:
     """The build request for a non-user-managed ``env`` on a remote side, and its spec hash."""
     deps = env.python.conda_dependencies
     version = ".".join(str(part) for part in list(hello["python"])[:2])
-    spec = canonical_spec(deps, default_python=version, platform=str(hello["platform"]))
+    recipe = agent_recipe(uv, hello)
+    spec = canonical_spec(
+        deps, default_python=version, platform=str(hello["platform"]), recipe=recipe
+    )
     from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages(env)) if r]
     digest = spec_hash(spec)
     request = {
@@ -42,5 +68,6 @@ def remote_build_request(
         "packages": [*deps.pip_packages, *from_conda],
         "options": list(spec["pipOptions"]),
         "uv": uv,
+        "recipe": recipe,
     }
     return request, digest

@@ -5,10 +5,15 @@ comments of requirements do not count; versions, the Python version, package sou
 platform do. Environment variables, the name, the version and the Docker/Spark sections do not:
 they are applied at run time or by other targets, and do not change what is installed.
 
+So does the build *recipe* (``recipe`` in the spec): a venv made here by
+``envbuild/builder.py`` and one made on an SSH host or Ray node by the agent
+(``targets/ssh/agent/envs.py``) differ in interpreter provenance and package sources, so they
+never share a hash. Bump a recipe's number whenever it changes what it installs or how.
+
 Example::
 
     spec = canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
-    spec_hash(spec)        # '5f0c…' (32 hex digits)
+    spec_hash(spec)        # '5f0c…' (32 hex digits); spec["recipe"] == LOCAL_RECIPE
 """
 
 from __future__ import annotations
@@ -28,8 +33,19 @@ from ferry.errors import ConfigError
 if TYPE_CHECKING:
     from ferry.environment import Environment
 
-#: bump when the canonical form or the way environments are built changes incompatibly.
+#: bump when the canonical form changes incompatibly (a build change bumps its recipe instead).
 SPEC_FORMAT = 1
+
+#: Local builds (envbuild/builder.py): ``uv venv --relocatable --python-preference
+#: only-system``, compileall, pip.conf translated for uv, conda when asked for.
+LOCAL_RECIPE = "uv-local-1"
+#: The agent's builds on SSH hosts and Ray nodes (targets/ssh/agent/envs.py, which repeats
+#: these names): ``uv venv`` + ``uv pip install`` with uv's own Python discovery ...
+AGENT_UV_RECIPE = "agent-uv-1"
+#: ... or ``python -m venv`` + pip, on a host without uv (or with ``uv="none"``) ...
+AGENT_VENV_RECIPE = "agent-venv-1"
+#: ... or whichever of the two the remote side picks, when it does not say whether it has uv.
+AGENT_RECIPE = "agent-1"
 
 
 def default_python() -> str:
@@ -62,9 +78,10 @@ def _canonical_conda(spec: str) -> str:
 
 
 def canonical_spec(
-    deps: CondaDependencies, *, default_python: str, platform: str
+    deps: CondaDependencies, *, default_python: str, platform: str, recipe: str = LOCAL_RECIPE
 ) -> dict[str, Any]:
-    """The parts of ``deps`` that decide what gets installed, in one canonical form."""
+    """The parts of ``deps`` that decide what gets installed, and the ``recipe`` that installs
+    them (see the module docstring), in one canonical form."""
     conda = sorted(
         {_canonical_conda(p) for p in deps.conda_packages if conda_name(p) not in IGNORED}
     )
@@ -74,6 +91,7 @@ def canonical_spec(
         "python": normalize_python(deps.python_version, default_python),
         "pip": sorted({canonical_requirement(p) for p in deps.pip_packages}),
         "pipOptions": list(dict.fromkeys(canonical_option(o) for o in deps.pip_options)),
+        "recipe": recipe,
     }
     if conda:
         spec["conda"] = conda
@@ -88,7 +106,8 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
 
 
 def environment_spec(env: Environment) -> dict[str, Any] | None:
-    """The canonical spec of an environment ferry builds; None when it is user-managed."""
+    """The canonical spec of an environment ferry builds here (:data:`LOCAL_RECIPE`); None when
+    it is user-managed."""
     if env.python.user_managed_dependencies:
         return None
     return canonical_spec(

@@ -1,9 +1,11 @@
 """Opening an SSH connection to a target: host-key policy, authentication, clear errors.
 
-Host keys: a pinned ``host_key`` is the only key accepted; otherwise the key must match the
-workspace's ``ssh_known_hosts`` file or the user's ``known_hosts``. With the ``accept-new``
-policy (the default, like OpenSSH's ``StrictHostKeyChecking=accept-new``) the key of a host seen
-for the first time is recorded in the workspace file, and must match from then on.
+Host keys (:mod:`.hostkeys`): a pinned ``host_key`` is the only key accepted; otherwise the key
+must match the workspace's ``ssh_known_hosts`` file or the user's ``known_hosts``. The key of a
+host seen for the first time is never accepted silently: it must have the pinned
+``host_key_fingerprint`` (it is then recorded in the workspace file), or the connection is
+refused with :class:`~.hostkeys.UnknownHostKey`, whose message shows the fingerprint and how to
+trust it. The check runs before authentication: no credential reaches an unverified host.
 
 Authentication: the key file named by ``private_key_file`` (its passphrase from the environment),
 else the user's default keys and SSH agent; a password from the environment when one is set.
@@ -27,6 +29,7 @@ from typing import Any
 import asyncssh
 
 from ferry.errors import TargetError
+from ferry.targets.ssh.hostkeys import HostKeyCheck, record
 from ferry.targets.ssh.settings import SshSettings, secret, secret_names
 
 # asyncssh narrates every connection at INFO; a supervisor's log needs only its warnings
@@ -46,8 +49,9 @@ async def open_connection(
         "keepalive_count_max": 3,
         "config": None,  # the stored settings are the whole truth, not ~/.ssh/config
     }
-    known, record_new = _host_keys(settings, workspace_known_hosts)
-    options["known_hosts"] = known
+    check = HostKeyCheck.for_target(name, settings, workspace_known_hosts)
+    options["known_hosts"] = check.known_hosts
+    options["client_factory"] = check.client_factory()
     options.update(_credentials(name, settings))
     try:
         conn = await asyncio.wait_for(
@@ -61,11 +65,7 @@ async def open_connection(
     except asyncssh.PermissionDenied as exc:
         raise TargetError(_auth_hint(name, settings, exc)) from None
     except asyncssh.HostKeyNotVerifiable as exc:
-        raise TargetError(
-            f"the host key of {settings.where} is not the one ferry trusts ({exc.reason}); if "
-            f"the host was reinstalled, remove its line from {workspace_known_hosts} (or "
-            f"{settings.known_hosts}), or pin the new key with host_key='ssh-ed25519 …'"
-        ) from None
+        raise check.refusal(exc.reason) from None
     except asyncssh.Error as exc:
         raise TargetError(f"SSH to {settings.where} failed: {exc.reason}") from None
     except socket.gaierror as exc:
@@ -77,8 +77,14 @@ async def open_connection(
         ) from None
     except OSError as exc:
         raise TargetError(f"cannot connect to {settings.where}: {exc.strerror or exc}") from None
-    if record_new:
-        _remember(conn, settings, workspace_known_hosts)
+    if check.to_record is not None:  # a first key with the pinned fingerprint
+        try:
+            record(workspace_known_hosts, settings, check.to_record)
+        except OSError as exc:
+            conn.close()
+            raise TargetError(
+                f"cannot record the host key in {workspace_known_hosts}: {exc}"
+            ) from None
     _ack_at_once(conn)
     return conn
 
@@ -105,49 +111,6 @@ def _ack_at_once(conn: asyncssh.SSHClientConnection) -> None:
         received(data, datatype)
 
     setattr(conn, "data_received", data_received)  # noqa: B010 - an instance override
-
-
-def _host_keys(settings: SshSettings, workspace_file: Path) -> tuple[Any, bool]:
-    """The ``known_hosts`` argument for asyncssh, and whether a new key is to be recorded."""
-    if settings.host_key:
-        return ([asyncssh.import_public_key(settings.host_key)], [], []), False
-    files = [str(workspace_file)] if workspace_file.is_file() else []
-    user_file = os.path.expanduser(settings.known_hosts)
-    if os.path.isfile(user_file):
-        files.append(user_file)
-    if files:
-        try:
-            addr = socket.gethostbyname(settings.address)
-        except OSError:
-            addr = settings.address
-        try:
-            matched = asyncssh.match_known_hosts(
-                asyncssh.read_known_hosts(files), settings.address, addr, settings.ssh_port
-            )
-        except (OSError, ValueError) as exc:
-            raise TargetError(f"cannot read known hosts ({', '.join(files)}): {exc}") from None
-        if matched[0] or matched[1]:
-            return (matched[0], matched[1], matched[2]), False
-    if settings.host_key_policy == "accept-new":
-        return None, True
-    raise TargetError(
-        f"{settings.address} is not in {settings.known_hosts}: add its key (ssh-keyscan -p "
-        f"{settings.ssh_port} {settings.address} >> {settings.known_hosts}), pin it with "
-        "host_key='ssh-ed25519 …', or set host_key_policy=accept-new"
-    )
-
-
-def _remember(conn: asyncssh.SSHClientConnection, settings: SshSettings, path: Path) -> None:
-    key = conn.get_server_host_key()
-    if key is None:
-        return
-    host = (
-        settings.address if settings.ssh_port == 22 else f"[{settings.address}]:{settings.ssh_port}"
-    )
-    line = f"{host} {key.export_public_key().decode().strip()}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
 
 
 def _credentials(name: str, settings: SshSettings) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ferry.errors import TargetError
 from ferry.targets.base import JobSpec
 from ferry.targets.local import job_argv
 from ferry.targets.ssh.connect import open_connection
+from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
 from ferry.targets.ssh.remote_env import job_variables, plan_environment
 from ferry.targets.ssh.session import AgentSession, SessionLost, agent_bundle
 from ferry.targets.ssh.settings import SshSettings
@@ -66,7 +67,7 @@ class RemoteRun:
 
     # connection ------------------------------------------------------------------------------
     async def connect(self) -> AgentSession:
-        known_hosts = Path(self.workspace.path) / "ssh_known_hosts"
+        known_hosts = Path(self.workspace.path) / KNOWN_HOSTS_FILE
         conn = await open_connection(self.name, self.settings, known_hosts)
         hint = self._daemon_socket()
         try:
@@ -198,7 +199,12 @@ class RemoteRun:
             return self.job.snapshot_id, len(load_manifest(blobs, self.job.snapshot_id))
         if self.job.source_dir is None:
             raise TargetError("the run has neither a snapshot nor a source folder")
-        result = take_snapshot(self.job.source_dir, blobs, self.workspace.cache_dir / "snapshots")
+        result = take_snapshot(
+            self.job.source_dir,
+            blobs,
+            self.workspace.cache_dir / "snapshots",
+            exclude=[Path(self.workspace.path)],  # a workspace inside the source folder
+        )
         return result.snapshot_id, result.stats.files
 
     async def _upload(self, digests: list[str]) -> None:

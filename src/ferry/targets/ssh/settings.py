@@ -17,7 +17,11 @@ from keys held by an SSH agent (``SSH_AUTH_SOCK``).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -25,9 +29,13 @@ from typing import Any
 
 from ferry.errors import ConfigError
 
-HOST_KEY_POLICIES = ("accept-new", "known-hosts")
+HOST_KEY_POLICIES = ("confirm", "known-hosts")
+#: "accept-new" was the default before a first key had to be confirmed; stored targets still
+#: carry it, and it now means "confirm" (a first key is never accepted silently).
+_OLD_POLICIES = {"accept-new": "confirm"}
 _REFERENCE_ONLY = ("subscription_id", "resource_group", "vm_name", "resource_id")
 _SECRETS = ("password", "private_key_passphrase")
+_FINGERPRINT = re.compile(r"SHA256:([A-Za-z0-9+/]{43})=?")
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,16 @@ class SshSettings:
     private_key_file: str = ""
     work_dir: str = "~/.ferry-remote"
     interpreter_path: str = "python3"
-    #: "accept-new": a new host's key is recorded in the workspace (ssh_known_hosts) and must
-    #: match from then on; "known-hosts": the key must already be in ``known_hosts``.
-    host_key_policy: str = "accept-new"
+    #: "confirm": a host not known yet shows its key's fingerprint, which must be confirmed
+    #: (in a terminal, by ``ferry target trust`` or by ``host_key_fingerprint``) and is then
+    #: recorded in the workspace (ssh_known_hosts); "known-hosts": the key must already be in
+    #: a known-hosts file (or pinned). See :mod:`ferry.targets.ssh.hostkeys`.
+    host_key_policy: str = "confirm"
     known_hosts: str = "~/.ssh/known_hosts"
     #: a pinned public key ("ssh-ed25519 AAAA…"): only this key is accepted
     host_key: str = ""
+    #: a pinned fingerprint ("SHA256:…"): a first key with it is accepted and recorded
+    host_key_fingerprint: str = ""
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     build_timeout: float = 3600.0
@@ -89,6 +101,11 @@ class SshSettings:
             if key in _SECRETS or value is None:
                 continue
             values[key] = _convert(key, value, known[key].type)
+        policy = values.get("host_key_policy")
+        if policy in _OLD_POLICIES:
+            values["host_key_policy"] = _OLD_POLICIES[policy]
+        if values.get("host_key_fingerprint"):
+            values["host_key_fingerprint"] = check_fingerprint(values["host_key_fingerprint"])
         for required in ("address", "username"):
             if not str(values.get(required) or "").strip():
                 raise ConfigError(
@@ -105,7 +122,8 @@ class SshSettings:
         if self.host_key_policy not in HOST_KEY_POLICIES:
             raise ConfigError(
                 f"host_key_policy {self.host_key_policy!r} is not one of "
-                f"{', '.join(HOST_KEY_POLICIES)} (or pin a key with host_key='ssh-ed25519 …')"
+                f"{', '.join(HOST_KEY_POLICIES)} (or pin a key with "
+                "host_key_fingerprint='SHA256:…')"
             )
         for key in ("connect_timeout", "command_timeout", "lease_seconds", "keepalive_seconds"):
             if getattr(self, key) <= 0:
@@ -131,6 +149,20 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
         expected = {"int": "a whole number", "float": "a number"}.get(text, text)
         raise ConfigError(f"ssh target setting {key}={value!r} is not {expected}") from None
     return str(value)
+
+
+def check_fingerprint(text: str) -> str:
+    """A ``SHA256:<43 base64 characters>`` fingerprint, normalised; ConfigError otherwise."""
+    match = _FINGERPRINT.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(
+            f"host_key_fingerprint {text!r} is not a SHA256 fingerprint like 'SHA256:"
+            "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s' (ssh-keygen -lf KEY.pub prints it)"
+        )
+    with contextlib.suppress(binascii.Error):
+        if len(base64.b64decode(match.group(1) + "=")) == 32:
+            return f"SHA256:{match.group(1)}"
+    raise ConfigError(f"host_key_fingerprint {text!r} does not decode to a SHA-256 digest")
 
 
 def secret_names(target_name: str, what: str) -> tuple[str, str]:
@@ -170,9 +202,15 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         import asyncssh
 
         try:
-            asyncssh.import_public_key(settings.host_key)
+            key = asyncssh.import_public_key(settings.host_key)
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise ConfigError(f"host_key is not an OpenSSH public key line: {exc}") from None
+        pinned = settings.host_key_fingerprint
+        if pinned and key.get_fingerprint("sha256") != pinned:
+            raise ConfigError(
+                f"host_key and host_key_fingerprint disagree: the key's fingerprint is "
+                f"{key.get_fingerprint('sha256')}, not {pinned}; give one of them"
+            )
     return settings.to_dict()
 
 

@@ -28,6 +28,7 @@ import asyncssh
 from ferry.errors import TargetError
 from ferry.targets.base import JobSpec, Target
 from ferry.targets.ssh.connect import open_connection
+from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
 from ferry.targets.ssh.remote_env import refusal
 from ferry.targets.ssh.remote_run import RemoteRun
 from ferry.targets.ssh.session import AgentSession
@@ -178,7 +179,7 @@ class SshTarget(Target):
 
 
 async def _probe(name: str, settings: SshSettings, workspace: Any) -> dict[str, Any]:
-    conn = await open_connection(name, settings, Path(workspace.path) / "ssh_known_hosts")
+    conn = await open_connection(name, settings, Path(workspace.path) / KNOWN_HOSTS_FILE)
     try:
         session = await AgentSession.start(conn, settings, lambda header, payload: None)
         session.close()

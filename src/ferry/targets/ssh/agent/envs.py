@@ -2,7 +2,8 @@
 
 ``<work_dir>/envs/<hash>/`` is built with uv when the host has it (``uv venv`` + ``uv pip
 install``), else with ``python -m venv`` + pip (``--without-pip`` when there is nothing to
-install). A file lock per hash turns concurrent builds into one; the marker
+install). Which of the two is part of the hash (the request's ``recipe``, see
+``ferry.envbuild.spechash``): the agent builds with the recipe asked for, or refuses. A file lock per hash turns concurrent builds into one; the marker
 ``.ferry-env.json`` is written last, so a failed or killed build is never reused (the next run
 removes the half-built folder and starts again). The build's output is streamed to the client.
 """
@@ -12,13 +13,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # an alias evaluated at run time would need Python 3.9 (Callable[...])
+    from collections.abc import Callable
+
+    Say = Callable[[str], None]
 
 MARKER = ".ferry-env.json"
 LOCK_TEXT = "lock.txt"
-
-Say = Callable[[str], None]
+# The same names as ferry.envbuild.spechash (this package cannot import ferry); bump with it.
+RECIPE_UV = "agent-uv-1"
+RECIPE_VENV = "agent-venv-1"
+RECIPE_ANY = "agent-1"  # the client did not know whether uv is here: use it if it is
 
 
 def find_uv(setting: str) -> str | None:
@@ -88,7 +95,16 @@ def _build(final: str, req: dict[str, Any], say: Say) -> None:
     packages = [str(p) for p in req.get("packages") or []]
     options = [arg for option in req.get("options") or [] for arg in shlex.split(str(option))]
     python = os.path.join(final, "bin", "python")
-    uv = find_uv(str(req.get("uv") or ""))
+    recipe = str(req.get("recipe") or RECIPE_ANY)
+    if recipe not in (RECIPE_UV, RECIPE_VENV, RECIPE_ANY):
+        raise RuntimeError(f"this agent does not know the build recipe {recipe!r}")
+    uv = None if recipe == RECIPE_VENV else find_uv(str(req.get("uv") or ""))
+    if uv is None and recipe == RECIPE_UV:
+        raise RuntimeError(
+            f"uv {req.get('uv') or ''!r} is not on this host, and the environment's hash stands "
+            "for a uv build; set the target's uv='' (find it on PATH), a path that exists, or "
+            "uv='none' to build with python -m venv"
+        )
     if uv:
         say(f"building with {uv}")
         wanted = str(req.get("python") or req["interpreter"])

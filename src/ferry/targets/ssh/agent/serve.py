@@ -3,7 +3,7 @@
 Requests are JSON lines ``{"id": 1, "op": "prepare", ...}``; ``ping`` has no reply. Everything
 the agent says is a frame: a JSON header line, then ``n`` raw bytes when the header has ``"n"``::
 
-    {"t": "hello", "work_dir": …, "python": [3, 11, 7], "platform": "linux-x86_64", …}
+    {"t": "hello", "work_dir": …, "python": [3, 11, 7], "platform": "linux-x86_64", "uv": true, …}
     {"t": "reply", "id": 1, "ok": true, "result": {…}}       or "ok": false, "error": "…"
     {"t": "log", "text": "…"}                                  a line of an environment build
     {"t": "data", "f": "spool/12-ab.jsonl", "reset": false, "n": 120}   + 120 new bytes
@@ -192,6 +192,7 @@ class Agent:
                 "platform": f"{sys.platform}-{uname.machine.lower()}",
                 "host": uname.nodename,
                 "pid": os.getpid(),
+                "uv": envs.find_uv("") is not None,  # decides the build recipe (and the hash)
                 **self.facts,
             }
         )
