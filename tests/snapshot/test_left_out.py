@@ -179,3 +179,26 @@ def test_the_workspace_itself_as_the_source_folder_is_refused(tmp_path: Path) ->
         take_snapshot(
             tmp_path / "ws", MemoryBlobStore(), tmp_path / "cache", exclude=[tmp_path / "ws"]
         )
+
+
+@pytest.mark.parametrize("open_store", [True, False], ids=["store-opened", "just-created"])
+def test_ferry_home_under_the_project_is_never_snapshotted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store: bool
+) -> None:
+    """The real thing: FERRY_HOME inside the source folder, snapshotted into itself."""
+    from ferry.workspace import Workspace
+
+    src = tmp_path / "project"
+    write(src / "train.py", "print('hi')\n")
+    monkeypatch.setenv("FERRY_HOME", str(src / ".." / "project" / "ferry home"))
+    ws = Workspace.from_config(src)
+    try:
+        if open_store:
+            ws.store.list_targets()  # opens ferry.db (and its WAL)
+        for _ in range(2):  # the second snapshot sees the first one's blobs and stat cache
+            result = take_snapshot(src, ws.blobs, ws.cache_dir / "snapshots")
+            assert set(result.manifest.entries) == {"train.py"}
+            assert any("'ferry home/' is a ferry workspace" in w for w in result.warnings)
+    finally:
+        if ws._store is not None:
+            ws.store.close()
