@@ -19,16 +19,17 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ferry.envbuild.conda import CondaDependencies, parse_conda_yaml, read_conda_file
+from ferry.envbuild.conda import CondaDependencies, read_conda_file
 from ferry.envbuild.curated import CURATED, CURATED_PREFIX, CURATED_VERSION, curated_spec
 from ferry.envbuild.requirements import read_requirements
 from ferry.errors import ConfigError
+from ferry.jobdef import DEFAULT_INTERPRETER, conda_dependencies, environment_spec
+from ferry.spec import EnvironmentSpec
 
 if TYPE_CHECKING:
     from ferry.envbuild import ResolvedEnvironment
@@ -44,13 +45,6 @@ __all__ = [
 
 ENV_FILE = "azureml_environment.json"
 CONDA_FILE = "conda_dependencies.yml"
-# Keys the reference writes that ferry reads and ignores (so its saved folders load here).
-_REFERENCE_ONLY = {
-    "": {"databricks", "r", "inferencingStackVersion", "assetId"},
-    "python": {"condaDependenciesFile"},
-    "docker": {"baseImageRegistry", "platform", "sharedVolumes", "shmSize", "gpuSupport",
-               "buildContext"},
-}  # fmt: skip
 
 
 @dataclass
@@ -58,7 +52,9 @@ class PythonSection:
     """How Python is provided: a user-managed interpreter or an environment ferry builds."""
 
     user_managed_dependencies: bool = False
-    interpreter_path: str = field(default_factory=lambda: sys.executable)
+    #: "python" (the reference's default) means the target's own interpreter: the one running
+    #: ferry on this machine, the host's python3 over SSH, the node's Python on Ray
+    interpreter_path: str = DEFAULT_INTERPRETER
     conda_dependencies: CondaDependencies = field(default_factory=CondaDependencies)
     base_conda_environment: str | None = None
 
@@ -89,14 +85,6 @@ class SparkSection:
     repositories: builtins.list[str] = field(default_factory=builtins.list)
     packages: builtins.list[SparkPackage] = field(default_factory=builtins.list)
     precache_packages: bool = True
-
-
-def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str, section: str = "") -> None:
-    unknown = set(data) - allowed - _REFERENCE_ONLY.get(section, set())
-    if unknown:
-        raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}"
-        )
 
 
 class Environment:
@@ -245,15 +233,31 @@ class Environment:
         """The hash that identifies the built environment; None when user-managed."""
         from ferry.envbuild import environment_hash
 
-        return environment_hash(self)
+        return environment_hash(self.to_spec())
 
     def build_local(
-        self, workspace: Any, log: Callable[[str], None] | None = None
+        self,
+        workspace: Any,
+        platform: str | None = None,
+        log: Callable[[str], None] | None = None,
+        **kwargs: Any,
     ) -> ResolvedEnvironment:
-        """Build (or reuse) this environment in the workspace now, as a run would."""
+        """Build (or reuse) this environment in the workspace now, as a run would.
+
+        The reference's ``platform`` and keywords (``useDocker=False``, ``pushImageToWorkspaceAcr``)
+        are accepted; asking for Docker here is refused with the reason.
+        """
         from ferry.envbuild import resolve
 
-        return resolve(self, workspace.envs_dir, log)
+        if kwargs.get("useDocker"):
+            raise ConfigError(
+                "build_local(useDocker=True): this environment is built with uv on this "
+                "machine, not in a Docker image; call build_local(ws) without useDocker"
+            )
+        unknown = set(kwargs) - {"useDocker", "pushImageToWorkspaceAcr"}
+        if unknown:
+            raise ConfigError(f"unknown build_local arguments: {', '.join(sorted(unknown))}")
+        return resolve(self.to_spec(), workspace.envs_dir, log)
 
     def clone(self, new_name: str) -> Environment:
         clone = Environment.from_dict(self.to_dict())
@@ -291,56 +295,34 @@ class Environment:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "environment") -> Environment:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where} must be a mapping")
-        _check_keys(
-            data, {"name", "version", "environmentVariables", "python", "docker", "spark"}, where
-        )
-        env = cls(str(data.get("name") or "default-environment"))
-        env.version = data.get("version")
-        variables = data.get("environmentVariables") or {}
-        if not isinstance(variables, Mapping):
-            raise ConfigError(f"{where}.environmentVariables must be a mapping")
-        env.environment_variables = {str(k): str(v) for k, v in variables.items()}
-        py = dict(data.get("python") or {})
-        py_keys = {"userManagedDependencies", "interpreterPath", "condaDependencies",
-                   "baseCondaEnvironment"}  # fmt: skip
-        _check_keys(py, py_keys, f"{where}.python", "python")
-        env.python.user_managed_dependencies = bool(py.get("userManagedDependencies", False))
-        if py.get("interpreterPath"):
-            env.python.interpreter_path = str(py["interpreterPath"])
-        deps = py.get("condaDependencies")
-        if isinstance(deps, Mapping) and "dependencies" in deps:  # the reference's conda form
-            env.python.conda_dependencies = parse_conda_yaml(
-                json.dumps(dict(deps)), f"{where}.python.condaDependencies"
-            )[0]
-        else:
-            env.python.conda_dependencies = CondaDependencies.from_dict(
-                deps, f"{where}.python.condaDependencies"
-            )
-        env.python.base_conda_environment = py.get("baseCondaEnvironment")
-        docker = dict(data.get("docker") or {})
-        _check_keys(docker, {"enabled", "baseImage", "baseDockerfile", "arguments"},
-                    f"{where}.docker", "docker")  # fmt: skip
+        """An environment from the reference's dict shape (checked by :mod:`ferry.jobdef`)."""
+        return cls.from_spec(environment_spec(data, where))
+
+    @classmethod
+    def from_spec(cls, spec: EnvironmentSpec) -> Environment:
+        env = cls(spec.name)
+        env.version = spec.version
+        env.environment_variables = dict(spec.variables)
+        env.python.user_managed_dependencies = spec.user_managed
+        env.python.interpreter_path = spec.interpreter or DEFAULT_INTERPRETER
+        env.python.conda_dependencies = conda_dependencies(spec)
+        env.python.base_conda_environment = spec.base_conda_environment
         env.docker = DockerSection(
-            enabled=bool(docker.get("enabled", False)),
-            base_image=docker.get("baseImage"),
-            base_dockerfile=docker.get("baseDockerfile"),
-            arguments=builtins.list(docker.get("arguments") or []),
+            enabled=spec.docker.enabled,
+            base_image=spec.docker.base_image,
+            base_dockerfile=spec.docker.base_dockerfile,
+            arguments=builtins.list(spec.docker.arguments),
         )
-        spark = dict(data.get("spark") or {})
-        _check_keys(spark, {"repositories", "packages", "precachePackages"}, f"{where}.spark")
-        packages = []
-        for p in spark.get("packages") or []:
-            if not isinstance(p, Mapping) or set(p) != {"group", "artifact", "version"}:
-                raise ConfigError(f"{where}.spark.packages: each needs group, artifact and version")
-            packages.append(SparkPackage(str(p["group"]), str(p["artifact"]), str(p["version"])))
         env.spark = SparkSection(
-            repositories=builtins.list(spark.get("repositories") or []),
-            packages=packages,
-            precache_packages=bool(spark.get("precachePackages", True)),
+            repositories=builtins.list(spec.spark_repositories),
+            packages=[SparkPackage(*p.split(":")) for p in spec.spark_packages],
+            precache_packages=spec.spark_precache,
         )
         return env
+
+    def to_spec(self) -> EnvironmentSpec:
+        """What the machinery needs of this environment (plain, frozen data)."""
+        return environment_spec(self.to_dict(), f"environment {self.name!r}")
 
     def __repr__(self) -> str:
         return f"Environment(name={self.name!r}, version={self.version!r})"

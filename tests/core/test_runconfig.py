@@ -133,7 +133,11 @@ def test_validate_script_location(tmp_path: Path) -> None:
         ScriptRunConfig(str(tmp_path / "src"), "train.py", arguments="--a 1")  # type: ignore[arg-type]
 
 
-def test_default_environment_is_the_running_interpreter() -> None:
+def test_default_environment_is_the_targets_own_interpreter() -> None:
+    """The default is stored as the reference's "python" (the target's interpreter), never as
+    the submitting process's path, which means nothing on another machine."""
     env = RunConfiguration().environment
     assert env.python.user_managed_dependencies is True
-    assert env.python.interpreter_path == sys.executable
+    assert env.python.interpreter_path == "python"
+    assert sys.executable not in str(RunConfiguration().to_dict())
+    assert env.to_spec().interpreter is None

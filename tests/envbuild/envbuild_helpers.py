@@ -7,6 +7,20 @@ import subprocess
 
 from ferry.envbuild import ResolvedEnvironment
 from ferry.environment import CondaDependencies, Environment
+from ferry.spec import EnvironmentSpec
+
+
+def spec_of(deps: CondaDependencies, name: str = "test") -> EnvironmentSpec:
+    """The spec of a built environment with these packages."""
+    return EnvironmentSpec(
+        name=name,
+        user_managed=False,
+        python=deps.python_version,
+        pip=tuple(deps.pip_packages),
+        pip_options=tuple(deps.pip_options),
+        conda=tuple(deps.conda_packages),
+        channels=tuple(deps.channels),
+    )
 
 
 def pip_env(name: str, *packages: str, python: str | None = None) -> Environment:

@@ -29,7 +29,7 @@ BUILDER = textwrap.dedent(
     root, spec, go = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
     while not go.exists():
         time.sleep(0.005)
-    resolved = resolve(Environment.from_dict(spec), root, lambda line: print(line, flush=True))
+    resolved = resolve(Environment.from_dict(spec).to_spec(), root, lambda line: print(line, flush=True))
     print(json.dumps({"built": resolved.built, "python": resolved.python}), flush=True)
     """
 )
@@ -103,7 +103,7 @@ def test_a_build_killed_midway_publishes_nothing_and_the_next_build_succeeds(
     time.sleep(0.5)
     assert _uv_processes_in(temporary.name) == [], "uv outlived the killed builder"
 
-    resolved = resolve(env, root)
+    resolved = resolve(env.to_spec(), root)
     assert resolved.built
     assert run_python(resolved, "import numpy; print(numpy.__version__)") == "1.26.4"
     assert not temporary.exists(), "the next build cleans up after the killed one"
@@ -113,7 +113,7 @@ def test_a_build_killed_midway_publishes_nothing_and_the_next_build_succeeds(
 def test_old_and_new_library_stacks_run_side_by_side(workspace: Any, tmp_path: Path) -> None:
     old = pip_env("old-stack", "numpy==1.23.5", "scipy==1.10.1", "scikit-learn==1.6.1")
     new = Environment.get(workspace, "ferry-sklearn")
-    resolved = [resolve(e, workspace.envs_dir) for e in (old, new)]
+    resolved = [resolve(e.to_spec(), workspace.envs_dir) for e in (old, new)]
     assert resolved[0].spec_hash != resolved[1].spec_hash
     script = tmp_path / "train.py"
     script.write_text(

@@ -40,7 +40,7 @@ def test_prune_keeps_what_live_runs_need_and_recent_ones(workspace: Any) -> None
         pip_env("recent", "packaging==26.3"),
     )
     for env in (running, queued, finished, recent):
-        resolve(env, workspace.envs_dir)
+        resolve(env.to_spec(), workspace.envs_dir)
     for env in (running, queued, finished):
         age(cache, env.spec_hash() or "", 90)
     add_run(workspace, "exp_1_aaaaaaaa", RunStatus.RUNNING, running)
@@ -62,7 +62,7 @@ def test_prune_keeps_what_live_runs_need_and_recent_ones(workspace: Any) -> None
     assert report.leftovers == [leftover] and not leftover.exists()
     assert cache.lookup(finished.spec_hash() or "") is None
     for env in (running, queued, recent):
-        assert not resolve(env, workspace.envs_dir).built
+        assert not resolve(env.to_spec(), workspace.envs_dir).built
 
     everything = prune_environments(workspace, older_than_days=0)
     assert {b.spec_hash for b in everything.removed} == {recent.spec_hash()}
@@ -79,7 +79,7 @@ lock = FileLock(sys.argv[1]); lock.acquire(); print("held", flush=True); time.sl
 def test_prune_skips_an_environment_whose_lock_another_process_holds(tmp_path: Path) -> None:
     root = tmp_path / "envs"
     env = pip_env("busy", "six==1.17.0")
-    digest = resolve(env, root).spec_hash or ""
+    digest = resolve(env.to_spec(), root).spec_hash or ""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(root / f"{digest}.lock")],
         stdout=subprocess.PIPE,

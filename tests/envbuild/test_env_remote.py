@@ -7,15 +7,16 @@ import pytest
 from ferry.envbuild import spechash
 from ferry.envbuild.remote import agent_recipe, remote_build_request
 from ferry.environment import Environment
+from ferry.spec import EnvironmentSpec
 
 HELLO = {"python": [3, 11, 7], "platform": "linux-x86_64", "uv": True}
 
 
-def _env(*packages: str) -> Environment:
+def _env(*packages: str) -> EnvironmentSpec:
     env = Environment("remote")
     for package in packages:
         env.python.conda_dependencies.add_pip_package(package)
-    return env
+    return env.to_spec()
 
 
 def test_the_request_carries_the_packages_and_a_stable_hash() -> None:
@@ -53,9 +54,8 @@ def test_the_recipe_follows_the_uv_setting_and_the_host(
     hello = {k: v for k, v in {**HELLO, "uv": hello_uv}.items() if v is not None}
     assert agent_recipe(uv, hello) == recipe
     request, digest = remote_build_request(_env("six==1.16.0"), hello, "python3", uv)
-    deps = _env("six==1.16.0").python.conda_dependencies
     spec = spechash.canonical_spec(
-        deps, default_python="3.11", platform="linux-x86_64", recipe=recipe
+        _env("six==1.16.0"), default_python="3.11", platform="linux-x86_64", recipe=recipe
     )
     assert request["recipe"] == recipe and digest == spechash.spec_hash(spec)
 
@@ -67,8 +67,7 @@ def test_differently_built_environments_never_share_a_hash() -> None:
         remote_build_request(env, {**HELLO, "uv": False}, "python3", "")[1],
         remote_build_request(env, {k: v for k, v in HELLO.items() if k != "uv"}, "python3", "")[1],
     }
-    deps = env.python.conda_dependencies
     local = spechash.spec_hash(
-        spechash.canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
+        spechash.canonical_spec(env, default_python="3.11", platform="linux-x86_64")
     )
     assert len(digests | {local}) == 4  # same packages, Python and platform; four recipes

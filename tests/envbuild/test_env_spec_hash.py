@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from envbuild_helpers import spec_of
 
 from ferry.envbuild import spechash
 from ferry.envbuild.conda import CondaDependencies
@@ -27,7 +28,7 @@ def digest(
         pip_options=options or [],
         channels=channels or [],
     )
-    return spec_hash(canonical_spec(deps, default_python="3.11", platform=platform))
+    return spec_hash(canonical_spec(spec_of(deps), default_python="3.11", platform=platform))
 
 
 def from_text(text: str) -> str:
@@ -113,11 +114,11 @@ def test_bad_python_versions_are_refused() -> None:
 
 def test_the_build_recipe_is_part_of_the_hash() -> None:
     deps = CondaDependencies(python_version="3.11", pip_packages=["numpy==1.26.4"])
-    local = canonical_spec(deps, default_python="3.11", platform="linux-x86_64")
+    local = canonical_spec(spec_of(deps), default_python="3.11", platform="linux-x86_64")
     assert local["recipe"] == spechash.LOCAL_RECIPE == "uv-local-1"
     by_recipe = {
         recipe: spec_hash(
-            canonical_spec(deps, default_python="3.11", platform="linux-x86_64", recipe=recipe)
+            canonical_spec(spec_of(deps), default_python="3.11", platform="linux-x86_64", recipe=recipe)
         )
         for recipe in (spechash.LOCAL_RECIPE, spechash.AGENT_UV_RECIPE,
                        spechash.AGENT_VENV_RECIPE, spechash.AGENT_RECIPE)
@@ -125,7 +126,7 @@ def test_the_build_recipe_is_part_of_the_hash() -> None:
     assert len(set(by_recipe.values())) == 4
     assert by_recipe[spechash.LOCAL_RECIPE] == spec_hash(local)
     bumped = canonical_spec(
-        deps, default_python="3.11", platform="linux-x86_64", recipe="uv-local-2"
+        spec_of(deps), default_python="3.11", platform="linux-x86_64", recipe="uv-local-2"
     )
     assert spec_hash(bumped) != spec_hash(local)  # bumping a recipe retires its old builds
 
@@ -133,6 +134,6 @@ def test_the_build_recipe_is_part_of_the_hash() -> None:
 def test_an_environment_built_here_names_the_local_recipe() -> None:
     env = Environment("here")
     env.python.conda_dependencies.add_pip_package("six==1.16.0")
-    spec = spechash.environment_spec(env)
+    spec = spechash.local_canonical(env.to_spec())
     assert spec is not None and spec["recipe"] == spechash.LOCAL_RECIPE
-    assert spechash.environment_hash(env) == spec_hash(spec)
+    assert spechash.environment_hash(env.to_spec()) == spec_hash(spec)

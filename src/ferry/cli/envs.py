@@ -180,7 +180,7 @@ def build(ctx: Context, spec: str, as_json: bool) -> None:
             else:
                 progress.update(task, description=line[:100])
 
-        resolved = environment.build_local(ctx.ws, log)
+        resolved = environment.build_local(ctx.ws, log=log)
     seconds = time.monotonic() - started
     if as_json:
         details = _details(ctx, environment, True)

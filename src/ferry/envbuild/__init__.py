@@ -1,6 +1,7 @@
-"""Turn an Environment into something a target can run: an interpreter and variables.
+"""Turn an environment specification into something a target can run: an interpreter and
+variables.
 
-Environment spec → canonical spec and hash (:mod:`.spechash`, pure) → cached, atomically published
+:class:`~ferry.spec.EnvironmentSpec` → canonical spec and hash (:mod:`.spechash`, pure) → cached, atomically published
 virtual environment built with uv (:mod:`.builder`, :mod:`.cache`) → :class:`ResolvedEnvironment`
 (:mod:`.resolver`). User-managed environments resolve to their interpreter, so targets never care
 which kind they run.
@@ -8,7 +9,7 @@ which kind they run.
 Example::
 
     from ferry.envbuild import resolve
-    resolved = resolve(env, ws.envs_dir, log=print)     # builds once, then reuses in < 1 ms
+    resolved = resolve(env.to_spec(), ws.envs_dir, log=print)   # builds once, then < 1 ms
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from ferry.envbuild.cache import BuiltEnvironment, EnvCache
 from ferry.envbuild.interpreters import Interpreter, find_interpreter, find_python
 from ferry.envbuild.resolver import ResolvedEnvironment, resolve
-from ferry.envbuild.spechash import environment_hash, environment_spec, spec_hash
+from ferry.envbuild.spechash import environment_hash, local_canonical, spec_hash
 
 __all__ = [
     "BuiltEnvironment",
@@ -24,9 +25,9 @@ __all__ = [
     "Interpreter",
     "ResolvedEnvironment",
     "environment_hash",
-    "environment_spec",
     "find_interpreter",
     "find_python",
+    "local_canonical",
     "resolve",
     "spec_hash",
 ]

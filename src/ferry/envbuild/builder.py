@@ -35,14 +35,14 @@ from ferry.envbuild.pipconfig import describe, read_pip_settings, uv_arguments, 
 from ferry.errors import EnvironmentBuildError
 
 if TYPE_CHECKING:
-    from ferry.environment import Environment
+    from ferry.spec import EnvironmentSpec
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """What to build for one spec hash (derived from an Environment, nothing run yet)."""
+    """What to build for one spec hash (derived from an environment spec, nothing run yet)."""
 
     name: str
     spec_hash: str
@@ -57,12 +57,9 @@ class BuildPlan:
     environment: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_build(env: Environment, spec: dict[str, Any], spec_hash: str) -> BuildPlan:
+def plan_build(env: EnvironmentSpec, spec: dict[str, Any], spec_hash: str) -> BuildPlan:
     """Decide how to build ``env``: conda packages go to conda if present, else to pip."""
-    deps = env.python.conda_dependencies
-    conda_packages = [
-        p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED
-    ]
+    conda_packages = [p for p in env.conda if conda_mod.conda_name(p) not in conda_mod.IGNORED]
     exe = conda_mod.find_conda() if conda_packages else None
     from_conda: dict[str, str] = {}
     if conda_packages and exe is None:
@@ -77,14 +74,14 @@ def plan_build(env: Environment, spec: dict[str, Any], spec_hash: str) -> BuildP
         name=env.name,
         spec_hash=spec_hash,
         spec=spec,
-        python_request=spec["python"] if deps.python_version is not None else None,
-        pip_packages=[*deps.pip_packages, *from_conda],
+        python_request=spec["python"] if env.python is not None else None,
+        pip_packages=[*env.pip, *from_conda],
         pip_options=list(spec["pipOptions"]),
         conda_packages=conda_packages if exe else [],
-        channels=list(deps.channels) if exe else [],
+        channels=list(env.channels) if exe else [],
         from_conda=from_conda,
         conda_exe=exe,
-        environment=env.to_dict(),
+        environment={"name": env.name, "version": env.version, "variables": dict(env.variables)},
     )
 
 

@@ -114,8 +114,8 @@ LIVE_STATUSES = tuple(s for s in RunStatus if not s.is_terminal())
 def hashes_in_use(store: Any) -> set[str]:
     """The spec hashes of the environments of every run that has not finished."""
     from ferry.envbuild.spechash import environment_hash
-    from ferry.environment import Environment
     from ferry.errors import FerryError
+    from ferry.jobdef import environment_spec
     from ferry.tracking import RunQuery
 
     needed: set[str] = set()
@@ -124,7 +124,7 @@ def hashes_in_use(store: Any) -> set[str]:
         if not spec:
             continue
         try:
-            digest = environment_hash(Environment.from_dict(spec))
+            digest = environment_hash(environment_spec(spec))
         except FerryError:
             continue
         if digest:

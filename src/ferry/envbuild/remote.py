@@ -27,13 +27,12 @@ from ferry.envbuild.spechash import (
     canonical_spec,
     spec_hash,
 )
-from ferry.environment import Environment
+from ferry.spec import EnvironmentSpec
 
 
-def conda_packages(env: Environment) -> list[str]:
+def conda_packages(env: EnvironmentSpec) -> list[str]:
     """The environment's conda packages, less those a pip-based build ignores (python, pip)."""
-    deps = env.python.conda_dependencies
-    return [p for p in deps.conda_packages if conda_mod.conda_name(p) not in conda_mod.IGNORED]
+    return [p for p in env.conda if conda_mod.conda_name(p) not in conda_mod.IGNORED]
 
 
 def agent_recipe(uv: str, hello: Mapping[str, Any]) -> str:
@@ -50,22 +49,21 @@ def agent_recipe(uv: str, hello: Mapping[str, Any]) -> str:
 
 
 def remote_build_request(
-    env: Environment, hello: Mapping[str, Any], interpreter: str, uv: str
+    env: EnvironmentSpec, hello: Mapping[str, Any], interpreter: str, uv: str
 ) -> tuple[dict[str, Any], str]:
     """The build request for a non-user-managed ``env`` on a remote side, and its spec hash."""
-    deps = env.python.conda_dependencies
     version = ".".join(str(part) for part in list(hello["python"])[:2])
     recipe = agent_recipe(uv, hello)
     spec = canonical_spec(
-        deps, default_python=version, platform=str(hello["platform"]), recipe=recipe
+        env, default_python=version, platform=str(hello["platform"]), recipe=recipe
     )
     from_conda = [r for r in (conda_mod.conda_to_pip(p) for p in conda_packages(env)) if r]
     digest = spec_hash(spec)
     request = {
         "hash": digest,
-        "python": spec["python"] if deps.python_version is not None else None,
+        "python": spec["python"] if env.python is not None else None,
         "interpreter": interpreter,
-        "packages": [*deps.pip_packages, *from_conda],
+        "packages": [*env.pip, *from_conda],
         "options": list(spec["pipOptions"]),
         "uv": uv,
         "recipe": recipe,

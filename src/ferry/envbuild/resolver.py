@@ -1,4 +1,4 @@
-"""Resolve an Environment for a run on this machine: an interpreter, variables, lock and hash.
+"""Resolve an environment spec for a run on this machine: an interpreter, variables, lock, hash.
 
 User-managed environments resolve to their interpreter. Built ones resolve to a cached environment
 found by the hash of their specification (two stat calls, a touch and a small read: well under a
@@ -6,13 +6,14 @@ millisecond), built first when it is missing (see :mod:`ferry.envbuild.builder`)
 
 Example::
 
-    resolved = resolve(env, ws.envs_dir, log=print)
+    resolved = resolve(env.to_spec(), ws.envs_dir, log=print)
     subprocess.run([resolved.python, "train.py"], env={**os.environ, **resolved.variables})
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from ferry.envbuild.cache import LOCK_TEXT, EnvCache
 from ferry.envbuild.interpreters import find_interpreter
-from ferry.envbuild.spechash import environment_spec, spec_hash
+from ferry.envbuild.spechash import local_canonical, spec_hash
 from ferry.errors import EnvironmentBuildError
 
 if TYPE_CHECKING:
-    from ferry.environment import Environment
+    from ferry.spec import EnvironmentSpec
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,14 @@ def _ignore(_: str) -> None:
     return None
 
 
+def default_interpreter() -> str:
+    """The interpreter a run uses here when its environment names none: the one running ferry
+    (the target's default; an SSH host or a Ray node has its own)."""
+    return sys.executable
+
+
 def resolve(
-    env: Environment, envs_root: Path, log: Callable[[str], None] | None = None
+    env: EnvironmentSpec, envs_root: Path, log: Callable[[str], None] | None = None
 ) -> ResolvedEnvironment:
     """Resolve ``env`` for a run on this machine (building it first when needed)."""
     say = log or _ignore
@@ -55,12 +62,12 @@ def resolve(
             f"environment {env.name!r} asks for Docker (env.docker.enabled = True); the local "
             "target runs without Docker; set env.docker.enabled = False"
         )
-    if env.python.user_managed_dependencies:
+    if env.user_managed:
         return ResolvedEnvironment(
-            python=find_interpreter(env.python.interpreter_path),
-            variables=dict(env.environment_variables),
+            python=find_interpreter(env.interpreter) if env.interpreter else default_interpreter(),
+            variables=dict(env.variables),
         )
-    spec = environment_spec(env)
+    spec = local_canonical(env)
     assert spec is not None
     digest = spec_hash(spec)
     cache = EnvCache(Path(envs_root))
@@ -81,7 +88,7 @@ def resolve(
     variables = {
         "VIRTUAL_ENV": str(folder),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        **env.environment_variables,
+        **env.variables,
     }
     return ResolvedEnvironment(
         python=str(bin_dir / "python"),

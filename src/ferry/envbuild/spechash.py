@@ -26,12 +26,12 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ferry.envbuild.conda import IGNORED, CondaDependencies, conda_name
+from ferry.envbuild.conda import IGNORED, conda_name
 from ferry.envbuild.requirements import canonical_name, canonical_option, canonical_requirement
 from ferry.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ferry.environment import Environment
+    from ferry.spec import EnvironmentSpec
 
 #: bump when the canonical form changes incompatibly (a build change bumps its recipe instead).
 SPEC_FORMAT = 1
@@ -78,24 +78,22 @@ def _canonical_conda(spec: str) -> str:
 
 
 def canonical_spec(
-    deps: CondaDependencies, *, default_python: str, platform: str, recipe: str = LOCAL_RECIPE
+    env: EnvironmentSpec, *, default_python: str, platform: str, recipe: str = LOCAL_RECIPE
 ) -> dict[str, Any]:
-    """The parts of ``deps`` that decide what gets installed, and the ``recipe`` that installs
+    """The parts of ``env`` that decide what gets installed, and the ``recipe`` that installs
     them (see the module docstring), in one canonical form."""
-    conda = sorted(
-        {_canonical_conda(p) for p in deps.conda_packages if conda_name(p) not in IGNORED}
-    )
+    conda = sorted({_canonical_conda(p) for p in env.conda if conda_name(p) not in IGNORED})
     spec: dict[str, Any] = {
         "format": SPEC_FORMAT,
         "platform": platform,
-        "python": normalize_python(deps.python_version, default_python),
-        "pip": sorted({canonical_requirement(p) for p in deps.pip_packages}),
-        "pipOptions": list(dict.fromkeys(canonical_option(o) for o in deps.pip_options)),
+        "python": normalize_python(env.python, default_python),
+        "pip": sorted({canonical_requirement(p) for p in env.pip}),
+        "pipOptions": list(dict.fromkeys(canonical_option(o) for o in env.pip_options)),
         "recipe": recipe,
     }
     if conda:
         spec["conda"] = conda
-        spec["channels"] = list(dict.fromkeys(c.strip() for c in deps.channels))
+        spec["channels"] = list(dict.fromkeys(c.strip() for c in env.channels))
     return spec
 
 
@@ -105,17 +103,15 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def environment_spec(env: Environment) -> dict[str, Any] | None:
+def local_canonical(env: EnvironmentSpec) -> dict[str, Any] | None:
     """The canonical spec of an environment ferry builds here (:data:`LOCAL_RECIPE`); None when
     it is user-managed."""
-    if env.python.user_managed_dependencies:
+    if env.user_managed:
         return None
-    return canonical_spec(
-        env.python.conda_dependencies, default_python=default_python(), platform=platform_tag()
-    )
+    return canonical_spec(env, default_python=default_python(), platform=platform_tag())
 
 
-def environment_hash(env: Environment) -> str | None:
-    """The hash of :func:`environment_spec`; None when the environment is user-managed."""
-    spec = environment_spec(env)
+def environment_hash(env: EnvironmentSpec) -> str | None:
+    """The hash of :func:`local_canonical`; None when the environment is user-managed."""
+    spec = local_canonical(env)
     return None if spec is None else spec_hash(spec)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.errors import ConfigError
+from ferry.spec import DistributedPlan as DistributedPlan  # re-exported for the targets
+from ferry.spec import RankSlot as RankSlot
 
 _PYTORCH_BACKENDS = ("nccl", "gloo")
 _MPI_COMMUNICATORS = ("intelmpi", "openmpi")
@@ -34,43 +36,6 @@ _MPI_COMMUNICATORS = ("intelmpi", "openmpi")
 
 class PlanError(ConfigError):
     """A distributed configuration that cannot be launched; the message names the fix."""
-
-
-@dataclass(frozen=True)
-class DistributedPlan:
-    """How many nodes, how many processes on each, and which launcher family."""
-
-    kind: str  # "pytorch" or "mpi"
-    node_count: int
-    processes_per_node: int
-    backend: str | None = None  # "nccl" or "gloo" for the PyTorch form
-
-    @property
-    def world_size(self) -> int:
-        return self.node_count * self.processes_per_node
-
-    def slots(self) -> list[RankSlot]:
-        """Every rank's place, node-major."""
-        per = self.processes_per_node
-        return [
-            RankSlot(rank=node * per + local, node_rank=node, local_rank=local)
-            for node in range(self.node_count)
-            for local in range(per)
-        ]
-
-    def describe(self) -> str:
-        what = f"{self.kind} ({self.backend})" if self.backend else self.kind
-        return (
-            f"{what}: {self.node_count} node(s) × {self.processes_per_node} process(es) = "
-            f"{self.world_size} rank(s)"
-        )
-
-
-@dataclass(frozen=True)
-class RankSlot:
-    rank: int
-    node_rank: int
-    local_rank: int
 
 
 def _positive(value: Any, what: str) -> int:

@@ -106,7 +106,7 @@ class LocalTarget(Target):
         (self._workdir / "outputs").mkdir(exist_ok=True)
         (self._workdir / "logs").mkdir(exist_ok=True)
         env = Environment.from_dict(job.definition.get("environment") or {})
-        resolved = envbuild.resolve(env, self.workspace.envs_dir, log)
+        resolved = envbuild.resolve(env.to_spec(), self.workspace.envs_dir, log)
         self._python = resolved.python
         self._env_vars = dict(resolved.variables)
         return {"env_hash": resolved.spec_hash, "env_lock": resolved.lock}

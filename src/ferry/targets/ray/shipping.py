@@ -148,7 +148,7 @@ def check_environment(env: Environment) -> None:
         )
     if env.python.user_managed_dependencies:
         return
-    only = conda_mod.conda_only(conda_packages(env))
+    only = conda_mod.conda_only(conda_packages(env.to_spec()))
     if only:
         raise EnvironmentBuildError(
             f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ray "
@@ -170,5 +170,5 @@ def environment_request(
     interpreter = str(hello["executable"]) if default else path
     if env.python.user_managed_dependencies:
         return {"python": interpreter}, None
-    build, digest = remote_build_request(env, hello, interpreter, uv)
+    build, digest = remote_build_request(env.to_spec(), hello, interpreter, uv)
     return {"build": build}, digest

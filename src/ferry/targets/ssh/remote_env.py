@@ -57,7 +57,7 @@ def refusal(env: Environment) -> str | None:
         )
     if env.python.user_managed_dependencies:
         return None
-    only = conda_mod.conda_only(conda_packages(env))
+    only = conda_mod.conda_only(conda_packages(env.to_spec()))
     if only:
         return (
             f"environment {env.name!r} needs conda-only packages ({', '.join(only)}); the ssh "
@@ -78,7 +78,7 @@ def plan_environment(
     variables = dict(env.environment_variables)
     if env.python.user_managed_dependencies:
         return RemoteEnvironment(interpreter, variables=variables)
-    request, digest = remote_build_request(env, hello, interpreter, settings.uv)
+    request, digest = remote_build_request(env.to_spec(), hello, interpreter, settings.uv)
     return RemoteEnvironment(interpreter, digest, request, variables)
 
 
