@@ -10,11 +10,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ferry.errors import ConfigError, TargetNotFound
-from ferry.targets.base import Target
+from ferry.targets.registry import resolve_target as resolve_target  # where targets are made
 from ferry.targets.registry import target_class
 
 LOCAL = "local"
@@ -93,9 +92,3 @@ def target_name(value: Any) -> str:
     if not isinstance(name, str) or not name:
         raise ConfigError("compute_target must be a target name or a ComputeTarget")
     return name
-
-
-def resolve_target(workspace: Any, name: str, config: Mapping[str, Any] | None = None) -> Target:
-    """A ready Target instance for one run on the target called ``name``."""
-    ct = ComputeTarget(workspace, name)
-    return target_class(ct.type)(name, config if config is not None else ct.config, workspace)

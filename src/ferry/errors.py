@@ -10,7 +10,10 @@ cross into ferry (``raise StoreError(...) from exc``)::
     ├── SnapshotError          the source folder cannot be snapshotted or restored
     ├── EnvironmentBuildError  an environment cannot be resolved or built
     ├── TargetError            a compute target is unknown, unreachable or refused the job
-    │   └── TargetNotFound
+    │   ├── TargetNotFound
+    │   ├── TargetUnavailable  unreachable or timed out: worth retrying (transient)
+    │   ├── TargetRefused      the target cannot run this job (permanent)
+    │   └── JobLost            the job is gone (its host rebooted, its node died)
     ├── StoreError             the run history cannot be read or written
     │   ├── RunNotFound
     │   └── InvalidTransition  a status change the transition table forbids
@@ -50,6 +53,27 @@ class TargetError(FerryError):
 
 class TargetNotFound(TargetError, ConfigError):
     """No compute target of that name is attached to the workspace."""
+
+
+class _RunTargetError(TargetError):
+    """A target error about one run on one target (both named, when known)."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, target: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.target = target
+
+
+class TargetUnavailable(_RunTargetError):
+    """The target cannot be reached now (refused connection, timeout): a retry may work."""
+
+
+class TargetRefused(_RunTargetError):
+    """The target cannot run this job as configured; the message names what to change."""
+
+
+class JobLost(_RunTargetError):
+    """The job's process or node is gone without an exit code."""
 
 
 class StoreError(FerryError):

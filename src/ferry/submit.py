@@ -84,7 +84,6 @@ def submit_script(
     ws = experiment.workspace
     source = config.validate()
     rc = config.run_config
-    from ferry.targets.registry import target_class
 
     compute = ComputeTarget(
         ws, rc.target
@@ -97,7 +96,7 @@ def submit_script(
     definition = rc.to_dict()
     definition["sourceDirectory"] = str(source)
     definition["submittedBy"] = submitter()
-    target_class(compute.type).check_definition(rc.target, definition)
+    check_job(ws, compute.type, rc.target, run_id, experiment.name, definition, parent_run_id)
     properties: dict[str, str] = {}
     snapshot: dict[str, Any] | None = None
     timings: dict[str, float] = {}
@@ -122,6 +121,31 @@ def submit_script(
     ws.store.create_run(record)
     _launch(ws, run_id)
     return Run(experiment, run_id)
+
+
+def check_job(
+    ws: Any,
+    kind: str,
+    target: str,
+    run_id: str,
+    experiment: str,
+    definition: dict[str, Any],
+    parent_run_id: str | None = None,
+) -> None:
+    """Parse the definition as the supervisor will (one validator), and let the target kind
+    refuse what it cannot run — before anything is written."""
+    from ferry.jobdef import job_spec
+    from ferry.targets.registry import target_class
+
+    job = job_spec(
+        run_id=run_id,
+        experiment=experiment,
+        target=target,
+        run_dir=ws.runs_dir / run_id,
+        definition=definition,
+        parent_run_id=parent_run_id,
+    )
+    target_class(kind).check_job(target, job)
 
 
 def _launch(ws: Any, run_id: str) -> None:
@@ -179,10 +203,9 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
         snapshot.update(newFiles=0, newBytes=0, hashedFiles=0, seconds=0.0, reused=True)
     if compute_target is not None:
         definition["target"] = target_name(compute_target)
-    from ferry.targets.registry import target_class
 
     compute = ComputeTarget(ws, definition["target"])
-    target_class(compute.type).check_definition(compute.name, definition)
+    check_job(ws, compute.type, compute.name, original.id, original.experiment.name, definition)
     exp = experiment or original.experiment
     properties = {k: v for k, v in record.properties.items() if k.startswith(_CARRIED_PROPERTIES)}
     properties["ferry.rerun_of"] = original.id

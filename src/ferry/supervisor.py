@@ -22,15 +22,17 @@ import stat
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError, InvalidTransition, StoreError
 from ferry.ingest import SpoolIngestor, artifact_dir, output_records, safe_destination
+from ferry.jobdef import job_spec
 from ferry.liveness import heartbeat_interval, sweep
+from ferry.spec import JobSpec
 from ferry.status import RunStatus
-from ferry.targets.base import LOG_NAME, JobSpec, Target
+from ferry.targets.base import LOG_NAME, Prepared, Target
 from ferry.tracking import ArtifactRecord, RunStore
 
 log = logging.getLogger("ferry.supervisor")
@@ -168,26 +170,20 @@ class Supervisor:
         self.store.update_run(
             self.run_id, supervisor_pid=os.getpid(), host=socket.gethostname(), heartbeat_at=started
         )
-        job = JobSpec(
-            run_id=record.id,
-            experiment=record.experiment,
-            run_dir=self.run_dir,
-            definition=record.definition,
-            snapshot_id=(record.snapshot or {}).get("id"),
-            source_dir=Path(record.definition["sourceDirectory"])
-            if record.definition.get("sourceDirectory")
-            else None,
-            env_vars={
-                str(k): str(v)
-                for k, v in (record.definition.get("environmentVariables") or {}).items()
-            },
-            parent_run_id=record.parent_id,
-        )
         beating = _Heartbeat(self.store, self.run_id, lambda: self.phase)
         beating.start()
         try:
-            from ferry.compute import resolve_target
+            from ferry.targets.registry import resolve_target
 
+            job = job_spec(
+                run_id=record.id,
+                experiment=record.experiment,
+                target=record.target,
+                run_dir=self.run_dir,
+                definition=record.definition,
+                parent_run_id=record.parent_id,
+                snapshot_id=(record.snapshot or {}).get("id"),
+            )
             self._drive(resolve_target(self.ws, record.target), job)
         except FerryError as exc:
             self.log(f"ferry: {exc}")
@@ -222,32 +218,28 @@ class Supervisor:
         t = time.monotonic()
         if self._stop_requested(True) or not self._status(RunStatus.PREPARING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
-        facts = target.prepare(job, _PrepareLog(self))
+        prepared = target.prepare(job, _PrepareContext(self))
         self.timings["prepare"] = time.monotonic() - t
-        self._keep_environment(facts)
+        self._keep_environment(prepared)
         if self._stop_requested(True) or not self._status(RunStatus.STARTING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
         log_size = job.log_path.stat().st_size if job.log_path.exists() else 0
         t_start = time.monotonic()
-        started_facts = target.start(job)
-        facts = {k: v for k, v in started_facts.items() if k in ("job_pgid", "host")}
-        if facts:
-            self.store.update_run(self.run_id, **facts)
+        started = target.start(job)
+        self.store.update_run(self.run_id, job_pgid=started.job_pgid, host=started.host)
         self._status(RunStatus.RUNNING)
         exit_code, canceled, timed_out = self._follow(target, job, log_size, t_start)
         self.timings["run"] = time.monotonic() - t_start
         return self._finish(target, job, exit_code, canceled=canceled, timed_out=timed_out)
 
-    def _keep_environment(self, facts: dict[str, Any]) -> None:
+    def _keep_environment(self, prepared: Prepared) -> None:
         """The environment's hash as a property, its resolved lock as an artifact."""
-        if facts.get("env_hash"):
-            self.store.add_properties(
-                self.run_id, {"ferry.environment.hash": str(facts["env_hash"])}
-            )
-        if facts.get("env_lock"):
+        if prepared.env_hash:
+            self.store.add_properties(self.run_id, {"ferry.environment.hash": prepared.env_hash})
+        if prepared.env_lock:
             dest = artifact_dir(self.ws.path, self.run_id) / "environment" / "lock.txt"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(str(facts["env_lock"]), encoding="utf-8")
+            dest.write_text(prepared.env_lock, encoding="utf-8")
             self.store.add_artifacts(
                 [
                     ArtifactRecord(
@@ -270,8 +262,8 @@ class Supervisor:
         self, target: Target, job: JobSpec, log_size: int, t_start: float
     ) -> tuple[int, bool, bool]:
         ingestor = self._ingestor_for(job)
-        limit = job.definition.get("maxRunDurationSeconds")
-        deadline = t_start + float(limit) if limit else None
+        limit = job.max_duration
+        deadline = t_start + limit if limit else None
         next_slow = time.monotonic()
         canceled = timed_out = False
         mirror = _Mirror(self.store, self.run_id, self.ws.path, self.log)
@@ -304,7 +296,7 @@ class Supervisor:
                 target.cancel(kill_grace_seconds())
             if not canceled and deadline is not None and now >= deadline:
                 canceled = timed_out = True
-                self.log(f"ferry: the run exceeded max_run_duration_seconds={limit}; stopping it")
+                self.log(f"ferry: the run exceeded max_run_duration_seconds={limit:g}; stopping it")
                 target.cancel(kill_grace_seconds())
 
     def _finish(
@@ -326,8 +318,10 @@ class Supervisor:
         ingestor.drain()
         arts = artifact_dir(self.ws.path, self.run_id)
         arts.mkdir(parents=True, exist_ok=True)
-        if exit_code is not None:
+        if exit_code is not None and job.collect_outputs:
             target.collect_outputs(arts / "outputs")
+        elif exit_code is not None:
+            self.log("ferry: history.output_collection is False: ./outputs is not kept")
         records = self._output_records(arts / "outputs")
         if exit_code is not None:
             self._note_offline_logging(job.log_path, ingestor)
@@ -353,7 +347,7 @@ class Supervisor:
                     "error": {
                         "code": "TimeLimitExceeded",
                         "message": "the run exceeded its max_run_duration_seconds "
-                        f"({job.definition.get('maxRunDurationSeconds')} s) and was stopped",
+                        f"({job.max_duration:g} s) and was stopped",
                     }
                 },
             )
@@ -406,18 +400,20 @@ class Supervisor:
 STATUS_DETAILS_TAG = "ferry.status_details"
 
 
-class _PrepareLog:
-    """What a target's ``prepare`` writes to: log lines, and (optionally) that the run waits.
+class _PrepareContext:
+    """What a target's ``prepare`` reports to (:class:`~ferry.spec.PrepareContext`).
 
-    ``log.waiting(reason)`` shows the run ``Queued`` with the reason (the reference's order:
-    Preparing, then Queued while waiting for nodes); ``log.resumed()`` goes back to Preparing.
+    ``waiting(reason)`` shows the run ``Queued`` with the reason (the reference's order:
+    Preparing, then Queued while waiting for nodes); ``resumed()`` goes back to Preparing;
+    ``cancelled()`` is True once the run is to stop.
     """
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+        self._checked = 0.0
 
-    def __call__(self, message: str) -> None:
-        self.supervisor.log(message)
+    def log(self, line: str) -> None:
+        self.supervisor.log(line)
 
     def waiting(self, reason: str) -> None:
         sup = self.supervisor
@@ -431,6 +427,13 @@ class _PrepareLog:
         sup.store.remove_tags(sup.run_id, [STATUS_DETAILS_TAG])
         if sup.phase == RunStatus.QUEUED:
             sup._status(RunStatus.PREPARING)
+
+    def cancelled(self) -> bool:
+        now = time.monotonic()
+        check_store = now - self._checked >= 1.0  # the marker at once, the store each second
+        if check_store:
+            self._checked = now
+        return self.supervisor._stop_requested(check_store)
 
 
 class _Heartbeat:
@@ -483,21 +486,22 @@ class _Mirror:
         self._seen: dict[Path, tuple[int, int, int]] = {}
         self._links: set[Path] = set()
 
-    def sync(self, folders: list[Path]) -> None:
+    def sync(self, folders: Mapping[str, Path]) -> None:
+        """Mirror each folder under its artifact prefix (``logs`` → ``logs/…``)."""
         records = []
-        for folder in folders:
+        for prefix, folder in folders.items():
             if folder.is_symlink() or not folder.is_dir():
                 continue
             for parent, dirs, files in os.walk(folder):  # never follows links
                 for name in files + [d for d in dirs if (Path(parent) / d).is_symlink()]:
-                    record = self._copy(folder, Path(parent) / name)
+                    record = self._copy(prefix, folder, Path(parent) / name)
                     if record is not None:
                         records.append(record)
         if records:
             self.store.add_artifacts(records)
 
-    def _copy(self, folder: Path, path: Path) -> ArtifactRecord | None:
-        rel = f"{folder.name}/{path.relative_to(folder).as_posix()}"
+    def _copy(self, prefix: str, folder: Path, path: Path) -> ArtifactRecord | None:
+        rel = f"{prefix}/{path.relative_to(folder).as_posix()}"
         try:
             st = os.lstat(path)
         except OSError:

@@ -11,17 +11,18 @@ import pytest
 from ferry import ComputeTarget, Environment, RunConfiguration, ScriptRunConfig, SparkCompute
 from ferry.environment import SparkPackage
 from ferry.errors import ConfigError, TargetError
-from ferry.targets.base import JobSpec
+from ferry.jobdef import job_spec
+from ferry.spec import JobSpec
 from ferry.targets.spark import SparkTarget
 from ferry.targets.spark.command import (
     SparkSubmit,
     check_job,
     job_conf,
     shown,
-    spark_packages,
     spark_submit_argv,
 )
 from ferry.targets.spark.config import is_loopback_master, validate_master
+from ferry.testing.fake import RecordingContext
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_run_settings_win_over_the_target_and_packages_become_flags() -> None:
             "train.py",
             ["--alpha", "0.5"],
             conf,
-            spark_packages(env.to_dict()),
+            list(env.to_spec().spark_packages),
             ["https://repo.example.org/maven"],
         )
     )
@@ -165,15 +166,22 @@ def test_run_settings_win_over_the_target_and_packages_become_flags() -> None:
     bad = Environment("bad")
     bad.spark.packages = [SparkPackage("org.example", "a:b", "1")]
     with pytest.raises(ConfigError, match="group, an artifact and a version"):
-        spark_packages(bad.to_dict())
+        bad.to_spec()
 
 
 def test_only_pyspark_scripts_are_accepted() -> None:
     with pytest.raises(TargetError, match="framework='pyspark'"):
-        check_job({"framework": "Python", "script": "a.py"}, "spark")
+        check_job(_job({"framework": "Python", "script": "a.py"}), "spark")
     with pytest.raises(TargetError, match="not a command"):
-        check_job({"framework": "PySpark", "command": "echo hi"}, "spark")
-    assert check_job({"framework": "PySpark", "script": "a.py"}, "spark") == "a.py"
+        check_job(_job({"framework": "PySpark", "command": "echo hi"}), "spark")
+    assert check_job(_job({"framework": "PySpark", "script": "a.py"}), "spark") == "a.py"
+
+
+def _job(definition: dict[str, object]) -> JobSpec:
+    return job_spec(
+        run_id="e_1_abcdef12", experiment="e", target="spark", run_dir=Path("/r"),
+        definition=definition,
+    )  # fmt: skip
 
 
 def test_loopback_masters_keep_spark_off_the_network() -> None:
@@ -198,15 +206,15 @@ def test_prepared_run_builds_the_full_command(workspace, awkward_dir: Path) -> N
         SparkTarget.validate_config({"master": "local[2]", "conf": {"spark.ui.enabled": "false"}}),
         workspace,
     )
-    job = JobSpec(
+    definition["sourceDirectory"] = str(src)
+    job = job_spec(
         run_id="r_1",
         experiment="e",
+        target="sp",
         run_dir=workspace.runs_dir / "r_1",
         definition=definition,
-        snapshot_id=None,
-        source_dir=src,
     )
-    target.prepare(job, lambda line: None)
+    target.prepare(job, RecordingContext())
     argv, env, _ = target.command(job)
     assert argv[argv.index("--packages") + 1] == "org.example:thing_2.13:1.0.0"
     confs = [argv[i + 1] for i, a in enumerate(argv) if a == "--conf"]
@@ -234,8 +242,12 @@ def test_an_interpreter_too_old_for_spark_is_named(  # type: ignore[no-untyped-d
     definition = ScriptRunConfig(
         str(src), "train.py", run_config=RunConfiguration(framework="pyspark")
     ).to_dict()
-    job = JobSpec("r_2", "e", workspace.runs_dir / "r_2", definition, None, src)
+    definition["sourceDirectory"] = str(src)
+    job = job_spec(
+        run_id="r_2", experiment="e", target="sp", run_dir=workspace.runs_dir / "r_2",
+        definition=definition,
+    )  # fmt: skip
     monkeypatch.setattr(installation, "python_version", lambda python: (3, 8))
     target = SparkTarget("sp", SparkTarget.validate_config({}), workspace)
     with pytest.raises(TargetError, match=r"needs Python 3\.\d+ or newer.*is Python 3\.8"):
-        target.prepare(job, lambda line: None)
+        target.prepare(job, RecordingContext())

@@ -210,16 +210,16 @@ def test_the_logs_mirror_copies_only_what_was_appended(workspace: Workspace) -> 
     logs.mkdir(parents=True)
     (logs / "a.txt").write_bytes(b"x" * 1000)
     (logs / "link").symlink_to("/etc/hostname")
-    mirror.sync([logs])
+    mirror.sync({"logs": logs})
     dest = workspace.path / "runs" / "r_1_abcdef12" / "artifacts" / "logs" / "a.txt"
     assert dest.read_bytes() == b"x" * 1000
     dest.write_bytes(b"y" * 1000)  # marks what was copied already: an append must not rewrite it
     with open(logs / "a.txt", "ab") as fh:
         fh.write(b"z" * 10)
-    mirror.sync([logs])
+    mirror.sync({"logs": logs})
     assert dest.read_bytes() == b"y" * 1000 + b"z" * 10
     (logs / "a.txt").write_bytes(b"short")  # shrank: copied whole
-    mirror.sync([logs])
+    mirror.sync({"logs": logs})
     assert dest.read_bytes() == b"short"
     assert not (dest.parent / "link").exists()
     assert any("link" in n for n in notes)

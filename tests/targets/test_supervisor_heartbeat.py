@@ -35,15 +35,15 @@ def test_a_target_waiting_for_resources_shows_the_run_queued_with_the_reason(
 ) -> None:
     from ferry.run import Run
     from ferry.status import RunStatus
-    from ferry.supervisor import Supervisor, _PrepareLog
+    from ferry.supervisor import Supervisor, _PrepareContext
     from ferry.tracking import RunRecord
 
     store = workspace.store
     store.create_run(RunRecord(id="q_1_abcdef12", experiment="q", status=RunStatus.QUEUED))
     sup = Supervisor(workspace, "q_1_abcdef12")
     sup._status(RunStatus.PREPARING)
-    log = _PrepareLog(sup)
-    log("ferry: building the environment")
+    log = _PrepareContext(sup)
+    log.log("ferry: building the environment")
     log.waiting("waiting for cluster resources: the run needs 1 × {GPU 1}; free now: CPU 2")
     run = Run.get(workspace, "q_1_abcdef12")
     assert run.get_detailed_status() == {

@@ -2,50 +2,52 @@
 
 The supervisor (written once, above this contract) drives a target through one run::
 
-    target.prepare(job, log)   # Preparing: put the snapshot and the environment in place
-    target.start(job)          # Starting: launch the job; its log and spool land in job.run_dir
-    target.poll()              # None while running, then the exit code
-    target.sync()              # bring the log, spool and ./logs into job.run_dir (remote kinds)
-    target.cancel(grace)       # TERM the whole job, KILL after ``grace`` seconds
-    target.collect_outputs(d)  # move ./outputs into folder d
-    target.close()             # release connections and working folders
+    target.prepare(job, ctx) -> Prepared   # Preparing: the snapshot and the environment in place
+    target.start(job) -> Started           # Starting: launch; the log and spool reach job.paths
+    target.wait(timeout) / target.poll()   # None while running, then the exit code
+    target.sync()                          # bring the log, spool and watched folders back
+    target.cancel(grace)                   # stop the whole job: TERM, KILL after ``grace``
+    target.collect_outputs(d)              # move ./outputs into folder d
+    target.close()                         # release connections and working folders
 
-A local target writes the log and spool straight into ``job.run_dir``; a remote target copies
-them there in ``sync()``. Waiting, log tailing, spool ingestion, time limits and heartbeats are
-the supervisor's, never a target's.
+It takes plain data (:class:`~ferry.spec.JobSpec`, :class:`~ferry.spec.PrepareContext`,
+:class:`~ferry.spec.WorkspaceServices`) and returns plain data; it never sees a public class.
+Waiting, log tailing, spool ingestion, time limits and heartbeats are the supervisor's, never a
+target's. Errors a caller may retry (:class:`~ferry.errors.TargetUnavailable`) are apart from
+refusals (:class:`~ferry.errors.TargetRefused`) and lost jobs (:class:`~ferry.errors.JobLost`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
+
 LOG_NAME = "user_logs/std_log.txt"
+
+__all__ = ["LOG_NAME", "JobSpec", "Prepared", "Started", "Target"]
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """Everything a target needs to run one job."""
+class Prepared:
+    """What preparing found out: the environment's hash and resolved lock (when built)."""
 
-    run_id: str
-    experiment: str
-    run_dir: Path
-    definition: Mapping[str, Any]
-    snapshot_id: str | None
-    source_dir: Path | None
-    env_vars: Mapping[str, str] = field(default_factory=dict)
-    parent_run_id: str | None = None
+    env_hash: str | None = None
+    env_lock: str | None = None
 
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / LOG_NAME
 
-    @property
-    def spool_dir(self) -> Path:
-        return self.run_dir / "spool"
+@dataclass(frozen=True)
+class Started:
+    """Where the job runs: the host, and the process group on it (when there is one)."""
+
+    host: str
+    job_pgid: int | None = None
+    remote_pid: int | None = None
+    ranks: int = 1
 
 
 class Target(abc.ABC):
@@ -53,22 +55,22 @@ class Target(abc.ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: WorkspaceServices) -> None:
         self.name = name
         self.config = dict(config)
         self.workspace = workspace
 
     @abc.abstractmethod
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
         """Materialise the snapshot and resolve the environment where the job will run.
 
-        Returns facts to keep with the run: ``env_hash`` and ``env_lock`` when an environment
-        was built or reused.
+        ``ctx`` takes log lines, hears that the run waits for resources, and says when the run
+        is to stop (check ``ctx.cancelled()`` in long waits).
         """
 
     @abc.abstractmethod
-    def start(self, job: JobSpec) -> dict[str, Any]:
-        """Launch the job; returns facts to record on the run (pid, pgid, host …)."""
+    def start(self, job: JobSpec) -> Started:
+        """Launch the job; returns where it runs."""
 
     @abc.abstractmethod
     def poll(self) -> int | None:
@@ -98,19 +100,23 @@ class Target(abc.ABC):
         """Move the job's ./outputs folder into ``dest``."""
 
     @abc.abstractmethod
-    def watched_dirs(self) -> list[Path]:
-        """Local folders mirrored live as artifacts (./logs, after ``sync()``)."""
+    def watched_dirs(self) -> dict[str, Path]:
+        """Folders mirrored live as artifacts: artifact prefix (``job.watched_dirs``, ``logs``
+        by default) → the local folder holding it (after ``sync()`` for remote kinds)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and working folders."""
 
     @classmethod
-    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
-        """Refuse, before a run is recorded, a job this kind cannot run (raise TargetError)."""
+    def check_job(cls, name: str, job: JobSpec) -> None:
+        """Refuse, before a run is recorded, a job this kind cannot run (raise TargetRefused
+        or ConfigError)."""
         return None  # every kind runs every job unless it says otherwise
 
     @classmethod
-    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+    def status(
+        cls, name: str, config: Mapping[str, Any], workspace: WorkspaceServices
+    ) -> dict[str, Any]:
         """What the target reports about itself; kinds with a cluster list nodes and resources."""
         return {"name": name, "kind": cls.kind}
 

@@ -8,60 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ferry import envbuild
-from ferry.environment import Environment
-from ferry.errors import ConfigError, TargetError
+from ferry.agent.environ import apply_request
+from ferry.errors import ConfigError, TargetRefused
 from ferry.ingest import move_outputs
+from ferry.spec import DistributedPlan, JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets import distributed
-from ferry.targets.base import JobSpec, Target
+from ferry.targets.base import Prepared, Started, Target
+from ferry.targets.jobenv import job_request
 from ferry.targets.watched import JobProcess, WatchedJob
-
-
-def job_argv(definition: Mapping[str, Any], python: str) -> list[str]:
-    """The command line of a job: ``python script args…`` or the configured command."""
-    command = definition.get("command")
-    if command:
-        if isinstance(command, list):
-            return [str(c) for c in command]
-        return ["/bin/sh", "-c", str(command)]
-    return [python, str(definition["script"]), *(str(a) for a in definition.get("arguments") or [])]
-
-
-#: variables of ferry's own that a job never sees (its secrets, and settings for ferry itself)
-_NOT_FOR_JOBS = (
-    "FERRY_SSH_PASSWORD",
-    "FERRY_SSH_KEY_PASSPHRASE",
-    "FERRY_TOKEN",
-    "FERRY_DATABASE_URL",
-)
-
-
-def job_environment(
-    job: JobSpec, workdir: Path, runtime_path: Path, extra: Mapping[str, str]
-) -> dict[str, str]:
-    """The variables a job sees: the caller's (without ferry's secrets), the environment's, the
-    runtime protocol's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_FOR_JOBS)}
-    env.update(extra)
-    env.update(job.env_vars)
-    old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(runtime_path) + (os.pathsep + old if old else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["FERRY_RUN_ID"] = job.run_id
-    env["FERRY_EXPERIMENT"] = job.experiment
-    env["FERRY_RUN_DIR"] = str(job.run_dir)
-    env["FERRY_SPOOL_DIR"] = str(job.spool_dir)
-    env["FERRY_OUTPUT_DIR"] = str(workdir / "outputs")
-    env["AZUREML_OUTPUT_DIRECTORY"] = "./outputs"
-    if job.parent_run_id:
-        env["FERRY_PARENT_RUN_ID"] = job.parent_run_id
-    else:
-        env.pop("FERRY_PARENT_RUN_ID", None)
-    return env
 
 
 class LocalTarget(Target):
@@ -69,60 +28,77 @@ class LocalTarget(Target):
 
     kind = "local"
 
-    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: WorkspaceServices) -> None:
         super().__init__(name, config, workspace)
         self._job: WatchedJob | None = None
         self._workdir: Path | None = None
         self._python: str | None = None
         self._env_vars: dict[str, str] = {}
         self._owns_workdir = False
-        self._plan: distributed.DistributedPlan | None = None
+        self._plan: DistributedPlan | None = None
+        self._watched: tuple[str, ...] = ("logs",)
         self._run_dir: Path | None = None
         self._run_id = ""
         self._noted = False
 
     @classmethod
-    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
+    def check_job(cls, name: str, job: JobSpec) -> None:
         """A user-managed interpreter must exist here (a remote kind checks on its host); a
         distributed job must fit on one machine."""
-        _one_node_plan(definition)
-        env = Environment.from_dict(definition.get("environment") or {})
-        if env.python.user_managed_dependencies:
-            envbuild.find_interpreter(env.python.interpreter_path)
+        _one_node(job)
+        if job.environment.user_managed and job.environment.interpreter:
+            envbuild.find_interpreter(job.environment.interpreter)
 
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        self._plan = _one_node_plan(job.definition)
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        self._plan = _one_node(job)
         if job.snapshot_id:
             from ferry.snapshot import load_manifest, materialize
 
-            self._workdir = job.run_dir / "wd"
+            self._workdir = job.paths.workdir
             manifest = load_manifest(self.workspace.blobs, job.snapshot_id)
             materialize(manifest, self.workspace.blobs, self._workdir)
             self._owns_workdir = True
         elif job.source_dir is not None:
             self._workdir = job.source_dir
         else:
-            raise TargetError("the run has neither a snapshot nor a source folder")
+            raise TargetRefused(
+                "the run has neither a snapshot nor a source folder",
+                run_id=job.run_id,
+                target=self.name,
+            )
         (self._workdir / "outputs").mkdir(exist_ok=True)
-        (self._workdir / "logs").mkdir(exist_ok=True)
-        env = Environment.from_dict(job.definition.get("environment") or {})
-        resolved = envbuild.resolve(env.to_spec(), self.workspace.envs_dir, log)
+        for folder in job.watched_dirs:
+            (self._workdir / folder).mkdir(parents=True, exist_ok=True)
+        self._watched = job.watched_dirs
+        resolved = envbuild.resolve(job.environment, self.workspace.envs_dir, ctx.log)
         self._python = resolved.python
         self._env_vars = dict(resolved.variables)
-        return {"env_hash": resolved.spec_hash, "env_lock": resolved.lock}
+        return Prepared(env_hash=resolved.spec_hash, env_lock=resolved.lock)
 
-    def start(self, job: JobSpec) -> dict[str, Any]:
+    def start(self, job: JobSpec) -> Started:
         from ferry.runtime.layout import build_runtime_path
 
         assert self._workdir is not None and self._python is not None
         runtime_path = build_runtime_path(self.workspace.path / "runtime")
-        argv = job_argv(job.definition, self._python)
-        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
-        return self._start_job(job, argv, env)
+        argv = job.command.argv(self._python)
+        return self._start_job(job, argv, self.job_environment(job, runtime_path))
+
+    def job_environment(self, job: JobSpec, runtime_path: Path) -> dict[str, str]:
+        """The variables the job sees: this machine's (without ferry's secrets), the
+        environment's, the run's and the runtime protocol's."""
+        assert self._workdir is not None
+        request = job_request(
+            job,
+            run_dir=str(job.run_dir),
+            workdir=str(self._workdir),
+            runtime_path=str(runtime_path),
+            environment=self._env_vars,
+        )
+        return apply_request(os.environ, request)
 
     def _start_job(
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Started:
         """Start the job's processes under their watchdog: one, or one per rank."""
         from ferry.supervisor import job_umask, kill_grace_seconds
 
@@ -148,10 +124,8 @@ class LocalTarget(Target):
         self._job = WatchedJob.start(
             launches, self._workdir, job.run_dir, kill_grace_seconds(), umask=job_umask()
         )
-        facts: dict[str, Any] = {"job_pgid": self._job.pgid, "host": os.uname().nodename}
-        if self._plan is not None:
-            facts["ranks"] = self._plan.world_size
-        return facts
+        ranks = self._plan.world_size if self._plan is not None else 1
+        return Started(host=os.uname().nodename, job_pgid=self._job.pgid, ranks=ranks)
 
     def _ended(self, code: int | None) -> int | None:
         if code is None or self._job is None:
@@ -199,8 +173,10 @@ class LocalTarget(Target):
             else:
                 shutil.copytree(outputs, dest, symlinks=True, dirs_exist_ok=True)
 
-    def watched_dirs(self) -> list[Path]:
-        return [self._workdir / "logs"] if self._workdir is not None else []
+    def watched_dirs(self) -> dict[str, Path]:
+        if self._workdir is None:
+            return {}
+        return {name: self._workdir / name for name in self._watched}
 
     def close(self) -> None:
         if (
@@ -211,8 +187,8 @@ class LocalTarget(Target):
             shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _one_node_plan(definition: Mapping[str, Any]) -> distributed.DistributedPlan | None:
-    plan = distributed.plan_from_definition(definition)
+def _one_node(job: JobSpec) -> DistributedPlan | None:
+    plan = job.distributed
     if plan is not None and plan.node_count > 1:
         raise ConfigError(
             f"the local target is one machine, so node_count={plan.node_count} cannot run "
@@ -222,7 +198,7 @@ def _one_node_plan(definition: Mapping[str, Any]) -> distributed.DistributedPlan
     return plan
 
 
-def keep_rank_logs(workspace: Any, run_id: str, run_dir: Path) -> None:
+def keep_rank_logs(workspace: WorkspaceServices, run_id: str, run_dir: Path) -> None:
     """Record the logs of ranks other than 0 as the run's artifacts (rank 0's is the main log)."""
     from ferry.tracking import ArtifactRecord
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import Any
 
-from ferry.errors import ConfigError, TargetError
+from ferry.errors import ConfigError, TargetError, TargetNotFound
+from ferry.spec import WorkspaceServices
 from ferry.targets.base import Target
 
 #: kind -> (dotted path, extra that brings its libraries)
@@ -50,3 +52,20 @@ def target_class(kind: str) -> type[Target]:
     if not (isinstance(cls, type) and issubclass(cls, Target)):
         raise TargetError(f"{path} is not a ferry Target class")
     return cls
+
+
+def resolve_target(workspace: WorkspaceServices, name: str) -> Target:
+    """A ready Target instance for one run on the target called ``name`` (``local`` is built
+    in; others are attached to the workspace)."""
+    config: dict[str, Any]
+    if name == "local":
+        kind, config = "local", {}
+    else:
+        found = workspace.store.get_target(name)
+        if found is None:
+            raise TargetNotFound(
+                f"ComputeTargetNotFound: no compute target named {name!r} in this workspace; "
+                "attach one with `ferry target attach`"
+            )
+        kind, config = found
+    return target_class(kind)(name, config, workspace)

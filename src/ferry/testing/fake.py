@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ferry.errors import ConfigError, TargetError
+from ferry.spec import JobSpec, PrepareContext
 from ferry.status import RunStatus
-from ferry.targets.base import JobSpec, Target
+from ferry.targets.base import Prepared, Started, Target
 
 KIND = "fake"
 
@@ -75,23 +76,23 @@ class FakeTarget(Target):
         for key, value in config.items():
             if key not in _KEYS:
                 raise ConfigError(f"unknown fake target setting {key!r}; known: {sorted(_KEYS)}")
-            if not isinstance(value, _KEYS[key]) or isinstance(value, bool) != (
-                bool in _KEYS[key]
-            ):
+            if not isinstance(value, _KEYS[key]) or isinstance(value, bool) != (bool in _KEYS[key]):
                 raise ConfigError(f"fake target setting {key!r} has the wrong type: {value!r}")
         return dict(config)
 
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        log("fake: preparing")
-        time.sleep(float(self.config.get("prepare_seconds", 0)))
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        ctx.log("fake: preparing")
+        deadline = time.monotonic() + float(self.config.get("prepare_seconds", 0))
+        while time.monotonic() < deadline and not ctx.cancelled():
+            time.sleep(0.01)
         if self.config.get("prepare_error"):
             raise TargetError(str(self.config["prepare_error"]))
         self._wd = job.run_dir / "fake-wd"
         for sub in ("outputs", "logs"):
             (self._wd / sub).mkdir(parents=True, exist_ok=True)
-        return {}
+        return Prepared()
 
-    def start(self, job: JobSpec) -> dict[str, Any]:
+    def start(self, job: JobSpec) -> Started:
         assert self._wd is not None
         self._started = time.monotonic()
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ class FakeTarget(Target):
                 path = self._wd / folder / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(str(text), encoding="utf-8")
-        return {"host": os.uname().nodename}
+        return Started(host=os.uname().nodename)
 
     def poll(self) -> int | None:
         now = time.monotonic()
@@ -144,8 +145,33 @@ class FakeTarget(Target):
         if outputs.is_dir() and any(outputs.iterdir()):
             outputs.rename(dest)
 
-    def watched_dirs(self) -> list[Path]:
-        return [self._wd / "logs"] if self._wd is not None else []
+    def watched_dirs(self) -> dict[str, Path]:
+        return {"logs": self._wd / "logs"} if self._wd is not None else {}
+
+
+class RecordingContext:
+    """A :class:`~ferry.spec.PrepareContext` for calling ``prepare`` directly in tests: keeps
+    the log lines and waits; ``cancel()`` makes ``cancelled()`` true."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.waits: list[str] = []
+        self._cancelled = False
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+    def waiting(self, reason: str) -> None:
+        self.waits.append(reason)
+
+    def resumed(self) -> None:
+        self.waits.append("resumed")
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        self._cancelled = True
 
 
 def supervise_here(workspace: Any, run_id: str) -> RunStatus:

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.errors import ConfigError, TargetError
+from ferry.errors import TargetError, TargetRefused
+from ferry.spec import JobSpec
 from ferry.targets.spark.config import ENV_REF, conf_value, validate_conf
 
 FRAMEWORK = "PySpark"
@@ -43,47 +44,25 @@ class SparkSubmit:
     repositories: list[str] = field(default_factory=list)
 
 
-def check_job(definition: Mapping[str, Any], target: str) -> str:
-    """The script a Spark target runs; a TargetError says what to change for other jobs."""
-    framework = str(definition.get("framework") or "Python")
-    if framework.lower() != FRAMEWORK.lower():
-        raise TargetError(
+def check_job(job: JobSpec, target: str) -> str:
+    """The script a Spark target runs; a TargetRefused says what to change for other jobs."""
+    if job.framework.lower() != FRAMEWORK.lower():
+        raise TargetRefused(
             f"the compute target {target!r} is a Spark target and runs PySpark jobs through "
-            f"spark-submit, but this run's framework is {framework!r}; set framework='pyspark' "
-            "(RunConfiguration(framework='pyspark'), or `framework: pyspark` in a job file), "
-            "or submit it to another target"
+            f"spark-submit, but this run's framework is {job.framework!r}; set "
+            "framework='pyspark' (RunConfiguration(framework='pyspark'), or `framework: pyspark` "
+            "in a job file), or submit it to another target",
+            run_id=job.run_id,
+            target=target,
         )
-    if definition.get("command"):
-        raise TargetError(
+    if job.command.kind != "script":
+        raise TargetRefused(
             f"the Spark target {target!r} runs a script with spark-submit, not a command; "
-            "give script= (and arguments=) instead of command="
+            "give script= (and arguments=) instead of command=",
+            run_id=job.run_id,
+            target=target,
         )
-    script = definition.get("script")
-    if not script:
-        raise TargetError(f"the Spark target {target!r} needs a script to submit")
-    return str(script)
-
-
-def spark_packages(environment: Mapping[str, Any]) -> list[str]:
-    """The environment's Spark packages as ``group:artifact:version`` coordinates."""
-    spark = environment.get("spark") or {}
-    out = []
-    for package in spark.get("packages") or []:
-        parts = [str(package.get(k) or "").strip() for k in ("group", "artifact", "version")]
-        if not all(parts) or any(c in p for p in parts for c in ":,/ "):
-            raise ConfigError(
-                f"Spark package {dict(package)!r} needs a group, an artifact and a version "
-                "without ':', ',', '/' or spaces (e.g. SparkPackage('com.microsoft.azure', "
-                "'synapseml_2.12', '0.11.4'))"
-            )
-        out.append(":".join(parts))
-    return out
-
-
-def spark_repositories(environment: Mapping[str, Any]) -> list[str]:
-    """The environment's extra Maven repositories for its Spark packages."""
-    spark = environment.get("spark") or {}
-    return [str(r) for r in spark.get("repositories") or [] if str(r).strip()]
+    return job.command.script
 
 
 def job_conf(

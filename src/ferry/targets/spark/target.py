@@ -13,21 +13,20 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ferry.errors import TargetError
-from ferry.targets.base import JobSpec
-from ferry.targets.local import LocalTarget, job_environment
+from ferry.spec import JobSpec, PrepareContext
+from ferry.targets.base import Prepared, Started
+from ferry.targets.local import LocalTarget
 from ferry.targets.spark import installation
 from ferry.targets.spark.command import (
     SparkSubmit,
     check_job,
     job_conf,
     shown,
-    spark_packages,
-    spark_repositories,
     spark_submit_argv,
 )
 from ferry.targets.spark.config import (
@@ -60,20 +59,17 @@ class SparkTarget(LocalTarget):
         self._scratch: Path | None = None
 
     @classmethod
-    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
-        check_job(definition, name)
-        super().check_definition(name, definition)
+    def check_job(cls, name: str, job: JobSpec) -> None:
+        check_job(job, name)
+        super().check_job(name, job)
 
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        self._script = check_job(job.definition, self.name)
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        self._script = check_job(job, self.name)
         self._home = installation.spark_home(self.config)
-        environment = job.definition.get("environment") or {}
-        installation.find_java(
-            {**os.environ, **(environment.get("environmentVariables") or {}), **job.env_vars}
-        )
-        facts = super().prepare(job, log)
+        installation.find_java({**os.environ, **job.environment.variables, **job.env_vars})
+        prepared = super().prepare(job, ctx)
         self._check_python()
-        return facts
+        return prepared
 
     def _check_python(self) -> None:
         assert self._home is not None and self._python is not None
@@ -87,7 +83,7 @@ class SparkTarget(LocalTarget):
                 f"Python in the environment (e.g. conda_dependencies python={want})"
             )
 
-    def start(self, job: JobSpec) -> dict[str, Any]:
+    def start(self, job: JobSpec) -> Started:
         argv, env, secret = self.command(job)
         return self._start_job(job, argv, env, first_line=f"ferry: {shown(argv, secret)}\n")
 
@@ -98,26 +94,25 @@ class SparkTarget(LocalTarget):
 
         assert self._workdir is not None and self._python is not None
         runtime_path = build_runtime_path(self.workspace.path / "runtime")
-        env = job_environment(job, self._workdir, runtime_path, self._env_vars)
+        env = self.job_environment(job, runtime_path)
         self._spark_environment(job, env)
         conf, secret = job_conf(self.config.get("conf") or {}, self._run_conf(job), env)
         return spark_submit_argv(self._submit(job, conf)), env, secret
 
     # the parts that differ from a local run ---------------------------------------------------
     def _run_conf(self, job: JobSpec) -> Mapping[str, Any]:
-        return dict((job.definition.get("spark") or {}).get("configuration") or {})
+        return dict(job.spark_conf)
 
     def _submit(self, job: JobSpec, conf: Mapping[str, str]) -> SparkSubmit:
         assert self._home is not None
-        environment = job.definition.get("environment") or {}
         return SparkSubmit(
             executable=installation.spark_submit(self._home),
             master=str(self.config.get("master") or "local[*]"),
             script=self._script,
-            arguments=[str(a) for a in job.definition.get("arguments") or []],
+            arguments=list(job.command.arguments),
             conf=conf,
-            packages=spark_packages(environment),
-            repositories=spark_repositories(environment),
+            packages=list(job.environment.spark_packages),
+            repositories=list(job.environment.spark_repositories),
         )
 
     def _spark_environment(self, job: JobSpec, env: dict[str, str]) -> None:
