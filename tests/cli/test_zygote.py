@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from test_zygote_support import (  # noqa: F401  (the *_fixture names register fixtures)
+    FERRY,
+    Blocked,
+    blocked_command_fixture,
+    ferry,
+    ppid_of,
+    wait_for,
+    wait_for_zygote,
+    zygote_env_fixture,
+)
 
-from ferry.cli.fast import package_fingerprint, read_message, send_message, socket_path
+from ferry.cli.fast import read_message, send_message
 
-FERRY = str(Path(sys.executable).parent / "ferry")
-
-
-@pytest.fixture
-def zygote_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = dict(os.environ)
-    env["FERRY_ZYGOTE_DIR"] = str(tmp_path / "zyg")
-    env.pop("FERRY_NO_DAEMON", None)
-    yield env
-    for pid_file in (tmp_path / "zyg").glob("*.pid"):
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
-
-
-def _ferry(
-    env: dict[str, str], *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FERRY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def _wait_for_zygote(env: dict[str, str]) -> Path:
-    os.environ["FERRY_ZYGOTE_DIR"] = env["FERRY_ZYGOTE_DIR"]
-    try:
-        path = Path(socket_path(package_fingerprint()))
-    finally:
-        del os.environ["FERRY_ZYGOTE_DIR"]
-    deadline = time.monotonic() + 30
-    while not path.exists():
-        assert time.monotonic() < deadline, "the zygote did not start"
-        time.sleep(0.05)
-    return path
+_ferry = ferry
 
 
 def test_commands_through_the_zygote_behave_like_in_process(
@@ -58,14 +35,21 @@ def test_commands_through_the_zygote_behave_like_in_process(
     env = dict(zygote_env, FERRY_HOME=str(awkward_dir / "home one"))
     first = _ferry(env, "runs", "list", "--json")
     assert first.returncode == 0 and first.stdout.strip() == "[]"
-    _wait_for_zygote(env)
+    wait_for_zygote(env)
 
     script = awkward_dir / "job dir" / "train.py"
     script.parent.mkdir()
-    script.write_text("import os\nprint('home', os.environ['FERRY_HOME'])\n")
-    res = _ferry(env, "submit", "train.py", "-e", "zyg", cwd=script.parent)  # a relative path
+    script.write_text(
+        "import os\nprint('home', os.environ['FERRY_HOME'])\n"
+        "print('probe', repr(os.environ.get('ZYGOTE_PROBE')))\n"
+    )
+    probe = "only in the client: ü 'q' = ;"
+    res = _ferry(
+        env | {"ZYGOTE_PROBE": probe}, "submit", "train.py", "-e", "zyg", cwd=script.parent
+    )
     assert res.returncode == 0, res.stderr
     assert f"home {awkward_dir / 'home one'}" in res.stdout and "Completed" in res.stdout
+    assert f"probe {probe!r}" in res.stdout  # the worker took the client's environment
 
     bad = _ferry(env, "runs", "show", "nope_1_deadbeef")
     assert bad.returncode == 2 and "no run 'nope_1_deadbeef'" in bad.stderr
@@ -75,7 +59,20 @@ def test_commands_through_the_zygote_behave_like_in_process(
 
     other = dict(env, FERRY_HOME=str(awkward_dir / "home two"))
     assert _ferry(other, "runs", "list", "--json").stdout.strip() == "[]"
-    assert len(__import__("json").loads(_ferry(env, "runs", "list", "--json").stdout)) == 2
+    assert len(json.loads(_ferry(env, "runs", "list", "--json").stdout)) == 2
+
+
+def test_a_command_runs_in_a_worker_forked_by_the_zygote(
+    zygote_env: dict[str, str], blocked_command: Callable[..., Blocked]
+) -> None:
+    _ferry(zygote_env, "runs", "list")
+    zygote = wait_for_zygote(zygote_env)
+    blocked = blocked_command(zygote_env, "runs", "list", "--json")
+    assert blocked.writer != blocked.proc.pid
+    assert ppid_of(blocked.writer) == zygote
+    assert blocked.holders == {blocked.proc.pid, blocked.writer}  # the client lent its stdout
+    code, out, err = blocked.finish()
+    assert (code, out) == (0, b"[]\n"), err
 
 
 def test_ctrl_c_reaches_the_worker_and_the_run_keeps_going(
@@ -83,7 +80,7 @@ def test_ctrl_c_reaches_the_worker_and_the_run_keeps_going(
 ) -> None:
     env = dict(zygote_env, FERRY_HOME=str(awkward_dir / "home"))
     _ferry(env, "runs", "list")
-    _wait_for_zygote(env)
+    wait_for_zygote(env)
     script = awkward_dir / "slow.py"
     script.write_text("import time\nprint('tick', flush=True)\ntime.sleep(60)\n")
     submitted = _ferry(env, "submit", str(script), "--no-wait")
@@ -94,15 +91,25 @@ def test_ctrl_c_reaches_the_worker_and_the_run_keeps_going(
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
-    time.sleep(1.0)
-    follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=20)
-    assert follower.returncode == 130, err
-    assert "tick" in out
+    try:
+        assert follower.stdout is not None
+        stdout, seen = follower.stdout.fileno(), bytearray()
+
+        def ticked() -> bool:
+            if select.select([stdout], [], [], 0)[0]:
+                seen.extend(os.read(stdout, 65536))
+            return b"tick" in seen
+
+        wait_for(ticked, "the follower to print the job's first line")
+        follower.send_signal(signal.SIGINT)
+        _out, err = follower.communicate(timeout=20)
+        assert follower.returncode == 130, err
+    finally:
+        if follower.poll() is None:
+            follower.kill()
     shown = _ferry(env, "runs", "show", run_id, "--json")
-    assert '"status": "Running"' in shown.stdout
+    assert json.loads(shown.stdout)["status"] == "Running"
     _ferry(env, "runs", "cancel", run_id)
 
 
@@ -112,10 +119,7 @@ def test_a_client_of_other_sources_makes_the_zygote_step_aside(tmp_path: Path) -
         [sys.executable, "-m", "ferry.cli.zygote", str(path), "fingerprint-a", "60"]
     )
     try:
-        deadline = time.monotonic() + 30
-        while not path.exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(path.exists, "the zygote's socket")
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(str(path))
         send_message(
@@ -124,17 +128,23 @@ def test_a_client_of_other_sources_makes_the_zygote_step_aside(tmp_path: Path) -
         assert read_message(conn, bytearray()) == {"started": False, "reason": "stale"}
         assert proc.wait(timeout=20) == 0
         assert not path.exists()
+        assert "other ferry sources" in (tmp_path / "zygote.log").read_text()
     finally:
         proc.kill()
 
 
-def test_no_daemon_runs_in_process(tmp_path: Path) -> None:
+def test_no_daemon_runs_in_process(tmp_path: Path, blocked_command: Callable[..., Blocked]) -> None:
     env = dict(
         os.environ,
         FERRY_NO_DAEMON="1",
         FERRY_ZYGOTE_DIR=str(tmp_path / "zyg"),
         FERRY_HOME=str(tmp_path / "h"),
     )
-    assert _ferry(env, "runs", "list", "--json").returncode == 0
-    time.sleep(0.5)
-    assert not (tmp_path / "zyg").exists()
+    started = time.monotonic()
+    blocked = blocked_command(env, "runs", "list", "--json")
+    assert blocked.writer == blocked.proc.pid  # the console script's own process ran it
+    assert ppid_of(blocked.writer) == os.getpid()
+    assert blocked.holders == {blocked.proc.pid}
+    code, out, err = blocked.finish()
+    assert (code, out) == (0, b"[]\n"), err
+    assert not (tmp_path / "zyg").exists(), time.monotonic() - started
