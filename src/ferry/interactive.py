@@ -50,7 +50,10 @@ class InteractiveLogger:
         self.outputs = outputs
         self._writer = SpoolWriter(str(spool_dir))
         self._run = SubmittedRun(
-            run_id, runtime_run.Experiment(experiment.name), self._writer, owned_by_supervisor=True
+            run_id,
+            runtime_run.JobExperiment(experiment.name),
+            self._writer,
+            owned_by_supervisor=True,
         )
         self._ingestor = SpoolIngestor(self.ws.store, run_id, spool_dir, self.ws.path)
         self._lock = threading.Lock()

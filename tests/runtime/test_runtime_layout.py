@@ -219,7 +219,7 @@ def test_every_import_spelling_gives_the_same_run_class(
         from azureml.core.run import Run as B
         from ferry import Run as C
         import ferry_runtime
-        assert A is B is C is ferry_runtime.Run
+        assert A is B is C is ferry_runtime.JobRun
         run = A.get_context()
         print(type(run).__name__, run.id.startswith("OfflineRun_"))
         try:
@@ -285,7 +285,7 @@ _PROBE = """
 import importlib
 import ferry_runtime
 from azureml.core import Run
-assert Run is ferry_runtime.Run, Run
+assert Run is ferry_runtime.JobRun, Run
 
 def importable(name):
     try:
@@ -337,7 +337,7 @@ def test_installed_ferry_wins_when_site_packages_are_on(
 
 def test_shim_ferry_is_used_without_the_library(runtime_path: Path, run_python: Any) -> None:
     done = run_python(
-        "import ferry, ferry_runtime; print(ferry.Run is ferry_runtime.Run, ferry.__file__)",
+        "import ferry, ferry_runtime; print(ferry.Run is ferry_runtime.JobRun, ferry.__file__)",
         pythonpath=[runtime_path],
     )
     same, origin = done.stdout.split(" ", 1)
@@ -380,9 +380,9 @@ def test_runtime_imports_only_the_stdlib_and_itself(path: Path) -> None:
 
 def test_public_names_are_guarded() -> None:
     assert sorted(ferry.runtime.__all__) == [
-        "Experiment",
+        "JobExperiment",
+        "JobRun",
         "OfflineRun",
-        "Run",
         "RunEnvironmentException",
         "SpoolWriter",
         "SubmittedRun",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.runtime import OfflineRun, Run
+from ferry.runtime import JobRun, OfflineRun
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_offline_ids(run: OfflineRun) -> None:
     assert run.child_run("fold").id == f"{run.id}.fold"
     assert run.child_run("fold").id == f"{run.id}.fold_2"  # ids stay unique
     assert run.child_run().id.startswith(f"{run.id}.")
-    assert isinstance(run, Run)
+    assert isinstance(run, JobRun)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ferry.runtime import (
+    JobRun,
     OfflineRun,
-    Run,
     RunEnvironmentException,
     SubmittedRun,
     get_context,
@@ -32,7 +32,7 @@ def run(job_env: Path) -> SubmittedRun:
     return found
 
 
-def _records(run: Run, read_records: Any, spool: Path) -> list[dict[str, Any]]:
+def _records(run: JobRun, read_records: Any, spool: Path) -> list[dict[str, Any]]:
     run.flush()
     return read_records(spool)
 
@@ -52,9 +52,9 @@ def test_get_context_returns_the_jobs_run_once(run: SubmittedRun, job_env: Path)
     assert run.get_status() == "Running"
     assert run.name == RUN_ID == run.display_name
     assert get_context() is run
-    assert Run.get_context() is run
+    assert JobRun.get_context() is run
     assert SubmittedRun.get_context() is run
-    assert isinstance(run, Run)
+    assert isinstance(run, JobRun)
 
 
 def test_offline_without_the_job_variables(no_job_env: None) -> None:

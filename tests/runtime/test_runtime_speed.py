@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ferry.runtime import Experiment, SpoolWriter, SubmittedRun
+from ferry.runtime import JobExperiment, SpoolWriter, SubmittedRun
 
 BUDGET_SECONDS_PER_CALL = 15e-6
 MAX_RATIO_TO_FLOOR = 5.0
@@ -39,7 +39,7 @@ def _per_call(fn: Callable[[int], None]) -> float:
 
 def test_log_calls_cost_microseconds_and_write_in_one_batch(spool_dir: Path) -> None:
     writer = SpoolWriter(spool_dir, flush_interval=3600, max_batch=10**9)
-    run = SubmittedRun("exp_1_0123abcd", Experiment("exp"), writer)
+    run = SubmittedRun("exp_1_0123abcd", JobExperiment("exp"), writer)
     sink: collections.deque[dict[str, Any]] = collections.deque()
 
     def floor(i: int) -> None:

@@ -14,8 +14,8 @@ stops the writer's thread (:mod:`.encoding`, :mod:`.spool`).
 
 Example::
 
-    from ferry.runtime import Run      # or: from azureml.core import Run (the shim)
-    run = Run.get_context()
+    from ferry import Run              # in a job: the shim gives JobRun under the reference's name
+    run = Run.get_context()           # (from azureml.core import Run works the same)
     run.log("loss", 0.25)
 """
 
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from .context import RunEnvironmentException, SubmittedRun, get_context
 from .offline import OfflineRun
-from .run import Experiment, Run
+from .run import JobExperiment, JobRun
 from .spool import SpoolWriter
 
 __all__ = [
-    "Experiment",
+    "JobExperiment",
+    "JobRun",
     "OfflineRun",
-    "Run",
     "RunEnvironmentException",
     "SpoolWriter",
     "SubmittedRun",

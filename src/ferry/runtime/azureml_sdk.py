@@ -14,7 +14,7 @@ as usual and then ``Run.get_context`` is replaced by one that returns ferry's ru
 a ferry run nothing is installed and the SDK is untouched; a patched ``get_context`` called after
 the job's variables were removed calls the SDK's own.
 
-The run returned is ferry's (``ferry_runtime.Run``), not an instance of the SDK's ``Run`` class:
+The run returned is ferry's (``ferry_runtime.JobRun``), not an instance of the SDK's ``Run`` class:
 the logging, tagging, upload and child-run API is the same, the SDK's service calls are not there.
 
 Example (what the shim does)::

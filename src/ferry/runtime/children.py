@@ -26,7 +26,7 @@ from . import history
 from .validation import check_run_id, check_tag_key
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .run import JobRun
 
 Record = Dict[str, Any]
 MAX_CHILDREN = 100
@@ -38,7 +38,7 @@ class ChildrenMixin:
 
     _id: str
     _emit: Callable[[Record], None]
-    _family: Dict[str, Run]
+    _family: Dict[str, JobRun]
     _tags: Dict[str, Optional[str]]
     _properties: Dict[str, str]
     _status: str
@@ -46,7 +46,7 @@ class ChildrenMixin:
     def _records(self) -> List[Record]:
         raise NotImplementedError
 
-    def _spawn(self, run_id: str, name: Optional[str], parent: Run) -> Run:
+    def _spawn(self, run_id: str, name: Optional[str], parent: JobRun) -> JobRun:
         raise NotImplementedError
 
     def _new_run_id(self, name: Optional[str]) -> str:
@@ -54,7 +54,7 @@ class ChildrenMixin:
 
     def child_run(
         self, name: Optional[str] = None, run_id: Optional[str] = None, outputs: Any = None
-    ) -> Run:
+    ) -> JobRun:
         """Create and start a child run; use it as a context manager.
 
         On leaving the ``with`` block the child is Completed, or Failed with the exception's
@@ -74,7 +74,7 @@ class ChildrenMixin:
         count: Optional[int] = None,
         tag_key: Optional[str] = None,
         tag_values: Optional[Iterable[str]] = None,
-    ) -> List[Run]:
+    ) -> List[JobRun]:
         """Create up to 100 children at once, from ``count`` or from ``tag_key``+``tag_values``.
 
         With ``count`` each child gets tag ``azureml.batch_child_number`` = ``"0"`` … ``"n-1"``;
@@ -113,7 +113,7 @@ class ChildrenMixin:
 
     def _start_child(
         self, name: Optional[str], run_id: Optional[str], tags: Dict[str, Optional[str]]
-    ) -> Run:
+    ) -> JobRun:
         child_id = check_run_id(run_id) if run_id is not None else self._new_run_id(name)
         child = self._spawn(child_id, name, self._self())
         child._tags.update(tags)
@@ -129,8 +129,8 @@ class ChildrenMixin:
         )
         return child
 
-    def _self(self) -> Run:
-        return cast("Run", self)
+    def _self(self) -> JobRun:
+        return cast("JobRun", self)
 
     def get_children(
         self,
@@ -138,7 +138,7 @@ class ChildrenMixin:
         tags: Union[str, Iterable[str], Mapping[str, Optional[str]], None] = None,
         properties: Optional[Mapping[str, str]] = None,
         status: Optional[str] = None,
-    ) -> List[Run]:
+    ) -> List[JobRun]:
         """This run's children (all descendants with ``recursive=True``), in creation order.
 
         Children created by other processes of the job are included (read from the spool).
@@ -156,7 +156,7 @@ class ChildrenMixin:
                 found.append(child)
         return found
 
-    def _adopt(self, state: history.RunState) -> Run:
+    def _adopt(self, state: history.RunState) -> JobRun:
         """A run object for a child that another process (or an earlier object) created."""
         parent = self._family.get(state.parent or "") or self._self()
         child = self._spawn(state.run_id, state.name, parent)
@@ -167,7 +167,7 @@ class ChildrenMixin:
 
 
 def _matches(
-    run: Run,
+    run: JobRun,
     tags: Union[str, Iterable[str], Mapping[str, Optional[str]], None],
     properties: Optional[Mapping[str, str]],
     status: Optional[str],

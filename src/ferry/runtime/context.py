@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import history
 from .offline import OfflineRun
-from .run import Experiment, Run
+from .run import JobExperiment, JobRun
 from .spool import SpoolWriter
 from .validation import check_run_id
 
@@ -30,7 +30,7 @@ ENV_PARENT_RUN_ID = "FERRY_PARENT_RUN_ID"
 Record = Dict[str, Any]
 _RUN_ID = re.compile(r"^(?P<experiment>.+)_\d+_[0-9a-f]{8}$")
 _lock = threading.Lock()
-_runs: Dict[Tuple[str, str, str], Run] = {}
+_runs: Dict[Tuple[str, str, str], JobRun] = {}
 _writers: Dict[str, SpoolWriter] = {}
 _offline: Optional[OfflineRun] = None
 
@@ -39,7 +39,7 @@ class RunEnvironmentException(RuntimeError):
     """``get_context(allow_offline=False)`` outside a ferry job (the reference's name)."""
 
 
-class SubmittedRun(Run):
+class SubmittedRun(JobRun):
     """A run inside a submitted job, writing to the job's spool.
 
     ``Run.get_context()`` returns one for the job itself; ``child_run`` and ``create_children``
@@ -47,7 +47,7 @@ class SubmittedRun(Run):
 
     Example::
 
-        run = SubmittedRun("exp_1718000000_ab12cd34", Experiment("exp"), SpoolWriter(spool))
+        run = SubmittedRun("exp_1718000000_ab12cd34", JobExperiment("exp"), SpoolWriter(spool))
         run.log("loss", 0.25)
         run.flush()
     """
@@ -55,12 +55,12 @@ class SubmittedRun(Run):
     def __init__(
         self,
         run_id: str,
-        experiment: Experiment,
+        experiment: JobExperiment,
         writer: SpoolWriter,
-        parent: Optional[Run] = None,
+        parent: Optional[JobRun] = None,
         name: Optional[str] = None,
         owned_by_supervisor: bool = False,
-        family: Optional[Dict[str, Run]] = None,
+        family: Optional[Dict[str, JobRun]] = None,
     ) -> None:
         super().__init__(run_id, experiment, parent, name, writer.write, family)
         self._writer = writer
@@ -78,7 +78,7 @@ class SubmittedRun(Run):
         self._writer.flush()
         return history.read_spool(self._writer.spool_dir)
 
-    def _spawn(self, run_id: str, name: Optional[str], parent: Run) -> Run:
+    def _spawn(self, run_id: str, name: Optional[str], parent: JobRun) -> JobRun:
         return SubmittedRun(
             run_id, self._experiment, self._writer, parent=parent, name=name, family=self._family
         )
@@ -102,7 +102,7 @@ def experiment_of(run_id: str) -> str:
     return match.group("experiment") if match else run_id
 
 
-def get_context(allow_offline: bool = True, used_for_context_manager: bool = False) -> Run:
+def get_context(allow_offline: bool = True, used_for_context_manager: bool = False) -> JobRun:
     """Return the current job's run (cached per run id), or an offline run.
 
     ``used_for_context_manager`` is accepted for compatibility; every run is a context manager.
@@ -115,7 +115,7 @@ def get_context(allow_offline: bool = True, used_for_context_manager: bool = Fal
     return context_from(os.environ, allow_offline)
 
 
-def context_from(environ: Mapping[str, str], allow_offline: bool = True) -> Run:
+def context_from(environ: Mapping[str, str], allow_offline: bool = True) -> JobRun:
     """:func:`get_context` for an explicit environment mapping."""
     global _offline
     run_id = environ.get(ENV_RUN_ID, "")
@@ -142,20 +142,20 @@ def context_from(environ: Mapping[str, str], allow_offline: bool = True) -> Run:
         writer = _writers.get(spool_dir)
         if writer is None:
             writer = _writers[spool_dir] = SpoolWriter(spool_dir)
-        parent: Optional[Run] = None
-        family: Dict[str, Run] = {}
+        parent: Optional[JobRun] = None
+        family: Dict[str, JobRun] = {}
         parent_id = environ.get(ENV_PARENT_RUN_ID)
         if parent_id:
             parent = SubmittedRun(
                 check_run_id(parent_id),
-                Experiment(experiment),
+                JobExperiment(experiment),
                 writer,
                 owned_by_supervisor=True,
                 family=family,
             )
         run = SubmittedRun(
             run_id,
-            Experiment(experiment),
+            JobExperiment(experiment),
             writer,
             parent=parent,
             owned_by_supervisor=True,

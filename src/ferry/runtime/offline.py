@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from .run import Experiment, Run
+from .run import JobExperiment, JobRun
 from .validation import artifact_parts
 
 Record = Dict[str, Any]
 OFFLINE_EXPERIMENT = "offline"
 
 
-class OfflineRun(Run):
+class OfflineRun(JobRun):
     """A run that prints instead of logging; id ``OfflineRun_<uuid4>``.
 
     Example::
@@ -36,18 +36,18 @@ class OfflineRun(Run):
         self,
         run_id: Optional[str] = None,
         experiment: Optional[str] = None,
-        parent: Optional[Run] = None,
+        parent: Optional[JobRun] = None,
         name: Optional[str] = None,
         *,
         _ledger: Optional[List[Record]] = None,
-        _family: Optional[Dict[str, Run]] = None,
+        _family: Optional[Dict[str, JobRun]] = None,
     ) -> None:
         import uuid  # only offline: keep it off a job's import time
 
         ledger: List[Record] = [] if _ledger is None else _ledger
         super().__init__(
             run_id or f"OfflineRun_{uuid.uuid4()}",
-            Experiment(experiment or OFFLINE_EXPERIMENT),
+            JobExperiment(experiment or OFFLINE_EXPERIMENT),
             parent,
             name,
             ledger.append,
@@ -62,7 +62,7 @@ class OfflineRun(Run):
     def _records(self) -> List[Record]:
         return list(self._ledger)
 
-    def _spawn(self, run_id: str, name: Optional[str], parent: Run) -> Run:
+    def _spawn(self, run_id: str, name: Optional[str], parent: JobRun) -> JobRun:
         return OfflineRun(
             run_id,
             self._experiment.name,

@@ -25,7 +25,7 @@ Record = Dict[str, Any]
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
-class Experiment:
+class JobExperiment:
     """The experiment a run belongs to; inside a job only its name is known.
 
     Example::
@@ -40,13 +40,13 @@ class Experiment:
         return f"Experiment(name={self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Experiment) and other.name == self.name
+        return isinstance(other, JobExperiment) and other.name == self.name
 
     def __hash__(self) -> int:
         return hash(self.name)
 
 
-class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
+class JobRun(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
     """A run as seen from inside a training script (the reference's ``azureml.core.Run``).
 
     Get one with :meth:`Run.get_context`; do not construct it.
@@ -67,11 +67,11 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
     def __init__(
         self,
         run_id: str,
-        experiment: Experiment,
-        parent: Optional[Run],
+        experiment: JobExperiment,
+        parent: Optional[JobRun],
         name: Optional[str],
         emit: Callable[[Record], None],
-        family: Optional[Dict[str, Run]] = None,
+        family: Optional[Dict[str, JobRun]] = None,
     ) -> None:
         self._id = run_id
         self._experiment = experiment
@@ -84,7 +84,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
         #: the status belongs to the supervisor (the job's own run and its sweep parent)
         self._owned_by_supervisor = False
         #: every run object of this tree in this process, by id (shared with the children)
-        self._family: Dict[str, Run] = {} if family is None else family
+        self._family: Dict[str, JobRun] = {} if family is None else family
         self._family[run_id] = self
 
     # -- where records go (the subclass contract) -------------------------------------------
@@ -98,7 +98,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
         """Every record of this run tree so far (flushing first where records are buffered)."""
 
     @abc.abstractmethod
-    def _spawn(self, run_id: str, name: Optional[str], parent: Run) -> Run:
+    def _spawn(self, run_id: str, name: Optional[str], parent: JobRun) -> JobRun:
         """A new run object of the same kind, sharing this one's sink and family."""
 
     @abc.abstractmethod
@@ -110,7 +110,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
     @staticmethod
     def get_context(
         allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
-    ) -> Run:
+    ) -> JobRun:
         """The run of the current job, or an offline run when the script runs by hand."""
         from .context import get_context
 
@@ -122,12 +122,12 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
         return self._id
 
     @property
-    def experiment(self) -> Experiment:
+    def experiment(self) -> JobExperiment:
         """The experiment (an object with ``.name``)."""
         return self._experiment
 
     @property
-    def parent(self) -> Optional[Run]:
+    def parent(self) -> Optional[JobRun]:
         """The parent run, or None for a top-level run."""
         return self._parent
 
@@ -310,7 +310,7 @@ class Run(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
     def flush(self, timeout_seconds: int = 300) -> None:
         """Write buffered records now (a no-op offline)."""
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> JobRun:
         if self._offline:
             show(f"[START] Run {self._id} context")
         return self

@@ -12,7 +12,7 @@ if _shadowing.defer_to_real(__name__, os.path.dirname(os.path.dirname(__file__))
     _shadowing.REAL
 ):
     _runtime = importlib.import_module("ferry_runtime")
-    Run = _runtime.Run
+    Run = _runtime.JobRun  # the reference's name for ferry's in-job run
     OfflineRun = _runtime.OfflineRun
     get_context = _runtime.get_context
     __all__ = ["OfflineRun", "Run", "get_context"]

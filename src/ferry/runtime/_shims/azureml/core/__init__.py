@@ -14,7 +14,7 @@ if _shadowing.defer_to_real(__name__, os.path.dirname(os.path.dirname(__file__))
     _shadowing.REAL
 ):
     _runtime = importlib.import_module("ferry_runtime")
-    Run = _runtime.Run
+    Run = _runtime.JobRun  # the reference's name for ferry's in-job run
     __all__ = ["Run"]
 
     def __getattr__(name: str) -> Any:

@@ -2,5 +2,5 @@
 
 import importlib
 
-Run = importlib.import_module("ferry_runtime").Run
+Run = importlib.import_module("ferry_runtime").JobRun
 __all__ = ["Run"]
