@@ -142,7 +142,7 @@ def start_interactive_run(
 ) -> Run:
     """Create a Running run in this process and return its handle (a context manager)."""
     from ferry.run import Run
-    from ferry.submit import new_run_id, take_snapshot
+    from ferry.submit import new_run_id, snapshot_source
 
     ws = experiment.workspace
     run_id = new_run_id(experiment.name)
@@ -150,7 +150,9 @@ def start_interactive_run(
     snapshot = None
     timings: dict[str, float] = {}
     if snapshot_directory is not None:
-        snapshot, properties, timings["snapshot"] = take_snapshot(ws, snapshot_directory.resolve())
+        snapshot, properties, timings["snapshot"] = snapshot_source(
+            ws, snapshot_directory.resolve()
+        )
         properties["ContentSnapshotId"] = snapshot["id"]
     now = time.time()
     ws.store.create_run(

@@ -39,22 +39,24 @@ def heartbeat_interval() -> float:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class HeartbeatVerdict:
     """What a heartbeat check concluded about a run."""
 
     status: RunStatus | None  # the status to move to, or None to leave the run alone
     reason: str = ""
 
 
-def judge(record: RunRecord, now: float, interval: float, supervisor_alive: bool | None) -> Verdict:
+def heartbeat_verdict(
+    record: RunRecord, now: float, interval: float, supervisor_alive: bool | None
+) -> HeartbeatVerdict:
     """Decide from the last heartbeat (pure). ``supervisor_alive`` is None when unknown."""
     if record.status.is_terminal() or record.status == RunStatus.NOT_STARTED:
-        return Verdict(None)
+        return HeartbeatVerdict(None)
     last = record.heartbeat_at or record.created_at
     age = now - last
     stale_after = 3 * interval
     if age < stale_after:
-        return Verdict(None)
+        return HeartbeatVerdict(None)
     dead_after = (
         2 * stale_after if supervisor_alive is False else max(12 * interval, 2 * stale_after)
     )
@@ -64,24 +66,24 @@ def judge(record: RunRecord, now: float, interval: float, supervisor_alive: bool
             if record.supervisor_pid
             else "supervisor"
         )
-        return Verdict(
+        return HeartbeatVerdict(
             RunStatus.FAILED,
             f"the run's {who} stopped sending heartbeats {age:.0f} s ago"
             + (" and is no longer running" if supervisor_alive is False else "")
             + "; the run was marked Failed. Resubmit it (ferry runs rerun) to try again.",
         )
     if record.status != RunStatus.NOT_RESPONDING:
-        return Verdict(RunStatus.NOT_RESPONDING, f"no heartbeat for {age:.0f} s")
-    return Verdict(None)
+        return HeartbeatVerdict(RunStatus.NOT_RESPONDING, f"no heartbeat for {age:.0f} s")
+    return HeartbeatVerdict(None)
 
 
 def check(store: RunStore, record: RunRecord, now: float | None = None) -> RunRecord:
-    """Apply :func:`judge` to a run; returns the (possibly updated) record. Sends no signal."""
+    """Apply :func:`heartbeat_verdict` to a run; returns the (possibly updated) record. Sends no signal."""
     now = time.time() if now is None else now
     alive: bool | None = None
     if record.supervisor_pid and record.host == socket.gethostname():
         alive = pid_alive(record.supervisor_pid)
-    verdict = judge(record, now, heartbeat_interval(), alive)
+    verdict = heartbeat_verdict(record, now, heartbeat_interval(), alive)
     if verdict.status is None:
         return record
     try:

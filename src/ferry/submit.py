@@ -43,7 +43,7 @@ def validate_tags(tags: Mapping[str, Any] | None) -> dict[str, str | None]:
     return out
 
 
-def take_snapshot(workspace: Any, source: Path) -> tuple[dict[str, Any], dict[str, str], float]:
+def snapshot_source(workspace: Any, source: Path) -> tuple[dict[str, Any], dict[str, str], float]:
     """Snapshot ``source`` into the workspace; returns (snapshot info, git properties, seconds)."""
     from ferry.snapshot import capture_git
     from ferry.snapshot import take_snapshot as snap
@@ -101,7 +101,7 @@ def submit_script(
     snapshot: dict[str, Any] | None = None
     timings: dict[str, float] = {}
     if rc.history.snapshot_project:
-        snapshot, properties, timings["snapshot"] = take_snapshot(ws, source)
+        snapshot, properties, timings["snapshot"] = snapshot_source(ws, source)
         properties["ContentSnapshotId"] = snapshot["id"]
     record = RunRecord(
         id=run_id,

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ferry.cli.app import cli
-from ferry.cli.envs import env
+from ferry.cli.environments import env
 
 if "env" not in cli.commands:
     cli.add_command(env)

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from ferry.cli import envs, runs, snapshots, submit, targets
+from ferry.cli import environments, runs, snapshots, submit, targets
 from ferry.cli.app import cli
 from ferry.errors import FerryError
 
@@ -17,7 +17,7 @@ cli.add_command(submit.submit)
 cli.add_command(runs.runs)
 cli.add_command(targets.target)
 cli.add_command(snapshots.snapshot)
-cli.add_command(envs.env)
+cli.add_command(environments.env)
 
 
 def main(argv: list[str] | None = None) -> None:

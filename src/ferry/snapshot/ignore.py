@@ -155,7 +155,7 @@ def parse_ignore_file(text: str, source: str, base: str) -> RuleSet:
     return RuleSet.from_lines(text.removeprefix("\ufeff").splitlines(), source, base)
 
 
-def judge(layers: tuple[RuleSet, ...], relpath: str) -> IgnoreRule | None:
+def deciding_rule(layers: tuple[RuleSet, ...], relpath: str) -> IgnoreRule | None:
     """The deciding rule for ``relpath`` given the rule sets that apply, deepest first."""
     for rules in layers:
         rule = rules.match(relpath[len(rules.base) :])

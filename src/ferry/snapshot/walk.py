@@ -26,9 +26,9 @@ from ferry.snapshot.ignore import (
     IGNORE_FILES,
     IgnoreRule,
     RuleSet,
+    deciding_rule,
     default_rules,
     is_secret_rule,
-    judge,
     parse_ignore_file,
     reinclude_line,
 )
@@ -131,7 +131,7 @@ def walk(source_dir: Path, *, account: bool = False, exclude: Sequence[Path] = (
             rel = prefix + entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    rule = judge(layers, rel + "/")
+                    rule = deciding_rule(layers, rel + "/")
                     if rule is not None and rule.exclude:
                         if is_secret_rule(rule):
                             tree.secrets.append(rel + "/")
@@ -145,7 +145,7 @@ def walk(source_dir: Path, *, account: bool = False, exclude: Sequence[Path] = (
                     if account:
                         _count_removed(tree, (WORKSPACE_SOURCE, rel), entry.path, is_dir=False)
                     continue
-                rule = judge(layers, rel)
+                rule = deciding_rule(layers, rel)
                 if rule is not None and rule.exclude:
                     if is_secret_rule(rule):
                         tree.secrets.append(rel)
