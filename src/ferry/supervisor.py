@@ -30,7 +30,7 @@ from ferry.errors import FerryError, InvalidTransition, StoreError
 from ferry.ingest import SpoolIngestor, artifact_dir, output_records, safe_destination
 from ferry.jobdef import job_spec
 from ferry.liveness import heartbeat_interval, sweep
-from ferry.spec import JobSpec
+from ferry.spec import JobSpec, WorkspaceServices
 from ferry.status import RunStatus
 from ferry.targets.base import LOG_NAME, Prepared, Target
 from ferry.tracking import ArtifactRecord, RunStore
@@ -106,7 +106,7 @@ _OFFLINE_LOGGING = re.compile(rb"^Attempted to log \S+ metric .*:$", re.MULTILIN
 class Supervisor:
     """Drives one run through a target from Queued to a terminal status."""
 
-    def __init__(self, workspace: Any, run_id: str) -> None:
+    def __init__(self, workspace: WorkspaceServices, run_id: str) -> None:
         self.ws = workspace
         self.store: RunStore = workspace.store
         self.run_id = run_id
@@ -559,7 +559,7 @@ def _size(path: Path) -> int:
 # launching
 
 
-def launch_detached(workspace: Any, run_id: str) -> None:
+def launch_detached(workspace: WorkspaceServices, run_id: str) -> None:
     """Start the run's supervisor from a clean process, detached from this one.
 
     The warm zygote forks it (fast: ferry is already imported there, and the zygote never holds
@@ -585,7 +585,7 @@ def launch_detached(workspace: Any, run_id: str) -> None:
 _spawned: list[Any] = []
 
 
-def _spawn(workspace: Any, run_id: str, log_path: Path) -> None:
+def _spawn(workspace: WorkspaceServices, run_id: str, log_path: Path) -> None:
     import subprocess
 
     _spawned[:] = [p for p in _spawned if p.poll() is None]
@@ -613,7 +613,7 @@ def supervise_detached_child(workspace_path: str, run_id: str) -> int:
     return _main(Workspace(workspace_path), run_id)
 
 
-def _main(workspace: Any, run_id: str) -> int:
+def _main(workspace: WorkspaceServices, run_id: str) -> int:
     global _job_umask
     _job_umask = os.umask(0o077)  # the run's files are the user's alone; the job keeps its own
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.envbuild.cache import BuiltEnvironment, EnvCache, disk_usage, tmp_owner
+from ferry.spec import WorkspaceServices
 from ferry.status import RunStatus
 
 
@@ -133,7 +134,7 @@ def hashes_in_use(store: Any) -> set[str]:
 
 
 def prune_environments(
-    workspace: Any, older_than_days: float = 30.0, dry_run: bool = False
+    workspace: WorkspaceServices, older_than_days: float = 30.0, dry_run: bool = False
 ) -> PruneReport:
     """:func:`prune` for a workspace, keeping what its unfinished runs need."""
     return prune(workspace.envs_dir, hashes_in_use(workspace.store), older_than_days, dry_run)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import TargetError
-from ferry.spec import JobSpec, PrepareContext
+from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets.base import Prepared, Started
 from ferry.targets.local import LocalTarget
 from ferry.targets.spark import installation
@@ -52,7 +52,7 @@ class SparkTarget(LocalTarget):
 
     kind = KIND
 
-    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: WorkspaceServices) -> None:
         super().__init__(name, config, workspace)
         self._script = ""
         self._home: Path | None = None
@@ -146,7 +146,9 @@ class SparkTarget(LocalTarget):
 
     # what the target reports about itself -----------------------------------------------------
     @classmethod
-    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+    def status(
+        cls, name: str, config: Mapping[str, Any], workspace: WorkspaceServices
+    ) -> dict[str, Any]:
         report: dict[str, Any] = {"name": name, "kind": cls.kind, "master": config.get("master")}
         try:
             home = installation.spark_home(config)
