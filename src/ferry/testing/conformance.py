@@ -45,10 +45,25 @@ class ConformanceEnv:
     target: str
     scratch: Path
     framework: str | None = None
+    #: the target is ferry.testing.fake's: each scenario gives its job's behaviour as a script
+    fake: bool = False
 
     def submit(
-        self, name: str, body: str, *, arguments: list[Any] | None = None, **kwargs: Any
+        self,
+        name: str,
+        body: str,
+        *,
+        arguments: list[Any] | None = None,
+        fake: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Run:
+        if self.fake:
+            from ferry.compute import ComputeTarget
+            from ferry.testing.fake import FakeCompute
+
+            ComputeTarget.attach(
+                self.workspace, self.target, FakeCompute.attach_configuration(**(fake or {}))
+            )
         source = self.scratch / name / AWKWARD
         source.mkdir(parents=True, exist_ok=True)
         (source / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
@@ -90,6 +105,16 @@ def success(env: ConformanceEnv) -> None:
         open("outputs/sub dir/model ünï.txt", "w").write("weights")
         """,
         arguments=["--alpha", 0.5],
+        fake={
+            "log": ["hello from wd", "to stderr"],
+            "spool": [
+                {"k": "metric", "name": "loss", "value": 0.5},
+                {"k": "metric", "name": "loss", "value": 0.25},
+                {"k": "metric", "name": "alpha", "value": 0.5},
+                {"k": "tags", "set": {"team": "a"}},
+            ],
+            "outputs": {"sub dir/model ünï.txt": "weights"},
+        },
     )
     details = run.wait_for_completion()
     assert details["status"] == "Completed", details
@@ -122,6 +147,15 @@ def failure(env: ConformanceEnv) -> None:
             raise ValueError("boom: bad learning rate")
         train()
         """,
+        fake={
+            "log": [
+                "about to fail",
+                "Traceback (most recent call last):",
+                '  File "job.py", line 4, in train',
+                "ValueError: boom: bad learning rate",
+            ],
+            "exit_code": 1,
+        },
     )
     try:
         run.wait_for_completion()
@@ -151,7 +185,10 @@ def cancel(env: ConformanceEnv) -> None:
         print("started", flush=True)
         time.sleep(300)
         """,
+        fake={"run_seconds": 300, "log": ["started"]},
     )
+    if env.fake:
+        pid_file.write_text("")  # a fake job starts no process
     wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
     t = time.monotonic()
     assert run.cancel() is True
@@ -173,6 +210,7 @@ def time_limit(env: ConformanceEnv) -> None:
         time.sleep(300)
         """,
         max_run_duration_seconds=1,
+        fake={"run_seconds": 300},
     )
     t = time.monotonic()
     details = run.wait_for_completion(raise_on_error=False)
@@ -192,6 +230,7 @@ def live_log(env: ConformanceEnv) -> None:
             time.sleep(0.02)
         print("last line")
         """,
+        fake={"log": ["first line"], "late_log": ["last line"], "wait_for": str(flag)},
     )
     seen = ""
     for chunk in run.follow_log(timeout_seconds=30):
@@ -215,6 +254,10 @@ def live_metrics(env: ConformanceEnv) -> None:
         while not os.path.exists({str(flag)!r}):
             time.sleep(0.02)
         """,
+        fake={
+            "spool": [{"k": "metric", "name": "epoch_loss", "value": 1.5}],
+            "wait_for": str(flag),
+        },
     )
     try:
         value = wait_until(
@@ -238,6 +281,7 @@ def live_logs_folder(env: ConformanceEnv) -> None:
         while not os.path.exists({str(flag)!r}):
             time.sleep(0.02)
         """,
+        fake={"logs": {"progress.txt": "50%"}, "wait_for": str(flag)},
     )
     try:
         wait_until(
@@ -268,7 +312,10 @@ def supervisor_death(env: ConformanceEnv) -> None:
         open({str(pid_file)!r}, "w").write(str(os.getpid()))
         time.sleep(300)
         """,
+        fake={"spool": [{"k": "metric", "name": "before", "value": 1}], "run_seconds": 300},
     )
+    if env.fake:
+        pid_file.write_text("")  # the fake job is the supervisor itself
     wait_until(lambda: run.get_status() == "Running" and pid_file.exists(), what="the job to start")
     wait_until(lambda: run.get_metrics().get("before") == 1, timeout=15, what="the live metric")
     supervisor = wait_until(lambda: run.record.supervisor_pid, what="the supervisor pid")
@@ -277,8 +324,9 @@ def supervisor_death(env: ConformanceEnv) -> None:
     wait_until(lambda: run.get_status() == "Failed", timeout=60, what="Failed")
     assert "heartbeat" in run.get_details()["error"]["error"]["message"]
     assert run.get_metrics().get("before") == 1
-    job = int(pid_file.read_text())
-    wait_until(lambda: not pid_alive(job), timeout=30, what="the orphaned job to die")
+    if not env.fake:
+        job = int(pid_file.read_text())
+        wait_until(lambda: not pid_alive(job), timeout=30, what="the orphaned job to die")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ _KEYS = {
     "outputs": (dict,),
     "logs": (dict,),
     "ignore_cancel": (bool,),
+    "late_log": (list,),
+    "wait_for": (str,),
 }
 
 
@@ -70,6 +72,7 @@ class FakeTarget(Target):
         self._canceled_at: float | None = None
         self._grace = 0.0
         self._wd: Path | None = None
+        self._job: JobSpec | None = None  # until its late log lines are written
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,6 +98,7 @@ class FakeTarget(Target):
     def start(self, job: JobSpec) -> Started:
         assert self._wd is not None
         self._started = time.monotonic()
+        self._job = job
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(job.log_path, "a", encoding="utf-8") as fh:
             for line in self.config.get("log", []):
@@ -124,9 +128,16 @@ class FakeTarget(Target):
             stubborn = bool(self.config.get("ignore_cancel"))
             if not stubborn or now >= self._canceled_at + self._grace:
                 return -15 if not stubborn else -9
-        if now - self._started >= float(self.config.get("run_seconds", 0)):
-            return int(self.config.get("exit_code", 0))
-        return None
+        if now - self._started < float(self.config.get("run_seconds", 0)):
+            return None
+        flag = self.config.get("wait_for")
+        if flag and not os.path.exists(flag):
+            return None
+        if self._job is not None and self.config.get("late_log"):
+            with open(self._job.log_path, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{line}\n" for line in self.config["late_log"]))
+            self._job = None
+        return int(self.config.get("exit_code", 0))
 
     def wait(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
