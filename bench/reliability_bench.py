@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from _common import VENV_BIN, scratch, write_result
 
@@ -78,7 +77,9 @@ class Probe:
         return statuses
 
     def metric_count(self, run_id: str) -> int:
-        rows = self.sql("select coalesce(sum(count), 0) from metric_series where run_id = ?", run_id)
+        rows = self.sql(
+            "select coalesce(sum(count), 0) from metric_series where run_id = ?", run_id
+        )
         return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
 
     def wait_status(self, run_id: str, wanted: str, seconds: float = 60.0) -> bool:
@@ -108,12 +109,17 @@ def submit_and_exit(n: int) -> tuple[int, int, int]:
         if i % 2:
             out = subprocess.run(
                 [sys.executable, "-c", DRIVER, str(probe.src), "exits", "1"],
-                env=probe.env, capture_output=True, text=True, check=True,
+                env=probe.env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
         else:
             out = subprocess.run(
                 [FERRY, "submit", str(probe.src / "train.py"), "-e", "exits", "--no-wait"],
-                env={**probe.env, "FERRY_NO_DAEMON": "1"}, capture_output=True, text=True,
+                env={**probe.env, "FERRY_NO_DAEMON": "1"},
+                capture_output=True,
+                text=True,
                 check=True,
             )
         ids += out.stdout.split()[-1:]
@@ -130,13 +136,19 @@ def concurrent(procs: int) -> tuple[int, int, int, float]:
     running = [
         subprocess.Popen(
             [sys.executable, "-c", DRIVER, str(probe.src), "load", "2"],
-            env=probe.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=probe.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(procs)
     ] + [
         subprocess.Popen(
             [FERRY, "submit", str(probe.src / "train.py"), "-e", "load", "--no-wait"],
-            env=probe.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=probe.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(procs)
     ]
@@ -168,7 +180,10 @@ def kill_in_phase(phase: str) -> tuple[str, float, str]:
         script.write_text("import time\ntime.sleep(300)\n")
     run_id = subprocess.run(
         [FERRY, "submit", str(script), "-e", "kill", "--no-wait"],
-        env=probe.env, capture_output=True, text=True, check=True,
+        env=probe.env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()[-1]
     if not probe.wait_status(run_id, phase, 120):
         return "phase not caught", 0.0, ""
@@ -198,7 +213,10 @@ def flushed_then_killed() -> tuple[int, int]:
     )
     run_id = subprocess.run(
         [FERRY, "submit", str(probe.src / "train.py"), "-e", "flood", "--no-wait"],
-        env=probe.env, capture_output=True, text=True, check=True,
+        env=probe.env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()[-1]
     deadline = time.monotonic() + 120
     while not (flushed.exists() and flushed.read_text() == "100000"):
@@ -233,19 +251,31 @@ def forgeries() -> int:
     )
     victim = subprocess.run(
         [FERRY, "submit", str(probe.src / "victim.py"), "-e", "victim", "--no-wait"],
-        env=probe.env, capture_output=True, text=True, check=True,
+        env=probe.env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()[-1]
     probe.wait_status(victim, "Running", 60)
     attacker = subprocess.run(
         [FERRY, "submit", str(probe.src / "evil.py"), "-e", "attacker"],
-        env={**probe.env, "VICTIM": victim}, capture_output=True, text=True, check=False,
+        env={**probe.env, "VICTIM": victim},
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     attacker_id = attacker.split()[1] if attacker.startswith("run ") else ""
     accepted = 0
     accepted += int(evil.exists())
     accepted += int(bool(probe.sql("select 1 from runs where id like '%evil2%'")))
-    accepted += int(bool(probe.sql("select 1 from tags where run_id = ? and key = 'tampered'", victim)))
-    accepted += int(bool(probe.sql("select 1 from metric_series where run_id = ? and name = 'injected'", victim)))
+    accepted += int(
+        bool(probe.sql("select 1 from tags where run_id = ? and key = 'tampered'", victim))
+    )
+    accepted += int(
+        bool(
+            probe.sql("select 1 from metric_series where run_id = ? and name = 'injected'", victim)
+        )
+    )
     victim_status = probe.settle([victim])[victim]
     if attacker_id:
         accepted += int(probe.settle([attacker_id])[attacker_id] == "Completed")
@@ -269,7 +299,7 @@ def main() -> None:
         f"""
 ## Reliability (issue 9)
 
-The reliability probe's cases, re-run ({time.strftime('%Y-%m-%d')}); heartbeats every second.
+The reliability probe's cases, re-run ({time.strftime("%Y-%m-%d")}); heartbeats every second.
 Goal: every loss and every accepted forgery at 0.
 
 | case | outcome | lost / stuck / accepted |

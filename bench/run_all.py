@@ -16,6 +16,7 @@ HERE = Path(__file__).parent
 ORDER = [
     "submit_bench.py",
     "reliability_bench.py",
+    "supervisor_bench.py",
     "metrics_bench.py",
     "snapshot_bench.py",
     "env_bench.py",
