@@ -154,7 +154,7 @@ def concurrent(procs: int) -> tuple[int, int, int, float]:
     ]
     locked = 0
     for proc in running:
-        out, err = proc.communicate()
+        _out, err = proc.communicate()
         locked += err.count("locked")
     ids = [str(r[0]) for r in probe.sql("select id from runs")]
     statuses = probe.settle(ids)
