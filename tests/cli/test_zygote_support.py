@@ -56,12 +56,27 @@ def wait_for(predicate: Callable[[], Any], what: str, deadline: float = DEADLINE
 
 
 def wait_for_zygote(env: dict[str, str]) -> int:
-    """The pid of the zygote serving ``env``'s socket, once it listens."""
-    sock = socket_for(env)
-    wait_for(sock.exists, f"the zygote's socket {sock}")
+    """The pid of the zygote listening in ``env``'s folder, once it listens.
+
+    Found by looking (one zygote per test folder), not by recomputing the fingerprint: other
+    people edit ferry's sources in this tree, and an edit changes the socket's name.
+    """
+    sock = zygote_socket(env)
     pid = int(Path(f"{sock}.pid").read_text())
     assert Path(f"/proc/{pid}").exists()
     return pid
+
+
+def zygote_socket(env: dict[str, str]) -> Path:
+    """The socket of the zygote in ``env``'s folder, once there is one."""
+    folder = Path(env["FERRY_ZYGOTE_DIR"])
+
+    def listening() -> Path | None:
+        sockets = [p for p in folder.glob("*.sock") if Path(f"{p}.pid").exists()]
+        return sockets[-1] if sockets else None
+
+    found: Path = wait_for(listening, f"a zygote's socket in {folder}")
+    return found
 
 
 def ppid_of(pid: int) -> int:
@@ -107,8 +122,11 @@ def zygote_env_fixture(tmp_path: Path) -> Iterator[dict[str, str]]:
     env["FERRY_ZYGOTE_DIR"] = str(tmp_path / "zyg")
     env["FERRY_HOME"] = str(tmp_path / "ferry home")
     env.pop("FERRY_NO_DAEMON", None)
+    before = package_fingerprint(env)
     yield env
     kill_zygotes(tmp_path / "zyg")
+    if package_fingerprint(env) != before:  # shown with a failure: the likely cause
+        print("ferry's sources changed during this test: clients looked for another zygote")
 
 
 def other_user() -> tuple[int, int]:

@@ -31,6 +31,7 @@ from test_zygote_support import (  # noqa: F401  (the *_fixture names register f
     wait_for,
     wait_for_zygote,
     zygote_env_fixture,
+    zygote_socket,
 )
 
 from ferry.cli.fast import package_fingerprint, read_message, send_message
@@ -74,7 +75,8 @@ def test_a_folder_that_is_not_private_means_in_process_and_nothing_sent(
     if kind == "mode 0755":
         folder.chmod(0o755)
     before = os.lstat(folder)
-    listener = _listen(real / socket_for(zygote_env).name)  # what an attacker would serve
+    name = socket_for(zygote_env).name
+    listener = _listen(real / name)  # what an attacker would serve
 
     blocked = blocked_command(zygote_env, "runs", "list", "--json")
     assert blocked.writer == blocked.proc.pid  # the command ran in the console script itself
@@ -83,7 +85,7 @@ def test_a_folder_that_is_not_private_means_in_process_and_nothing_sent(
 
     with pytest.raises(BlockingIOError):
         listener.accept()  # never connected to
-    assert sorted(p.name for p in real.iterdir()) == [socket_for(zygote_env).name]  # no zygote
+    assert sorted(p.name for p in real.iterdir()) == [name]  # and no zygote started
     after = os.lstat(folder)
     assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
 
@@ -122,9 +124,8 @@ def test_socket_pid_file_and_log_are_private_whatever_the_umask(
     zygote_env: dict[str, str],
 ) -> None:
     assert ferry(zygote_env, "runs", "list", umask=0).returncode == 0
-    wait_for_zygote(zygote_env)
+    sock = zygote_socket(zygote_env)
     folder = Path(zygote_env["FERRY_ZYGOTE_DIR"])
-    sock = socket_for(zygote_env)
     modes = {
         path.name: stat.S_IMODE(os.lstat(path).st_mode)
         for path in (folder, sock, Path(f"{sock}.pid"), folder / "zygote.log")
@@ -142,8 +143,7 @@ def test_the_zygote_refuses_a_connection_from_another_user(
 ) -> None:
     """Probe 4.4: even a socket others may open (a umask-000 victim) runs nothing for them."""
     ferry(zygote_env, "runs", "list")
-    wait_for_zygote(zygote_env)
-    sock = socket_for(zygote_env)
+    sock = zygote_socket(zygote_env)
     reachable = world_dir / "z.sock"
     os.link(sock, reachable)  # the same socket, where the other user can reach it
     reachable.chmod(0o666)
@@ -273,4 +273,4 @@ def test_the_zygote_log_is_cut_when_over_a_mebibyte_and_gets_lines(
     text = log.read_text()
     assert len(text) < 10_000 and "old line" not in text
     assert "client: starting a zygote" in text
-    assert f"[{zygote}] serving {socket_for(zygote_env)}" in text
+    assert f"[{zygote}] serving {zygote_socket(zygote_env)}" in text

@@ -48,6 +48,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Mapping
 
 IDLE_SECONDS = 600
@@ -93,6 +94,8 @@ _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _MAX_MESSAGE = 64 << 20
 _CONNECT_TIMEOUT = 0.5
 _SUPERVISE_TIMEOUT = 30.0
+#: zygotes this process started, kept so that a long-lived caller (a notebook) reaps them
+_started: list[subprocess.Popen[bytes]] = []
 
 
 class UnsafeFolderError(OSError):
@@ -383,10 +386,11 @@ def _start_zygote(dir_fd: int, folder: str, fingerprint: str) -> None:
     """A zygote in the background, with a minimal environment; its output goes to the log."""
     import subprocess
 
+    _started[:] = [p for p in _started if p.poll() is None]
     log = open_log(dir_fd)
     try:
         log_line(log, f"client: starting a zygote for {fingerprint}")
-        subprocess.Popen(
+        zygote = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -404,6 +408,7 @@ def _start_zygote(dir_fd: int, folder: str, fingerprint: str) -> None:
             start_new_session=True,
             close_fds=True,
         )
+        _started.append(zygote)
     finally:
         os.close(log)
 

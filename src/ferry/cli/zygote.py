@@ -17,6 +17,10 @@ checked field by field; the pid file is written beside the socket through the ch
 descriptor (temporary file with ``O_EXCL|O_NOFOLLOW``, then rename), so a planted link is never
 followed. Diagnostics go to ``zygote.log`` in the folder.
 
+Test-only: when a supervise request's environment sets ``FERRY_ZYGOTE_TEST_SUPERVISOR`` to
+``module:function``, the child calls that function (same signature) instead of the supervisor,
+so the tests can observe the child's descriptors, session, umask and environment.
+
 The zygote stays a clean parent: it opens no database or file of any workspace (workers open
 them), so one zygote serves every workspace of its user, and it stays single-threaded — checked
 before every fork. It exits after ``idle`` seconds without a request, when its socket is taken
@@ -35,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from ferry.cli.fast import (
     RLIMITS,
@@ -250,6 +254,10 @@ def _relay_signals(conn: socket.socket) -> None:
             _thread.interrupt_main()
 
 
+def _text_output(fd: int) -> TextIO:
+    return open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+
+
 def _supervisor_entry(env: dict[str, str]) -> Callable[[str, str], int]:
     hook = env.get(TEST_SUPERVISOR_VARIABLE)
     module, _, attr = (hook or "ferry.supervisor:supervise_detached_child").partition(":")
@@ -284,8 +292,7 @@ def _supervisor_child(request: dict[str, Any], env: dict[str, str]) -> None:
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         ceiling = os.sysconf("SC_OPEN_MAX") if hard == resource.RLIM_INFINITY else hard
         os.closerange(3, max(ceiling, os.sysconf("SC_OPEN_MAX"), 1024))
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        sys.stdout, sys.stderr = _text_output(1), _text_output(2)
         _apply_limits(request["rlimits"], 2)
         os.umask(request["umask"])
         os.environ.clear()
@@ -317,7 +324,8 @@ def _start_supervisor(
         if not os.path.isdir(folder):
             raise _BadRequest(f"no folder {folder}")
     env = _string_map(request.get("env"), "env")
-    _field(request, "umask", int)
+    if not 0 <= _field(request, "umask", int) <= 0o777:
+        raise _BadRequest("the request's umask is out of range")
     _field(request, "rlimits", dict)
     _require_one_thread()
     read_end, write_end = os.pipe()
