@@ -124,6 +124,8 @@ class Environment:
         env.python.conda_dependencies = CondaDependencies(
             pip_packages=packages, pip_options=options
         )
+        if pip_version is not None:  # the reference pins pip in the environment: so does ferry
+            env.python.conda_dependencies.add_pip_package(f"pip=={str(pip_version).strip()}")
         return env
 
     @classmethod

@@ -180,6 +180,43 @@ def _history(definition: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
     return tuple(dict.fromkeys(folders)), bool(history.get("outputCollection", True))
 
 
+#: settings of the reference that ferry records but does not act on: (key, default, why)
+_NOT_ACTED_ON: tuple[tuple[str, Any, str], ...] = (
+    ("priority", None, "ferry starts runs in the order they are submitted"),
+    ("dataReferences", {}, "data references are not mounted by this ferry"),
+    ("data", {}, "input datasets are not mounted by this ferry"),
+    ("datacaches", [], "data caches are not used by this ferry"),
+    ("outputData", {}, "output datasets are not uploaded by this ferry"),
+    ("sourceDirectoryDataStore", None, "the source is snapshotted into the workspace instead"),
+    ("autoClusterComputeSpecification", None, "compute is the target's"),
+    ("kubernetescompute", None, "compute is the target's"),
+    ("credentialPassthrough", False, "jobs run with the target's own credentials"),
+    ("applicationEndpoints", {}, "no endpoints are opened for jobs"),
+    ("paralleltask", {"maxRetriesPerWorker": 0, "workerCountPerNode": 1,
+                      "terminalExitCodes": None}, "ParallelRunStep is not supported"),
+    ("amlcompute", {"vmSize": None, "vmPriority": None, "retainCluster": False, "name": None,
+                    "clusterMaxNodeCount": None}, "compute is the target's"),
+    ("hdi", {"yarnDeployMode": "cluster"}, "the Spark target always runs the driver here"),
+)  # fmt: skip
+
+
+def ignored_settings(definition: Mapping[str, Any]) -> list[str]:
+    """One note per setting of the reference that is set here but that ferry does not act on
+    (nothing is accepted and silently ignored)."""
+    notes = []
+    for key, default, why in _NOT_ACTED_ON:
+        value = definition.get(key, default)
+        if value not in (default, None) and value != {} and value != []:
+            notes.append(f"{key}={json.dumps(value, default=str)[:80]} is not used: {why}")
+    docker = _mapping(definition.get("docker"), "docker")
+    if docker.get("useDocker"):
+        notes.append(
+            "docker.use_docker=True is not used: this ferry runs jobs without Docker on every "
+            "target (set environment.docker.enabled only where a target supports it)"
+        )
+    return notes
+
+
 def job_spec(
     *,
     run_id: str,
@@ -230,5 +267,6 @@ def job_spec(
         ),
         watched_dirs=watched,
         collect_outputs=collect,
+        notes=tuple(ignored_settings(definition)),
         definition=MappingProxyType(dict(definition)),
     )

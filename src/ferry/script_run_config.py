@@ -22,6 +22,7 @@ from ferry.environment import Environment
 from ferry.errors import ConfigError
 from ferry.runconfig import (
     MAX_DURATION_SECONDS_DEFAULT,
+    DockerConfiguration,
     MpiConfiguration,
     PyTorchConfiguration,
     RunConfiguration,
@@ -95,6 +96,10 @@ class ScriptRunConfig:
             rc.max_run_duration_seconds = max_run_duration_seconds
             if distributed_job_config is not None:
                 _apply_distributed(rc, distributed_job_config)
+            if docker_runtime_config is not None:  # the reference puts it on run_config.docker
+                if not isinstance(docker_runtime_config, DockerConfiguration):
+                    raise ConfigError("docker_runtime_config must be a DockerConfiguration")
+                rc.docker = copy.deepcopy(docker_runtime_config)
             self.run_config = rc
         # the config's own script/arguments/command win; fall back to the run_config's
         if self.script is None and self.run_config.script:

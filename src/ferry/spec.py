@@ -203,6 +203,7 @@ class JobSpec:
     spark_conf: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
     watched_dirs: tuple[str, ...] = ("logs",)  # history.directories_to_watch, job-relative
     collect_outputs: bool = True  # history.output_collection
+    notes: tuple[str, ...] = ()  # settings recorded but not acted on (said in the run's log)
     definition: Mapping[str, Any] = field(default_factory=dict)  # the stored runDefinition
 
     @property

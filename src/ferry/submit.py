@@ -6,6 +6,7 @@ bad submission leaves no half-written run behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from ferry.experiment import Experiment
     from ferry.run import Run
     from ferry.script_run_config import ScriptRunConfig
+
+
+log = logging.getLogger("ferry")
 
 
 def new_run_id(experiment: str) -> str:
@@ -146,6 +150,8 @@ def check_job(
         parent_run_id=parent_run_id,
     )
     target_class(kind).check_job(target, job)
+    for note in job.notes:
+        log.warning("run %s: %s", run_id, note)
 
 
 def _launch(ws: Any, run_id: str) -> None:

@@ -218,6 +218,8 @@ class Supervisor:
         t = time.monotonic()
         if self._stop_requested(True) or not self._status(RunStatus.PREPARING):
             return self._finish(target, job, None, canceled=True, timed_out=False)
+        for note in job.notes:
+            self.log(f"ferry: {note}")
         prepared = target.prepare(job, _PrepareContext(self))
         self.timings["prepare"] = time.monotonic() - t
         self._keep_environment(prepared)

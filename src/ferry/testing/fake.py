@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from ferry.errors import ConfigError, TargetError
 from ferry.spec import JobSpec, PrepareContext
@@ -50,8 +50,8 @@ _KEYS = {
 class FakeCompute:
     """The attach configuration of a :class:`FakeTarget` (its script)."""
 
-    kind: ClassVar[str] = KIND
     script: dict[str, Any] = field(default_factory=dict)
+    kind: str = field(default=KIND, init=False)
 
     @classmethod
     def attach_configuration(cls, **script: Any) -> FakeCompute:
