@@ -127,8 +127,10 @@ def package_fingerprint(environ: Mapping[str, str] | None = None) -> str:
 
 
 def zygote_dir() -> str:
+    """Absolute: a zygote runs from ``/``, and must find the folder its client meant."""
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    return os.environ.get("FERRY_ZYGOTE_DIR") or os.path.join(base, f"ferry-zygote-{os.getuid()}")
+    folder = os.environ.get("FERRY_ZYGOTE_DIR") or os.path.join(base, f"ferry-zygote-{os.getuid()}")
+    return folder if os.path.isabs(folder) else os.path.abspath(folder)
 
 
 def socket_path(fingerprint: str) -> str:
@@ -143,11 +145,12 @@ def open_private_dir(folder: str, create: bool) -> int:
     created = False
     if create:
         try:
-            os.mkdir(folder, 0o700)
+            try:
+                os.mkdir(folder, 0o700)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
+                os.mkdir(folder, 0o700)
             created = True
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
-            return open_private_dir(folder, create)
         except FileExistsError:
             pass  # made meanwhile by another process, or long ago: checked like any other
     if stat.S_ISLNK(os.lstat(folder).st_mode):

@@ -131,17 +131,25 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return message, list(fds)
 
 
-def _apply_limits(limits: Any, log_fd: int) -> None:
+def _limits(value: Any) -> dict[str, list[int]]:
+    """The request's resource limits, checked: known names, [soft, hard] integers."""
+    if not isinstance(value, dict):
+        raise _BadRequest("the request's 'rlimits' must be an object")
+    for name, pair in value.items():
+        if name not in RLIMITS:
+            raise _BadRequest(f"the request names an unknown limit {name!r}")
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(v) is int for v in pair)):
+            raise _BadRequest(f"the request's limit {name} must be [soft, hard]")
+    return value
+
+
+def _apply_limits(limits: dict[str, list[int]], log_fd: int) -> None:
     """Take over the client's limits; one it may not have (above our hard limit) is logged."""
     import resource
 
-    if not isinstance(limits, dict):
-        raise _BadRequest("the request's 'rlimits' must be an object")
     for name, pair in limits.items():
-        if name not in RLIMITS or not hasattr(resource, name):
+        if not hasattr(resource, name):
             continue
-        if not (isinstance(pair, list) and len(pair) == 2 and all(type(v) is int for v in pair)):
-            raise _BadRequest(f"the request's limit {name} must be [soft, hard]")
         which = getattr(resource, name)
         try:
             resource.setrlimit(which, (pair[0], pair[1]))
@@ -174,8 +182,9 @@ def _take_client_place(request: dict[str, Any], client_pid: int, log_fd: int) ->
     umask = _field(request, "umask", int)
     if not 0 <= umask <= 0o777:
         raise _BadRequest(f"the request's umask {umask} is out of range")
+    limits = _limits(request.get("rlimits"))
     os.chdir(_field(request, "cwd", str))
-    _apply_limits(request.get("rlimits"), log_fd)
+    _apply_limits(limits, log_fd)
     os.umask(umask)
     sys.path[:] = sys_path
     os.environb.clear()
@@ -326,7 +335,7 @@ def _start_supervisor(
     env = _string_map(request.get("env"), "env")
     if not 0 <= _field(request, "umask", int) <= 0o777:
         raise _BadRequest("the request's umask is out of range")
-    _field(request, "rlimits", dict)
+    _limits(request.get("rlimits"))
     _require_one_thread()
     read_end, write_end = os.pipe()
     child = os.fork()
