@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,8 +23,10 @@ from test_zygote_support import (  # noqa: F401  (the *_fixture names register f
     wait_for,
     wait_for_zygote,
     zygote_env_fixture,
+    zygote_socket,
 )
 
+import ferry as ferry_package
 from ferry.cli.fast import read_message, send_message
 
 _ferry = ferry
@@ -148,3 +151,31 @@ def test_no_daemon_runs_in_process(tmp_path: Path, blocked_command: Callable[...
     code, out, err = blocked.finish()
     assert (code, out) == (0, b"[]\n"), err
     assert not (tmp_path / "zyg").exists(), time.monotonic() - started
+
+
+def test_a_zygote_whose_sources_changed_exits(zygote_env: dict[str, str], tmp_path: Path) -> None:
+    """Clients of edited sources look for another socket: the old zygote must not linger."""
+    copy = tmp_path / "sources copy"
+    shutil.copytree(
+        Path(ferry_package.__file__).parent,
+        copy / "ferry",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    env = dict(zygote_env, PYTHONPATH=str(copy))
+    assert _ferry(env, "runs", "list").returncode == 0
+    zygote = wait_for_zygote(env)
+    sock = zygote_socket(env)
+    assert f"{copy}" in Path(f"/proc/{zygote}/environ").read_text(errors="replace")
+    edited = copy / "ferry" / "cli" / "app.py"
+    os.utime(edited, ns=(time.time_ns(), time.time_ns()))
+    wait_for(lambda: not Path(f"/proc/{zygote}").exists() or _zombie(zygote), "the zygote to exit")
+    assert not sock.exists()
+    log = (Path(env["FERRY_ZYGOTE_DIR"]) / "zygote.log").read_text()
+    assert "ferry's sources changed" in log
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -24,7 +24,8 @@ so the tests can observe the child's descriptors, session, umask and environment
 The zygote stays a clean parent: it opens no database or file of any workspace (workers open
 them), so one zygote serves every workspace of its user, and it stays single-threaded — checked
 before every fork. It exits after ``idle`` seconds without a request, when its socket is taken
-over, or at once when a client built from other ferry sources connects.
+over, within seconds of an edit to ferry's sources (no client would find it any more), or at once
+when a client built from other ferry sources connects.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ferry.cli.fast import (
     log_line,
     open_log,
     open_private_dir,
+    package_fingerprint,
     parse_environ,
     path_in,
     peer_credentials,
@@ -459,6 +461,7 @@ def serve(path: str, fingerprint: str, idle: float) -> None:
     os.close(devnull)
     os.close(log)
     log_line(2, f"zygote for {fingerprint} starting ({sys.executable})")
+    tracked = package_fingerprint() == fingerprint  # else started by hand (tests): not tracked
     _preload()
     _require_one_thread()
     server = _publish(dir_fd, folder, name)
@@ -471,11 +474,11 @@ def serve(path: str, fingerprint: str, idle: float) -> None:
         while True:
             ready, _, _ = select.select([server], [], [], 5.0)
             if not ready:
+                reason = _reason_to_exit(dir_fd, name, inode, fingerprint if tracked else None)
                 if time.monotonic() - last > idle:
-                    log_line(2, "idle: exiting")
-                    return
-                if not _still_ours(dir_fd, name, inode):
-                    log_line(2, "the socket was taken over: exiting")
+                    reason = "idle"
+                if reason:
+                    log_line(2, f"{reason}: exiting")
                     return
                 continue
             try:
@@ -499,6 +502,15 @@ def serve(path: str, fingerprint: str, idle: float) -> None:
 
 def _stop(_signum: int, _frame: object) -> None:
     raise SystemExit(0)  # tidy: the socket and pid file are removed on the way out
+
+
+def _reason_to_exit(dir_fd: int, name: str, inode: int, fingerprint: str | None) -> str | None:
+    """Why this zygote is of no more use: no client would find it or run its code."""
+    if not _still_ours(dir_fd, name, inode):
+        return "the socket was taken over"
+    if fingerprint is not None and package_fingerprint() != fingerprint:
+        return "ferry's sources changed (clients look for a new zygote)"
+    return None
 
 
 def _still_ours(dir_fd: int, name: str, inode: int) -> bool:
