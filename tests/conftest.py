@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,26 @@ def awkward_dir(tmp_path: Path) -> Path:
     path = tmp_path / AWKWARD
     path.mkdir()
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_zygotes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's warm zygotes live in a folder of its own and are stopped at the end (tests
+    use them, as users do: commands and supervisors start from them)."""
+    folder = tmp_path_factory.mktemp("zygotes") / "z"
+    folder.mkdir(mode=0o700)
+    old = os.environ.get("FERRY_ZYGOTE_DIR")
+    os.environ["FERRY_ZYGOTE_DIR"] = str(folder)
+    yield
+    if old is None:
+        os.environ.pop("FERRY_ZYGOTE_DIR", None)
+    else:
+        os.environ["FERRY_ZYGOTE_DIR"] = old
+    for pid_file in folder.glob("*.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
 
 
 @pytest.fixture(autouse=True)

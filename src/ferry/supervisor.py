@@ -619,12 +619,33 @@ def _main(workspace: WorkspaceServices, run_id: str) -> int:
     global _job_umask
     _job_umask = os.umask(0o077)  # the run's files are the user's alone; the job keeps its own
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lock = _one_supervisor(workspace.runs_dir / run_id)
+    if lock is None:
+        log.info("run %s already has a supervisor; this one leaves", run_id)
+        return 0
     try:
         status = Supervisor(workspace, run_id).run()
     except Exception:
         log.exception("supervisor failed")
         return 1
+    finally:
+        os.close(lock)
     return 0 if status == RunStatus.COMPLETED else 1
+
+
+def _one_supervisor(run_dir: Path) -> int | None:
+    """A lock held for the supervisor's life: a second supervisor of the same run (a zygote
+    that answered late, so the submitter spawned one too) finds it taken and leaves."""
+    import fcntl
+
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 if __name__ == "__main__":
