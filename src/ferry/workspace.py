@@ -1,20 +1,30 @@
 """Workspace: where runs, metrics, snapshots and environments are kept.
 
 The default is an embedded workspace in a folder (SQLite in WAL mode + a blob store), found by
-:meth:`Workspace.from_config`: ``.ferry/config.json`` searched upward from the current folder,
-else ``$FERRY_HOME``, else ``~/.ferry`` (created on first use).
+:meth:`Workspace.from_config`: searched upward from the current folder for ferry's
+``.ferry/config.json``, or the reference's ``config.json`` (in ``.azureml/``, ``aml_config/`` or
+the folder itself), else ``$FERRY_HOME``, else ``~/.ferry`` (created on first use).
+
+The reference's workspaces are named (``Workspace(subscription_id, resource_group, name)``, or
+``workspace_name`` in its ``config.json``): ferry keeps a named workspace in
+``$FERRY_HOME/workspaces/<name>/``, created on first use (its location is printed then), and
+answers the reference's Azure attributes with local values (``subscription_id``,
+``resource_group`` as given, else ``"local"``; ``location`` ``"local"``).
 
 Example::
 
     ws = Workspace.create("/tmp/my-ws")
     ws.write_config(".")                 # ./.ferry/config.json now points at it
     ws = Workspace.from_config()
+    ws = Workspace("sub-id", "rg", "my-workspace")     # the reference's form: a named workspace
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
 from functools import cached_property
 from pathlib import Path
@@ -37,10 +47,70 @@ def default_home() -> Path:
     return Path(home).expanduser() if home else Path.home() / ".ferry"
 
 
-class Workspace:
-    """A ferry workspace on this machine (an embedded SQLite store and a blob store)."""
+LOCAL = "local"
+#: where a reference config.json may be, in the order the reference searches each folder
+REFERENCE_FOLDERS = (".azureml", "aml_config", "")
+REFERENCE_FILES = ("config.json", "project.json")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$")
 
-    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+
+def named_workspace_path(name: str) -> Path:
+    """Where the named workspace ``name`` is kept: ``$FERRY_HOME/workspaces/<name>``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"workspace name {name!r} is not valid: use 2-32 characters, starting with a letter "
+            "or digit, then letters, digits, '-' or '_' (the reference's rule)"
+        )
+    return default_home() / "workspaces" / name
+
+
+class Workspace:
+    """A ferry workspace on this machine (an embedded SQLite store and a blob store).
+
+    ``Workspace(path)`` opens the workspace in a folder; the reference's
+    ``Workspace(subscription_id, resource_group, workspace_name)`` opens (creating on first
+    use) the named workspace kept under ``$FERRY_HOME/workspaces/``.
+    """
+
+    def __init__(
+        self,
+        subscription_id: str | os.PathLike[str] | None = None,
+        resource_group: str | None = None,
+        workspace_name: str | None = None,
+        auth: Any = None,
+        _location: str | None = None,
+        _disable_service_check: bool = False,
+        _workspace_id: str | None = None,
+        sku: str = "basic",
+        tags: dict[str, str] | None = None,
+        _cloud: str = "AzureCloud",
+        *,
+        path: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if workspace_name is not None or resource_group is not None:
+            if workspace_name is None:
+                raise ConfigError(
+                    "Workspace(subscription_id, resource_group, workspace_name) needs the "
+                    "workspace's name; or open a folder with Workspace(path=...)"
+                )
+            self.subscription_id = str(subscription_id or LOCAL)
+            self.resource_group = str(resource_group or LOCAL)
+            path, name = named_workspace_path(workspace_name), workspace_name
+            self._named = True
+        else:
+            if path is None:
+                path = subscription_id
+            if path is None:
+                raise ConfigError(
+                    "Workspace() needs a folder (Workspace(path='…')), the reference's "
+                    "Workspace(subscription_id, resource_group, workspace_name), or use "
+                    "Workspace.from_config()"
+                )
+            self.subscription_id = self.resource_group = LOCAL
+            self._named = False
+        self.location = _location or LOCAL
+        self.tags = dict(tags or {})
         self.path = Path(path).expanduser().resolve()
         try:
             str(self.path).encode("utf-8")
@@ -51,32 +121,123 @@ class Workspace:
             ) from None
         self.name = name or self.path.name
         self._store: RunStore | None = None
+        if self._named:
+            self._open_named()
+
+    def _open_named(self, source: str = "") -> None:
+        """Make the named workspace's folders; say where it is the first time."""
+        created = not (self.path / "ferry.db").exists() and not (self.path / "runs").exists()
+        self._prepare()
+        if created:
+            where = f" (from {source})" if source else ""
+            print(f"ferry: workspace {self.name!r}{where} is kept in {self.path}", file=sys.stderr)
 
     # creation and discovery --------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | os.PathLike[str], name: str | None = None, exist_ok: bool = True
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        exist_ok: bool = True,
+        *,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        **kwargs: Any,
     ) -> Workspace:
-        """Create (or open, with ``exist_ok``) a workspace folder at ``path``."""
-        ws = cls(path, name)
+        """Create (or open, with ``exist_ok``) a workspace.
+
+        ``Workspace.create("/a/folder")`` is ferry's form (a folder); the reference's
+        ``Workspace.create(name="ws", subscription_id=…, resource_group=…, location=…)`` (and a
+        bare name without a path separator) makes the named workspace under ``$FERRY_HOME``.
+        The reference's other arguments (``create_resource_group``, ``sku``, ``storage_account``
+        …) mean nothing here and are accepted.
+        """
+        reference = subscription_id is not None or resource_group is not None or path is None
+        if path is not None and not reference:
+            text = os.fspath(path)
+            reference = not any(sep in text for sep in ("/", os.sep)) and not text.startswith(
+                (".", "~")
+            )
+        if reference:
+            ws_name = name if path is None else os.fspath(path)
+            if ws_name is None:
+                raise ConfigError("Workspace.create needs a folder or the workspace's name")
+            ws = cls(subscription_id or LOCAL, resource_group or LOCAL, ws_name, _location=location)
+        else:
+            assert path is not None
+            ws = cls(path=path, name=name)
         if (ws.path / "ferry.db").exists() and not exist_ok:
             raise ConfigError(f"a workspace already exists at {ws.path}")
         ws._prepare()
         return ws
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, **_: Any) -> Workspace:
-        """Find the workspace: ``.ferry/config.json`` upward from ``path``, else the default."""
+    def get(
+        cls,
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        cloud: str = "AzureCloud",
+        id: str | None = None,
+    ) -> Workspace:
+        """The named workspace (the reference's ``Workspace.get``); created on first use."""
+        return cls(subscription_id or LOCAL, resource_group or LOCAL, name, _location=location)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        auth: Any = None,
+        _logger: Any = None,
+        _file_name: str | None = None,
+    ) -> Workspace:
+        """Find the workspace, upward from ``path`` (default: the current folder): in each
+        folder ferry's ``.ferry/config.json``, then the reference's ``config.json`` (or
+        ``_file_name``) in ``.azureml/``, ``aml_config/`` and the folder itself; else the
+        default workspace (``$FERRY_HOME``, else ``~/.ferry``)."""
         start = Path(path or ".").expanduser().resolve()
         if start.is_file():
-            return cls._from_file(start)
+            return cls._from_any_file(start)
+        names = (_file_name,) if _file_name else REFERENCE_FILES
         for folder in (start, *start.parents):
             candidate = folder / CONFIG_DIR / CONFIG_FILE
             if candidate.is_file():
                 return cls._from_file(candidate)
+            for sub in REFERENCE_FOLDERS:
+                for file_name in names:
+                    reference = folder / sub / file_name
+                    if reference.is_file() and (sub or _is_reference_config(reference)):
+                        return cls._from_reference(reference)
         if path is not None and os.environ.get("FERRY_HOME") is None and not start.exists():
             raise ConfigError(f"no folder {str(start)!r} to search for {CONFIG_DIR}/{CONFIG_FILE}")
         return cls.create(default_home())
+
+    @classmethod
+    def _from_any_file(cls, config_file: Path) -> Workspace:
+        if config_file.parent.name == CONFIG_DIR:
+            return cls._from_file(config_file)
+        if _is_reference_config(config_file):
+            return cls._from_reference(config_file)
+        return cls._from_file(config_file)
+
+    @classmethod
+    def _from_reference(cls, config_file: Path) -> Workspace:
+        """The named workspace a reference ``config.json`` names (created on first use)."""
+        data = _read_json(config_file, "copy the config.json from the reference's portal again")
+        name = data.get("workspace_name") if isinstance(data, dict) else None
+        if not isinstance(name, str):
+            raise ConfigError(
+                f'{config_file} must hold {{"subscription_id": …, "resource_group": …, '
+                '"workspace_name": …}} (the reference\'s workspace configuration)'
+            )
+        return cls(
+            str(data.get("subscription_id") or LOCAL),
+            str(data.get("resource_group") or LOCAL),
+            name,
+        )
 
     @classmethod
     def _from_file(cls, config_file: Path) -> Workspace:
@@ -166,6 +327,42 @@ class Workspace:
 
         return Environment.list(self)
 
+    # the reference's descriptive attributes -----------------------------------------------
+    @property
+    def _workspace_id(self) -> str:
+        import uuid
+
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, self.path.as_uri()))
+
+    def get_details(self) -> dict[str, Any]:
+        """The reference's workspace details, with local values."""
+        return {
+            "id": f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/ferry/workspaces/{self.name}",
+            "name": self.name,
+            "location": self.location,
+            "type": "Ferry/workspaces",
+            "tags": dict(self.tags),
+            "sku": "local",
+            "workspaceid": self._workspace_id,
+            "description": f"a ferry workspace at {self.path}",
+            "friendlyName": self.name,
+            "discoveryUrl": self.path.as_uri(),
+            "hbiWorkspace": False,
+            "path": str(self.path),
+        }
+
+    @property
+    def discovery_url(self) -> str:
+        return self.path.as_uri()
+
+    def get_mlflow_tracking_uri(self) -> str:
+        """Where MLflow clients can log (the server's API arrives with ``ferry server``)."""
+        raise ConfigError(
+            "this workspace is a local folder: MLflow's tracking API is served by `ferry server` "
+            "(a later feature); log with run.log() meanwhile"
+        )
+
     def get_run(self, run_id: str) -> Run:
         from ferry.run import Run
 
@@ -179,9 +376,35 @@ MAX_CONFIG_BYTES = 1024 * 1024
 _warned_shared: set[Path] = set()
 
 
+def _is_reference_config(path: Path) -> bool:
+    """True for a reference workspace config.json (a JSON object with ``workspace_name``)."""
+    try:
+        data = json.loads(path.read_bytes()[:MAX_CONFIG_BYTES].decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "workspace_name" in data
+
+
 def _read_config(config_file: Path) -> dict[str, Any]:
     """``.ferry/config.json`` as a checked dict; anything else is a ConfigError naming it."""
     fix = "run `ferry init` to rewrite it"
+    data = _read_json(config_file, fix)
+    if not isinstance(data, dict) or not isinstance(data.get("workspace"), str):
+        raise ConfigError(f'{config_file} must hold {{"workspace": "<folder>"}}; {fix}')
+    if not data["workspace"].strip():
+        raise ConfigError(
+            f'{config_file} has an empty "workspace"; set it to the workspace folder '
+            f"(relative paths are relative to {config_file.parent}) or {fix}"
+        )
+    if "\0" in data["workspace"]:
+        raise ConfigError(f'{config_file}: "workspace" holds a NUL character; {fix}')
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        raise ConfigError(f'{config_file}: "name" must be text; {fix}')
+    return data
+
+
+def _read_json(config_file: Path, fix: str) -> Any:
+    """A small JSON file, or a ConfigError naming the file and ``fix``."""
     try:
         with open(config_file, "rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
@@ -199,19 +422,8 @@ def _read_config(config_file: Path) -> dict[str, Any]:
         ) from exc
     except RecursionError:
         raise ConfigError(
-            f"{config_file} nests too deeply to be ferry's configuration; {fix}"
+            f"{config_file} nests too deeply to be a workspace configuration; {fix}"
         ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("workspace"), str):
-        raise ConfigError(f'{config_file} must hold {{"workspace": "<folder>"}}; {fix}')
-    if not data["workspace"].strip():
-        raise ConfigError(
-            f'{config_file} has an empty "workspace"; set it to the workspace folder '
-            f"(relative paths are relative to {config_file.parent}) or {fix}"
-        )
-    if "\0" in data["workspace"]:
-        raise ConfigError(f'{config_file}: "workspace" holds a NUL character; {fix}')
-    if data.get("name") is not None and not isinstance(data["name"], str):
-        raise ConfigError(f'{config_file}: "name" must be text; {fix}')
     return data
 
 
