@@ -41,9 +41,9 @@ __all__ = [
 # Imported lazily: `from ferry import Run` inside a job must stay cheap.
 _LAZY = {
     "ComputeTarget": "ferry.compute",
-    "RemoteCompute": "ferry.targets.ssh",
-    "SparkCompute": "ferry.targets.spark",
-    "RayCluster": "ferry.targets.ray",
+    "RemoteCompute": "ferry.compute",  # configuration builders: no asyncssh, pyspark or ray
+    "SparkCompute": "ferry.compute",
+    "RayCluster": "ferry.compute",
     "CondaDependencies": "ferry.environment",
     "Environment": "ferry.environment",
     "Experiment": "ferry.experiment",
@@ -64,7 +64,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from ferry.compute import ComputeTarget
+    from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
     from ferry.environment import CondaDependencies, Environment
     from ferry.errors import ActivityFailedException, ConfigError, FerryError, RunFailed
     from ferry.experiment import Experiment

@@ -13,10 +13,10 @@ from sshd import SshServer
 
 import ferry
 from ferry.cli.main import main
-from ferry.compute import ComputeTarget
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.errors import ConfigError, TargetError, TargetNotFound
-from ferry.targets.ssh import RemoteCompute, SshTarget
 from ferry.targets.ssh.settings import SshSettings, secret_names
+from ferry.targets.ssh.target import SshTarget
 
 ssh_server = sshd.ssh_server  # the fixtures, by name
 remote_root = sshd.remote_root
@@ -27,8 +27,15 @@ def _attach(ws, name: str = "vm", **settings):  # type: ignore[no-untyped-def]
     return ComputeTarget.attach(ws, name, config)
 
 
-def test_remote_compute_is_exported_by_ferry() -> None:
-    assert ferry.RemoteCompute is RemoteCompute
+def test_remote_compute_from_ferry_attaches_and_looks_up(workspace) -> None:  # type: ignore[no-untyped-def]
+    config = ferry.RemoteCompute.attach_configuration(username="me", address="10.0.0.9")
+    ferry.ComputeTarget.attach(workspace, "vm-x", config)
+    found = ferry.RemoteCompute(workspace, "vm-x")
+    assert (found.type, found.config["address"], found.config["username"]) == (
+        "ssh",
+        "10.0.0.9",
+        "me",
+    )
 
 
 def test_attach_look_up_list_and_detach(workspace) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import sshd
 from sshd import SshServer
 
 from ferry.compute import ComputeTarget
-from ferry.targets.ssh import RemoteCompute
+from ferry.compute import RemoteCompute
 from ferry.testing.conformance import SCENARIOS, ConformanceEnv, Scenario
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

@@ -13,7 +13,7 @@ from ferry.experiment import Experiment
 from ferry.liveness import pid_alive
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
-from ferry.targets.ssh import RemoteCompute
+from ferry.compute import RemoteCompute
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

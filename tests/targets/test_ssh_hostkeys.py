@@ -25,7 +25,8 @@ from ferry.environment import Environment
 from ferry.errors import ConfigError, TargetError
 from ferry.experiment import Experiment
 from ferry.script_run_config import ScriptRunConfig
-from ferry.targets.ssh import RemoteCompute, SshTarget
+from ferry.compute import RemoteCompute
+from ferry.targets.ssh.target import SshTarget
 from ferry.targets.ssh.hostkeys import HostKeyChanged, UnknownHostKey
 from ferry.targets.ssh.settings import SshSettings
 from ferry.testing.conformance import wait_until

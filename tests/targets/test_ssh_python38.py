@@ -27,8 +27,9 @@ from ferry.compute import ComputeTarget
 from ferry.environment import Environment
 from ferry.experiment import Experiment
 from ferry.script_run_config import ScriptRunConfig
-from ferry.targets.ssh import RemoteCompute, SshTarget
-from ferry.targets.ssh.agent import envs
+from ferry.compute import RemoteCompute
+from ferry.targets.ssh.target import SshTarget
+from ferry.agent import hostenv
 from ferry.targets.ssh.session import BOOTSTRAP, agent_bundle
 from ferry.testing.conformance import wait_until
 
@@ -96,7 +97,9 @@ def test_every_agent_module_imports_on_python_3_8_with_the_stdlib_only(
     """``-I -S``: no site-packages and no current folder, so a non-stdlib import fails too."""
     _, agent_dir = install_agent(work)
     modules = sorted(p.stem for p in (agent_dir / "ferry_agent").glob("*.py"))
-    assert {"daemon", "envs", "job", "serve", "store"} <= set(modules)
+    assert {"daemon", "hostenv", "jobs", "serve", "store", "watchdog", "logcap", "proc"} <= set(
+        modules
+    )
     for module in modules:
         done = subprocess.run(
             [python38, "-I", "-S", "-c",
@@ -169,7 +172,7 @@ def test_the_agent_serves_a_whole_run_on_python_3_8(python38: str, work: Path) -
 
         built = agent.call(
             "build_env", hash="ab" * 16, interpreter=python38, python=None, packages=[],
-            options=[], uv="none", recipe=envs.RECIPE_VENV,
+            options=[], uv="none", recipe=hostenv.RECIPE_VENV,
         )  # fmt: skip
         assert built["ok"], built
         env_python = built["result"]["python"]
@@ -213,7 +216,7 @@ def test_the_agent_serves_a_whole_run_on_python_3_8(python38: str, work: Path) -
         daemon_hello, _ = via_daemon.frame()
         assert daemon_hello["daemon"] is True and daemon_hello["python"][:2] == [3, 8]
         again = via_daemon.call("build_env", hash="ab" * 16, interpreter=python38, uv="none",
-                                recipe=envs.RECIPE_VENV)  # fmt: skip
+                                recipe=hostenv.RECIPE_VENV)  # fmt: skip
         assert again["ok"] and again["result"]["built"] is False  # reused, not rebuilt
         reader.close()
         writer.close()

@@ -21,7 +21,7 @@ from ferry.experiment import Experiment
 from ferry.ingest import artifact_dir
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
-from ferry.targets.ssh import RemoteCompute
+from ferry.compute import RemoteCompute
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name
@@ -194,21 +194,37 @@ def test_environment_with_a_package_is_built_on_the_host(  # type: ignore[no-unt
     assert "tinyferrypkg" in lock.read_text()
 
 
+@pytest.mark.parametrize(
+    ("interpreter", "expected"),
+    [
+        (None, "/usr/bin/python3"),  # the reference's default "python": the host's own Python
+        ("/usr/bin/python3.11", "/usr/bin/python3.11"),  # named: that one, as given
+    ],
+)
 def test_user_managed_environment_uses_the_host_interpreter(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
+    workspace,
+    awkward_dir: Path,
+    ssh_server: SshServer,
+    remote_root: Path,
+    interpreter: str | None,
+    expected: str,
 ) -> None:
+    """The default interpreter is the target's (``interpreter_path``), never this machine's."""
+    assert os.access(expected, os.X_OK), f"{expected} is on this machine (the test's host)"
     source = awkward_dir / "um src"
     source.mkdir()
     (source / "job.py").write_text("import sys\nprint('EXE', sys.executable)\n")
     env = Environment("mine")
     env.python.user_managed_dependencies = True
-    env.python.interpreter_path = "python3"
-    _attach(workspace, ssh_server, remote_root / "um", interpreter_path="/usr/bin/python3")
+    if interpreter is not None:
+        env.python.interpreter_path = interpreter
+    work = remote_root / f"um {interpreter}"
+    _attach(workspace, ssh_server, work, interpreter_path="/usr/bin/python3")
     details = _submit(workspace, source, env=env)
     assert details["status"] == "Completed", _log(details)
-    assert "EXE /usr/bin/python3" in _log(details)
-    assert not (remote_root / "um" / "envs").exists() or not any(
-        p.name[0] != "." for p in (remote_root / "um" / "envs").iterdir()
+    assert f"EXE {expected}\n" in _log(details)
+    assert not (work / "envs").exists() or not any(
+        p.name[0] != "." for p in (work / "envs").iterdir()
     )
 
 

@@ -19,6 +19,7 @@ Example::
     log.write(b"epoch 1 loss 0.3\\n")
     follower = LogFollower("user_logs/std_log.txt")
     follower.read()        # b"epoch 1 loss 0.3\\n"
+    LogFollower("user_logs/std_log.txt", follower.position)   # goes on where the other stopped
 """
 
 from __future__ import annotations
@@ -143,10 +144,12 @@ def _write_state(path: str, state: _State) -> None:
 class LogFollower:
     """Reads what a log gained since the last call, across compactions by :class:`CappedLog`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, position: int = 0) -> None:
         self.path = path
         self._generation = -1  # nothing read yet
         self._offset = 0
+        #: where in the stream to start (a :attr:`position` kept from an earlier follower)
+        self._start = max(0, position)
         #: (head, marker, elided) of the file being read; None while it is not compacted
         self._layout: Optional[Tuple[int, int, int]] = None
 
@@ -169,6 +172,12 @@ class LogFollower:
         self._offset += len(data)
         return data
 
+    @property
+    def position(self) -> int:
+        """Where this follower is in the whole output (bytes written to the log since it was
+        created, elided ones included): a new follower given it goes on from here."""
+        return self._stream_offset()
+
     def _switch(self, generation: int, layout: Optional[Tuple[int, int, int]]) -> None:
         """The file was compacted (or is read for the first time): find our place in it."""
         stream = self._stream_offset()
@@ -187,7 +196,7 @@ class LogFollower:
     def _stream_offset(self) -> int:
         """Where we are in the whole output, from our offset in the current file."""
         if self._generation < 0:
-            return 0
+            return self._start
         if self._layout is None:
             return self._offset
         head, marker, elided = self._layout

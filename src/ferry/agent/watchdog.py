@@ -6,24 +6,30 @@ description to its stdin as one JSON object (kept off the disk: it holds the job
 
     {"cwd": "…/wd", "grace": 10.0, "leftover_grace": 2.0, "exit_file": "…/exit.json",
      "log_max_bytes": 209715200, "control_fd": 3,
+     "lease_file": "…/lease", "lease_seconds": 30.0, "cancel_file": "…/cancel", "detach": false,
      "ranks": [{"rank": 0, "argv": [...], "env": {...}, "log": "…/std_log.txt",
                 "first_line": "…" or null}]}
 
 The watchdog then
 
+* with ``detach``, forks into a session of its own and lets its starter go (an SSH agent that
+  starts a job must not stay its parent: the job outlives the connection);
 * becomes a *child subreaper*: whatever the job forks stays its descendant, even after
   ``setsid``, ``setpgid`` or a double fork (see :mod:`.proc`);
 * starts each rank in one process group (the first rank leads it), stdout and stderr through a
   pipe into the rank's log, capped (:mod:`.logcap`), and answers on its stdout with one JSON line:
-  ``{"pgid": …, "pids": [...]}`` or ``{"error": "cannot start …"}``;
-* reads control lines on ``control_fd`` — ``cancel <grace seconds>`` and ``note <text>`` (a line
-  of ferry's own for rank 0's log, so the log keeps one writer); end-of-file on that pipe means
-  the supervisor is gone, and the job is stopped;
+  ``{"pgid": …, "pids": [...], "watchdog": <its pid>}`` or ``{"error": "cannot start …"}``;
+* hears that the job is to stop in up to three ways, each optional: control lines on
+  ``control_fd`` — ``cancel <grace seconds>`` and ``note <text>`` (a line of ferry's own for
+  rank 0's log, so the log keeps one writer), end-of-file on that pipe meaning the supervisor
+  is gone; a ``lease_file`` that whoever follows the job touches, the job being stopped when
+  it was not touched for ``lease_seconds`` (reason ``lease``); a ``cancel_file`` whose
+  appearance cancels the job (its content, when a number, is the grace in seconds);
 * when a rank fails, stops the others (a distributed job fails as one); when the job ends, stops
   every process it left behind; a stop is SIGTERM to every descendant, then, after the grace,
   SIGSTOP + SIGKILL until none is left;
-* writes ``exit_file`` atomically last: ``{"code", "reason": "exit"|"cancel"|"lost", "codes",
-  "failed_rank", "failed_at", "leftovers"}``.
+* writes ``exit_file`` atomically last: ``{"code", "reason": "exit"|"cancel"|"lost"|"lease",
+  "codes", "failed_rank", "failed_at", "leftovers"}``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ import time
 from typing import Any
 
 try:
-    from . import logcap, proc
+    from . import files, logcap, proc
 except ImportError:  # run as a script: this folder is sys.path[0]
+    import files  # type: ignore[import-not-found,no-redef]
     import logcap  # type: ignore[import-not-found,no-redef]
     import proc  # type: ignore[import-not-found,no-redef]
 
@@ -132,6 +139,10 @@ class Watchdog:
         self.ranks = [Rank(r, max_bytes) for r in spec["ranks"]]
         self.control = int(spec["control_fd"]) if spec.get("control_fd") is not None else -1
         self.umask = int(spec["umask"]) if spec.get("umask") is not None else None
+        self.lease_file = str(spec["lease_file"]) if spec.get("lease_file") else ""
+        self.lease_seconds = float(spec.get("lease_seconds") or 30.0)
+        self.cancel_file = str(spec["cancel_file"]) if spec.get("cancel_file") else ""
+        self._next_look = 0.0  # when the lease and cancel files are looked at next
         self.me = os.getpid()
         self.pgid: int | None = None
         self.reason = "exit"
@@ -151,7 +162,7 @@ class Watchdog:
                 return {"error": failure}
             if self.pgid is None:
                 self.pgid = rank.pid
-        return {"pgid": self.pgid, "pids": [r.pid for r in self.ranks]}
+        return {"pgid": self.pgid, "pids": [r.pid for r in self.ranks], "watchdog": self.me}
 
     # minding ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -178,6 +189,9 @@ class Watchdog:
             now = time.monotonic()
             if self._signalled and self.kill_at is None:
                 self._stop("lost", min(self.grace, 2.0))
+            if now >= self._next_look:
+                self._next_look = now + 0.1
+                self._look_at_files()
             self._judge_failures(now)
             if self.kill_at is not None and now >= self.kill_at:
                 proc.kill_tree(self.me, self._reap, self._groups())
@@ -230,6 +244,31 @@ class Watchdog:
                 self._stop("cancel", grace)
             elif word == "note":
                 self._note(rest)
+
+    def _look_at_files(self) -> None:
+        """The cancel file (cancel) and the lease file (stop when nobody follows any more)."""
+        if self.kill_at is not None or all(r.code is not None for r in self.ranks):
+            return
+        if self.cancel_file and os.path.exists(self.cancel_file):
+            try:
+                with open(self.cancel_file, encoding="utf-8") as fh:
+                    grace = float(fh.read().strip() or self.grace)
+            except (OSError, ValueError):
+                grace = self.grace
+            self._stop("cancel", grace)
+            return
+        if not self.lease_file:
+            return
+        try:
+            age = time.time() - os.stat(self.lease_file).st_mtime
+        except OSError:
+            age = self.lease_seconds + 1.0
+        if age > self.lease_seconds:
+            self._note(
+                "ferry: the supervisor following this run has been gone for %.0f s (lease %.0f "
+                "s); the job's watchdog stops the job" % (age, self.lease_seconds)
+            )
+            self._stop("lease", self.grace)
 
     def _note(self, text: str) -> None:
         if self.ranks:
@@ -293,19 +332,17 @@ class Watchdog:
                 rank.fd = -1
 
 
-def write_json(path: str, data: object) -> None:
-    """Replace ``path`` atomically (temp file + rename), so readers never see half of it."""
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(temp, path)
+write_json = files.write_json
 
 
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
+    if spec.get("detach"):  # the starter waits for this first process only: it goes at once
+        if os.fork() > 0:
+            os._exit(0)
+        os.setsid()
     proc.set_child_subreaper()
     control = spec.get("control_fd")
     if control is not None:

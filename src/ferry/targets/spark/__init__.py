@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-from ferry.targets.spark.config import SparkAttachConfiguration, SparkCompute
 from ferry.targets.spark.target import SparkTarget
 
-__all__ = ["SparkAttachConfiguration", "SparkCompute", "SparkTarget"]
+__all__ = ["SparkTarget"]

@@ -2,14 +2,12 @@
 
 A Spark target is attached like the reference's HDInsight cluster, with a plain dict stored in the
 workspace (never a secret: a setting that looks like one must be an ``${env:NAME}`` reference,
-read from the environment when a run starts).
+read from the environment when a run starts). The public builder is ``SparkCompute``
+(:mod:`ferry.compute`); it checks its configuration with :func:`validate_config` here.
 
 Example::
 
-    cfg = SparkCompute.attach_configuration(master="spark://10.0.0.4:7077",
-                                            conf={"spark.executor.memory": "2g"})
-    spark = ComputeTarget.attach(ws, "spark", cfg)
-    SparkCompute(ws, "spark").master   # 'spark://10.0.0.4:7077'
+    validate_config({"master": "spark://10.0.0.4:7077", "conf": {"spark.executor.memory": "2g"}})
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.compute import ComputeTarget
 from ferry.errors import ConfigError
 
 KIND = "spark"
@@ -136,77 +132,3 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if config.get("spark_home"):
         out["spark_home"] = str(config["spark_home"])
     return out
-
-
-@dataclass
-class SparkAttachConfiguration:
-    """What :meth:`SparkCompute.attach_configuration` returns; checked when made.
-
-    Example::
-
-        SparkAttachConfiguration(master="local[2]").to_dict()
-        # {'master': 'local[2]', 'conf': {}, 'log_level': 'WARN'}
-    """
-
-    kind: str = field(default=KIND, init=False)
-    master: str = DEFAULT_MASTER
-    conf: Mapping[str, Any] = field(default_factory=dict)
-    spark_home: str | None = None
-    log_level: str = DEFAULT_LOG_LEVEL
-
-    def __post_init__(self) -> None:
-        self.to_dict()
-
-    def to_dict(self) -> dict[str, Any]:
-        raw: dict[str, Any] = {
-            "master": self.master,
-            "conf": dict(self.conf),
-            "log_level": self.log_level,
-        }
-        if self.spark_home:
-            raw["spark_home"] = self.spark_home
-        return validate_config(raw)
-
-
-class SparkCompute(ComputeTarget):
-    """A Spark cluster (or Spark in local mode on this machine) attached as a compute target.
-
-    Runs whose ``RunConfiguration.framework`` is ``"pyspark"`` go through ``spark-submit``
-    with the driver on this machine (client mode), so logs and metrics flow like any run.
-
-    Example::
-
-        cfg = SparkCompute.attach_configuration(master="local[*]",
-                                                conf={"spark.sql.shuffle.partitions": 8})
-        ComputeTarget.attach(ws, "spark", cfg)
-        rc = RunConfiguration(framework="pyspark")
-        rc.target = "spark"
-        Experiment(ws, "iris").submit(ScriptRunConfig("src", "train-spark.py", run_config=rc))
-    """
-
-    def __init__(self, workspace: Any, name: str) -> None:
-        super().__init__(workspace, name)
-        if self.type != KIND:
-            raise ConfigError(f"compute target {name!r} is a {self.type} target, not a Spark one")
-
-    @property
-    def master(self) -> str:
-        return str(self.config.get("master", DEFAULT_MASTER))
-
-    @staticmethod
-    def attach_configuration(
-        master: str = DEFAULT_MASTER,
-        conf: Mapping[str, Any] | None = None,
-        spark_home: str | None = None,
-        log_level: str = DEFAULT_LOG_LEVEL,
-    ) -> SparkAttachConfiguration:
-        """A configuration for :meth:`ComputeTarget.attach`.
-
-        ``master``: ``local[*]``, ``local[N]`` or ``spark://host:port``; ``conf``: Spark settings
-        given to every run (a run's own ``spark.configuration`` wins); ``spark_home``: a Spark
-        distribution to use instead of the pyspark package's; ``log_level``: Spark's own log
-        level in the run's log when no log4j2 configuration of yours is found (default WARN).
-        """
-        return SparkAttachConfiguration(
-            master=master, conf=dict(conf or {}), spark_home=spark_home, log_level=log_level
-        )

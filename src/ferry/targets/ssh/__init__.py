@@ -10,14 +10,33 @@ Example::
 Pieces: :mod:`.settings` (what is stored, secrets from the environment), :mod:`.connect`
 (host keys, authentication), :mod:`.session` (the agent protocol), :mod:`.transfer` (SFTP),
 :mod:`.remote_env` (which environment on the host), :mod:`.remote_run` (one job's life),
-:mod:`.target` (the Target contract) and :mod:`.agent` (the stdlib program run on the host).
+:mod:`.sink` (what comes back), :mod:`.target` (the Target contract). The program run on the
+host is the neutral :mod:`ferry.agent` package, shipped as files.
+
+Importing this package costs nothing: asyncssh is only looked for here (a missing library
+fails at once, so the registry can name the extra) and imported with :class:`SshTarget`.
 """
 
 from __future__ import annotations
 
-import asyncssh  # noqa: F401 - a missing library fails here, so the registry can name the extra
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
-from ferry.targets.ssh.settings import RemoteCompute, SshSettings
-from ferry.targets.ssh.target import SshTarget
+if importlib.util.find_spec("asyncssh") is None:
+    raise ImportError(
+        "the ssh target needs the asyncssh library — install it with: pip install 'ferry[ssh]'",
+        name="asyncssh",
+    )
 
-__all__ = ["RemoteCompute", "SshSettings", "SshTarget"]
+if TYPE_CHECKING:
+    from ferry.targets.ssh.target import SshTarget
+
+__all__ = ["SshTarget"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SshTarget":
+        from ferry.targets.ssh.target import SshTarget
+
+        return SshTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,10 @@ trust it. The check runs before authentication: no credential reaches an unverif
 Authentication: the key file named by ``private_key_file`` (its passphrase from the environment),
 else the user's default keys and SSH agent; a password from the environment when one is set.
 
-Every failure becomes a :class:`~ferry.errors.TargetError` that names the cause and the fix.
+Every failure names the cause and the fix: a host that does not answer, refuses the connection
+or cannot be resolved is :class:`~ferry.errors.TargetUnavailable` (worth retrying); a login the
+host refuses, an unreadable key file or an untrusted host key is
+:class:`~ferry.errors.TargetRefused`.
 
 Example::
 
@@ -28,7 +31,7 @@ from typing import Any
 
 import asyncssh
 
-from ferry.errors import TargetError
+from ferry.errors import TargetRefused, TargetUnavailable
 from ferry.targets.ssh.hostkeys import HostKeyCheck, record
 from ferry.targets.ssh.settings import SshSettings, secret, secret_names
 
@@ -39,7 +42,8 @@ logging.getLogger("asyncssh").setLevel(logging.WARNING)
 async def open_connection(
     name: str, settings: SshSettings, workspace_known_hosts: Path
 ) -> asyncssh.SSHClientConnection:
-    """Connect and authenticate within ``connect_timeout`` seconds, or raise TargetError."""
+    """Connect and authenticate within ``connect_timeout`` seconds (see the module docstring
+    for the errors)."""
     options: dict[str, Any] = {
         "port": settings.ssh_port,
         "username": settings.username,
@@ -58,31 +62,35 @@ async def open_connection(
             asyncssh.connect(settings.address, **options), settings.connect_timeout + 5
         )
     except TimeoutError:
-        raise TargetError(
+        raise TargetUnavailable(
             f"no answer from {settings.where} within {settings.connect_timeout:.0f} s "
             "(connect_timeout); is the host up and the port right?"
         ) from None
     except asyncssh.PermissionDenied as exc:
-        raise TargetError(_auth_hint(name, settings, exc)) from None
+        raise TargetRefused(_auth_hint(name, settings, exc), target=name) from None
     except asyncssh.HostKeyNotVerifiable as exc:
         raise check.refusal(exc.reason) from None
     except asyncssh.Error as exc:
-        raise TargetError(f"SSH to {settings.where} failed: {exc.reason}") from None
+        raise TargetUnavailable(f"SSH to {settings.where} failed: {exc.reason}") from None
     except socket.gaierror as exc:
-        raise TargetError(f"cannot resolve host {settings.address!r}: {exc.strerror}") from None
+        raise TargetUnavailable(
+            f"cannot resolve host {settings.address!r}: {exc.strerror}"
+        ) from None
     except ConnectionRefusedError:
-        raise TargetError(
+        raise TargetUnavailable(
             f"connection to {settings.where} refused: is sshd running there, and is ssh_port "
             f"{settings.ssh_port} right?"
         ) from None
     except OSError as exc:
-        raise TargetError(f"cannot connect to {settings.where}: {exc.strerror or exc}") from None
+        raise TargetUnavailable(
+            f"cannot connect to {settings.where}: {exc.strerror or exc}"
+        ) from None
     if check.to_record is not None:  # a first key with the pinned fingerprint
         try:
             record(workspace_known_hosts, settings, check.to_record)
         except OSError as exc:
             conn.close()
-            raise TargetError(
+            raise TargetRefused(
                 f"cannot record the host key in {workspace_known_hosts}: {exc}"
             ) from None
     _ack_at_once(conn)
@@ -124,17 +132,17 @@ def _credentials(name: str, settings: SshSettings) -> dict[str, Any]:
         try:
             out["client_keys"] = [asyncssh.read_private_key(path, passphrase)]
         except FileNotFoundError:
-            raise TargetError(
+            raise TargetRefused(
                 f"private key file {settings.private_key_file!r} does not exist on this machine"
             ) from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
             names = " or ".join(secret_names(name, "KEY_PASSPHRASE"))
             hint = f"; if it is encrypted, set {names}" if passphrase is None else ""
-            raise TargetError(
+            raise TargetRefused(
                 f"cannot read private key {settings.private_key_file!r}: {exc}{hint}"
             ) from None
         except OSError as exc:
-            raise TargetError(
+            raise TargetRefused(
                 f"cannot read private key {settings.private_key_file!r}: {exc.strerror}"
             ) from None
     return out

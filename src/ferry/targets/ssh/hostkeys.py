@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import asyncssh
 
-from ferry.errors import TargetError
+from ferry.errors import TargetRefused, TargetUnavailable
 from ferry.targets.ssh.settings import SshSettings, check_fingerprint
 
 KNOWN_HOSTS_FILE = "ssh_known_hosts"  # in the workspace folder
@@ -43,11 +43,10 @@ KNOWN_HOSTS_FILE = "ssh_known_hosts"  # in the workspace folder
 Verdict = Literal["pinned", "known", "fingerprint", "unknown", "changed", "mismatch"]
 
 
-class UnknownHostKey(TargetError):
+class UnknownHostKey(TargetRefused):
     """The host is not known yet and its key was not confirmed; the message says how to."""
 
     def __init__(self, target: str, settings: SshSettings, key: asyncssh.SSHKey) -> None:
-        self.target = target
         self.key = key
         self.fingerprint = fingerprint(key)
         super().__init__(
@@ -56,11 +55,12 @@ class UnknownHostKey(TargetError):
             "(`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` there), then trust it: "
             f"`ferry target trust {target}` (asks in a terminal), or pin it with "
             f"`ferry target attach {target} … --host-key-fingerprint {self.fingerprint}` "
-            f"(host_key_fingerprint='{self.fingerprint}' in the attach configuration)"
+            f"(host_key_fingerprint='{self.fingerprint}' in the attach configuration)",
+            target=target,
         )
 
 
-class HostKeyChanged(TargetError):
+class HostKeyChanged(TargetRefused):
     """The host presented a key other than the one on record (or the pinned one)."""
 
 
@@ -104,12 +104,12 @@ class HostKeyCheck:
         self.to_record = key
         return True
 
-    def refusal_for(self, key: asyncssh.SSHKey) -> TargetError:
+    def refusal_for(self, key: asyncssh.SSHKey) -> TargetRefused:
         """The error for ``key``, read outside a connection (by :func:`trust`)."""
         self.seen = key
         return self.refusal("not trusted")
 
-    def refusal(self, reason: str) -> TargetError:
+    def refusal(self, reason: str) -> TargetRefused:
         """The error for a host key asyncssh refused, saying what to do."""
         where = self.settings.where
         key = self.seen
@@ -132,14 +132,14 @@ class HostKeyCheck:
                 "host_key_fingerprint"
             )
         if self.settings.host_key_policy == "known-hosts":
-            return TargetError(
+            return TargetRefused(
                 f"{self.settings.address} is not in {self.settings.known_hosts}{seen}: add its key "
                 f"(ssh-keyscan -p {self.settings.ssh_port} {self.settings.address} >> "
                 f"{self.settings.known_hosts}), or pin it with host_key_fingerprint='SHA256:…'"
             )
         if key is not None:
             return UnknownHostKey(self.target, self.settings, key)
-        return TargetError(f"the host key of {where} was refused ({reason})")
+        return TargetRefused(f"the host key of {where} was refused ({reason})")
 
     def client_factory(self) -> type[asyncssh.SSHClient]:
         check = self
@@ -251,13 +251,15 @@ async def fetch_host_key(settings: SshSettings, workspace_file: Path) -> asyncss
             settings.connect_timeout,
         )
     except TimeoutError:
-        raise TargetError(
+        raise TargetUnavailable(
             f"no answer from {settings.where} within {settings.connect_timeout:.0f} s"
         ) from None
     except (OSError, asyncssh.Error) as exc:
-        raise TargetError(f"cannot reach {settings.where} to read its host key: {exc}") from None
+        raise TargetUnavailable(
+            f"cannot reach {settings.where} to read its host key: {exc}"
+        ) from None
     if key is None:
-        raise TargetError(f"{settings.where} presented no host key")
+        raise TargetRefused(f"{settings.where} presented no host key")
     return key
 
 
@@ -280,5 +282,5 @@ def _listed(
             asyncssh.read_known_hosts(files), settings.address, addr, settings.ssh_port
         )
     except (OSError, ValueError) as exc:
-        raise TargetError(f"cannot read known hosts ({', '.join(files)}): {exc}") from None
+        raise TargetRefused(f"cannot read known hosts ({', '.join(files)}): {exc}") from None
     return list(matched[0]), list(matched[1]), list(matched[2]), files

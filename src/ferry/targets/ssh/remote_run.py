@@ -6,68 +6,72 @@ it lacks nothing, has already copied the tree into the run folder) and ``launch`
 starts streaming the run's files back). Only what the host lacks is sent: blobs by SFTP, the
 runtime folder once per content hash, the environment built there once per spec hash.
 
+On the host the job runs under ferry's watchdog (:mod:`ferry.agent.jobs`), which answers for
+every process the job starts: a cancel, the time limit, the job's end and a supervisor that
+stopped following (its lease expired) stop all of them.
+
 Connection loss during a run: the job keeps running under its watchdog while this side reconnects
 (backing off, for up to ``reconnect_seconds``, by default the lease) and resumes the stream where
-it stopped; a note in the log says so. If it cannot, the run ends with a :class:`TargetError`
-saying what happened, and the watchdog stops the job when its lease expires.
+it stopped; a note in the log says so. If it cannot, the run ends with :class:`~ferry.errors.
+JobLost` saying what happened, and the watchdog stops the job when its lease expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from ferry.environment import Environment
-from ferry.errors import TargetError
-from ferry.targets.base import JobSpec
-from ferry.targets.local import job_argv
+from ferry.agent import logcap
+from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefused
+from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
+from ferry.targets import distributed
+from ferry.targets.base import Prepared, Started
+from ferry.targets.jobenv import job_request
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
-from ferry.targets.ssh.remote_env import job_variables, plan_environment
+from ferry.targets.ssh.remote_env import plan_environment, refusal
 from ferry.targets.ssh.session import AgentSession, SessionLost, agent_bundle
 from ferry.targets.ssh.settings import SshSettings
 from ferry.targets.ssh.sink import LocalSink
 from ferry.targets.ssh.transfer import Uploaded, download_folder, upload_blobs, upload_folder
-
-Log = Callable[[str], None]
 
 
 class RemoteRun:
     """The state of one job on a host, kept across reconnections."""
 
     def __init__(
-        self, name: str, settings: SshSettings, workspace: Any, job: JobSpec, logs_dir: Path
+        self, name: str, settings: SshSettings, workspace: WorkspaceServices, job: JobSpec
     ) -> None:
         self.name = name
         self.settings = settings
         self.workspace = workspace
         self.job = job
-        self.sink = LocalSink(job.run_dir, logs_dir)
+        self.sink = LocalSink(job.paths, job.watched_dirs)
         self.sent = Uploaded()
         self.done = threading.Event()  # set on the job's exit, or when the run cannot go on
         self.exit: dict[str, Any] | None = None
-        self.fatal: TargetError | None = None
+        self.fatal: FerryError | None = None
         self.conn: asyncssh.SSHClientConnection | None = None
         self.session: AgentSession | None = None
         self._sftp: asyncssh.SFTPClient | None = None
-        self._log: Log | None = None
-        self._launch: dict[str, Any] = {}
+        self._ctx: PrepareContext | None = None
+        self._python = ""
+        self._environment: dict[str, str] = {}
+        self._prepend: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._cancel_grace: float | None = None
 
     # connection ------------------------------------------------------------------------------
     async def connect(self) -> AgentSession:
-        known_hosts = Path(self.workspace.path) / KNOWN_HOSTS_FILE
+        known_hosts = self.workspace.path / KNOWN_HOSTS_FILE
         conn = await open_connection(self.name, self.settings, known_hosts)
         hint = self._daemon_socket()
         try:
@@ -84,7 +88,7 @@ class RemoteRun:
     def _daemon_cache(self) -> tuple[Path, str]:
         s = self.settings
         key = f"{s.username}@{s.address}:{s.ssh_port}:{s.work_dir}:{agent_bundle()[0]}"
-        return Path(self.workspace.cache_dir) / "ssh" / f"{self.name}.json", key
+        return self.workspace.cache_dir / "ssh" / f"{self.name}.json", key
 
     def _daemon_socket(self) -> str | None:
         """Where the host's agent daemon listened last time (cached in the workspace)."""
@@ -96,12 +100,12 @@ class RemoteRun:
         return str(data["socket"]) if data.get("key") == key and data.get("socket") else None
 
     def _remember_daemon(self, socket_path: str) -> None:
+        from ferry.agent.files import write_json
+
         path, key = self._daemon_cache()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "socket": socket_path}), encoding="utf-8")
-            os.replace(tmp, path)
+            write_json(str(path), {"key": key, "socket": socket_path})
         except OSError:
             pass  # only an optimisation
 
@@ -126,26 +130,35 @@ class RemoteRun:
     def _on_event(self, header: dict[str, Any], payload: bytes) -> None:
         kind = header.get("t")
         if kind == "data":
+            pos = header.get("pos")
             try:
-                self.sink.write(str(header["f"]), payload, bool(header.get("reset")))
-            except (OSError, TargetError) as exc:
-                self.fatal = TargetError(f"cannot keep the run's files on this machine: {exc}")
+                self.sink.write(
+                    str(header["f"]), payload, bool(header.get("reset")), int(pos) if pos else None
+                )
+            except (OSError, FerryError) as exc:
+                self.fatal = TargetRefused(
+                    f"cannot keep the run's files on this machine: {exc}",
+                    run_id=self.job.run_id,
+                    target=self.name,
+                )
                 self.done.set()
-        elif kind == "log" and self._log is not None:
-            self._log(str(header.get("text", "")))
+        elif kind == "log" and self._ctx is not None:
+            self._ctx.log(str(header.get("text", "")))
         elif kind == "exit":
             self.exit = header
             self.done.set()
 
     # the life of the run -----------------------------------------------------------------------
-    async def prepare(self, log: Log) -> dict[str, Any]:
-        from ferry.runtime.layout import build_runtime_path
-
-        self._log = log
+    async def prepare(
+        self, ctx: PrepareContext, snapshot_id: str, files: int, runtime: Path
+    ) -> Prepared:
+        """Bring the snapshot, the runtime and the environment to the host."""
+        self._ctx = ctx
+        env = self.job.environment
+        problem = refusal(env)
+        if problem:
+            raise TargetRefused(problem, run_id=self.job.run_id, target=self.name)
         session = await self.connect()
-        snapshot_id, files = self._snapshot()
-        runtime = build_runtime_path(Path(self.workspace.path) / "runtime")
-        env = Environment.from_dict(self.job.definition.get("environment") or {})
         plan = plan_environment(env, session.hello, self.settings)
         ask = {"run": self.job.run_id, "snapshot": snapshot_id}
         copy_timeout = self.settings.command_timeout + files / 200
@@ -159,99 +172,98 @@ class RemoteRun:
             await self._upload(reply["missing"])
             reply = await self.call("prepare", copy_timeout, **ask)
         else:
-            raise TargetError(f"blobs keep arriving corrupt on {self.settings.where}")
+            raise TargetRefused(
+                f"blobs keep arriving corrupt on {self.settings.where}",
+                run_id=self.job.run_id,
+                target=self.name,
+            )
         where = self.settings.where
-        log(
+        ctx.log(
             f"ferry: {where}: snapshot of {reply['files']} files; sent {self.sent.files} "
             f"blob(s), {self.sent.bytes} bytes"
         )
         for warning in reply.get("warnings") or []:
-            log(f"ferry: {warning}")
+            ctx.log(f"ferry: {warning}")
         if runtime_dir is None:
             runtime_dir = f"{session.work_dir}/runtime/{runtime.name}"
             await asyncio.wait_for(
                 upload_folder(await self.sftp(), runtime, session.work_dir, runtime_dir),
                 self.settings.command_timeout,
             )
-        variables = dict(plan.variables)
-        prepend = {"PYTHONPATH": runtime_dir}
-        python = plan.interpreter
+        self._environment = dict(plan.variables)
+        self._prepend = {"PYTHONPATH": str(runtime_dir)}
+        self._python = plan.interpreter
         if plan.request is not None:
             short = f"{plan.spec_hash[:12] if plan.spec_hash else ''} on {where}"
             if env_facts is None:
-                log(f"environment {env.name!r}: building {short}")
-                env_facts = await self.call(
-                    "build_env", self.settings.build_timeout, **plan.request
-                )
+                ctx.log(f"environment {env.name!r}: building {short}")
+                try:
+                    env_facts = await self.call(
+                        "build_env", self.settings.build_timeout, **plan.request
+                    )
+                except TargetRefused as exc:
+                    raise EnvironmentBuildError(f"environment {env.name!r}: {exc}") from None
             else:
-                log(f"environment {env.name!r}: reusing {short}")
-            python = env_facts["python"]
-            variables["VIRTUAL_ENV"] = env_facts["folder"]
-            prepend["PATH"] = f"{env_facts['folder']}/bin"
-        self._launch = {"python": python, "variables": variables, "prepend": prepend}
-        return {"env_hash": plan.spec_hash, "env_lock": (env_facts or {}).get("lock")}
-
-    def _snapshot(self) -> tuple[str, int]:
-        from ferry.snapshot import load_manifest, take_snapshot
-
-        blobs = self.workspace.blobs
-        if self.job.snapshot_id:
-            return self.job.snapshot_id, len(load_manifest(blobs, self.job.snapshot_id))
-        if self.job.source_dir is None:
-            raise TargetError("the run has neither a snapshot nor a source folder")
-        result = take_snapshot(
-            self.job.source_dir,
-            blobs,
-            self.workspace.cache_dir / "snapshots",
-            exclude=[Path(self.workspace.path)],  # a workspace inside the source folder
-        )
-        return result.snapshot_id, result.stats.files
+                ctx.log(f"environment {env.name!r}: reusing {short}")
+            self._python = env_facts["python"]
+            self._environment["VIRTUAL_ENV"] = env_facts["folder"]
+            self._prepend["PATH"] = f"{env_facts['folder']}/bin"
+        self._ctx = None
+        return Prepared(env_hash=plan.spec_hash, env_lock=(env_facts or {}).get("lock"))
 
     async def _upload(self, digests: list[str]) -> None:
         assert self.session is not None
-        size = sum(Path(self.workspace.blobs.path(d)).stat().st_size for d in digests)
+        blobs = self.workspace.blobs
+        size = sum(Path(blobs.path(d)).stat().st_size for d in digests)
         timeout = self.settings.command_timeout + size / 1e6
         sent, packs = await asyncio.wait_for(
-            upload_blobs(await self.sftp(), self.workspace.blobs, digests, self.session.work_dir),
-            timeout,
+            upload_blobs(await self.sftp(), blobs, digests, self.session.work_dir), timeout
         )
         if packs:
-            await self.call("unpack", timeout, packs=packs, algo=self.workspace.blobs.algo)
+            await self.call("unpack", timeout, packs=packs, algo=blobs.algo)
         self.sent.files += sent.files
         self.sent.bytes += sent.bytes
 
-    async def launch(self) -> dict[str, Any]:
+    async def launch(self) -> Started:
         from ferry.supervisor import kill_grace_seconds
 
-        assert self.session is not None and self._launch
+        assert self.session is not None and self._python
         job = self.job
-        values, unset = job_variables(
-            run_id=job.run_id,
-            experiment=job.experiment,
+        request = job_request(
+            job,
             run_dir=self.run_dir,
             workdir=f"{self.run_dir}/wd",
-            parent_run_id=job.parent_run_id,
-            user={**self._launch["variables"], **job.env_vars},
+            runtime_path=self._prepend["PYTHONPATH"],
+            environment=self._environment,
         )
+        request["prepend"] = {**request["prepend"], **self._prepend}
+        plan = job.distributed
+        ranks: list[dict[str, Any]] = [{"rank": 0}]
+        if plan is not None:  # one host: every rank here (check_job refused more nodes)
+            port = int((await self.call("free_port"))["port"])
+            ranks = [
+                {
+                    "rank": slot.rank,
+                    "set": distributed.rank_environment(plan, slot, "127.0.0.1", port),
+                }
+                for slot in plan.slots()
+            ]
         status = await self.call(
             "launch",
             run=job.run_id,
-            argv=job_argv(job.definition, self._launch["python"]),
-            set=values,
-            prepend=self._launch["prepend"],
-            unset=unset,
+            argv=job.command.argv(self._python),
+            **request,
+            ranks=ranks,
+            watch=list(job.watched_dirs),
             lease=self.settings.lease_seconds,
             grace=kill_grace_seconds(),
+            log_max_bytes=logcap.max_bytes_from_env(),
         )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._ping()), loop.create_task(self._watch())]
         # "host" stays the supervisor's (liveness checks its pid there); no job_pgid: the group
         # lives on the remote host, where its watchdog stops it
-        return {
-            "host": socket.gethostname(),
-            "remote_pid": status["pid"],
-            "remote_host": self.session.hello.get("host"),
-        }
+        return Started(host=socket.gethostname(), remote_pid=int(status["pid"]), ranks=len(ranks))
 
     async def _ping(self) -> None:
         """Keep the lease fresh while this supervisor follows the run."""
@@ -278,25 +290,30 @@ class RemoteRun:
             try:
                 await self.connect()
                 away = time.monotonic() - lost
-                note = (
+                self.sink.note(
                     f"ferry: the SSH connection to {self.settings.where} dropped; the supervisor "
                     f"reconnected after {away:.1f} s and follows the job again"
                 )
                 await self.call(
-                    "follow", run=self.job.run_id, offsets=dict(self.sink.received), note=note
+                    "follow",
+                    run=self.job.run_id,
+                    offsets=dict(self.sink.received),
+                    watch=list(self.job.watched_dirs),
                 )
                 if self._cancel_grace is not None:
                     await self.call("kill", run=self.job.run_id, grace=self._cancel_grace)
                 return
-            except TargetError as exc:
+            except FerryError as exc:
                 last = str(exc)
                 self._drop_connection()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        self.fatal = TargetError(
+        self.fatal = JobLost(
             f"lost the SSH connection to {self.settings.where} during the run and could not "
             f"reconnect within {budget:.0f} s (last error: {last}); the job there is stopped "
-            f"by its watchdog {self.settings.lease_seconds:.0f} s after its supervisor left"
+            f"by its watchdog {self.settings.lease_seconds:.0f} s after its supervisor left",
+            run_id=self.job.run_id,
+            target=self.name,
         )
         self.done.set()
 
@@ -323,14 +340,14 @@ class RemoteRun:
         )
 
     async def close(self, keep: bool) -> None:
-        """Stop following; remove the remote run folder (a job still running is killed)."""
+        """Stop following; remove the remote run folder (a job still running is stopped)."""
         self._closing = True
         for task in self._tasks:
             task.cancel()
         if self.session is not None and not self.session.closed.is_set():
             try:
                 await self.call("cleanup", run=self.job.run_id, keep=keep)
-            except TargetError:
+            except FerryError:
                 pass
         conn = self.conn
         self._drop_connection()
@@ -339,3 +356,22 @@ class RemoteRun:
                 await asyncio.wait_for(conn.wait_closed(), 5)
             except TimeoutError:
                 pass
+        self.sink.close()
+
+
+def remote_result(run: RemoteRun) -> int | None:
+    """The job's exit code once it has ended (None while it runs); raises what ended it
+    otherwise: the connection lost for good, or the job lost on the host."""
+    if run.exit is not None:
+        if run.exit.get("lost"):
+            raise JobLost(
+                f"the job's watchdog on {run.settings.where} is gone without a result (the "
+                "host rebooted, or its processes were killed from outside)",
+                run_id=run.job.run_id,
+                target=run.name,
+            )
+        code = run.exit.get("code")
+        return int(code) if isinstance(code, int) else 1
+    if run.fatal is not None:
+        raise run.fatal
+    return None

@@ -8,7 +8,11 @@ next time), and otherwise say so, in which case the agent is uploaded once (SFTP
 folder + rename) and started again. Requests are JSON
 lines; a reader task turns the agent's frames into replies (:meth:`call`) and events (data, log
 lines, the job's exit) handed to ``on_event``. When the channel closes, :attr:`closed` is set and
-pending calls fail with :class:`SessionLost`.
+pending calls fail with :class:`SessionLost` (transient: the supervisor reconnects). A request
+the agent answers with an error is :class:`~ferry.errors.TargetRefused`.
+
+The agent is the neutral :mod:`ferry.agent` package, shipped as ``ferry_agent`` files
+(:func:`ferry.agent.bundle.bundle`).
 
 Example::
 
@@ -19,21 +23,18 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import itertools
 import json
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from ferry.errors import TargetError
+from ferry.agent.bundle import PACKAGE, bundle
+from ferry.errors import TargetRefused, TargetUnavailable
 from ferry.targets.ssh.settings import SshSettings
 
-AGENT_SOURCE = Path(__file__).with_name("agent")
 EventHandler = Callable[[dict[str, Any], bytes], None]
 
 # Runs on the remote host with `python -I -S -c` (isolated, no site: it starts in ~15 ms).
@@ -55,18 +56,13 @@ main(w, d)
 _NOISE_LIMIT = 200  # lines a chatty login shell may print before the agent says hello
 
 
-class SessionLost(TargetError):
+class SessionLost(TargetUnavailable):
     """The channel to the agent closed (connection dropped, host rebooted, sshd restarted)."""
 
 
-@functools.cache
 def agent_bundle() -> tuple[str, dict[str, bytes]]:
     """``("agent-<16 hex>", {file name: content})`` of the agent package shipped to hosts."""
-    files = {p.name: p.read_bytes() for p in sorted(AGENT_SOURCE.glob("*.py"))}
-    digest = hashlib.sha256()
-    for name, data in files.items():
-        digest.update(name.encode() + b"\0" + data + b"\0")
-    return f"agent-{digest.hexdigest()[:16]}", files
+    return bundle()
 
 
 class AgentSession:
@@ -127,7 +123,7 @@ class AgentSession:
                     _first_line(process.stdout), settings.command_timeout
                 )
             except TimeoutError:
-                raise TargetError(
+                raise TargetUnavailable(
                     f"ferry's agent on {settings.where} did not start within "
                     f"{settings.command_timeout:.0f} s"
                 ) from None
@@ -143,8 +139,8 @@ class AgentSession:
                 process.close()
                 await _upload_agent(conn, work_dir, name, files, settings)
                 continue
-            raise TargetError(await _start_failure(process, settings, first))
-        raise TargetError(f"ferry's agent did not start on {settings.where}")  # pragma: no cover
+            raise TargetRefused(await _start_failure(process, settings, first))
+        raise TargetRefused(f"ferry's agent did not start on {settings.where}")  # pragma: no cover
 
     @classmethod
     async def _attach(
@@ -181,7 +177,7 @@ class AgentSession:
             self.writer.write(_line({"id": ident, "op": op, **params}))
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise TargetError(
+            raise TargetUnavailable(
                 f"{op} on {self.where} got no answer within {timeout:.0f} s"
             ) from None
         except (asyncssh.Error, OSError) as exc:
@@ -189,7 +185,7 @@ class AgentSession:
         finally:
             self._pending.pop(ident, None)
         if not reply.get("ok"):
-            raise TargetError(f"{op} on {self.where} failed: {reply.get('error')}")
+            raise TargetRefused(f"{op} on {self.where} failed: {reply.get('error')}")
         result: dict[str, Any] = reply.get("result") or {}
         return result
 
@@ -278,9 +274,9 @@ async def _upload_agent(
     from ferry.targets.ssh.transfer import publish_folder
 
     async def write(sftp: asyncssh.SFTPClient, tmp: str) -> None:
-        await sftp.mkdir(f"{tmp}/ferry_agent")
+        await sftp.mkdir(f"{tmp}/{PACKAGE}")
         for file_name, data in files.items():
-            async with sftp.open(f"{tmp}/ferry_agent/{file_name}", "wb") as fh:
+            async with sftp.open(f"{tmp}/{PACKAGE}/{file_name}", "wb") as fh:
                 await fh.write(data)
 
     try:
@@ -290,6 +286,6 @@ async def _upload_agent(
                 settings.command_timeout,
             )
     except TimeoutError:
-        raise TargetError(f"uploading ferry's agent to {settings.where} timed out") from None
+        raise TargetUnavailable(f"uploading ferry's agent to {settings.where} timed out") from None
     except (asyncssh.Error, OSError) as exc:
-        raise TargetError(f"cannot upload ferry's agent to {settings.where}: {exc}") from None
+        raise TargetRefused(f"cannot upload ferry's agent to {settings.where}: {exc}") from None

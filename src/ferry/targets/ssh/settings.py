@@ -1,12 +1,11 @@
-"""Attaching a machine over SSH: the reference's ``RemoteCompute`` and the settings ferry keeps.
+"""The settings ferry keeps for a machine reached over SSH, checked (no connection, no asyncssh).
 
-Example::
+The public builder is the reference's ``RemoteCompute`` (:mod:`ferry.compute`); it and
+``ferry target attach --type ssh`` give their settings to :func:`attach_settings` /
+:func:`validate_config` here. Example::
 
-    from ferry import ComputeTarget, RemoteCompute
-    config = RemoteCompute.attach_configuration(
-        username="me", address="10.0.0.4", ssh_port=22, private_key_file="~/.ssh/id_ed25519"
-    )
-    vm = ComputeTarget.attach(ws, "vm", config)   # ferry target attach vm --type ssh ...
+    settings = SshSettings.from_config({"address": "10.0.0.4", "username": "me"})
+    settings.where        # 'me@10.0.0.4:22'
 
 What is stored (``ferry target show vm``) never holds a password or a passphrase. At run time they
 come from the environment of the process that submits the run (its supervisor inherits it):
@@ -180,18 +179,32 @@ def secret(target_name: str, what: str) -> str | None:
     return None
 
 
-def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What to store for an ssh target: checked settings, secrets replaced by *_from_env flags."""
-    data = dict(config)
-    password = data.pop("password", None)
-    passphrase = data.pop("private_key_passphrase", None)
+def attach_settings(
+    config: Mapping[str, Any], *, password: bool = False, passphrase: bool = False
+) -> dict[str, Any]:
+    """The settings to attach, checked: a password or key passphrase given (never stored) is
+    replaced by a ``*_from_env`` flag and a warning saying where to give it at run time."""
+    data = {k: v for k, v in config.items() if k not in _SECRETS}
+    password = password or bool(config.get("password"))
+    passphrase = passphrase or bool(config.get("private_key_passphrase"))
     if password:
         data["password_from_env"] = True
     if passphrase:
         data["passphrase_from_env"] = True
     if password or passphrase:
-        _warn_secret()
-    settings = SshSettings.from_config(data)
+        warnings.warn(
+            "ferry never stores SSH passwords or key passphrases; give them at run time in "
+            "FERRY_SSH_PASSWORD[_<TARGET>] / FERRY_SSH_KEY_PASSPHRASE[_<TARGET>], or use an "
+            "SSH agent",
+            stacklevel=3,
+        )
+    return SshSettings.from_config(data).to_dict()
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What to store for an ssh target: checked settings, secrets replaced by *_from_env flags;
+    the key file must exist here, and a pinned host key must parse (with asyncssh)."""
+    settings = SshSettings.from_config(attach_settings(config))
     if settings.private_key_file:
         path = os.path.expanduser(settings.private_key_file)
         if not os.path.isfile(path):
@@ -212,76 +225,3 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 f"{key.get_fingerprint('sha256')}, not {pinned}; give one of them"
             )
     return settings.to_dict()
-
-
-def _warn_secret() -> None:
-    warnings.warn(
-        "ferry never stores SSH passwords or key passphrases; give them at run time in "
-        "FERRY_SSH_PASSWORD[_<TARGET>] / FERRY_SSH_KEY_PASSPHRASE[_<TARGET>], or use an SSH agent",
-        stacklevel=3,
-    )
-
-
-class AttachConfiguration:
-    """An ssh attach configuration: ``.kind`` and ``.to_dict()`` (never a secret)."""
-
-    kind = "ssh"
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._settings = settings
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._settings)
-
-    def __repr__(self) -> str:
-        return f"RemoteCompute.attach_configuration({self._settings})"
-
-
-class RemoteCompute:
-    """A machine reached over SSH, as the reference's ``RemoteCompute``.
-
-    Example::
-
-        config = RemoteCompute.attach_configuration(username="me", address="vm.example.org")
-        ComputeTarget.attach(ws, "vm", config)
-    """
-
-    @staticmethod
-    def attach_configuration(
-        username: str,
-        subscription_id: str | None = None,
-        resource_group: str | None = None,
-        vm_name: str | None = None,
-        resource_id: str | None = None,
-        address: str | None = None,
-        ssh_port: int = 22,
-        password: str = "",
-        private_key_file: str = "",
-        private_key_passphrase: str = "",
-        **settings: Any,
-    ) -> AttachConfiguration:
-        """The reference's signature; ferry's own settings (``work_dir`` …) as keywords."""
-        if address is None and (vm_name or resource_id):
-            raise ConfigError(
-                "ferry reaches machines by address; give address='host or IP' (Azure resource "
-                "ids are kept as information only)"
-            )
-        config: dict[str, Any] = {
-            "username": username,
-            "address": address,
-            "ssh_port": ssh_port,
-            "private_key_file": private_key_file,
-            "subscription_id": subscription_id,
-            "resource_group": resource_group,
-            "vm_name": vm_name,
-            "resource_id": resource_id,
-            **settings,
-        }
-        if password or private_key_passphrase:
-            _warn_secret()
-            config["password_from_env"] = bool(password) or settings.get("password_from_env")
-            config["passphrase_from_env"] = bool(private_key_passphrase) or settings.get(
-                "passphrase_from_env"
-            )
-        SshSettings.from_config(config)  # wrong input fails here, before attach
-        return AttachConfiguration({k: v for k, v in config.items() if v is not None})

@@ -10,12 +10,15 @@ Example::
 The supervisor drives it through the usual contract; the connection lives on a private asyncio
 loop in a daemon thread (:class:`LoopThread`), so the bytes the host streams back land in the
 local run folder as they arrive and ``sync()`` has nothing left to do. Every remote call has a
-timeout; foreign errors become :class:`~ferry.errors.TargetError`.
+timeout. Errors carry the run and the target: an unreachable host or a call without an answer
+is :class:`~ferry.errors.TargetUnavailable`, what the host refuses is
+:class:`~ferry.errors.TargetRefused`, a job that vanished is :class:`~ferry.errors.JobLost`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import threading
@@ -25,12 +28,20 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from ferry.errors import TargetError
-from ferry.targets.base import JobSpec, Target
+from ferry.errors import (
+    FerryError,
+    JobLost,
+    TargetError,
+    TargetRefused,
+    TargetUnavailable,
+)
+from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
+from ferry.targets import distributed
+from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
 from ferry.targets.ssh.remote_env import refusal
-from ferry.targets.ssh.remote_run import RemoteRun
+from ferry.targets.ssh.remote_run import RemoteRun, remote_result
 from ferry.targets.ssh.session import AgentSession
 from ferry.targets.ssh.settings import SshSettings, validate_config
 
@@ -46,18 +57,33 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="ferry-ssh", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """The coroutine's result (every remote call inside it has its own timeout too)."""
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> T:
+        """The coroutine's result (every remote call inside it has its own timeout too);
+        ``cancelled`` is asked while waiting, and ends the wait when it says so."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        deadline = None if timeout is None else self.loop.time() + timeout
         try:
-            return future.result(timeout)
-        except TimeoutError:  # the outer wait, or a timeout inside the coroutine
-            if not future.done():
-                future.cancel()
-                raise TargetError(f"{self.where} did not answer within {timeout} s") from None
-            raise TargetError(f"an operation on {self.where} timed out") from None
+            while True:
+                try:
+                    return future.result(0.25 if cancelled is not None else timeout)
+                except concurrent.futures.TimeoutError:
+                    if future.done():
+                        raise  # the coroutine's own timeout
+                if cancelled is not None and cancelled():
+                    future.cancel()
+                    raise TargetError("the run was canceled while it was being prepared")
+                if deadline is not None and self.loop.time() >= deadline:
+                    future.cancel()
+                    raise TargetUnavailable(f"{self.where} did not answer within {timeout} s")
+        except TimeoutError:  # a timeout inside the coroutine
+            raise TargetUnavailable(f"an operation on {self.where} timed out") from None
         except (asyncssh.Error, OSError) as exc:
-            raise TargetError(f"SSH to {self.where} failed: {exc}") from exc
+            raise TargetUnavailable(f"SSH to {self.where} failed: {exc}") from exc
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -71,12 +97,13 @@ class SshTarget(Target):
 
     kind = "ssh"
 
-    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: WorkspaceServices) -> None:
         super().__init__(name, config, workspace)
         self.settings = SshSettings.from_config(config)
         self._loop: LoopThread | None = None
         self._run: RemoteRun | None = None
-        self._logs_dir: Path | None = None
+        self._job: JobSpec | None = None
+        self._noted = False
 
     @property
     def remote(self) -> RemoteRun:
@@ -85,51 +112,142 @@ class SshTarget(Target):
         return self._run
 
     def _call(
-        self, make: Callable[[RemoteRun], Coroutine[Any, Any, T]], timeout: float | None = None
+        self,
+        make: Callable[[RemoteRun], Coroutine[Any, Any, T]],
+        timeout: float | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> T:
         assert self._loop is not None
-        return self._loop.run(make(self.remote), timeout)
+        try:
+            return self._loop.run(make(self.remote), timeout, cancelled)
+        except FerryError as exc:
+            raise self._named(exc) from exc.__cause__
+
+    def _named(self, exc: FerryError) -> FerryError:
+        """The error, naming this run and this target."""
+        if isinstance(exc, TargetUnavailable | TargetRefused | JobLost):
+            exc.run_id = exc.run_id or (self._job.run_id if self._job else None)
+            exc.target = exc.target or self.name
+        return exc
 
     @property
     def bytes_sent(self) -> int:
         """Blob bytes this run sent to the host (0 when it had the whole snapshot)."""
         return self._run.sent.bytes if self._run is not None else 0
 
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        self._logs_dir = job.run_dir / "wd" / "logs"
-        self._logs_dir.mkdir(parents=True, exist_ok=True)
-        self._loop = LoopThread(self.settings.where)
-        self._run = RemoteRun(self.name, self.settings, self.workspace, job, self._logs_dir)
-        return self._call(lambda run: run.prepare(log))
+    @classmethod
+    def check_job(cls, name: str, job: JobSpec) -> None:
+        """Refuse at submit what a host cannot run: Docker, conda-only packages, several nodes."""
+        problem = refusal(job.environment)
+        plan = job.distributed
+        if problem is None and plan is not None and plan.node_count > 1:
+            problem = (
+                f"an ssh target is one machine, so node_count={plan.node_count} cannot run "
+                "there; use node_count=1 with several processes (process_count or "
+                "process_count_per_node), or a multi-node target such as ray"
+            )
+        if problem is None and plan is None and job.node_count > 1:
+            problem = (
+                f"node_count={job.node_count} needs a distributed_job_config, and an ssh target "
+                "is one machine: use node_count=1, or a multi-node target such as ray"
+            )
+        if problem:
+            raise TargetRefused(
+                f"compute target {name!r}: {problem}", run_id=job.run_id, target=name
+            )
 
-    def start(self, job: JobSpec) -> dict[str, Any]:
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        from ferry.runtime.layout import build_runtime_path
+
+        self._job = job
+        self.check_job(self.name, job)
+        snapshot_id, files = self._snapshot(job, ctx)
+        runtime = build_runtime_path(self.workspace.path / "runtime")
+        self._loop = LoopThread(self.settings.where)
+        self._run = RemoteRun(self.name, self.settings, self.workspace, job)
+        return self._call(
+            lambda run: run.prepare(ctx, snapshot_id, files, runtime), cancelled=ctx.cancelled
+        )
+
+    def _snapshot(self, job: JobSpec, ctx: PrepareContext) -> tuple[str, int]:
+        """The run's snapshot, or (``history.snapshot_project=False``) one taken now of its
+        source folder, to be sent: the host needs the files either way."""
+        from ferry.snapshot import load_manifest, take_snapshot
+
+        blobs = self.workspace.blobs
+        if job.snapshot_id:
+            return job.snapshot_id, len(load_manifest(blobs, job.snapshot_id))
+        if job.source_dir is None:
+            raise TargetRefused(
+                "the run has neither a snapshot nor a source folder", run_id=job.run_id,
+                target=self.name,
+            )  # fmt: skip
+        ctx.log(
+            "ferry: history.snapshot_project is False: the source folder is sent to the host as "
+            "it is now, and the run keeps no snapshot of it"
+        )
+        result = take_snapshot(
+            job.source_dir,
+            blobs,
+            self.workspace.cache_dir / "snapshots",
+            exclude=[self.workspace.path],  # a workspace inside the source folder
+        )
+        return result.snapshot_id, result.stats.files
+
+    def start(self, job: JobSpec) -> Started:
         return self._call(lambda run: run.launch())
 
     def poll(self) -> int | None:
-        run = self.remote
-        if run.exit is not None:
-            return int(run.exit["code"])
-        if run.fatal is not None:
-            raise run.fatal
-        return None
+        try:
+            code = remote_result(self.remote)
+        except FerryError as exc:
+            raise self._named(exc) from None
+        if code is not None:
+            self._note_failed_rank(code)
+        return code
 
     def wait(self, timeout: float) -> int | None:
         self.remote.done.wait(timeout)
         return self.poll()
 
+    def _note_failed_rank(self, code: int) -> None:
+        """A distributed job: repeat the failing rank's error at the end of the main log."""
+        run = self.remote
+        failed = (run.exit or {}).get("failed_rank")
+        if self._noted or not isinstance(failed, int) or failed == 0:
+            return
+        self._noted = True
+        try:
+            with open(run.job.paths.rank_log(failed), "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 65536))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        run.sink.note(distributed.failure_note(failed, code, text))
+
     def sync(self) -> None:
         """Nothing to do: streamed bytes are written to the run folder as they arrive."""
         if self._run is not None and self._run.fatal is not None and self._run.exit is None:
-            raise self._run.fatal
+            raise self._named(self._run.fatal)
+
+    def note(self, text: str) -> bool:
+        """The local log has one writer, the stream's: ferry's own lines go through it."""
+        return self._run is not None and self._run.sink.note(text)
 
     def cancel(self, grace_seconds: float) -> None:
         self._call(lambda run: run.cancel(grace_seconds), self.settings.command_timeout + 5)
 
     def collect_outputs(self, dest: Path) -> None:
+        from ferry.targets.local import keep_rank_logs
+
+        if self._job is not None:
+            keep_rank_logs(self.workspace, self._job.run_id, self._job.run_dir)
         self._call(lambda run: run.collect_outputs(dest))
 
-    def watched_dirs(self) -> list[Path]:
-        return [self._logs_dir] if self._logs_dir is not None else []
+    def watched_dirs(self) -> dict[str, Path]:
+        if self._run is None or self._job is None:
+            return {}
+        return {name: self._run.sink.workdir / name for name in self._job.watched_dirs}
 
     def close(self) -> None:
         keep = bool(os.environ.get("FERRY_KEEP_WORKDIR"))
@@ -137,15 +255,19 @@ class SshTarget(Target):
             try:
                 if self._run is not None:
                     self._call(lambda run: run.close(keep), self.settings.command_timeout + 10)
-            except TargetError:
+            except FerryError:
                 pass
             finally:
                 self._loop.stop()
-        if self._logs_dir is not None and not keep:
-            shutil.rmtree(self._logs_dir.parent, ignore_errors=True)
+        if self._run is not None:
+            self._run.sink.close()
+            if not keep:
+                shutil.rmtree(self._run.sink.workdir, ignore_errors=True)
 
     @classmethod
-    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+    def status(
+        cls, name: str, config: Mapping[str, Any], workspace: WorkspaceServices
+    ) -> dict[str, Any]:
         """Connects, starts the agent and reports the host (raises TargetError if it cannot)."""
         settings = SshSettings.from_config(config)
         loop = LoopThread(settings.where)
@@ -165,21 +287,12 @@ class SshTarget(Target):
         }
 
     @classmethod
-    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
-        """Refuse at submit what a host cannot run (Docker, conda-only packages)."""
-        from ferry.environment import Environment
-
-        problem = refusal(Environment.from_dict(definition.get("environment") or {}))
-        if problem:
-            raise TargetError(f"compute target {name!r}: {problem}")
-
-    @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         return validate_config(config)
 
 
-async def _probe(name: str, settings: SshSettings, workspace: Any) -> dict[str, Any]:
-    conn = await open_connection(name, settings, Path(workspace.path) / KNOWN_HOSTS_FILE)
+async def _probe(name: str, settings: SshSettings, workspace: WorkspaceServices) -> dict[str, Any]:
+    conn = await open_connection(name, settings, workspace.path / KNOWN_HOSTS_FILE)
     try:
         session = await AgentSession.start(conn, settings, lambda header, payload: None)
         session.close()

@@ -7,7 +7,14 @@ the agent says is a frame: a JSON header line, then ``n`` raw bytes when the hea
     {"t": "reply", "id": 1, "ok": true, "result": {…}}       or "ok": false, "error": "…"
     {"t": "log", "text": "…"}                                  a line of an environment build
     {"t": "data", "f": "spool/12-ab.jsonl", "reset": false, "n": 120}   + 120 new bytes
-    {"t": "exit", "code": 0, "reason": "exit", "outputs": true}
+    {"t": "data", "f": "user_logs/std_log.txt", "reset": false, "pos": 4096, "n": 96}
+    {"t": "exit", "code": 0, "reason": "exit", "outputs": true, "failed_rank": null, …}
+    {"t": "exit", "lost": true, "code": null, "reason": "lost"}   the job's watchdog vanished
+
+A job's logs are capped on the host (head + marker + tail, :mod:`.logcap`); they are followed
+by stream position (``pos``: where the follower is in the job's whole output), so a compaction
+on the host never sends a byte twice nor skips one that is kept, and a follower that starts
+again after a reconnection goes on from the ``pos`` the client last received.
 
 Every request refreshes the lease of the run being followed. When stdin closes (the supervisor
 died or the connection dropped) the agent exits at once; the job's watchdog decides the rest.
@@ -23,14 +30,15 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from . import envs, job
-from .store import Store, check_name
+from . import hostenv, jobs, logcap
+from .store import Store, check_name, check_path
 
-VERSION = 1
+VERSION = 2
 SCAN_SECONDS = 0.05
 FRAME_MAX = 4 << 20  # bytes of one file per frame; bigger files go in several frames
-WHOLE_MAX = 1 << 20  # ./logs files below this are sent whole when they change
+WHOLE_MAX = 1 << 20  # watched files below this are sent whole when they change
 KEEP_FINISHED_SECONDS = 86400.0  # finished runs nobody cleaned up are removed after a day
+LOST_CHECK_SECONDS = 1.0  # how often a follower checks that the job's watchdog still runs
 
 
 class Gone(Exception):
@@ -61,35 +69,64 @@ class Out:
                 raise Gone() from None
 
 
-class Follower(threading.Thread):
-    """Streams new bytes of the run's log, spool and ./logs until the job has exited."""
+def is_log(rel: str) -> bool:
+    """A job's capped log (``user_logs/std_log.txt``, ``user_logs/std_log_rank_N.txt``)."""
+    folder, _, name = rel.rpartition("/")
+    return folder == "user_logs" and name.startswith("std_log") and name.endswith(".txt")
 
-    def __init__(self, out: Out, run_dir: str, offsets: dict[str, int]) -> None:
+
+class Follower(threading.Thread):
+    """Streams new bytes of the run's logs, spool and watched folders until the job has exited.
+
+    ``offsets`` (from a client that reconnects) are byte offsets for spool files and watched
+    files, stream positions for logs.
+    """
+
+    def __init__(
+        self, out: Out, run_dir: str, offsets: dict[str, int], watch: list[str] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.out = out
         self.run_dir = run_dir
         self.sent = {str(k): int(v) for k, v in offsets.items()}
+        self.watch = [check_path(str(w)) for w in (["logs"] if watch is None else watch)]
         self.stamps: dict[str, tuple[int, int] | None] = {}
+        self.logs: dict[str, logcap.LogFollower] = {}
         self.stopped = False
 
     def run(self) -> None:
         exit_path = os.path.join(self.run_dir, "exit.json")
         started = time.monotonic()
+        next_check = started + LOST_CHECK_SECONDS
         while not self.stopped:
             finished = os.path.exists(exit_path)  # before the scan: it then sees the last bytes
+            lost = False
+            now = time.monotonic()
+            if not finished and now >= next_check:
+                next_check = now + LOST_CHECK_SECONDS
+                lost = not jobs.watchdog_alive(self.run_dir) and not os.path.exists(exit_path)
             try:
                 while self.scan():
                     pass
                 if finished:
-                    with open(exit_path, encoding="utf-8") as fh:
-                        result = json.load(fh)
-                    self.out.send({"t": "exit", **result})
+                    self.out.send({"t": "exit", **self.result(exit_path)})
+                    return
+                if lost:
+                    self.out.send({"t": "exit", "lost": True, "code": None, "reason": "lost"})
                     return
             except Gone:
                 return
             # look often while a job starts (its first line, a quick exit), then calm down
             age = time.monotonic() - started
             time.sleep(0.005 if age < 2 else 0.02 if age < 10 else SCAN_SECONDS)
+
+    def result(self, exit_path: str) -> dict[str, Any]:
+        """The watchdog's result, and whether ./outputs has anything to collect."""
+        with open(exit_path, encoding="utf-8") as fh:
+            result: dict[str, Any] = json.load(fh)
+        outputs = os.path.join(self.run_dir, "wd", "outputs")
+        result["outputs"] = os.path.isdir(outputs) and bool(os.listdir(outputs))
+        return result
 
     def scan(self) -> bool:
         """Send what is new; True when a file has more to send."""
@@ -107,12 +144,33 @@ class Follower(threading.Thread):
         frames: list[tuple[str, bytes, bool]] = []
         for rel in self._walk("spool/files", skip_partial=True):
             more |= self._tail(rel, frames)
-        for rel in self._walk("wd/logs", skip_partial=False):
-            more |= self._changed(rel, frames)
-        more |= self._tail(job.LOG_NAME, frames)
+        for folder in self.watch:
+            for rel in self._walk("wd/" + folder, skip_partial=False):
+                more |= self._changed(rel, frames)
         for rel, payload, reset in frames + records:  # files before the records naming them
             self.out.send({"t": "data", "f": rel, "reset": reset}, payload)
+        for rel in self._logs():
+            more |= self._follow_log(rel)
         return more
+
+    def _logs(self) -> list[str]:
+        try:
+            names = os.listdir(os.path.join(self.run_dir, "user_logs"))
+        except OSError:
+            return []
+        return sorted("user_logs/" + n for n in names if is_log("user_logs/" + n))
+
+    def _follow_log(self, rel: str) -> bool:
+        follower = self.logs.get(rel)
+        if follower is None:
+            path = os.path.join(self.run_dir, rel)
+            follower = self.logs[rel] = logcap.LogFollower(path, self.sent.get(rel, 0))
+        data = follower.read(FRAME_MAX)
+        if not data:
+            return False
+        self.sent[rel] = follower.position
+        self.out.send({"t": "data", "f": rel, "reset": False, "pos": follower.position}, data)
+        return len(data) >= FRAME_MAX
 
     def _walk(self, rel_root: str, skip_partial: bool) -> list[str]:
         top = os.path.join(self.run_dir, rel_root)
@@ -146,7 +204,7 @@ class Follower(threading.Thread):
         return offset + len(data) < size
 
     def _changed(self, rel: str, frames: list[tuple[str, bytes, bool]]) -> bool:
-        """./logs files may be rewritten in place: small ones go whole, big ones as tails."""
+        """Watched files may be rewritten in place: small ones go whole, big ones as tails."""
         try:
             st = os.stat(os.path.join(self.run_dir, rel))
         except OSError:
@@ -192,7 +250,7 @@ class Agent:
                 "platform": f"{sys.platform}-{uname.machine.lower()}",
                 "host": uname.nodename,
                 "pid": os.getpid(),
-                "uv": envs.find_uv("") is not None,  # decides the build recipe (and the hash)
+                "uv": hostenv.find_uv("") is not None,  # decides the build recipe (and the hash)
                 **self.facts,
             }
         )
@@ -236,7 +294,7 @@ class Agent:
             folder = os.path.join(root, "runtime", check_name(req["runtime"]))
             result["runtime"] = folder if os.path.isdir(folder) else None
         if req.get("env"):
-            result["env"] = envs.env_facts(os.path.join(root, "envs", check_name(req["env"])))
+            result["env"] = hostenv.env_facts(os.path.join(root, "envs", check_name(req["env"])))
         if req.get("snapshot"):
             manifest = self.store.manifest(req["snapshot"])
             if manifest is None:
@@ -256,46 +314,59 @@ class Agent:
         return {"missing": bad}
 
     def op_build_env(self, req: dict[str, Any]) -> dict[str, Any]:
-        return envs.build_env(
+        return hostenv.build_env(
             self.store.root, req, lambda text: self.out.send({"t": "log", "text": text})
         )
 
     def op_launch(self, req: dict[str, Any]) -> dict[str, Any]:
-        status = job.launch(self.store.run_dir(req["run"]), req)
+        status = jobs.launch(self.store.run_dir(req["run"]), req)
         self._follow(req)
         return status
 
     def op_follow(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Follow a run again (a reconnected client), from the offsets it received."""
         run_dir = self.store.run_dir(req["run"])
         if not os.path.isdir(run_dir):
-            raise RuntimeError(f"the run folder {run_dir} is gone")
+            raise RuntimeError("the run folder %s is gone" % run_dir)
         running = not os.path.exists(os.path.join(run_dir, "exit.json"))
-        if req.get("note") and running:
-            with open(os.path.join(run_dir, job.LOG_NAME), "a", encoding="utf-8") as fh:
-                fh.write("\n" + str(req["note"]) + "\n")
         self._follow(req)
-        return {"running": running}
+        return {"running": running, "watchdog": jobs.watchdog_alive(run_dir)}
 
     def _follow(self, req: dict[str, Any]) -> None:
         run_dir = self.store.run_dir(req["run"])
         self.lease = os.path.join(run_dir, "lease")
         if self.follower is not None:
             self.follower.stopped = True
-        self.follower = Follower(self.out, run_dir, dict(req.get("offsets") or {}))
+        watch = req.get("watch")
+        self.follower = Follower(
+            self.out,
+            run_dir,
+            dict(req.get("offsets") or {}),
+            None if watch is None else list(watch),
+        )
         self.follower.start()
 
+    def op_free_port(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A TCP port free on this host now (MASTER_PORT of a distributed job)."""
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return {"port": int(sock.getsockname()[1])}
+
     def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Cancel the run's job: its watchdog stops every process of it."""
         run_dir = self.store.run_dir(req["run"])
-        return {"killed": job.kill(run_dir, float(req.get("grace", 10)), bool(req.get("now")))}
+        return {"killed": jobs.cancel(run_dir, float(req.get("grace", 10)))}
 
     def op_cleanup(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Stop following; kill a job still running; remove the run folder (unless kept)."""
+        """Stop following; stop a job still running; remove the run folder (unless kept)."""
         run_dir = self.store.run_dir(req["run"])
         if self.follower is not None:
             self.follower.stopped = True
         self.lease = None
         if not os.path.exists(os.path.join(run_dir, "exit.json")):
-            job.kill(run_dir, 0.0, now=True)
+            jobs.stop_and_wait(run_dir, 5.0)
         if not req.get("keep"):
             shutil.rmtree(run_dir, ignore_errors=True)
         return {"removed": not req.get("keep")}
@@ -315,6 +386,7 @@ class Agent:
 def prepare_root(work_dir: str) -> str:
     """The absolute work folder (``~`` expanded), with its sub-folders."""
     root = os.path.abspath(os.path.expanduser(work_dir))
+    os.makedirs(root, mode=0o700, exist_ok=True)  # a new work folder is the user's alone
     for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
     return root

@@ -1,15 +1,16 @@
-"""The remote content-addressed cache and the run's working copy made from it.
+"""A content-addressed cache on a host or node, and a run's working copy made from it.
 
-Blobs live in ``<work_dir>/blobs/ab/cdef…`` (the client uploads missing ones by SFTP to a
-temporary name and renames them in place). A snapshot's manifest is itself a blob, so an
+Blobs live in ``<root>/blobs/ab/cdef…`` (an SSH client uploads missing ones by SFTP to a
+temporary name and renames them in place; Ray sends them to the node agent). A snapshot's manifest is itself a blob, so an
 unchanged tree costs the client one request naming its snapshot id: the agent reads the manifest
 from the cache, finds nothing missing and copies the tree into the run folder, verifying every
 blob against its digest while copying (a corrupt blob is deleted and reported as missing, so the
 client sends it again).
 
-Safety rules are those of ``ferry.snapshot.materialize``: relative paths only, no entry under
-another file, folders checked to resolve inside the destination, files created exclusively
-without following links, links created last and only when they stay inside the tree.
+Safety rules, the same wherever a tree is materialised (``ferry.snapshot`` applies them too):
+relative paths only (:func:`check_path`), no entry under another file, folders checked to resolve
+inside the destination, files created exclusively without following links, links created last and
+only when they stay inside the tree (:func:`link_escapes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import shutil
 from collections.abc import Iterable
 from typing import Any
+
+from .files import write_all
 
 CHUNK = 1 << 20
 PARALLEL_BYTES = 32 << 20  # below this, copying is bound by file creation: threads do not help
@@ -59,7 +62,9 @@ def check_path(path: object) -> str:
 
 
 def link_escapes(path: str, target: str) -> bool:
-    """True if the link may resolve outside the tree (ferry.snapshot.manifest.link_escapes)."""
+    """True if a link at ``path`` (relative to the tree) pointing at ``target`` may resolve
+    outside the tree: absolute, or more ``..`` than ``path`` has parents, or ``..`` after a name
+    (which a link inside the tree could turn into an escape)."""
     if not target or target.startswith("/") or "\0" in target:
         return True
     parts = [p for p in target.split("/") if p not in ("", ".")]
@@ -132,6 +137,30 @@ class Store:
                 os.replace(tmp, final)
         os.unlink(pack)
         return bad
+
+    def put(self, digest: str, data: bytes, offset: int, size: int, algo: str) -> bool:
+        """Write ``data`` at ``offset`` of the blob ``digest`` (``size`` bytes in all); once the
+        last piece is there, verify it and publish it. True when the blob is complete; a blob
+        that arrived corrupt is dropped (ValueError: send it again)."""
+        final = self.blob(check_digest(digest))
+        part = os.path.join(self.root, "tmp", "%s.%d.part" % (digest, os.getpid()))
+        os.makedirs(os.path.dirname(part), exist_ok=True)
+        with open(part, "r+b" if offset else "wb") as fh:
+            fh.seek(offset)
+            fh.write(data)
+        if offset + len(data) < size:
+            return False
+        hasher = new_hasher(algo)
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                hasher.update(block)
+        if hasher.hexdigest() != digest:
+            os.unlink(part)
+            raise ValueError("blob %s arrived corrupt; it will be sent again" % digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.chmod(part, 0o444)
+        os.replace(part, final)
+        return True
 
     def materialize(self, manifest: dict[str, Any], dest: str) -> dict[str, Any]:
         """Copy the manifest's tree into ``dest`` (replaced); reports blobs missing or corrupt."""
@@ -219,14 +248,14 @@ class Store:
                 if mode & self._umask:  # the umask took bits the manifest wants
                     os.fchmod(dst, mode)
                 if size <= CHUNK:
-                    _write_all(dst, data)
+                    write_all(dst, data)
                 else:
                     while True:
                         chunk = os.read(src, CHUNK)
                         if not chunk:
                             break
                         hasher.update(chunk)
-                        _write_all(dst, chunk)
+                        write_all(dst, chunk)
             finally:
                 os.close(dst)
         finally:
@@ -242,9 +271,3 @@ class Store:
         except OSError:
             pass
         return digest
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

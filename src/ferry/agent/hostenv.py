@@ -1,11 +1,18 @@
-"""Environments built on the remote host, once per specification hash, then reused.
+"""Environments built on an SSH host or a Ray node, once per specification hash, then reused.
 
-``<work_dir>/envs/<hash>/`` is built with uv when the host has it (``uv venv`` + ``uv pip
+``<root>/envs/<hash>/`` is built with uv when the machine has it (``uv venv`` + ``uv pip
 install``), else with ``python -m venv`` + pip (``--without-pip`` when there is nothing to
 install). Which of the two is part of the hash (the request's ``recipe``, see
-``ferry.envbuild.spechash``): the agent builds with the recipe asked for, or refuses. A file lock per hash turns concurrent builds into one; the marker
-``.ferry-env.json`` is written last, so a failed or killed build is never reused (the next run
-removes the half-built folder and starts again). The build's output is streamed to the client.
+``ferry.envbuild.spechash``): the agent builds with the recipe asked for, or refuses. A file
+lock per hash turns concurrent builds into one; the marker ``.ferry-env.json`` is written last,
+so a failed or killed build is never reused (the next run removes the half-built folder and
+starts again). The build's output goes to ``say`` line by line (streamed to the client).
+
+Example::
+
+    facts = build_env(root, {"hash": digest, "interpreter": "python3", "packages": ["six"],
+                             "recipe": RECIPE_ANY}, print)
+    facts["python"]          # <root>/envs/<hash>/bin/python
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
+
+from .files import write_json
 
 if TYPE_CHECKING:  # an alias evaluated at run time would need Python 3.9 (Callable[...])
     from collections.abc import Callable
@@ -89,7 +98,6 @@ def build_env(root: str, req: dict[str, Any], say: Say) -> dict[str, Any]:
 
 
 def _build(final: str, req: dict[str, Any], say: Say) -> None:
-    import json
     import shlex
 
     packages = [str(p) for p in req.get("packages") or []]
@@ -123,10 +131,9 @@ def _build(final: str, req: dict[str, Any], say: Say) -> None:
             lock = capture([*pip, "freeze", "--all"])
     with open(os.path.join(final, LOCK_TEXT), "w", encoding="utf-8") as fh:
         fh.write(lock)
-    tmp = os.path.join(final, MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"hash": os.path.basename(final), "created": time.time()}, fh)
-    os.replace(tmp, os.path.join(final, MARKER))
+    write_json(
+        os.path.join(final, MARKER), {"hash": os.path.basename(final), "created": time.time()}
+    )
 
 
 def version_of(python: str) -> str | None:

@@ -94,7 +94,7 @@ def run(agent_dir: str, root: str) -> None:
     while True:
         try:
             conn, _ = server.accept()
-        except socket.timeout:  # noqa: UP041 - TimeoutError only from Python 3.10
+        except socket.timeout:
             try:
                 replaced = os.stat(path).st_ino != inode
             except OSError:
