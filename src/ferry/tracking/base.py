@@ -51,6 +51,24 @@ class RunRecord:
     run_dir: str | None = None
     tags: Mapping[str, str | None] = field(default_factory=dict)
     properties: Mapping[str, str] = field(default_factory=dict)
+    #: 1, 2, … per experiment in creation order; given by the store (a value set here is ignored)
+    number: int | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """One experiment as the store keeps it; ``archived_time`` is None while it is active."""
+
+    name: str
+    id: str
+    created_at: float
+    archived_time: float | None = None
+    tags: Mapping[str, str | None] = field(default_factory=dict)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_time is not None
 
 
 class MetricRecord(NamedTuple):
@@ -197,10 +215,41 @@ class RunStore(abc.ABC):
 
     # experiments -------------------------------------------------------------------------
     @abc.abstractmethod
-    def ensure_experiment(self, name: str) -> None: ...
+    def ensure_experiment(self, name: str) -> None:
+        """Create the experiment (active, with a new id) unless it exists; archived stays so."""
 
     @abc.abstractmethod
-    def list_experiments(self) -> list[str]: ...
+    def list_experiments(self) -> list[str]:
+        """The names of the active experiments (archived ones are left out), sorted."""
+
+    @abc.abstractmethod
+    def find_experiment(self, name: str) -> ExperimentRecord | None:
+        """The experiment of that name, archived or not; None when there is none."""
+
+    @abc.abstractmethod
+    def list_experiment_records(self, *, archived: bool | None = False) -> list[ExperimentRecord]:
+        """Experiments sorted by name: active ones (``archived=False``), archived ones
+        (``True``) or all (``None``)."""
+
+    @abc.abstractmethod
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        """Archive (hide) or reactivate an experiment; ConfigError if there is none."""
+
+    @abc.abstractmethod
+    def set_experiment_tags(self, name: str, tags: Mapping[str, str | None]) -> None:
+        """Set (or overwrite) tags of an experiment; ConfigError if there is none."""
+
+    @abc.abstractmethod
+    def remove_experiment_tags(self, name: str, keys: Iterable[str]) -> None:
+        """Remove tags of an experiment (keys not set are ignored)."""
+
+    @abc.abstractmethod
+    def delete_experiment(self, name: str) -> None:
+        """Delete an experiment that holds no run; ConfigError naming the count otherwise.
+
+        The check and the delete are one statement, so a run created meanwhile is never
+        orphaned: either the run's insert or the delete wins.
+        """
 
     # runs --------------------------------------------------------------------------------
     @abc.abstractmethod

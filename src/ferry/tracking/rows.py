@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,7 +55,31 @@ def insert_ignore(conn: Connection, table: sa.Table, row: Mapping[str, Any]) -> 
 
 
 def ensure_experiment(conn: Connection, name: str) -> None:
-    insert_ignore(conn, t.experiments, {"name": name, "created_at": time.time(), "archived": False})
+    insert_ignore(
+        conn,
+        t.experiments,
+        {
+            "name": name,
+            "id": str(uuid.uuid4()),
+            "created_at": time.time(),
+            "archived": False,
+            "next_run_number": 0,
+        },
+    )
+
+
+def next_run_number(conn: Connection, experiment: str) -> int:
+    """Take the experiment's next run number. The UPDATE locks the experiment's row until the
+    transaction ends (PostgreSQL) or runs under the database's write lock (SQLite), so two
+    runs created at once never take the same number."""
+    c = t.experiments.c
+    conn.execute(
+        t.experiments.update()
+        .where(c.name == experiment)
+        .values(next_run_number=c.next_run_number + 1)
+    )
+    number = conn.execute(sa.select(c.next_run_number).where(c.name == experiment)).scalar_one()
+    return int(number)
 
 
 def existing_run_ids(conn: Connection, run_ids: Iterable[str]) -> set[str]:
@@ -89,9 +114,12 @@ def insert_run(conn: Connection, record: RunRecord) -> None:
         "job_pgid": record.job_pgid,
         "host": record.host,
         "run_dir": record.run_dir,
+        "description": record.description,
     }
     if not insert_ignore(conn, t.runs, row):
         raise StoreError(f"a run {record.id!r} exists already; run ids are never reused")
+    number = next_run_number(conn, record.experiment)
+    conn.execute(t.runs.update().where(t.runs.c.id == record.id).values(number=number))
     if record.tags:
         write_tags(conn, record.id, record.tags)
     if record.properties:
@@ -258,4 +286,48 @@ def next_environment_version(conn: Connection, name: str, spec: Mapping[str, Any
     raise StoreError(
         f"could not allocate a version of environment {name!r}: {VERSION_ATTEMPTS} concurrent "
         "registrations won the race; try again"
+    )
+
+
+def write_experiment_tags(conn: Connection, name: str, tags: Mapping[str, str | None]) -> None:
+    c = t.experiment_tags.c
+    for chunk in _chunks([{"experiment": name, "key": k, "value": v} for k, v in tags.items()]):
+        stmt = _insert(conn, t.experiment_tags).values(chunk)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[c.experiment, c.key], set_={"value": stmt.excluded.value}
+            )
+        )
+
+
+def delete_experiment(conn: Connection, name: str) -> None:
+    """Delete an experiment without runs (its tags with it); refuse one that has runs.
+
+    The delete itself says "only if no run names it", so a run created meanwhile wins on
+    SQLite (writers are serialised); on PostgreSQL the run's foreign key makes the delete fail
+    instead, which is refused the same way.
+    """
+    runs = t.runs.c
+    count_runs = sa.select(sa.func.count()).select_from(t.runs).where(runs.experiment == name)
+    if not conn.execute(count_runs).scalar_one():
+        no_runs = ~sa.exists().where(runs.experiment == name)
+        savepoint = conn.begin_nested()  # the tags come back if the experiment stays
+        try:
+            conn.execute(t.experiment_tags.delete().where(t.experiment_tags.c.experiment == name))
+            deleted = conn.execute(
+                t.experiments.delete().where(t.experiments.c.name == name, no_runs)
+            ).rowcount
+        except sa.exc.IntegrityError:  # PostgreSQL: a run created meanwhile holds the key
+            deleted = 0
+        if deleted:
+            savepoint.commit()
+            return
+        savepoint.rollback()
+    count = conn.execute(count_runs).scalar_one()
+    if not count:  # nothing to delete: it is gone already
+        raise ConfigError(f"there is no experiment {name!r} in this workspace")
+    raise ConfigError(
+        f"experiment {name!r} holds {count} run{'' if count == 1 else 's'}; only an experiment "
+        "without runs can be deleted. Archive it instead (experiment.archive()): it is then "
+        "hidden from Experiment.list and ws.experiments, and its runs are kept"
     )

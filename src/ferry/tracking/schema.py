@@ -18,9 +18,9 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision this code expects; opening an older database upgrades it.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Every revision this code can upgrade from; another one means a newer ferry wrote the file.
-KNOWN_REVISIONS = ("0001", "0002")
+KNOWN_REVISIONS = ("0001", "0002", "0003")
 
 metadata = MetaData()
 
@@ -30,6 +30,20 @@ experiments = Table(
     Column("name", String(255), primary_key=True),
     Column("created_at", Float, nullable=False),
     Column("archived", Boolean, nullable=False, default=False),
+    # a stable id (uuid4), set when the experiment is created (0003 gave old ones theirs)
+    Column("id", String(36), nullable=True),
+    Column("archived_time", Float, nullable=True),
+    # the number the experiment's last run took; a new run takes the next one
+    Column("next_run_number", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_experiments_id", "id", unique=True),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment", String(255), ForeignKey("experiments.name"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=True),
 )
 
 runs = Table(
@@ -54,6 +68,9 @@ runs = Table(
     Column("job_pgid", Integer, nullable=True),
     Column("host", String(255), nullable=True),
     Column("run_dir", Text, nullable=True),
+    # the reference's run number: 1, 2, … per experiment, in the order runs were created
+    Column("number", Integer, nullable=True),
+    Column("description", Text, nullable=True),
     Index("ix_runs_experiment_created", "experiment", "created_at"),
     Index("ix_runs_parent", "parent_id"),
     Index("ix_runs_status", "status"),

@@ -28,6 +28,7 @@ from ferry.tracking.base import (
     AddProperties,
     ArtifactRecord,
     CreateRun,
+    ExperimentRecord,
     MetricSeries,
     RemoveTags,
     RunQuery,
@@ -102,9 +103,78 @@ class SqlRunStore(RunStore):
             rows.ensure_experiment(conn, name)
 
     def list_experiments(self) -> list[str]:
+        c = t.experiments.c
         with self._read() as conn:
-            rows = conn.execute(sa.select(t.experiments.c.name).order_by(t.experiments.c.name))
-            return [r[0] for r in rows]
+            found = conn.execute(
+                sa.select(c.name).where(c.archived_time.is_(None)).order_by(c.name)
+            )
+            return [r[0] for r in found]
+
+    def _experiments(self, conn: Connection, where: Any) -> list[ExperimentRecord]:
+        c = t.experiments.c
+        found = conn.execute(
+            sa.select(c.name, c.id, c.created_at, c.archived_time).where(where).order_by(c.name)
+        ).all()
+        tag_map: dict[str, dict[str, str | None]] = {r.name: {} for r in found}
+        if found:
+            tc = t.experiment_tags.c
+            for name, key, value in conn.execute(
+                sa.select(tc.experiment, tc.key, tc.value).where(tc.experiment.in_(list(tag_map)))
+            ):
+                tag_map[name][key] = value
+        return [
+            ExperimentRecord(r.name, r.id, r.created_at, r.archived_time, tag_map[r.name])
+            for r in found
+        ]
+
+    def find_experiment(self, name: str) -> ExperimentRecord | None:
+        with self._read() as conn:
+            found = self._experiments(conn, t.experiments.c.name == name)
+        return found[0] if found else None
+
+    def list_experiment_records(self, *, archived: bool | None = False) -> list[ExperimentRecord]:
+        c = t.experiments.c
+        where: sa.ColumnElement[bool] = sa.true()
+        if archived is not None:
+            where = c.archived_time.is_not(None) if archived else c.archived_time.is_(None)
+        with self._read() as conn:
+            return self._experiments(conn, where)
+
+    def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
+        c = t.experiments.c
+        with self._write() as conn:
+            stamp = sa.func.coalesce(c.archived_time, time.time()) if archived else None
+            result = conn.execute(
+                t.experiments.update()
+                .where(c.name == name)
+                .values(archived=archived, archived_time=stamp)
+            )
+            if not result.rowcount:
+                raise _no_experiment(name)
+            return self._experiments(conn, c.name == name)[0]
+
+    def set_experiment_tags(self, name: str, tags: Mapping[str, str | None]) -> None:
+        with self._write() as conn:
+            if not _experiment_exists(conn, name):
+                raise _no_experiment(name)
+            rows.write_experiment_tags(conn, name, tags)
+
+    def remove_experiment_tags(self, name: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        c = t.experiment_tags.c
+        with self._write() as conn:
+            if not _experiment_exists(conn, name):
+                raise _no_experiment(name)
+            if keys:
+                conn.execute(
+                    t.experiment_tags.delete().where(c.experiment == name, c.key.in_(keys))
+                )
+
+    def delete_experiment(self, name: str) -> None:
+        with self._write() as conn:
+            if not _experiment_exists(conn, name):
+                raise _no_experiment(name)
+            rows.delete_experiment(conn, name)
 
     # runs --------------------------------------------------------------------------------
     def create_run(self, record: RunRecord) -> None:
@@ -154,6 +224,8 @@ class SqlRunStore(RunStore):
                 run_dir=r.run_dir,
                 tags=tag_map[r.id],
                 properties=prop_map[r.id],
+                number=r.number,
+                description=r.description,
             )
             for r in found
         ]
@@ -219,6 +291,7 @@ class SqlRunStore(RunStore):
             "run_dir",
             "definition",
             "display_name",
+            "description",
             "error",
             "start_time",
         }
@@ -414,6 +487,18 @@ class SqlRunStore(RunStore):
         with self._read() as conn:
             found = conn.execute(sa.select(c.file, c.offset).where(c.run_id == run_id))
             return {name: int(offset) for name, offset in found}
+
+
+def _experiment_exists(conn: Connection, name: str) -> bool:
+    c = t.experiments.c
+    return conn.execute(sa.select(c.name).where(c.name == name)).first() is not None
+
+
+def _no_experiment(name: str) -> ConfigError:
+    return ConfigError(
+        f"there is no experiment {name!r} in this workspace; Experiment.list(ws, "
+        "view_type=ViewType.All) lists them"
+    )
 
 
 def _encode(series: MetricSeries) -> dict[str, Any] | StoreError:
