@@ -1,5 +1,6 @@
-"""Distributed plans and rank variables (pure), the rank group, and distributed runs on the local
-target: a real torch.distributed gloo all-reduce with 4 processes, and a failing rank."""
+"""Distributed plans and rank variables (pure), a node's ranks under the watchdog, and distributed
+runs on the local target: a real torch.distributed gloo all-reduce with 4 processes, and a failing
+rank."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from ferry.script_run_config import ScriptRunConfig
 from ferry.targets.distributed import (
     DistributedPlan,
     GroupExit,
-    RankGroup,
-    RankLaunch,
     RankSlot,
     append_failure_note,
     failure_note,
@@ -31,6 +30,7 @@ from ferry.targets.distributed import (
     rank_environment,
     rank_log_name,
 )
+from ferry.targets.watched import JobProcess, WatchedJob
 
 
 def _definition(config: Any) -> dict[str, Any]:
@@ -120,78 +120,76 @@ def test_append_failure_note_only_for_ranks_other_than_zero(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------------------------------------
-# the rank group
+# a node's ranks under the watchdog (as every target runs them)
 
 
-def _launch(tmp_path: Path, rank: int, code: str) -> RankLaunch:
-    return RankLaunch(
-        rank, [sys.executable, "-c", code], dict(os.environ), str(tmp_path / f"{rank}.log")
+def _rank(tmp_path: Path, rank: int, code: str, **env: str) -> JobProcess:
+    return JobProcess(
+        rank, [sys.executable, "-c", code], {**os.environ, **env}, str(tmp_path / f"{rank}.log")
     )
+
+
+def _end(job: WatchedJob, seconds: float = 30.0) -> int:
+    deadline = time.monotonic() + seconds
+    while (code := job.wait(0.05)) is None:
+        assert time.monotonic() < deadline, "the ranks did not end"
+    return code
 
 
 def test_a_failing_rank_stops_the_others(tmp_path: Path) -> None:
     sleeper = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
-    group = RankGroup(
-        [
-            _launch(tmp_path, 0, sleeper),
-            _launch(tmp_path, 1, "import time; time.sleep(0.3); raise SystemExit(3)"),
-            _launch(tmp_path, 2, sleeper),
-        ],
-        str(tmp_path),
-        grace_seconds=2,
-    )
-    pgid = group.start()
+    ranks = [
+        _rank(tmp_path, 0, sleeper),
+        _rank(tmp_path, 1, "import time; time.sleep(0.3); raise SystemExit(3)"),
+        _rank(tmp_path, 2, sleeper),
+    ]
+    job = WatchedJob.start(ranks, tmp_path, tmp_path, grace=2)
     t = time.monotonic()
-    ended = group.wait(30)
-    assert ended is not None and time.monotonic() - t < 10
-    assert (ended.code, ended.failed_rank) == (3, 1)
-    assert ended.codes[0] < 0 and ended.codes[2] < 0  # stopped by a signal
-    assert not pid_alive(pgid)
+    assert _end(job) == 3 and time.monotonic() - t < 10
+    result = job.result()
+    assert result["failed_rank"] == 1
+    assert result["codes"]["0"] < 0 and result["codes"]["2"] < 0  # stopped by a signal
+    assert _live_members(job.pgid) == []
 
 
 def test_ranks_that_all_succeed_end_with_zero(tmp_path: Path) -> None:
-    group = RankGroup(
-        [_launch(tmp_path, r, f"print('rank {r}')") for r in range(3)], str(tmp_path), 2
+    job = WatchedJob.start(
+        [_rank(tmp_path, r, f"print('rank {r}')") for r in range(3)], tmp_path, tmp_path, 2
     )
-    group.start()
-    ended = group.wait(30)
-    assert ended == GroupExit(0, None, {0: 0, 1: 0, 2: 0})
+    assert _end(job) == 0
+    result = job.result()
+    assert result["failed_rank"] is None and result["codes"] == {"0": 0, "1": 0, "2": 0}
     assert (tmp_path / "2.log").read_text() == "rank 2\n"
 
 
-def test_stop_ends_every_rank_and_their_children(tmp_path: Path) -> None:
+def test_cancel_ends_every_rank_and_their_children(tmp_path: Path) -> None:
     child = (
         "import os, subprocess, sys, time; "
-        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], "
+        "start_new_session=bool(int(os.environ['RANK']))); "
         "open(os.environ['PID_FILE'], 'w').write(str(c.pid)); "
         "time.sleep(60)"
     )
-    launches = [
-        RankLaunch(
-            r,
-            [sys.executable, "-c", child],
-            {**os.environ, "PID_FILE": str(tmp_path / f"{r}.pid")},
-            str(tmp_path / f"{r}.log"),
-        )
+    ranks = [
+        _rank(tmp_path, r, child, RANK=str(r), PID_FILE=str(tmp_path / f"{r}.pid"))
         for r in range(2)
     ]
-    group = RankGroup(launches, str(tmp_path), 1)
-    pgid = group.start()
+    job = WatchedJob.start(ranks, tmp_path, tmp_path, grace=1)
     deadline = time.monotonic() + 30
     while (
         len([p for p in tmp_path.glob("*.pid") if p.read_text()]) < 2
-    ):  # both grandchildren exist before the stop
+    ):  # both grandchildren exist before the stop (one of them in a session of its own)
         assert time.monotonic() < deadline, "the ranks' children never started"
         time.sleep(0.02)
     grandchildren = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
-    assert len(_live_members(pgid)) == 4
-    group.stop(1)
-    assert group.poll() is not None
+    assert len(_live_members(job.pgid)) == 3  # the ranks and rank 0's child; rank 1's left
+    job.cancel(1)
+    assert _end(job) < 0 and job.result()["reason"] == "cancel"
+    assert _live_members(job.pgid) == []
     deadline = time.monotonic() + 5
-    while _live_members(pgid) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in grandchildren):
+        assert time.monotonic() < deadline, "a rank's child outlived the cancel"
         time.sleep(0.05)
-    assert _live_members(pgid) == []
-    assert not any(pid_alive(p) for p in grandchildren)
 
 
 def _live_members(pgid: int) -> list[int]:

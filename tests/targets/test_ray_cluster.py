@@ -20,12 +20,11 @@ import pytest
 from test_ray_support import RayTestCluster, loopback_ray, ray_heartbeats, start_cluster
 
 import ferry
-from ferry.compute import ComputeTarget
+from ferry.compute import ComputeTarget, RayCluster
 from ferry.environment import Environment
 from ferry.errors import ConfigError
 from ferry.experiment import Experiment
 from ferry.script_run_config import ScriptRunConfig
-from ferry.targets.ray import RayCluster
 from ferry.targets.ray.cluster import (
     RaySettings,
     parse_size,
@@ -125,7 +124,7 @@ def test_placement_that_can_never_fit_is_explained() -> None:
 def test_jobs_no_ray_cluster_can_run_are_refused_at_submit(  # type: ignore[no-untyped-def]
     workspace, awkward_dir: Path
 ) -> None:
-    from ferry.errors import EnvironmentBuildError
+    from ferry.errors import TargetRefused
     from ferry.runconfig import PyTorchConfiguration
     from ferry.tracking import RunQuery
 
@@ -145,15 +144,17 @@ def test_jobs_no_ray_cluster_can_run_are_refused_at_submit(  # type: ignore[no-u
         )
     docker = Environment("in-docker")
     docker.docker.enabled = True
-    with pytest.raises(EnvironmentBuildError, match="Docker"):
+    with pytest.raises(TargetRefused, match="Docker") as refused:
         experiment.submit(
             ScriptRunConfig(str(source), "job.py", compute_target="rc", environment=docker)
         )
+    assert refused.value.target == "rc" and refused.value.run_id  # named, as every refusal
     assert workspace.store.list_runs(RunQuery()) == []
 
 
 def test_without_ray_the_target_says_how_to_install_it(tmp_path: Path) -> None:
-    """With ray hidden, attach and the import both name the extra to install."""
+    """With ray hidden, attaching names the extra to install (importing the builder still
+    works: it is plain data, see test_ssh_public_builders.py)."""
     hide = textwrap.dedent(
         """
         import sys
@@ -174,9 +175,9 @@ def test_without_ray_the_target_says_how_to_install_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", attach], capture_output=True, text=True)
     assert result.returncode != 0
     assert "pip install 'ferry[ray]'" in result.stdout + result.stderr
-    imported = hide + "from ferry import RayCluster\n"
+    imported = hide + "from ferry import RayCluster\nRayCluster.attach_configuration()\n"
     result = subprocess.run([sys.executable, "-c", imported], capture_output=True, text=True)
-    assert "pip install 'ferry[ray]'" in result.stderr
+    assert result.returncode != 0 and "pip install 'ferry[ray]'" in result.stderr
 
 
 # ------------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_a_run_through_ray_client(  # type: ignore[no-untyped-def]
     """
     run = _submit(workspace, awkward_dir / "client", body, "client")
     details = run.wait_for_completion(raise_on_error=False)
-    assert details["status"] == "Completed", details
+    assert details["status"] == "Completed", (details.get("error"), run.run_dir)
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert "through the client" in log
     assert run.get_metrics() == {"via": "client"}

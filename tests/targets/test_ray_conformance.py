@@ -25,7 +25,7 @@ def ray_cluster(loopback_ray: None) -> Iterator[RayTestCluster]:
 def test_ray_target_conformance(  # type: ignore[no-untyped-def]
     scenario: Scenario, workspace, awkward_dir: Path, ray_cluster: RayTestCluster
 ) -> None:
-    from ferry.targets.ray import RayCluster
+    from ferry.compute import RayCluster
 
     config = RayCluster.attach_configuration(address=ray_cluster.address, lease_seconds=20)
     ComputeTarget.attach(workspace, "ray", config)

@@ -54,7 +54,7 @@ def _submit(workspace, source: Path, body: str, config, name: str):  # type: ign
 
 
 def _attach(workspace, cluster: RayTestCluster) -> None:  # type: ignore[no-untyped-def]
-    from ferry.targets.ray import RayCluster
+    from ferry.compute import RayCluster
 
     config = RayCluster.attach_configuration(address=cluster.address, num_cpus=1)
     ComputeTarget.attach(workspace, "ray", config)

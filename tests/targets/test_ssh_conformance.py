@@ -8,8 +8,7 @@ import pytest
 import sshd
 from sshd import SshServer
 
-from ferry.compute import ComputeTarget
-from ferry.compute import RemoteCompute
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.testing.conformance import SCENARIOS, ConformanceEnv, Scenario
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

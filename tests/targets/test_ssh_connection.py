@@ -8,12 +8,11 @@ from pathlib import Path
 import sshd
 from sshd import SshServer
 
-from ferry.compute import ComputeTarget
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.experiment import Experiment
 from ferry.liveness import pid_alive
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
-from ferry.compute import RemoteCompute
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

@@ -20,15 +20,14 @@ import pytest
 import sshd
 from sshd import SshServer
 
-from ferry.compute import ComputeTarget
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.environment import Environment
 from ferry.errors import ConfigError, TargetError
 from ferry.experiment import Experiment
 from ferry.script_run_config import ScriptRunConfig
-from ferry.compute import RemoteCompute
-from ferry.targets.ssh.target import SshTarget
 from ferry.targets.ssh.hostkeys import HostKeyChanged, UnknownHostKey
 from ferry.targets.ssh.settings import SshSettings
+from ferry.targets.ssh.target import SshTarget
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

@@ -23,14 +23,13 @@ import pytest
 import sshd
 from sshd import SshServer
 
-from ferry.compute import ComputeTarget
+from ferry.agent import hostenv
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.environment import Environment
 from ferry.experiment import Experiment
 from ferry.script_run_config import ScriptRunConfig
-from ferry.compute import RemoteCompute
-from ferry.targets.ssh.target import SshTarget
-from ferry.agent import hostenv
 from ferry.targets.ssh.session import BOOTSTRAP, agent_bundle
+from ferry.targets.ssh.target import SshTarget
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

@@ -15,13 +15,12 @@ import pytest
 import sshd
 from sshd import SshServer
 
-from ferry.compute import ComputeTarget
+from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.environment import Environment
 from ferry.experiment import Experiment
 from ferry.ingest import artifact_dir
 from ferry.run import Run
 from ferry.script_run_config import ScriptRunConfig
-from ferry.compute import RemoteCompute
 from ferry.testing.conformance import wait_until
 
 ssh_server = sshd.ssh_server  # the fixtures, by name

@@ -4,9 +4,9 @@ The reference's ``PyTorchConfiguration`` and ``MpiConfiguration`` (``ScriptRunCo
 distributed_job_config=…)``) become a :class:`DistributedPlan` (pure); each rank of the plan gets
 ``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``NODE_RANK`` (and the
 ``OMPI_COMM_WORLD_*`` variables for the MPI form), so ``init_process_group(init_method="env://")``
-just works. :class:`RankGroup` starts one node's ranks in one process group and stops them all
-when one fails; it and :class:`RankLaunch` use the standard library only, because Ray ships them
-by value to nodes that do not have ferry installed.
+just works. On every target a node's ranks run under the job's watchdog
+(:mod:`ferry.agent.watchdog`), which starts them in one process group and stops them all when
+one fails; :func:`failure_note` then names the rank that failed first in the main log.
 
 Example::
 
@@ -18,11 +18,8 @@ Example::
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,20 +151,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-# ------------------------------------------------------------------------------------------------
-# launching (standard library only: this part also runs on Ray nodes)
-
-
-@dataclass(frozen=True)
-class RankLaunch:
-    """One rank's process: its command line, full environment and log file."""
-
-    rank: int
-    argv: list[str]
-    env: dict[str, str]
-    log_path: str
-
-
 @dataclass(frozen=True)
 class GroupExit:
     """How a group ended: the run's exit code and the rank that failed first (if any)."""
@@ -176,127 +159,3 @@ class GroupExit:
     failed_rank: int | None
     codes: dict[int, int] = field(default_factory=dict)
     failed_at: float | None = None
-
-
-class RankGroup:
-    """One node's ranks in one process group; when one fails, the others are stopped.
-
-    Example::
-
-        group = RankGroup(launches, cwd="wd", grace_seconds=10)
-        pgid = group.start()
-        while (ended := group.poll()) is None:
-            time.sleep(0.05)
-        ended.code, ended.failed_rank
-    """
-
-    def __init__(
-        self,
-        launches: Sequence[RankLaunch],
-        cwd: str,
-        grace_seconds: float,
-        preexec_fn: Callable[[], None] | None = None,
-    ) -> None:
-        self.launches = sorted(launches, key=lambda launch: launch.rank)
-        self.cwd = cwd
-        self.grace_seconds = grace_seconds
-        self.preexec_fn = preexec_fn
-        self.pgid: int | None = None
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._codes: dict[int, int] = {}
-        self._failure: tuple[float, int, int] | None = None
-        self._kill_at: float | None = None
-        self._ended: GroupExit | None = None
-
-    def start(self) -> int:
-        """Start every rank (the first one leads the process group); returns the group id."""
-        for launch in self.launches:
-            os.makedirs(os.path.dirname(launch.log_path), exist_ok=True)
-            with open(launch.log_path, "ab", buffering=0) as log_file:
-                try:
-                    proc = subprocess.Popen(
-                        launch.argv,
-                        cwd=self.cwd,
-                        env=launch.env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log_file,
-                        stderr=subprocess.STDOUT,
-                        process_group=0 if self.pgid is None else self.pgid,
-                        preexec_fn=self.preexec_fn,
-                    )
-                except OSError as exc:
-                    self.stop(0)
-                    raise OSError(
-                        exc.errno,
-                        f"cannot start rank {launch.rank} ({launch.argv[0]!r}): {exc.strerror}",
-                    ) from exc
-            if self.pgid is None:
-                self.pgid = proc.pid
-            self._procs[launch.rank] = proc
-        assert self.pgid is not None
-        return self.pgid
-
-    def poll(self) -> GroupExit | None:
-        """None while ranks run; the group's end once every rank has exited."""
-        if self._ended is not None:
-            return self._ended
-        now = time.time()
-        fresh = []
-        for rank, proc in self._procs.items():
-            if rank not in self._codes:
-                code = proc.poll()
-                if code is not None:
-                    self._codes[rank] = code
-                    fresh.append((rank, code))
-        failed = [(rank, code) for rank, code in fresh if code != 0]
-        if failed and self._failure is None and self._kill_at is None:
-            # the one to blame: a real exit code beats a signal, then the lowest rank
-            rank, code = min(failed, key=lambda rc: (rc[1] < 0, rc[0]))
-            self._failure = (now, rank, code)
-            if len(self._codes) < len(self._procs):
-                self._signal(signal.SIGTERM)
-                self._kill_at = now + self.grace_seconds
-        if self._kill_at is not None and now >= self._kill_at:
-            self._signal(signal.SIGKILL)
-        if len(self._codes) < len(self._procs):
-            return None
-        if self._failure is not None:
-            failed_at, rank, code = self._failure
-            self._ended = GroupExit(code, rank, dict(self._codes), failed_at)
-        else:
-            first = self.launches[0].rank
-            self._ended = GroupExit(self._codes[first], None, dict(self._codes))
-        return self._ended
-
-    def wait(self, timeout: float) -> GroupExit | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            ended = self.poll()
-            if ended is not None or time.monotonic() >= deadline:
-                return ended
-            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
-
-    def stop(self, grace_seconds: float) -> None:
-        """TERM the whole group, KILL what is left after ``grace_seconds`` (blocks until then)."""
-        if self.pgid is None:
-            return
-        if self._kill_at is None:
-            self._kill_at = time.time() + grace_seconds
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and any(p.poll() is None for p in self._procs.values()):
-            time.sleep(0.02)
-        self._signal(signal.SIGKILL)
-        for proc in self._procs.values():
-            proc.wait()
-
-    def running(self) -> bool:
-        return any(proc.poll() is None for proc in self._procs.values())
-
-    def _signal(self, sig: int) -> None:
-        if self.pgid is None:
-            return
-        try:
-            os.killpg(self.pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass

@@ -1,29 +1,36 @@
-"""ferry's agent on a Ray node: one actor per node of a run (standard library only).
+"""ferry's agent on a Ray node: one actor per node of a run (standard library and ferry.agent).
 
-Ray ships this class by value (``ray.cloudpickle.register_pickle_by_value``), so nodes need Ray
-but not ferry. The code it uses from ferry — the content-addressed store and environment builds
-of the remote agent, and :class:`~ferry.targets.distributed.RankGroup` — is handed to it as a
-``kit`` and shipped by value too.
+Ray ships this class by value (``ray.cloudpickle.register_pickle_by_value``), together with the
+neutral :mod:`ferry.agent` package it uses (the content-addressed store, environment builds,
+capped logs, the job's environment), so nodes need Ray but not ferry. The job's watchdog runs as
+a process of its own, so its files are written on the node once per version
+(``bin/agent-<hash>/ferry_agent/``, :meth:`NodeAgent.ensure_agent`).
 
-Layout under the node folder (``/tmp/ferry-ray`` by default), shared by every run on the node::
+Layout under the node folder (``~/.cache/ferry-ray`` of the node's user by default: created
+``0700`` and checked to be that user's alone, since the environments there are executed)::
 
     blobs/ab/cdef…                       content-addressed cache (only missing blobs are sent)
     runtime/runtime-<hash>/              ferry's in-job runtime, put on the job's PYTHONPATH
+    bin/agent-<hash>/ferry_agent/        the watchdog and what it uses
     envs/<spec-hash>/                    environments built here, reused by later runs
-    runs/<run-id>/node-<i>/              wd/, user_logs/, spool/ of this node's ranks
+    runs/<run-id>/node-<i>/              wd/, user_logs/, spool/, lease, exit.json of the ranks
 
-The supervisor pulls: every :meth:`NodeAgent.step` returns the new bytes of the logs and the
-spool, new artifact files and changed ./logs files. Every call renews a lease; when no call
-comes for ``lease_seconds`` (the supervisor is gone) the ranks are stopped. When the actor dies
-(its driver, the supervisor, died; or it was killed), a guardian process kills the ranks' group.
+This node's ranks run under ferry's watchdog (:mod:`ferry.agent.watchdog`), a child of the actor
+that answers for every process they start: a rank that fails stops the others here, a cancel or
+the job's end stops every descendant (also those that left the ranks' process group), and so
+does the actor's death — its driver, the supervisor, died, or it was killed — which closes the
+watchdog's control pipe. Every call renews a lease the watchdog checks too: a supervisor that
+stops calling for ``lease_seconds`` stops the job. The supervisor pulls: every
+:meth:`NodeAgent.step` returns the new bytes of the (capped) logs, by stream position, of the
+spool, new artifact files and changed files of the watched folders.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -31,25 +38,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ferry.agent import bundle, files, hostenv, logcap
+from ferry.agent.environ import apply_request
+from ferry.agent.store import Store, check_path
+
 PER_FILE_MAX = 4 << 20  # bytes of one log or spool file per step
-FILES_BUDGET = 16 << 20  # bytes of whole files (artifacts, ./logs) per step
-LOGS_FILE_MAX = 8 << 20  # ./logs files larger than this are not mirrored live
+FILES_BUDGET = 16 << 20  # bytes of whole files (artifacts, watched folders) per step
+WATCHED_FILE_MAX = 8 << 20  # files of watched folders larger than this are not mirrored live
 KEEP_ABANDONED_SECONDS = 86400.0  # run folders nobody has touched for a day are removed
-_ABORT_AFTER_LEASE = 5.0
 
 
 def _touch(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Every call renews the lease; a call in progress counts as contact."""
+    """Every call renews the lease (before and after: a call in progress counts as contact)."""
 
     @functools.wraps(method)
     def wrapper(self: NodeAgent, *args: Any, **kwargs: Any) -> Any:
-        self._busy += 1
-        self._contact = time.monotonic()
+        self.renew()
         try:
             return method(self, *args, **kwargs)
         finally:
-            self._busy -= 1
-            self._contact = time.monotonic()
+            self.renew()
 
     return wrapper
 
@@ -57,27 +65,42 @@ def _touch(method: Callable[..., Any]) -> Callable[..., Any]:
 class NodeAgent:
     """Materialises a run's snapshot on this node, starts its ranks and streams them back."""
 
-    def __init__(
-        self, node_dir: str, run_id: str, node_index: int, lease_seconds: float, kit: dict[str, Any]
-    ) -> None:
-        self.kit = kit
-        self.root = os.path.abspath(os.path.expanduser(node_dir))
-        self.store = kit["Store"](self.root)
+    def __init__(self, node_dir: str, run_id: str, node_index: int, lease_seconds: float) -> None:
+        self.lease_seconds = lease_seconds
+        self.problem = ""
+        try:
+            self.root = files.private_folder(node_dir)
+        except (files.PrivateFolderError, OSError) as exc:
+            self.problem = f"the node folder cannot be used: {exc} (the target's node_dir)"
+            self.root = ""
+            return
+        self.store = Store(self.root)
         self.run_root = os.path.join(self.root, "runs", run_id, f"node-{node_index}")
         self.wd = os.path.join(self.run_root, "wd")
-        self.group: Any = None
-        self.guardian: subprocess.Popen[bytes] | None = None
+        self.lease = os.path.join(self.run_root, "lease")
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self.control = -1
+        self.agent_dir = ""
+        self.logs: dict[str, logcap.LogFollower] = {}
         self.offsets: dict[str, int] = {}
         self.seen: dict[str, tuple[int, int]] = {}
-        self.lease_seconds = lease_seconds
-        self._contact = time.monotonic()
-        self._busy = 0
         self._env: dict[str, Any] = {"lines": [], "done": False, "result": None, "error": None}
         os.makedirs(self.run_root, exist_ok=True)
         self._alive = os.path.join(self.run_root, ".alive")
-        open(self._alive, "a").close()  # touched by the lease thread while this agent lives
+        open(self._alive, "a").close()  # touched while this agent lives
+        self.renew()
         _prune_abandoned(os.path.join(self.root, "runs"))
-        threading.Thread(target=self._watch_lease, daemon=True).start()
+        threading.Thread(target=self._keep_alive, daemon=True).start()
+
+    def renew(self) -> None:
+        """The supervisor called: the lease goes on."""
+        if self.root:
+            try:
+                with open(self.lease, "a"):
+                    pass
+                os.utime(self.lease)
+            except OSError:
+                pass
 
     # facts and transfers ------------------------------------------------------------------
     @_touch
@@ -86,6 +109,8 @@ class NodeAgent:
 
         import ray
 
+        if self.problem:
+            raise RuntimeError(self.problem)
         try:
             with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
                 boot = fh.read().strip()
@@ -98,6 +123,7 @@ class NodeAgent:
             "python": list(sys.version_info[:3]),
             "platform": f"{sys.platform}-{platform.machine().lower()}",
             "executable": sys.executable,
+            "uv": hostenv.find_uv("") is not None,  # decides the build recipe (and the hash)
             "root": self.root,
             "run_root": self.run_root,
             "cache_key": f"{boot}:{self.root}",
@@ -110,45 +136,23 @@ class NodeAgent:
     @_touch
     def put_blobs(self, items: list[tuple[str, bytes]], algo: str) -> None:
         for digest, data in items:
-            self._write_blob(digest, data, 0, len(data), algo)
+            self.store.put(digest, data, 0, len(data), algo)
 
     @_touch
     def put_blob_part(self, digest: str, data: bytes, offset: int, size: int, algo: str) -> None:
-        self._write_blob(digest, data, offset, size, algo)
-
-    def _write_blob(self, digest: str, data: bytes, offset: int, size: int, algo: str) -> None:
-        import hashlib
-
-        final = self.store.blob(digest)
-        part = os.path.join(self.root, "tmp", f"{digest}.{os.getpid()}.part")
-        os.makedirs(os.path.dirname(part), exist_ok=True)
-        with open(part, "r+b" if offset else "wb") as fh:
-            fh.seek(offset)
-            fh.write(data)
-        if offset + len(data) < size:
-            return
-        hasher = hashlib.sha256() if algo == "sha256" else hashlib.blake2b(digest_size=32)
-        with open(part, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                hasher.update(block)
-        if hasher.hexdigest() != digest:
-            os.unlink(part)
-            raise ValueError(f"blob {digest} arrived corrupt; it will be sent again")
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.chmod(part, 0o444)
-        os.replace(part, final)
+        self.store.put(digest, data, offset, size, algo)
 
     @_touch
-    def ensure_runtime(self, name: str, files: dict[str, bytes] | None) -> bool:
-        """True when ``runtime/<name>`` is there (after writing ``files`` when given)."""
+    def ensure_runtime(self, name: str, files_: dict[str, bytes] | None) -> bool:
+        """True when ``runtime/<name>`` is there (after writing ``files_`` when given)."""
         final = os.path.join(self.root, "runtime", name)
         if os.path.exists(os.path.join(final, ".ferry-runtime.json")):
             return True
-        if files is None:
+        if files_ is None:
             return False
         tmp = os.path.join(self.root, "tmp", f"{name}.{os.getpid()}.{time.monotonic_ns()}")
-        for rel, data in files.items():
-            path = os.path.join(tmp, rel)
+        for rel, data in files_.items():
+            path = os.path.join(tmp, check_path(rel))
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as fh:
                 fh.write(data)
@@ -160,13 +164,24 @@ class NodeAgent:
         return True
 
     @_touch
-    def materialize(self, snapshot_id: str) -> dict[str, Any]:
+    def ensure_agent(self, name: str, files_: dict[str, bytes] | None) -> bool:
+        """True when the watchdog's files (``bin/<name>``) are there (after writing ``files_``)."""
+        package = os.path.join(self.root, "bin", name, bundle.PACKAGE)
+        if not os.path.isfile(os.path.join(package, "watchdog.py")):
+            if files_ is None:
+                return False
+            package = bundle.publish(self.root, name, files_)
+        self.agent_dir = package
+        return True
+
+    @_touch
+    def materialize(self, snapshot_id: str, watched: list[str]) -> dict[str, Any]:
         manifest = self.store.manifest(snapshot_id)
         if manifest is None:
             return {"missing": [snapshot_id]}
         result: dict[str, Any] = self.store.materialize(manifest, self.wd)
-        for folder in ("outputs", "logs"):
-            os.makedirs(os.path.join(self.wd, folder), exist_ok=True)
+        for folder in ["outputs", *watched]:
+            os.makedirs(os.path.join(self.wd, check_path(folder)), exist_ok=True)
         return result
 
     # the environment -------------------------------------------------------------------------
@@ -175,25 +190,29 @@ class NodeAgent:
         """Resolve the job's interpreter: a given one, or a build (in the background)."""
         if "python" in request:
             python = str(request["python"])
-            if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            found = python if os.path.isabs(python) else shutil.which(python)
+            if not (found and os.path.isfile(found) and os.access(found, os.X_OK)):
                 self._env.update(done=True, error=f"the interpreter {python!r} is not on this node")
             else:
-                self._env.update(done=True, result={"python": python, "lock": None})
+                self._env.update(done=True, result={"python": found, "lock": None})
             return
 
         def build() -> None:
             try:
-                facts = self.kit["build_env"](self.root, request["build"], self._env_say)
-                self._env.update(result={"python": facts["python"], "lock": facts.get("lock")})
+                facts = hostenv.build_env(self.root, request["build"], self._env["lines"].append)
+                self._env.update(
+                    result={
+                        "python": facts["python"],
+                        "lock": facts.get("lock"),
+                        "folder": facts["folder"],
+                    }
+                )
             except BaseException as exc:  # reported to the supervisor
                 self._env.update(error=str(exc) or type(exc).__name__)
             finally:
                 self._env["done"] = True
 
         threading.Thread(target=build, daemon=True).start()
-
-    def _env_say(self, line: str) -> None:
-        self._env["lines"].append(line)
 
     @_touch
     def env_status(self) -> dict[str, Any]:
@@ -210,57 +229,100 @@ class NodeAgent:
             return int(sock.getsockname()[1])
 
     @_touch
-    def start(self, launches: list[dict[str, Any]], grace: float) -> int:
-        """Start this node's ranks in one process group watched by a guardian."""
-        base = dict(os.environ)
-        made = []
-        for item in launches:
-            env = dict(base)
-            env.update({str(k): str(v) for k, v in item["set"].items()})
-            for key, value in item["prepend"].items():
-                env[key] = value + (os.pathsep + env[key] if env.get(key) else "")
-            for key in item["unset"]:
-                env.pop(key, None)
-            log = os.path.join(self.run_root, item["log"])
-            made.append(self.kit["RankLaunch"](int(item["rank"]), list(item["argv"]), env, log))
-        os.makedirs(os.path.join(self.run_root, "spool"), exist_ok=True)
-        os.makedirs(os.path.join(self.run_root, "user_logs"), exist_ok=True)
-        self.group = self.kit["RankGroup"](made, self.wd, grace)
-        pgid = int(self.group.start())
-        # when this actor dies (its driver died, or it was killed), the guardian sees its pipe
-        # close and kills the ranks' whole group
-        self.guardian = subprocess.Popen(
-            ["/bin/sh", "-c", 'read _; kill -KILL -- "-$0" 2>/dev/null', str(pgid)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+    def start(self, launches: list[dict[str, Any]], grace: float, log_max_bytes: int) -> int:
+        """Start this node's ranks under the watchdog; returns their process group."""
+        if not self.agent_dir:
+            raise RuntimeError("the watchdog's files are not on this node (ensure_agent first)")
+        for folder in ("spool", "user_logs"):
+            os.makedirs(os.path.join(self.run_root, folder), exist_ok=True)
+        exit_file = os.path.join(self.run_root, "exit.json")
+        if os.path.exists(exit_file):
+            os.unlink(exit_file)
+        ranks = [
+            {
+                "rank": int(item["rank"]),
+                "argv": [str(a) for a in item["argv"]],
+                "env": apply_request(os.environ, item),
+                "log": os.path.join(self.run_root, check_path(str(item["log"]))),
+            }
+            for item in launches
+        ]
+        read_end, self.control = os.pipe()
+        spec = {
+            "cwd": self.wd,
+            "grace": grace,
+            "exit_file": exit_file,
+            "log_max_bytes": log_max_bytes,
+            "control_fd": read_end,
+            "lease_file": self.lease,
+            "lease_seconds": self.lease_seconds,
+            "ranks": ranks,
+        }
+        errors = os.open(
+            os.path.join(self.run_root, "watchdog.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
         )
-        return pgid
+        try:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-S", "-E", "-s", os.path.join(self.agent_dir, "watchdog.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                pass_fds=(read_end,),
+                start_new_session=True,
+                cwd=self.run_root,
+            )
+        finally:
+            os.close(errors)
+            os.close(read_end)
+        assert self.watchdog.stdin is not None and self.watchdog.stdout is not None
+        self.watchdog.stdin.write(json.dumps(spec).encode("utf-8"))
+        self.watchdog.stdin.close()
+        line = self.watchdog.stdout.readline()
+        self.watchdog.stdout.close()
+        try:
+            started = json.loads(line or b'{"error": "the watchdog exited at once"}')
+        except ValueError:
+            started = {"error": f"the watchdog answered {line[:200]!r}"}
+        if "error" in started:
+            self.watchdog.wait()
+            raise RuntimeError(str(started["error"]))
+        return int(started["pgid"])
+
+    def _ended(self) -> dict[str, Any] | None:
+        """The watchdog's result once it has exited (None while it runs)."""
+        if self.watchdog is None or self.watchdog.poll() is None:
+            return None
+        try:
+            with open(os.path.join(self.run_root, "exit.json"), encoding="utf-8") as fh:
+                result: dict[str, Any] = json.load(fh)
+        except (OSError, ValueError):
+            result = {"code": -9, "reason": "lost", "failed_rank": None, "failed_at": None}
+        code = result.get("code")
+        return {
+            "code": code if isinstance(code, int) else 1,
+            "reason": result.get("reason", "exit"),
+            "failed_rank": result.get("failed_rank"),
+            "failed_at": result.get("failed_at"),
+        }
 
     @_touch
-    def step(self, timeout: float, logs_dir: bool) -> dict[str, Any]:
-        """Wait up to ``timeout`` for the ranks to end; return what is new since the last step."""
-        ended = self.group.wait(timeout) if self.group is not None else None
-        out: dict[str, Any] = {"ended": None, "logs": {}, "spool": {}, "files": {}, "more": False}
-        if ended is not None:
-            out["ended"] = {
-                "code": ended.code,
-                "failed_rank": ended.failed_rank,
-                "failed_at": ended.failed_at,
-            }
-        user_logs = os.path.join(self.run_root, "user_logs")
-        for name in _listdir(user_logs):
-            chunk, more = self._read_new(os.path.join(user_logs, name), f"user_logs/{name}", False)
-            out["more"] |= more
-            if chunk:
-                out["logs"][name] = chunk
+    def step(self, timeout: float, watched: list[str] | None) -> dict[str, Any]:
+        """Wait up to ``timeout`` for the ranks to end; return what is new since the last step
+        (the watched folders' changed files only when ``watched`` names them)."""
+        if self.watchdog is not None and timeout > 0:
+            try:
+                self.watchdog.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        ended = self._ended()  # before reading: the logs are then complete
+        out: dict[str, Any] = {"ended": ended, "logs": {}, "spool": {}, "files": {}, "more": False}
+        out["more"] = self._read_logs(out["logs"])
         spool = os.path.join(self.run_root, "spool")
         pending = {}
         for name in _listdir(spool):
             if name.endswith(".jsonl"):
-                key = f"spool/{name}"
-                chunk, more = self._read_new(os.path.join(spool, name), key, True, commit=False)
+                key = "spool/" + name
+                chunk, more = self._read_new(os.path.join(spool, name), key)
                 out["more"] |= more
                 if chunk:
                     pending[name] = chunk
@@ -269,17 +331,34 @@ class NodeAgent:
         complete = self._changed_files(os.path.join(spool, "files"), "files", out["files"], budget)
         if complete:
             for name, chunk in pending.items():
-                self.offsets[f"spool/{name}"] = self.offsets.get(f"spool/{name}", 0) + len(chunk)
+                self.offsets["spool/" + name] = self.offsets.get("spool/" + name, 0) + len(chunk)
             out["spool"] = pending
         out["more"] |= not complete
-        if logs_dir:
-            out["logs_dir"] = {}
-            self._changed_files(os.path.join(self.wd, "logs"), "", out["logs_dir"], budget, True)
+        if watched is not None:
+            out["watched"] = {}
+            for folder in watched:
+                where = os.path.join(self.wd, check_path(folder))
+                self._changed_files(where, folder, out["watched"], budget, True)
         return out
 
-    def _read_new(
-        self, path: str, key: str, whole_lines: bool, commit: bool = True
-    ) -> tuple[bytes, bool]:
+    def _read_logs(self, out: dict[str, bytes]) -> bool:
+        """New bytes of each rank log, by stream position (the logs are capped here)."""
+        more = False
+        user_logs = os.path.join(self.run_root, "user_logs")
+        for name in _listdir(user_logs):
+            if not (name.startswith("std_log") and name.endswith(".txt")):
+                continue
+            follower = self.logs.get(name)
+            if follower is None:
+                follower = self.logs[name] = logcap.LogFollower(os.path.join(user_logs, name))
+            data = follower.read(PER_FILE_MAX)
+            more |= len(data) >= PER_FILE_MAX
+            if data:
+                out[name] = data
+        return more
+
+    def _read_new(self, path: str, key: str) -> tuple[bytes, bool]:
+        """Whole new lines of a spool file (the offset moves once they are sent)."""
         offset = self.offsets.get(key, 0)
         try:
             with open(path, "rb") as fh:
@@ -289,11 +368,7 @@ class NodeAgent:
             return b"", False
         more = len(data) > PER_FILE_MAX
         data = data[:PER_FILE_MAX]
-        if whole_lines:
-            data = data[: data.rfind(b"\n") + 1]
-        if commit:
-            self.offsets[key] = offset + len(data)
-        return data, more
+        return data[: data.rfind(b"\n") + 1], more
 
     def _changed_files(
         self,
@@ -315,7 +390,7 @@ class NodeAgent:
                 except OSError:
                     continue
                 key, stamp = f"{prefix}:{rel}", (st.st_size, st.st_mtime_ns)
-                if self.seen.get(key) == stamp or (skip_big and st.st_size > LOGS_FILE_MAX):
+                if self.seen.get(key) == stamp or (skip_big and st.st_size > WATCHED_FILE_MAX):
                     continue
                 if st.st_size > budget[0] and out:
                     return False
@@ -327,8 +402,12 @@ class NodeAgent:
 
     @_touch
     def stop(self, grace: float) -> None:
-        if self.group is not None:
-            self.group.stop(grace)
+        """Cancel: the watchdog stops every process of the ranks (TERM, KILL after ``grace``)."""
+        if self.control >= 0 and self.watchdog is not None and self.watchdog.poll() is None:
+            try:
+                os.write(self.control, (f"cancel {float(grace)}\n").encode("ascii"))
+            except OSError:
+                pass
 
     @_touch
     def outputs(self, cursor: list[int]) -> tuple[list[dict[str, Any]], list[int] | None]:
@@ -361,47 +440,32 @@ class NodeAgent:
 
     @_touch
     def cleanup(self, keep: bool) -> None:
-        """Stop what the ranks left behind, release the guardian, remove the run's folder."""
-        if self.group is not None and self.group.pgid is not None:
+        """Stop what is still running (the watchdog stops all of it), remove the run's folder."""
+        if self.watchdog is not None and self.watchdog.poll() is None:
+            self.stop(0.0)
             try:
-                os.killpg(self.group.pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if self.guardian is not None:
-            self.guardian.kill()
-            self.guardian.wait()
-            self.guardian = None
-        if not keep:
+                self.watchdog.wait(10)
+            except subprocess.TimeoutExpired:
+                self.watchdog.kill()  # its pipe closes: the job goes with it
+                self.watchdog.wait()
+        if self.control >= 0:
+            os.close(self.control)
+            self.control = -1
+        if not keep and self.root:
             shutil.rmtree(self.run_root, ignore_errors=True)
             try:
                 os.rmdir(os.path.dirname(self.run_root))
             except OSError:
                 pass
 
-    # the lease -------------------------------------------------------------------------------
-    def _watch_lease(self) -> None:
+    def _keep_alive(self) -> None:
+        """Mark the run folder as in use while this agent lives (see :func:`_prune_abandoned`)."""
         while True:
-            time.sleep(min(1.0, self.lease_seconds / 4))
+            time.sleep(min(5.0, max(0.5, self.lease_seconds / 4)))
             try:
                 os.utime(self._alive)
             except OSError:
                 pass
-            idle = time.monotonic() - self._contact
-            if self._busy or idle <= self.lease_seconds or self.group is None:
-                continue
-            if not self.group.running():
-                continue
-            note = (
-                f"\nferry: the supervisor following this run has been gone for {idle:.0f} s "
-                f"(lease {self.lease_seconds:.0f} s); the ranks on this node are stopped\n"
-            )
-            for launch in self.group.launches:
-                try:
-                    with open(launch.log_path, "a", encoding="utf-8") as fh:
-                        fh.write(note)
-                except OSError:
-                    pass
-            self.group.stop(_ABORT_AFTER_LEASE)
 
 
 def _prune_abandoned(runs: str) -> None:

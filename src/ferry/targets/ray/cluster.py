@@ -1,14 +1,16 @@
-"""Attaching a Ray cluster: ``RayCluster``, the settings ferry keeps, and what a run asks of it.
+"""A Ray target's settings and what a run asks of the cluster (pure: no Ray imported).
 
-Example::
+The public builder is ``RayCluster`` (:mod:`ferry.compute`); it and ``ferry target attach --type
+ray`` check their settings with :func:`validate_config` here. Example::
 
-    from ferry import ComputeTarget, RayCluster
-    config = RayCluster.attach_configuration(address="ray://head:10001", num_cpus=2)
-    ComputeTarget.attach(ws, "ray", config)   # ferry target attach ray --type ray --address …
+    validate_config({"address": "ray://head:10001", "num_cpus": 2})
 
 Resources are per process (per rank): ``num_cpus``, ``num_gpus``, ``memory`` (bytes, or a size
 such as ``"4GiB"``) and ``resources`` (custom Ray resources). A node of a distributed run gets one
-placement-group bundle holding the resources of all its processes.
+placement-group bundle holding the resources of all its processes. Each node keeps ferry's cache,
+environments and run folders in ``node_dir``, by default a folder of the node user's own
+(``~/.cache/ferry-ray``, made private and checked there): never a folder shared between users,
+whose environments another user's jobs would run.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ferry.compute import ComputeTarget
 from ferry.errors import ConfigError
 
-DEFAULT_NODE_DIR = "/tmp/ferry-ray"
+#: ``~`` is the home of the user Ray runs as on the node (expanded there)
+DEFAULT_NODE_DIR = "~/.cache/ferry-ray"
+#: the default before node folders were per user: it now means the default above
+_OLD_DEFAULT_NODE_DIR = "/tmp/ferry-ray"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -65,6 +69,9 @@ class RaySettings:
                 values[key] = None if value in (None, "") else parse_size(value)
             elif key == "resources":
                 values[key] = _resources(value)
+            elif key == "node_dir":
+                text = str(value or "").strip()
+                values[key] = DEFAULT_NODE_DIR if text in ("", _OLD_DEFAULT_NODE_DIR) else text
             else:
                 values[key] = str(value)
         settings = cls(**values)
@@ -143,54 +150,9 @@ def check_address(address: str) -> str:
     return address
 
 
-class RayCluster(ComputeTarget):
-    """A Ray cluster attached to the workspace; jobs are placed on it by Ray.
-
-    Example::
-
-        config = RayCluster.attach_configuration(address="auto", num_cpus=1)
-        cluster = ComputeTarget.attach(ws, "ray", config)
-        RayCluster(ws, "ray").get_status()["nodes"]
-    """
-
-    @staticmethod
-    def attach_configuration(
-        address: str = "auto",
-        num_cpus: float = 1.0,
-        num_gpus: float = 0.0,
-        memory: int | str | None = None,
-        resources: Mapping[str, float] | None = None,
-        node_dir: str = DEFAULT_NODE_DIR,
-        **settings: Any,
-    ) -> RayAttachConfiguration:
-        """What :meth:`ComputeTarget.attach` stores for a Ray cluster (checked at once)."""
-        config: dict[str, Any] = {
-            "address": address,
-            "num_cpus": num_cpus,
-            "num_gpus": num_gpus,
-            "memory": memory,
-            "resources": dict(resources or {}),
-            "node_dir": node_dir,
-            **settings,
-        }
-        return RayAttachConfiguration(RaySettings.from_config(config).to_dict())
-
-    def get_status(self) -> dict[str, Any]:
-        """Nodes and free resources, as ``ferry target status NAME`` shows them."""
-        from ferry.targets.ray.connect import cluster_status
-
-        return cluster_status(self.name, RaySettings.from_config(self.config))
-
-
-@dataclass(frozen=True)
-class RayAttachConfiguration:
-    """An attach configuration of kind ``ray`` (see :meth:`RayCluster.attach_configuration`)."""
-
-    config: dict[str, Any]
-    kind: str = "ray"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.config)
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What to store for a ray target: its settings, checked, defaults filled."""
+    return RaySettings.from_config(config).to_dict()
 
 
 # ------------------------------------------------------------------------------------------------

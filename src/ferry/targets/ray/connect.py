@@ -1,7 +1,8 @@
 """Reaching a Ray cluster as a driver, and what its nodes hold.
 
 ``ray.init`` waits for ever on an address where nothing listens; :func:`connect` first checks
-that the port answers, so a stopped cluster is a clear :class:`TargetError` in seconds.
+that the port answers, so a stopped cluster is a clear :class:`~ferry.errors.TargetUnavailable`
+in seconds.
 
 Example::
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import ray
 
-from ferry.errors import TargetError
+from ferry.errors import TargetError, TargetUnavailable
 from ferry.targets.ray.cluster import RaySettings, format_resources
 
 
@@ -40,7 +41,7 @@ def _check_port(address: str, timeout: float) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise TargetError(
+        raise TargetUnavailable(
             f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; is it running "
             "(`ray start --head`) and is the address right (ferry target show NAME)?"
         ) from None
@@ -79,7 +80,7 @@ def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> No
         if tick is not None:
             tick()
         if thread.is_alive() and time.monotonic() > deadline:
-            raise TargetError(
+            raise TargetUnavailable(
                 f"the Ray cluster at {settings.address} answers but did not let this driver in "
                 f"within {limit:.0f} s; check that this machine reaches the addresses the "
                 "cluster advertises (`ray status` on the head), or use a ray://host:port "
@@ -89,12 +90,12 @@ def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> No
         return
     exc = failure[0]
     if isinstance(exc, ConnectionError):
-        raise TargetError(
+        raise TargetUnavailable(
             f"cannot connect to the Ray cluster at {settings.address}: {exc}; start one with "
             "`ray start --head` or attach the target with its address"
         ) from None
     if isinstance(exc, RuntimeError | ValueError):
-        raise TargetError(
+        raise TargetUnavailable(
             f"cannot connect to the Ray cluster at {settings.address}: {exc}"
         ) from exc
     raise exc

@@ -1,22 +1,28 @@
 """Writing what the node agents send back into the run's folder, where the supervisor reads it.
 
-Logs and spool files only grow, so their new bytes are appended; artifact files the job uploaded
-(``spool/files/…``) are written before the spool records that name them, and ./logs files are
-replaced whole (temp file + rename), so the supervisor never reads half a file.
+Logs arrive by stream position (each node caps its logs; a compaction there is never sent
+twice) and are written through a :class:`~ferry.agent.logcap.CappedLog` — capped here too, and
+the one writer of each local log, so ferry's own lines (:meth:`StreamWriter.note`) go through it.
+Spool files only grow, so their new bytes are appended; artifact files the job uploaded
+(``spool/files/…``) are written before the spool records that name them; files of the watched
+folders are replaced whole (temp file + rename), so the supervisor never reads half a file.
 
 Example::
 
-    writer = StreamWriter(job.run_dir)
+    writer = StreamWriter(job.paths)
     writer.apply(step_result)      # {"logs": {...}, "spool": {...}, "files": {...}, ...}
-    writer.logs_dir                # mirrored as the run's logs/ artifacts
+    writer.workdir / "logs"        # mirrored as the run's logs/ artifacts
 """
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ferry.agent import files, logcap
+from ferry.spec import RunPaths
 
 
 def _safe(rel: str) -> str:
@@ -29,38 +35,53 @@ def _safe(rel: str) -> str:
 class StreamWriter:
     """Appends and replaces files under one run folder."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.spool_dir = run_dir / "spool"
-        self.logs_dir = run_dir / "ray" / "logs"
-        self.user_logs = run_dir / "user_logs"
-        self.tmp = run_dir / "ray" / "tmp"
-        for folder in (self.spool_dir, self.logs_dir, self.user_logs, self.tmp):
+    def __init__(self, paths: RunPaths, max_bytes: int | None = None) -> None:
+        self.paths = paths
+        self.spool_dir = paths.spool
+        self.user_logs = paths.log.parent
+        #: the local copy of the job's watched folders (node 0's and the others', merged)
+        self.workdir = paths.run_dir / "ray" / "wd"
+        self.tmp = paths.run_dir / "ray" / "tmp"
+        for folder in (self.spool_dir, self.workdir, self.user_logs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self._max_bytes = logcap.max_bytes_from_env() if max_bytes is None else max_bytes
+        self._logs: dict[str, logcap.CappedLog] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     def apply(self, result: Mapping[str, Any]) -> None:
         for rel, data in (result.get("files") or {}).items():
-            _replace(self.spool_dir / _safe(rel), data, self.tmp)
+            self._replace(self.spool_dir / _safe(rel), data)
         for name, data in (result.get("spool") or {}).items():
-            _append(self.spool_dir / _safe(name), data)
+            files.append(str(self.spool_dir / _safe(name)), data)
         for name, data in (result.get("logs") or {}).items():
-            _append(self.user_logs / _safe(name), data)
-        for rel, data in (result.get("logs_dir") or {}).items():
-            _replace(self.logs_dir / _safe(rel), data, self.tmp)
+            self._write_log(_safe(name), data)
+        for rel, data in (result.get("watched") or {}).items():
+            self._replace(self.workdir / _safe(rel), data)
 
+    def note(self, text: str) -> bool:
+        """A line of ferry's own at the end of the main log; False once the writer is closed."""
+        line = text.rstrip("\n") + "\n"
+        return self._write_log(self.paths.log.name, line.encode("utf-8", "backslashreplace"))
 
-def _append(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+    def _write_log(self, name: str, data: bytes) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            log = self._logs.get(name)
+            if log is None:
+                path = self.user_logs / name
+                log = self._logs[name] = logcap.CappedLog(str(path), self._max_bytes)
+            log.write(data)
+            return True
 
+    def _replace(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(str(path), data, temp_dir=str(self.tmp))
 
-def _replace(path: Path, data: bytes, tmp_dir: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{os.getpid()}.part"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()

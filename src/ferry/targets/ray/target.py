@@ -1,14 +1,18 @@
 """The ``ray`` target: one run's ranks placed on a Ray cluster, followed from the supervisor.
 
 prepare: connect, refuse what the cluster can never hold, reserve a placement group (one bundle
-per node; the run's log says what it waits for), start one :class:`NodeAgent` actor per bundle,
-send the runtime and the blobs each node lacks, materialise, resolve the environment there.
-start: one process per rank (``MASTER_ADDR`` is node 0's address). wait/sync: pull the logs,
-spool and ./logs back; when a node's rank fails, the other nodes are stopped and the failing
+per node; while it waits the run shows Queued with what it waits for), start one
+:class:`~.agent.NodeAgent` actor per bundle, send the runtime, the watchdog's files and the blobs
+each node lacks, materialise, resolve the environment there. start: one process per rank under
+each node's watchdog (``MASTER_ADDR`` is node 0's address). wait/sync: pull the logs, spool and
+watched folders back; when a node's rank fails, the other nodes are stopped and the failing
 rank's error is repeated at the end of the main log. close: actors and the placement group go.
 
 The actors are owned by the supervisor (the Ray driver): when it dies, Ray kills them, and each
-node's guardian kills the ranks.
+node's watchdog — its control pipe closed — stops every process of the ranks. Errors carry the
+run and the target: a cluster that cannot be reached is :class:`~ferry.errors.TargetUnavailable`,
+a run it can never hold (or a node that refuses it) :class:`~ferry.errors.TargetRefused`, a node
+lost during the run :class:`~ferry.errors.JobLost`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,20 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from ferry.environment import Environment
-from ferry.errors import ConfigError, TargetError
+from ferry.agent import logcap
+from ferry.agent.bundle import bundle
+from ferry.errors import (
+    ConfigError,
+    EnvironmentBuildError,
+    JobLost,
+    TargetError,
+    TargetRefused,
+    TargetUnavailable,
+)
+from ferry.spec import DistributedPlan, JobSpec, PrepareContext, RankSlot, WorkspaceServices
 from ferry.targets import distributed
-from ferry.targets.base import JobSpec, Target
-from ferry.targets.local import job_argv, keep_rank_logs
+from ferry.targets.base import Prepared, Started, Target
+from ferry.targets.jobenv import job_request
 from ferry.targets.ray.agent import NodeAgent
 from ferry.targets.ray.cluster import (
     Placement,
@@ -39,9 +52,9 @@ from ferry.targets.ray.cluster import (
 )
 from ferry.targets.ray.connect import cluster_status, connect, disconnect, nodes
 from ferry.targets.ray.shipping import (
-    check_environment,
+    environment_refusal,
     environment_request,
-    node_kit,
+    register_node_code,
     runtime_files,
     send_blobs,
     wait_for,
@@ -56,22 +69,23 @@ class RayTarget(Target):
 
     kind = "ray"
 
-    def __init__(self, name: str, config: Mapping[str, Any], workspace: Any) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], workspace: WorkspaceServices) -> None:
         super().__init__(name, config, workspace)
         self.settings = RaySettings.from_config(self.config)
         self._job: JobSpec | None = None
-        self._plan: distributed.DistributedPlan | None = None
+        self._ctx: PrepareContext | None = None
+        self._plan: DistributedPlan | None = None
         self._pg: Any = None
         self._agents: list[Any] = []
         self._hellos: list[dict[str, Any]] = []
-        self._pythons: list[str] = []
+        self._envs: list[dict[str, Any]] = []
         self._runtime = ""
         self._ended: dict[int, dict[str, Any]] = {}
+        self._lost: list[str] = []
         self._code: int | None = None
         self._stopping = False
         self._stepped = False
-        self._next_logs = 0.0
-        self._next_status = 0.0
+        self._next_watch = 0.0
         self._writer: StreamWriter | None = None
 
     @classmethod
@@ -79,68 +93,93 @@ class RayTarget(Target):
         return RaySettings.from_config(config).to_dict()
 
     @classmethod
-    def status(cls, name: str, config: Mapping[str, Any], workspace: Any) -> dict[str, Any]:
+    def status(
+        cls, name: str, config: Mapping[str, Any], workspace: WorkspaceServices
+    ) -> dict[str, Any]:
         return cluster_status(name, RaySettings.from_config(config))
 
     @classmethod
-    def check_definition(cls, name: str, definition: Mapping[str, Any]) -> None:
-        """Refuse at submit what no Ray cluster can run: bad process counts, Docker, conda-only."""
-        _plan(definition)
-        check_environment(Environment.from_dict(definition.get("environment") or {}))
+    def check_job(cls, name: str, job: JobSpec) -> None:
+        """Refuse at submit what no Ray cluster can run: several nodes without a distributed
+        configuration (ConfigError: the run's configuration is incomplete), Docker, conda-only
+        packages (TargetRefused: no node provides them)."""
+        if job.distributed is None and job.node_count > 1:
+            raise ConfigError(
+                f"node_count={job.node_count} needs a distributed_job_config "
+                "(PyTorchConfiguration or MpiConfiguration) saying how to start the processes "
+                "on each node"
+            )
+        problem = environment_refusal(job.environment)
+        if problem:
+            raise TargetRefused(
+                f"compute target {name!r}: {problem}", run_id=job.run_id, target=name
+            )
+
+    def _job_id(self) -> str | None:
+        return self._job.run_id if self._job is not None else None
+
+    def _error(
+        self, kind: type[TargetUnavailable | TargetRefused | JobLost], message: str
+    ) -> TargetError:
+        """An error of ``kind`` naming this run and this target."""
+        return kind(message, run_id=self._job_id(), target=self.name)
 
     # prepare -----------------------------------------------------------------------------------
-    def prepare(self, job: JobSpec, log: Callable[[str], None]) -> dict[str, Any]:
-        self._job = job
-        self._writer = StreamWriter(job.run_dir)
-        self._plan = _plan(job.definition)
+    def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        self.check_job(self.name, job)
+        self._job, self._ctx = job, ctx
+        self._writer = StreamWriter(job.paths)
+        self._plan = job.distributed
         nodes_wanted = self._plan.node_count if self._plan else 1
         per_node = self._plan.processes_per_node if self._plan else 1
-        manifest, snapshot_id = self._manifest(job)
-        env = Environment.from_dict(job.definition.get("environment") or {})
-        log(f"ferry: connecting to the Ray cluster at {self.settings.address}")
-        connect(self.settings, self._tick)
+        manifest, snapshot_id = self._manifest(job, ctx)
+        ctx.log(f"ferry: connecting to the Ray cluster at {self.settings.address}")
+        try:
+            connect(self.settings, self._tick)
+        except TargetUnavailable as exc:
+            exc.run_id, exc.target = job.run_id, self.name
+            raise
         placement = placement_for(self.settings, nodes_wanted, per_node)
         reason = why_impossible(placement, [n.total for n in nodes() if n.alive])
         if reason:
-            raise TargetError(reason)
+            raise self._error(TargetRefused, reason)
         self._pg = placement_group(
             placement.bundles, strategy=placement.strategy, name=f"ferry:{job.run_id}"
         )
-        self._wait_for_placement(placement, log)
+        self._wait_for_placement(placement, ctx)
         self._start_agents(placement, job)
-        self._ship(manifest, snapshot_id, log)
-        return self._resolve_environments(env, log)
+        self._ship(manifest, snapshot_id, job, ctx)
+        return self._resolve_environments(job, ctx)
 
-    def _manifest(self, job: JobSpec) -> tuple[Any, str]:
-        from ferry.snapshot import load_manifest
+    def _manifest(self, job: JobSpec, ctx: PrepareContext) -> tuple[Any, str]:
+        """The run's snapshot, or (``history.snapshot_project=False``) one taken now of its
+        source folder: the nodes need the files either way."""
+        from ferry.snapshot import load_manifest, take_snapshot
 
         snapshot_id = job.snapshot_id
         if snapshot_id is None:
             if job.source_dir is None:
-                raise TargetError("the run has neither a snapshot nor a source folder")
-            from ferry.snapshot import take_snapshot
-
+                raise self._error(
+                    TargetRefused, "the run has neither a snapshot nor a source folder"
+                )
+            ctx.log(
+                "ferry: history.snapshot_project is False: the source folder is sent to the "
+                "cluster as it is now, and the run keeps no snapshot of it"
+            )
             snapshot_id = take_snapshot(
-                job.source_dir, self.workspace.blobs, self.workspace.cache_dir / "snapshots"
+                job.source_dir,
+                self.workspace.blobs,
+                self.workspace.cache_dir / "snapshots",
+                exclude=[self.workspace.path],
             ).snapshot_id
         return load_manifest(self.workspace.blobs, snapshot_id), snapshot_id
 
     def _tick(self) -> None:
-        """While preparing (the supervisor's thread keeps the heartbeat): stop when canceled."""
-        from ferry.status import RunStatus
-        from ferry.supervisor import CANCEL_MARKER
-
-        assert self._job is not None
-        now = time.monotonic()
-        canceled = (self._job.run_dir / CANCEL_MARKER).exists()
-        if not canceled and now >= self._next_status:
-            self._next_status = now + 1.0
-            status = self.workspace.store.get_run(self._job.run_id).status
-            canceled = status == RunStatus.CANCEL_REQUESTED
-        if canceled:
+        """While preparing: stop when the run is canceled (or ended from outside)."""
+        if self._ctx is not None and self._ctx.cancelled():
             raise TargetError("the run was canceled before it started")
 
-    def _wait_for_placement(self, placement: Placement, log: Callable[[str], None]) -> None:
+    def _wait_for_placement(self, placement: Placement, ctx: PrepareContext) -> None:
         ready = self._pg.ready()
         started = time.monotonic()
         said, said_at = "", 0.0
@@ -152,54 +191,59 @@ class RayTarget(Target):
             alive = [n for n in nodes() if n.alive]
             impossible = why_impossible(placement, [n.total for n in alive])
             if impossible:
-                raise TargetError(impossible)
+                raise self._error(TargetRefused, impossible)
             reason = why_waiting(placement, [n.free for n in alive])
             if reason != said:
-                waiting = getattr(log, "waiting", None)  # the supervisor shows the run Queued
-                if waiting is not None:
-                    waiting(reason)
-                else:
-                    log(f"ferry: {reason}")
+                ctx.waiting(reason)  # the supervisor shows the run Queued with the reason
                 said, said_at = reason, now
-        resumed = getattr(log, "resumed", None)
-        if said and resumed is not None:
-            resumed()
+        if said:
+            ctx.resumed()
 
     def _start_agents(self, placement: Placement, job: JobSpec) -> None:
-        kit = node_kit()
+        register_node_code()
         remote = ray.remote(NodeAgent)
-        for index, bundle in enumerate(placement.bundles):
-            custom = {k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")}
+        for index, bundle_ in enumerate(placement.bundles):
+            custom = {k: v for k, v in bundle_.items() if k not in ("CPU", "GPU", "memory")}
             options: dict[str, Any] = {
-                "num_cpus": bundle.get("CPU", 0.0),
-                "num_gpus": bundle.get("GPU", 0.0),
+                "num_cpus": bundle_.get("CPU", 0.0),
+                "num_gpus": bundle_.get("GPU", 0.0),
                 "resources": custom,
                 "max_restarts": 0,
                 "scheduling_strategy": PlacementGroupSchedulingStrategy(
                     self._pg, placement_group_bundle_index=index
                 ),
             }
-            if bundle.get("memory"):
-                options["memory"] = bundle["memory"]
+            if bundle_.get("memory"):
+                options["memory"] = bundle_["memory"]
             self._agents.append(
                 remote.options(**options).remote(
-                    self.settings.node_dir, job.run_id, index, self.settings.lease_seconds, kit
+                    self.settings.node_dir, job.run_id, index, self.settings.lease_seconds
                 )
             )
         refs = [a.hello.remote() for a in self._agents]
         self._hellos = [self._call(ref) for ref in refs]
 
     def _call(self, ref: Any, timeout: float = _CALL_TIMEOUT) -> Any:
+        """A node agent's answer; its failure as a ferry error naming the run and target."""
         try:
             return wait_for(ref, self._tick, timeout)
+        except ray.exceptions.RayActorError as exc:
+            raise self._error(JobLost, f"a ferry agent on the Ray cluster died: {exc}") from exc
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise self._error(TargetRefused, f"a Ray node refused: {cause}") from None
         except ray.exceptions.RayError as exc:
-            raise TargetError(f"a ferry agent on the Ray cluster failed: {exc}") from exc
+            raise self._error(TargetUnavailable, f"the Ray cluster failed: {exc}") from exc
+        except TargetUnavailable as exc:
+            exc.run_id, exc.target = exc.run_id or self._job_id(), self.name
+            raise
 
-    def _ship(self, manifest: Any, snapshot_id: str, log: Callable[[str], None]) -> None:
+    def _ship(self, manifest: Any, snapshot_id: str, job: JobSpec, ctx: PrepareContext) -> None:
         from ferry.runtime.layout import build_runtime_path
 
         runtime = build_runtime_path(self.workspace.path / "runtime")
         self._runtime = runtime.name
+        agent_name, agent_files = bundle()
         sizes = {entry.digest: entry.size for _, entry in manifest.files()}
         sizes[snapshot_id] = self.workspace.blobs.path(snapshot_id).stat().st_size
         shared: dict[str, Any] = {}  # one agent per node cache
@@ -210,24 +254,29 @@ class RayTarget(Target):
             if not self._call(agent.ensure_runtime.remote(runtime.name, None)):
                 self._call(agent.ensure_runtime.remote(runtime.name, runtime_files(runtime)))
             sent += send_blobs(agent, sizes, self.workspace.blobs, manifest.algo, self._tick)
+        for agent in self._agents:  # each actor remembers where the watchdog is
+            if not self._call(agent.ensure_agent.remote(agent_name, None)):
+                self._call(agent.ensure_agent.remote(agent_name, agent_files))
         if sent:
-            log(f"ferry: sent {sent / 2**20:.1f} MiB of the snapshot to the cluster")
-        refs = [a.materialize.remote(snapshot_id) for a in self._agents]
+            ctx.log(f"ferry: sent {sent / 2**20:.1f} MiB of the snapshot to the cluster")
+        watched = list(job.watched_dirs)
+        refs = [a.materialize.remote(snapshot_id, watched) for a in self._agents]
         results = [self._call(ref) for ref in refs]
         for agent, result in zip(self._agents, results, strict=True):
             if result.get("missing"):  # corrupt on the node: send those again, once
                 again = {d: sizes[d] for d in result["missing"] if d in sizes}
                 send_blobs(agent, again, self.workspace.blobs, manifest.algo, self._tick)
-                result = self._call(agent.materialize.remote(snapshot_id))
+                result = self._call(agent.materialize.remote(snapshot_id, watched))
                 if result.get("missing"):
-                    raise TargetError(f"the snapshot could not be copied to a node: {result}")
+                    raise self._error(
+                        TargetRefused, f"the snapshot could not be copied to a node: {result}"
+                    )
             for warning in result.get("warnings") or []:
-                log(f"ferry: {warning}")
+                ctx.log(f"ferry: {warning}")
 
-    def _resolve_environments(self, env: Environment, log: Callable[[str], None]) -> dict[str, Any]:
+    def _resolve_environments(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
         """Every node resolves (or builds) the environment at once; build lines are logged."""
-        from ferry.errors import EnvironmentBuildError
-
+        env = job.environment
         digests = []
         for agent, hello in zip(self._agents, self._hellos, strict=True):
             request, digest = environment_request(env, hello, self.settings.uv)
@@ -240,12 +289,13 @@ class RayTarget(Target):
             for index, ref in refs.items():
                 state = self._call(ref)
                 for line in state["lines"]:
-                    log(f"ferry: [node {index}] {line}")
+                    ctx.log(f"ferry: [node {index}] {line}")
                 if state["done"]:
                     states[index] = state
             if len(states) < len(self._agents):
+                self._tick()
                 time.sleep(0.2)
-        facts: dict[str, Any] = {}
+        prepared = Prepared()
         for index in range(len(self._agents)):
             state = states[index]
             if state["error"]:
@@ -253,70 +303,66 @@ class RayTarget(Target):
                     f"environment {env.name!r} on Ray node {self._hellos[index]['ip']}: "
                     f"{state['error']}"
                 )
-            self._pythons.append(str(state["result"]["python"]))
+            self._envs.append(dict(state["result"]))
             if digests[index]:
-                facts = {"env_hash": digests[index], "env_lock": state["result"].get("lock")}
-        return facts
+                prepared = Prepared(env_hash=digests[index], env_lock=state["result"].get("lock"))
+        self._ctx = None
+        return prepared
 
     # start -------------------------------------------------------------------------------------
-    def start(self, job: JobSpec) -> dict[str, Any]:
+    def start(self, job: JobSpec) -> Started:
+        from ferry.supervisor import kill_grace_seconds
+
         plan = self._plan
-        slots = plan.slots() if plan else [distributed.RankSlot(0, 0, 0)]
+        slots = plan.slots() if plan else [RankSlot(0, 0, 0)]
         master = str(self._hellos[0]["ip"])
         port = int(self._call(self._agents[0].free_port.remote())) if plan else 0
-        user = dict(
-            Environment.from_dict(job.definition.get("environment") or {}).environment_variables
-        )
-        user.update(job.env_vars)
-        threads = max(1, int(self.settings.num_cpus))
+        threads = str(max(1, int(self.settings.num_cpus)))
         refs = []
         for index, agent in enumerate(self._agents):
-            hello = self._hellos[index]
+            hello, env = self._hellos[index], self._envs[index]
             run_root = str(hello["run_root"])
-            base = {
-                "OMP_NUM_THREADS": str(threads),
-                **user,
-                "PYTHONUNBUFFERED": "1",
-                "FERRY_RUN_ID": job.run_id,
-                "FERRY_EXPERIMENT": job.experiment,
-                "FERRY_RUN_DIR": run_root,
-                "FERRY_SPOOL_DIR": f"{run_root}/spool",
-                "FERRY_OUTPUT_DIR": f"{run_root}/wd/outputs",
-                "AZUREML_OUTPUT_DIRECTORY": "./outputs",
-            }
-            if job.parent_run_id:
-                base["FERRY_PARENT_RUN_ID"] = job.parent_run_id
-            runtime = f"{hello['root']}/runtime/{self._runtime}"
+            environment = {"OMP_NUM_THREADS": threads, **job.environment.variables}
+            if env.get("folder"):  # a built environment
+                environment["VIRTUAL_ENV"] = str(env["folder"])
+            request = job_request(
+                job,
+                run_dir=run_root,
+                workdir=f"{run_root}/wd",
+                runtime_path=f"{hello['root']}/runtime/{self._runtime}",
+                environment=environment,
+            )
+            if env.get("folder"):
+                request["prepend"] = {**request["prepend"], "PATH": f"{env['folder']}/bin"}
             launches = [
                 {
-                    "rank": slot.rank,
-                    "argv": job_argv(job.definition, self._pythons[index]),
+                    **request,
                     "set": {
-                        **base,
+                        **request["set"],
                         **(distributed.rank_environment(plan, slot, master, port) if plan else {}),
                     },
-                    "prepend": {"PYTHONPATH": runtime},
-                    "unset": [] if job.parent_run_id else ["FERRY_PARENT_RUN_ID"],
+                    "rank": slot.rank,
+                    "argv": job.command.argv(str(env["python"])),
                     "log": distributed.rank_log_name(slot.rank),
                 }
                 for slot in slots
                 if slot.node_rank == index
             ]
-            refs.append(agent.start.remote(launches, _grace()))
+            refs.append(
+                agent.start.remote(launches, kill_grace_seconds(), logcap.max_bytes_from_env())
+            )
         for ref in refs:
             self._call(ref)
-        return {
-            # the supervisor's own host: the job's process group is on the nodes, not here
-            "host": socket.gethostname(),
-            "ray_nodes": [h["ip"] for h in self._hellos],
-            "ranks": len(slots),
-        }
+        # the supervisor's own host: the job's process groups are on the nodes, not here
+        return Started(host=socket.gethostname(), ranks=len(slots))
 
     # follow ------------------------------------------------------------------------------------
     def wait(self, timeout: float) -> int | None:
         if self._code is None:
             self._step(timeout)
             self._stepped = True
+        if self._code is not None and self._lost:
+            raise self._error(JobLost, "; ".join(self._lost))
         return self._code
 
     def poll(self) -> int | None:
@@ -327,15 +373,20 @@ class RayTarget(Target):
             self._step(0.0)
         self._stepped = False
 
+    def note(self, text: str) -> bool:
+        """The local log has one writer, the stream's: ferry's own lines go through it."""
+        return self._writer is not None and self._writer.note(text)
+
     def _step(self, timeout: float) -> None:
         assert self._writer is not None and self._job is not None
         now = time.monotonic()
-        logs_dir = now >= self._next_logs
-        if logs_dir:
-            self._next_logs = now + 1.0
         everyone_ended = len(self._ended) == len(self._agents)
+        watched = list(self._job.watched_dirs)
+        look = everyone_ended or now >= self._next_watch
+        if look:
+            self._next_watch = now + 1.0
         refs = {
-            i: a.step.remote(0.0 if i in self._ended else timeout, logs_dir or everyone_ended)
+            i: a.step.remote(0.0 if i in self._ended else timeout, watched if look else None)
             for i, a in enumerate(self._agents)
         }
         more = False
@@ -352,51 +403,59 @@ class RayTarget(Target):
         failed = [e for e in self._ended.values() if e["failed_rank"] is not None]
         if failed and not self._stopping and len(self._ended) < len(self._agents):
             self._stopping = True
-            for index, agent in enumerate(self._agents):
-                if index not in self._ended:
-                    agent.stop.remote(_grace())
+            self._stop_others(self._grace())
         if everyone_ended and not more:
             self._code = self._conclude()
 
     def _node_lost(self, index: int, exc: BaseException) -> None:
         if index in self._ended:
             return
-        assert self._job is not None
+        assert self._writer is not None
         hello = self._hellos[index] if index < len(self._hellos) else {}
-        with open(self._job.log_path, "a", encoding="utf-8") as fh:
-            fh.write(f"ferry: lost the ferry agent on Ray node {hello.get('ip', index)}: {exc}\n")
+        what = f"lost the ferry agent on Ray node {hello.get('ip', index)}: {exc}"
+        self._writer.note(f"ferry: {what}")
+        self._lost.append(what)
         self._ended[index] = {"code": -9, "failed_rank": None, "failed_at": time.time()}
         self._stopping = True
-        for other, agent in enumerate(self._agents):
-            if other not in self._ended:
-                agent.stop.remote(_grace())
+        self._stop_others(self._grace())
+
+    def _stop_others(self, grace: float) -> None:
+        for index, agent in enumerate(self._agents):
+            if index not in self._ended:
+                agent.stop.remote(grace)
 
     def _conclude(self) -> int:
-        assert self._job is not None
+        assert self._job is not None and self._writer is not None
         ends = [self._ended[i] for i in range(len(self._agents))]
         failed = [e for e in ends if e["failed_rank"] is not None]
         if failed:
             first = min(failed, key=lambda e: e["failed_at"] or 0.0)
-            ended = distributed.GroupExit(int(first["code"]), int(first["failed_rank"]))
-            distributed.append_failure_note(
-                str(self._job.log_path),
-                ended,
-                str(self._job.run_dir / distributed.rank_log_name(ended.failed_rank or 0)),
-            )
-            return ended.code
+            code, rank = int(first["code"]), int(first["failed_rank"])
+            if rank != 0:  # rank 0's error is in the main log already
+                try:
+                    text = self._job.paths.rank_log(rank).read_text("utf-8", "replace")
+                except OSError:
+                    text = ""
+                self._writer.note(distributed.failure_note(rank, code, text[-65536:]))
+            return code
         lost = [e for e in ends if e["code"] != 0]
         return int(lost[0]["code"]) if lost else 0
 
     def cancel(self, grace_seconds: float) -> None:
-        refs = [a.stop.remote(grace_seconds) for i, a in enumerate(self._agents)]
-        for ref in refs:
-            try:
-                ray.get(ref, timeout=grace_seconds + 30)
-            except (ray.exceptions.RayError, TimeoutError):
-                pass
+        """Every node's watchdog stops its ranks; the run ends when every node says so."""
+        for agent in self._agents:
+            agent.stop.remote(grace_seconds)
+
+    @staticmethod
+    def _grace() -> float:
+        from ferry.supervisor import kill_grace_seconds
+
+        return kill_grace_seconds()
 
     # outputs and the end -----------------------------------------------------------------------
     def collect_outputs(self, dest: Path) -> None:
+        from ferry.targets.local import keep_rank_logs
+
         assert self._job is not None
         keep_rank_logs(self.workspace, self._job.run_id, self._job.run_dir)
         written: set[str] = set()
@@ -425,8 +484,10 @@ class RayTarget(Target):
                     path.chmod(int(item["mode"]))
             written |= mine
 
-    def watched_dirs(self) -> list[Path]:
-        return [self._writer.logs_dir] if self._writer is not None else []
+    def watched_dirs(self) -> dict[str, Path]:
+        if self._writer is None or self._job is None:
+            return {}
+        return {name: self._writer.workdir / name for name in self._job.watched_dirs}
 
     def close(self) -> None:
         keep = bool(os.environ.get("FERRY_KEEP_WORKDIR"))
@@ -446,22 +507,7 @@ class RayTarget(Target):
                 remove_placement_group(self._pg)
             except (ray.exceptions.RayError, ValueError):
                 pass
+        if self._writer is not None:
+            self._writer.close()
         if ray.is_initialized():
             disconnect()
-
-
-def _plan(definition: Mapping[str, Any]) -> distributed.DistributedPlan | None:
-    plan = distributed.plan_from_definition(definition)
-    node_count = int(definition.get("nodeCount") or 1)
-    if plan is None and node_count > 1:
-        raise ConfigError(
-            f"node_count={node_count} needs a distributed_job_config (PyTorchConfiguration "
-            "or MpiConfiguration) saying how to start the processes on each node"
-        )
-    return plan
-
-
-def _grace() -> float:
-    from ferry.supervisor import kill_grace_seconds
-
-    return kill_grace_seconds()

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from ferry.errors import (
+    ConfigError,
     FerryError,
     JobLost,
     TargetError,
@@ -137,20 +138,17 @@ class SshTarget(Target):
 
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
-        """Refuse at submit what a host cannot run: Docker, conda-only packages, several nodes."""
-        problem = refusal(job.environment)
+        """Refuse at submit what a host cannot run: several nodes (ConfigError: an ssh target
+        is one machine), Docker or conda-only packages (TargetRefused)."""
         plan = job.distributed
-        if problem is None and plan is not None and plan.node_count > 1:
-            problem = (
-                f"an ssh target is one machine, so node_count={plan.node_count} cannot run "
-                "there; use node_count=1 with several processes (process_count or "
+        nodes = plan.node_count if plan is not None else job.node_count
+        if nodes > 1:
+            raise ConfigError(
+                f"compute target {name!r} is one machine (ssh), so node_count={nodes} cannot "
+                "run there; use node_count=1 with several processes (process_count or "
                 "process_count_per_node), or a multi-node target such as ray"
             )
-        if problem is None and plan is None and job.node_count > 1:
-            problem = (
-                f"node_count={job.node_count} needs a distributed_job_config, and an ssh target "
-                "is one machine: use node_count=1, or a multi-node target such as ray"
-            )
+        problem = refusal(job.environment)
         if problem:
             raise TargetRefused(
                 f"compute target {name!r}: {problem}", run_id=job.run_id, target=name
