@@ -1,8 +1,11 @@
 """Interactive runs: ``Experiment.start_logging()`` logs from this very process.
 
-The run uses the same in-job runtime as a submitted script (records to a spool, batched) and a
-small background thread here ingests the spool and beats the heartbeat, so a notebook that dies
-never leaves its run Running forever.
+:class:`InteractiveRun` is a :class:`ferry.run.Run` whose metrics, while it runs, go through the
+in-job runtime's spool (batched: a training loop may log tens of thousands of values) instead of
+one write each; files, tags and names go straight to the history as for any run. A small
+background thread here ingests the spool and beats the heartbeat, so a notebook that dies never
+leaves its run Running forever. Child runs (``child_run``, ``create_children``) are the runtime's,
+as inside a job.
 
 Completing the run releases everything it held: the ingest thread is joined, the spool writer is
 closed (its thread stopped, its file closed, and it leaves the runtime's set of live writers), so a
@@ -22,18 +25,20 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.ingest import SpoolIngestor, artifact_dir
 from ferry.liveness import heartbeat_interval
+from ferry.run import Run
+from ferry.runtime import validation
 from ferry.status import RunStatus
 from ferry.tracking import ArtifactRecord, RunRecord
 
 if TYPE_CHECKING:
     from ferry.experiment import Experiment
-    from ferry.run import Run
-    from ferry.runtime import SpoolWriter
+    from ferry.runtime import JobRun, SpoolWriter
 
 
 class InteractiveLogger:
@@ -57,6 +62,7 @@ class InteractiveLogger:
         )
         self._ingestor = SpoolIngestor(self.ws.store, run_id, spool_dir, self.ws.path)
         self._lock = threading.Lock()
+        self._state = threading.Lock()  # held while a record is queued, and while finishing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"ferry-{run_id}", daemon=True)
         self._thread.start()
@@ -71,8 +77,24 @@ class InteractiveLogger:
         """The ingest and heartbeat thread (joined once the run has finished)."""
         return self._thread
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._run, name)
+    @property
+    def job_run(self) -> JobRun:
+        """The runtime's run object: it makes child runs as inside a job."""
+        return self._run
+
+    @property
+    def live(self) -> bool:
+        """True until the run has finished (then writes go straight to the history)."""
+        return not self._stop.is_set()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue one spool record (see docs/runtime-protocol.md); after the run has finished,
+        write and ingest it at once."""
+        with self._state:
+            if not self._stop.is_set():
+                self._writer.write(record)
+                return
+        self._write_late(record)
 
     def _loop(self) -> None:
         interval = heartbeat_interval()
@@ -90,9 +112,10 @@ class InteractiveLogger:
 
     def finish(self, status: RunStatus, error: str | None = None) -> None:
         """Ingest what is left, keep ./outputs, end the run, and release the thread and the file."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
+        with self._state:  # no record is queued after this
+            if self._stop.is_set():
+                return
+            self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join()
         with self._lock:
@@ -134,14 +157,99 @@ class InteractiveLogger:
         self.ws.store.add_artifacts(records)
 
 
+class InteractiveRun(Run):
+    """A run logged from this process (``Experiment.start_logging()``); a context manager that
+    completes it, or fails it with the exception that left the block.
+
+    Example::
+
+        with experiment.start_logging(snapshot_directory=None) as run:
+            run.log("accuracy", 0.9)
+            with run.child_run("fold-1") as child:
+                child.log("accuracy", 0.91)
+    """
+
+    def __init__(self, experiment: Experiment, run_id: str, logger: InteractiveLogger) -> None:
+        super().__init__(experiment, run_id)
+        self._logger = logger
+
+    @property
+    def logger(self) -> InteractiveLogger:
+        """The in-process side of the run: spool, ingest thread and heartbeat."""
+        return self._logger
+
+    def _log_metric(
+        self, name: str, kind: str, value: Any, description: Any, step: int | None = None
+    ) -> None:
+        if not self._logger.live:  # finished: one value is written at once, like any run's
+            super()._log_metric(name, kind, value, description, step)
+            return
+        self._logger.write(
+            {
+                "k": "metric",
+                "run": self.id,
+                "ts": time.time(),
+                "name": name,
+                "type": kind,
+                "value": value,
+                "step": step,
+                "desc": validation.as_text(description),
+            }
+        )
+
+    def _flush(self) -> None:
+        self._logger.flush()
+
+    def child_run(
+        self, name: str | None = None, run_id: str | None = None, outputs: Any = None
+    ) -> JobRun:
+        """Create and start a child run (the runtime's); use it as a context manager."""
+        return self._logger.job_run.child_run(name=name, run_id=run_id, outputs=outputs)
+
+    def create_children(
+        self,
+        count: int | None = None,
+        tag_key: str | None = None,
+        tag_values: Iterable[str] | None = None,
+    ) -> list[JobRun]:
+        """Create up to 100 children at once, from ``count`` or ``tag_key`` + ``tag_values``."""
+        return self._logger.job_run.create_children(
+            count=count, tag_key=tag_key, tag_values=tag_values
+        )
+
+    def flush(self, timeout_seconds: int = 300) -> None:
+        """Write what was logged to the history now (it is also written every half second)."""
+        self._logger.flush()
+
+    def complete(self, _set_status: bool = True) -> None:
+        """End the run Completed: ingest what is left, keep ./outputs, release the thread."""
+        self._logger.finish(RunStatus.COMPLETED)
+        self._record = None
+
+    def fail(
+        self, error_details: Any = None, error_code: Any = None, _set_status: bool = True
+    ) -> None:
+        """End the run Failed with ``error_details`` as its error message."""
+        self._logger.finish(RunStatus.FAILED, str(error_details) if error_details else None)
+        self._record = None
+
+    def __enter__(self) -> InteractiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is None:
+            self.complete()
+        else:
+            self.fail(f"{exc_type.__name__}: {exc}")
+
+
 def start_interactive_run(
     experiment: Experiment,
-    outputs: str | None,
+    outputs: str | bool | None,
     snapshot_directory: Path | None,
     display_name: str | None,
-) -> Run:
+) -> InteractiveRun:
     """Create a Running run in this process and return its handle (a context manager)."""
-    from ferry.run import Run
     from ferry.submit import new_run_id, snapshot_source
 
     ws = experiment.workspace
@@ -174,7 +282,6 @@ def start_interactive_run(
             run_dir=str(ws.runs_dir / run_id),
         )
     )
-    out_dir = None if outputs is False else Path(outputs or "outputs")  # type: ignore[comparison-overlap]
-    run = Run(experiment, run_id)
-    run._live = InteractiveLogger(experiment, run_id, ws.runs_dir / run_id / "spool", out_dir)
-    return run
+    out_dir = None if outputs is False else Path(str(outputs or "outputs"))
+    logger = InteractiveLogger(experiment, run_id, ws.runs_dir / run_id / "spool", out_dir)
+    return InteractiveRun(experiment, run_id, logger)
