@@ -83,7 +83,7 @@ def start_preloading_zygote(folder: Path) -> subprocess.Popen[bytes]:
     os.environ["FERRY_ZYGOTE_DIR"] = str(folder)
     path = socket_path(package_fingerprint())
     code = (
-        "import sys, ferry.targets.ssh\n"
+        "import sys, ferry.targets.ssh.target\n"
         "from ferry.cli.zygote import serve\n"
         "serve(sys.argv[1], sys.argv[2], 600.0)\n"
     )
@@ -133,8 +133,7 @@ def main() -> None:
 
 
 def run_bench(work: Path, server: SshServer, lean: str | None, lean_home: Path) -> None:
-    from ferry.compute import ComputeTarget
-    from ferry.targets.ssh import RemoteCompute
+    from ferry.compute import ComputeTarget, RemoteCompute
     from ferry.workspace import Workspace
 
     src = work / "src"

@@ -6,17 +6,13 @@ import pytest
 
 from ferry.envbuild import spechash
 from ferry.envbuild.remote import agent_recipe, remote_build_request
-from ferry.environment import Environment
 from ferry.spec import EnvironmentSpec
 
 HELLO = {"python": [3, 11, 7], "platform": "linux-x86_64", "uv": True}
 
 
 def _env(*packages: str) -> EnvironmentSpec:
-    env = Environment("remote")
-    for package in packages:
-        env.python.conda_dependencies.add_pip_package(package)
-    return env.to_spec()
+    return EnvironmentSpec(name="remote", user_managed=False, pip=packages)
 
 
 def test_the_request_carries_the_packages_and_a_stable_hash() -> None:

@@ -5,7 +5,9 @@ ferry is not installed (pickled by value)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -223,4 +225,29 @@ def test_run_folders_abandoned_for_a_day_are_removed(tmp_path: Path) -> None:
     agent = _agent(tmp_path)
     assert not old.parent.exists() and recent.exists()
     assert Path(agent.run_root, ".alive").exists()
+    agent.cleanup(False)
+
+
+def test_logs_stream_across_compactions_on_the_node(tmp_path: Path) -> None:
+    """The node caps the ranks' logs (head + marker + tail); what reaches the run folder has
+    every line at most once, in order, with the marker where lines were elided, and is capped."""
+    agent = _agent(tmp_path)
+    os.makedirs(agent.wd)
+    code = (
+        "import sys, time\n"
+        "for i in range(30000):\n"
+        "    sys.stdout.write(f'line {i:08d}\\n')\n"
+        "    if i % 3000 == 0:\n"
+        "        sys.stdout.flush(); time.sleep(0.05)\n"
+    )
+    agent.start([_launch([sys.executable, "-c", code])], 1.0, 40_000)
+    writer = StreamWriter(RunPaths(tmp_path / "run"), max_bytes=40_000)
+    assert _until_ended(agent, writer)["code"] == 0
+    writer.close()
+    local = (tmp_path / "run" / "user_logs" / "std_log.txt").read_bytes()
+    assert len(local) <= 60_000 + 500  # 420 kB printed
+    numbers = [int(n) for n in re.findall(rb"line (\d{8})\n", local)]
+    assert numbers[0] == 0 and numbers[-1] == 29_999
+    assert all(a < b for a, b in itertools.pairwise(numbers))
+    assert b"bytes of output elided here" in local
     agent.cleanup(False)

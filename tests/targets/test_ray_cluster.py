@@ -8,6 +8,7 @@ last test stops it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -322,6 +323,13 @@ def test_an_environment_is_built_on_the_node_once_and_reused(  # type: ignore[no
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert f"prefix {envs / built[0]}" in log, log
     assert details["properties"]["ferry.environment.hash"] == built[0]
+    # the node's hello says whether it has uv; the hash stands for the recipe actually used
+    from ferry.envbuild.remote import remote_build_request
+
+    hello = {"python": list(sys.version_info[:3]), "platform": f"linux-{os.uname().machine}"}
+    uv_used = "building with" in log and "-m venv" not in log
+    _, expected = remote_build_request(env.to_spec(), {**hello, "uv": uv_used}, "python", "")
+    assert built[0] == expected, log
     second = _submit(workspace, awkward_dir / "env", body, "ray", environment=env)
     log2 = Path(second.wait_for_completion()["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert f"prefix {envs / built[0]}" in log2 and "building" not in log2
@@ -344,11 +352,78 @@ def test_a_run_through_ray_client(  # type: ignore[no-untyped-def]
     """
     run = _submit(workspace, awkward_dir / "client", body, "client")
     details = run.wait_for_completion(raise_on_error=False)
-    assert details["status"] == "Completed", (details.get("error"), run.run_dir)
+    supervisor_log = run.run_dir / "supervisor.log"
+    assert details["status"] == "Completed", (
+        details.get("error"),
+        supervisor_log.read_text()[-3000:] if supervisor_log.exists() else "",
+    )
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert "through the client" in log
     assert run.get_metrics() == {"via": "client"}
     assert "outputs/c.txt" in run.get_file_names()
+
+
+def test_a_private_node_folder_per_user(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    """A node folder other users may enter is refused with how to fix it; the default one is
+    made private in the node user's home."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    _attach(workspace, cluster, "open", node_dir=str(shared))
+    run = _submit(workspace, awkward_dir / "open", "print('never')", "open")
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed"
+    message = details["error"]["error"]["message"]
+    assert "open to other users" in message and "chmod 700" in message, message
+    assert details["error"]["error"]["code"] == "TargetRefused"
+    _attach(workspace, cluster, "default")
+    assert ComputeTarget(workspace, "default").config["node_dir"] == "~/.cache/ferry-ray"
+    body = "import os; print('dir', os.environ['FERRY_RUN_DIR'])"
+    details = _submit(workspace, awkward_dir / "dflt", body, "default").wait_for_completion()
+    home = Path(os.path.expanduser("~/.cache/ferry-ray"))
+    assert f"dir {home}/runs/" in Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert home.stat().st_mode & 0o777 == 0o700
+
+
+def test_run_settings_honoured_on_ray(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, cluster: RayTestCluster
+) -> None:
+    """history.directories_to_watch (mirrored live), output_collection=False and
+    snapshot_project=False (the source is sent as it is, no snapshot kept)."""
+    _attach(workspace, cluster)
+    flag = awkward_dir / "go"
+    body = f"""
+    import os, time
+    os.makedirs("tb events", exist_ok=True)
+    open("tb events/e.1", "w").write("event one")
+    os.makedirs("outputs", exist_ok=True)
+    open("outputs/model.bin", "w").write("weights")
+    while not os.path.exists({str(flag)!r}):
+        time.sleep(0.02)
+    """
+    source = awkward_dir / "settings"
+    source.mkdir()
+    (source / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    config = ScriptRunConfig(str(source), "job.py", compute_target="ray")
+    config.run_config.history.directories_to_watch = ["tb events"]
+    config.run_config.history.output_collection = False
+    config.run_config.history.snapshot_project = False
+    run = Experiment(workspace, "cluster").submit(config)
+    try:
+        wait_until(
+            lambda: "tb events/e.1" in run.get_file_names(), timeout=60, what="a live mirror"
+        )
+        assert run.get_status() == "Running"
+    finally:
+        flag.touch()
+    details = run.wait_for_completion()
+    names = run.get_file_names()
+    assert "tb events/e.1" in names and not any(n.startswith("outputs/") for n in names)
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert "output_collection is False" in log and "snapshot_project is False" in log
+    assert run.get_snapshot_id() is None
 
 
 def test_the_history_stays_after_the_cluster_is_gone(  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """What another machine needs to build an environment exactly as this one would.
 
 The SSH target's host and the Ray target's nodes build environments themselves, with the agent's
-recipe (``targets/ssh/agent/envs.py``), not the local one. The specification hash is computed
+recipe (:mod:`ferry.agent.hostenv`), not the local one. The specification hash is computed
 here from the remote Python version and platform reported by the remote side's ``hello``, and
 from the agent recipe that will run (uv, or venv + pip): a built environment is reused by every
 run that would build it the same way, and never mistaken for one built differently. The request
@@ -37,7 +37,8 @@ def conda_packages(env: EnvironmentSpec) -> list[str]:
 
 def agent_recipe(uv: str, hello: Mapping[str, Any]) -> str:
     """The agent recipe a build will use, from the ``uv`` setting and the hello's ``uv`` (whether
-    the remote side finds uv by itself; absent: it did not say, the agent chooses)."""
+    the remote side finds uv by itself — SSH hosts and Ray nodes both say; absent: an older
+    agent did not say, and it chooses)."""
     if uv == "none":
         return AGENT_VENV_RECIPE
     if uv:
