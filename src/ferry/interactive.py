@@ -82,19 +82,14 @@ class InteractiveLogger:
         """The runtime's run object: it makes child runs as inside a job."""
         return self._run
 
-    @property
-    def live(self) -> bool:
-        """True until the run has finished (then writes go straight to the history)."""
-        return not self._stop.is_set()
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Queue one spool record (see docs/runtime-protocol.md); after the run has finished,
-        write and ingest it at once."""
+    def queue(self, record: dict[str, Any]) -> bool:
+        """Queue one spool record (see docs/runtime-protocol.md) while the run is live;
+        False (nothing queued) once it has finished."""
         with self._state:
-            if not self._stop.is_set():
-                self._writer.write(record)
-                return
-        self._write_late(record)
+            if self._stop.is_set():
+                return False
+            self._writer.write(record)
+            return True
 
     def _loop(self) -> None:
         interval = heartbeat_interval()
@@ -181,23 +176,21 @@ class InteractiveRun(Run):
     def _log_metric(
         self, name: str, kind: str, value: Any, description: Any, step: int | None = None
     ) -> None:
-        if not self._logger.live:  # finished: one value is written at once, like any run's
+        record = {
+            "k": "metric",
+            "run": self.id,
+            "ts": time.time(),
+            "name": name,
+            "type": kind,
+            "value": value,
+            "step": step,
+            "desc": description if type(description) is str else validation.as_text(description),
+        }
+        if not self._logger.queue(record):  # finished: written at once, like any run's values
             super()._log_metric(name, kind, value, description, step)
-            return
-        self._logger.write(
-            {
-                "k": "metric",
-                "run": self.id,
-                "ts": time.time(),
-                "name": name,
-                "type": kind,
-                "value": value,
-                "step": step,
-                "desc": validation.as_text(description),
-            }
-        )
 
     def _flush(self) -> None:
+        """Write the batch now (the ingest thread also writes it every half second)."""
         self._logger.flush()
 
     def child_run(
@@ -216,10 +209,6 @@ class InteractiveRun(Run):
         return self._logger.job_run.create_children(
             count=count, tag_key=tag_key, tag_values=tag_values
         )
-
-    def flush(self, timeout_seconds: int = 300) -> None:
-        """Write what was logged to the history now (it is also written every half second)."""
-        self._logger.flush()
 
     def complete(self, _set_status: bool = True) -> None:
         """End the run Completed: ingest what is left, keep ./outputs, release the thread."""

@@ -79,10 +79,14 @@ class RunLogging(RunState):
         Lists, tuples, ranges, generators and dicts are refused ("run.log does not support list
         type. Use run.log_list instead"); ``step`` must be a non-negative int.
         """
-        name = checked(validation.check_metric_name, name)
-        scalar = checked(validation.to_scalar, value, "run.log", name)
-        clean_step = checked(validation.to_step, step, name)
-        self._log_metric(name, validation.SCALAR, scalar, description, clean_step)
+        if type(name) is not str or not name:  # the runtime's fast path: plain str, float, int
+            name = checked(validation.check_metric_name, name)
+        kind = type(value)
+        if kind is not float and (kind is not int or value.bit_length() > validation.SAFE_INT_BITS):
+            value = checked(validation.to_scalar, value, "run.log", name)
+        if step is not None:
+            step = checked(validation.to_step, step, name)
+        self._log_metric(name, validation.SCALAR, value, description, step)
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log a list of scalars (numpy arrays are accepted)."""
@@ -138,6 +142,11 @@ class RunLogging(RunState):
             stored_text(validation.as_text(description)),
         )
         self._apply([series])
+
+    def flush(self, timeout_seconds: int = 300) -> None:
+        """Write what was logged now: a no-op here, the driver writes each call at once (an
+        interactive run writes its batch)."""
+        self._flush()
 
     def _flush(self) -> None:
         """Make what this handle logged visible to readers (the driver writes at once)."""
