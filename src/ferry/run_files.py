@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from ferry.errors import ConfigError
 from ferry.ingest import artifact_dir, safe_artifact_name, safe_destination
-from ferry.run_logging import RunLogging, checked, stored_text
+from ferry.run_logging import LogTypeError, RunLogging, checked, stored_text
 from ferry.runtime import validation
 from ferry.runtime.artifacts import save_plot_png, sniff_image
 from ferry.tracking import AddArtifacts, ArtifactRecord
@@ -61,10 +61,11 @@ class RunFiles(RunLogging):
         timeout_seconds: int | None = None,
         datastore_name: str | None = None,
     ) -> builtins.list[dict[str, Any]] | None:
-        """Keep several files; ``names`` and ``paths`` must have equal lengths."""
+        """Keep several files; ``names`` and ``paths`` must have equal lengths (else a
+        :class:`~ferry.run_logging.LogTypeError`, the reference's TypeError)."""
         names, paths = builtins.list(names), builtins.list(paths)
         if len(names) != len(paths):
-            raise ConfigError(
+            raise LogTypeError(
                 f"upload_files needs one name per path: got {len(names)} names and "
                 f"{len(paths)} paths"
             )

@@ -9,7 +9,9 @@ import io
 import json
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,14 +25,14 @@ PNG = base64.b64decode(
 CONFUSION = {"schema_type": "confusion_matrix", "schema_version": "1.0.0", "data": {"m": [[1]]}}
 
 
-def _submit(ws: Workspace, folder: Path, body: str, *args: str, **kwargs) -> Run:  # type: ignore[no-untyped-def]
+def _submit(ws: Workspace, folder: Path, body: str, *args: str, **kwargs: Any) -> Run:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.py").write_text(textwrap.dedent(body), encoding="utf-8")
     config = ScriptRunConfig(str(folder), "train.py", arguments=list(args), **kwargs)
     return Experiment(ws, "driver").submit(config, tags={"suite": "driver"})
 
 
-def _poll(condition, what: str, seconds: float = 60.0):  # type: ignore[no-untyped-def]
+def _poll(condition: Callable[[], object], what: str, seconds: float = 60.0) -> object:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
