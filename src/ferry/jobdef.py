@@ -268,5 +268,4 @@ def job_spec(
         watched_dirs=watched,
         collect_outputs=collect,
         notes=tuple(ignored_settings(definition)),
-        definition=MappingProxyType(dict(definition)),
     )

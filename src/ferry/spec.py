@@ -204,7 +204,6 @@ class JobSpec:
     watched_dirs: tuple[str, ...] = ("logs",)  # history.directories_to_watch, job-relative
     collect_outputs: bool = True  # history.output_collection
     notes: tuple[str, ...] = ()  # settings recorded but not acted on (said in the run's log)
-    definition: Mapping[str, Any] = field(default_factory=dict)  # the stored runDefinition
 
     @property
     def run_dir(self) -> Path:
