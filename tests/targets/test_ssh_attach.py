@@ -244,3 +244,34 @@ def test_several_nodes_are_refused_on_one_machine(workspace, awkward_dir: Path) 
     with pytest.raises(ConfigError, match="node_count=2 cannot run there"):
         Experiment(workspace, "refused").submit(config)
     assert not workspace.runs_dir.exists() or not any(workspace.runs_dir.iterdir())
+
+
+def test_errors_name_the_run_and_the_target(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """What a target raises says which run on which target, and whether a retry may help."""
+    from sshd import free_port
+
+    from ferry.errors import TargetUnavailable
+    from ferry.jobdef import job_spec
+    from ferry.testing.fake import RecordingContext
+
+    config = RemoteCompute.attach_configuration(
+        username="me", address="127.0.0.1", ssh_port=free_port(), connect_timeout=2
+    )
+    ComputeTarget.attach(workspace, "vm", config)
+    source = awkward_dir / "src"
+    source.mkdir()
+    (source / "job.py").write_text("print('never')\n")
+    job = job_spec(
+        run_id="exp_1_0123abcd",
+        experiment="exp",
+        target="vm",
+        run_dir=awkward_dir / "run",
+        definition={"script": "job.py", "sourceDirectory": str(source)},
+    )
+    target = SshTarget("vm", ComputeTarget(workspace, "vm").config, workspace)
+    try:
+        with pytest.raises(TargetUnavailable, match="refused") as info:
+            target.prepare(job, RecordingContext())
+    finally:
+        target.close()
+    assert (info.value.run_id, info.value.target) == ("exp_1_0123abcd", "vm")

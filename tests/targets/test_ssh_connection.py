@@ -95,6 +95,7 @@ def test_host_gone_for_good_fails_the_run_and_the_job_dies(  # type: ignore[no-u
         assert details["status"] == "Failed"
         message = details["error"]["error"]["message"]
         assert "lost the SSH connection" in message and "could not reconnect" in message
+        assert details["error"]["error"]["code"] == "JobLost"
         job = int(pid_file.read_text())
         wait_until(lambda: not pid_alive(job), timeout=10, what="the watchdog to stop the job")
     finally:
@@ -120,6 +121,7 @@ def test_a_run_on_an_unreachable_host_fails_fast_and_says_why(  # type: ignore[n
     assert details["status"] == "Failed"
     message = details["error"]["error"]["message"]
     assert "refused" in message and "ssh_port" in message and "Traceback" not in _log(run)
+    assert details["error"]["error"]["code"] == "TargetUnavailable"  # worth retrying
 
 
 def test_later_runs_reach_the_agent_daemon_through_a_private_socket(  # type: ignore[no-untyped-def]
