@@ -60,8 +60,9 @@ def test_versions_change_the_hash() -> None:
 
 def test_python_version_changes_the_hash_and_spellings_of_one_version_do_not() -> None:
     assert digest(python="3.11") != digest(python="3.12")
-    assert digest(python="3.11") != digest(python="3.11.7")
     assert digest(python="3.11") == digest(python="=3.11") == digest(python="3.11.*")
+    # a patch release builds from an interpreter of its minor version: the same environment
+    assert digest(python="3.11") == digest(python="3.11.7") == digest(python="==3.11.2")
     # no version means the Python running ferry (3.11 in this canonical form)
     assert digest(python=None) == digest(python="3.11")
 
@@ -96,6 +97,15 @@ def test_variables_name_version_docker_and_spark_do_not_change_the_hash() -> Non
 
 def test_user_managed_environments_have_no_hash() -> None:
     assert Environment("x", _default=True).spec_hash() is None
+
+
+def test_an_environment_declaring_nothing_has_no_hash_until_it_does() -> None:
+    env = Environment("default-environment")
+    assert not env.python.user_managed_dependencies and env.spec_hash() is None
+    env.python.conda_dependencies.add_pip_package("azureml-defaults")
+    assert env.spec_hash() is None, "satisfied by ferry's runtime: still nothing to build"
+    env.python.conda_dependencies.set_python_version("3.8")
+    assert env.spec_hash() is not None
 
 
 def test_canonical_requirement_forms() -> None:

@@ -55,6 +55,7 @@ class BuildPlan:
     from_conda: dict[str, str] = field(default_factory=dict)  # pip requirement -> conda spec
     conda_exe: str | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    python_asked: str | None = None  # as the spec spelled it (``3.8.13``), for the log
 
 
 def plan_build(env: EnvironmentSpec, spec: dict[str, Any], spec_hash: str) -> BuildPlan:
@@ -82,6 +83,7 @@ def plan_build(env: EnvironmentSpec, spec: dict[str, Any], spec_hash: str) -> Bu
         from_conda=from_conda,
         conda_exe=exe,
         environment={"name": env.name, "version": env.version, "variables": dict(env.variables)},
+        python_asked=env.python,
     )
 
 
@@ -89,8 +91,8 @@ def _conda_only_message(name: str, packages: Sequence[str]) -> str:
     return (
         f"environment {name!r} needs conda-only packages: {', '.join(packages)}. They are not on "
         "the Python package index, and no conda or micromamba executable was found (ferry looks "
-        "at $FERRY_CONDA_EXE, $MAMBA_EXE, $CONDA_EXE and PATH). Install micromamba, or remove "
-        "them from the conda file (Python packages can go in its pip: section)"
+        f"at $FERRY_CONDA_EXE, $MAMBA_EXE, $CONDA_EXE and PATH): {conda_mod.MICROMAMBA_HINT}; "
+        "or remove them from the conda file (Python packages can go in its pip: section)"
     )
 
 
@@ -246,6 +248,12 @@ def build(plan: BuildPlan, cache: EnvCache, log: Log) -> tuple[Path, bool]:
         cache.discard(final)  # an unpublished conda build or an environment whose Python vanished
         python = find_python(plan.python_request)
         started = time.monotonic()
+        asked = (plan.python_asked or "").strip().lstrip("=").strip()
+        if asked and not (python.version_text + ".").startswith(asked.removesuffix(".*") + "."):
+            log(
+                f"environment {plan.name!r}: Python {asked} asked; using {python.version_text}, "
+                "the same minor version (ferry matches major.minor)"
+            )
         log(
             f"environment {plan.name!r}: building {plan.spec_hash[:12]} with Python "
             f"{python.version_text} ({python.path})"

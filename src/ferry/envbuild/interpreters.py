@@ -2,12 +2,14 @@
 
 Candidates come from the interpreter running ferry, ``pythonX.Y`` on PATH, pyenv's versions
 (``$PYENV_ROOT/versions``), the usual system folders and uv's own discovery of installed
-interpreters. A request such as ``3.11`` matches any 3.11.x (the one running ferry first, then the
-newest); ``3.11.7`` matches only that release.
+interpreters, uv-managed ones included (``uv python install``). A request matches on the same
+major.minor version: ``3.11``, ``3.11.7`` and ``python=3.11.7`` in a conda file all take the one
+running ferry if it is a 3.11, else the newest 3.11 found — the reference's pins name patch
+releases (its default is ``python=3.8.13``) that no machine is expected to hold exactly.
 
 Example::
 
-    find_python("3.11")      # Interpreter(version=(3, 11, 7), path='/usr/bin/python3.11')
+    find_python("3.8.13")    # Interpreter(version=(3, 8, 18), path='/root/.pyenv/versions/…')
 """
 
 from __future__ import annotations
@@ -92,19 +94,21 @@ def _uv_interpreters() -> list[str]:
         return []
     try:
         out = subprocess.run(
-            [uv, "python", "list", "--only-installed", "--python-preference", "only-system",
+            [uv, "python", "list", "--only-installed", "--python-preference", "system",
              "--output-format", "json"],
             capture_output=True, text=True, timeout=20, check=False,
             env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
         )  # fmt: skip
         import json
 
-        return [str(item["path"]) for item in json.loads(out.stdout or "[]") if item.get("path")]
+        items = json.loads(out.stdout or "[]")
+        return [os.path.abspath(str(item["path"])) for item in items if item.get("path")]
     except (OSError, subprocess.SubprocessError, ValueError, TypeError, KeyError):
         return []
 
 
-def _probe(path: str) -> tuple[int, ...] | None:
+def probe_version(path: str) -> tuple[int, ...] | None:
+    """The version of the interpreter at ``path`` (run isolated: ``-E -S``); None if it fails."""
     try:
         out = subprocess.run(
             [path, "-E", "-S", "-c", _PROBE],
@@ -133,14 +137,20 @@ def discover(with_uv: bool = True) -> tuple[Interpreter, ...]:
         paths = set(_candidates()) | set(listed.result() if listed else [])
         real = {os.path.realpath(p) for p in paths if "shims" not in Path(p).parts}
         real = {p for p in real - {current.path} if os.access(p, os.X_OK)}
-        found = {p: pool.submit(_probe, p) for p in sorted(real)}
+        found = {p: pool.submit(probe_version, p) for p in sorted(real)}
         interpreters = {current}
         interpreters |= {Interpreter(v, p) for p, f in found.items() if (v := f.result())}
     return tuple(sorted(interpreters, reverse=True))
 
 
+def matches(interpreter: Interpreter, wanted: tuple[int, ...]) -> bool:
+    """Same major.minor version (or same major, for a request like ``3``)."""
+    return interpreter.version[: min(len(wanted), 2)] == wanted[:2]
+
+
 def find_python(request: str | None) -> Interpreter:
-    """The interpreter for a requested version (None: the one running ferry)."""
+    """The interpreter for a requested version (None: the one running ferry); see the module
+    docstring for the matching rule."""
     current = running_interpreter()
     if request is None:
         return current
@@ -150,17 +160,19 @@ def find_python(request: str | None) -> Interpreter:
             f"Python {request} is too old: ferry's in-job runtime needs Python "
             f"{'.'.join(map(str, MIN_PYTHON))} or newer; ask for a newer version"
         )
-    if current.version[: len(wanted)] == wanted:
+    if matches(current, wanted):
         return current
     for with_uv in (False, True):
-        matches = [i for i in discover(with_uv) if i.version[: len(wanted)] == wanted]
-        if matches:
-            return matches[0]
+        found = [i for i in discover(with_uv) if matches(i, wanted)]
+        if found:
+            return found[0]
     versions = sorted({i.version_text for i in discover()}, key=parse_request)
+    short = ".".join(map(str, wanted[:2]))
     raise EnvironmentBuildError(
-        f"no Python {request} on this machine (ferry never downloads interpreters). "
-        f"Found: {', '.join(versions) or 'none'}. Choose one of these with "
-        "env.python.conda_dependencies.set_python_version('X.Y') or 'python=X.Y' in the conda "
-        f"file, or install Python {request} (e.g. `pyenv install {request}` or your system's "
-        "package manager)"
+        f"no Python {short} on this machine for the requested Python {request} (ferry matches "
+        f"the major.minor version and never downloads interpreters). Found: "
+        f"{', '.join(versions) or 'none'}. Install Python {short} with `pyenv install {short}` "
+        f"or `uv python install {short}` (or your system's package manager), or choose a "
+        "version found here with env.python.conda_dependencies.set_python_version('X.Y') or "
+        "'python=X.Y' in the conda file"
     )

@@ -1,8 +1,9 @@
 """The identity of a built environment: a canonical spec and its hash (pure, no I/O).
 
 Two specifications that build the same environment hash the same: the order, spelling, case and
-comments of requirements do not count; versions, the Python version, package sources and the
-platform do. Environment variables, the name, the version and the Docker/Spark sections do not:
+comments of requirements do not count, nor does a Python version's patch level (``3.8.13`` and
+``3.8`` both build from a 3.8 interpreter, see :mod:`.interpreters`); versions, the Python
+version, package sources and the platform do. Environment variables, the name, the version and the Docker/Spark sections do not:
 they are applied at run time or by other targets, and do not change what is installed.
 
 So does the build *recipe* (``recipe`` in the spec): a venv made here by
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ferry.envbuild.conda import IGNORED, conda_name
+from ferry.envbuild.defaults import effective_environment
 from ferry.envbuild.requirements import canonical_name, canonical_option, canonical_requirement
 from ferry.errors import ConfigError
 
@@ -58,13 +60,17 @@ def platform_tag() -> str:
 
 
 def normalize_python(version: str | None, default: str) -> str:
-    """``=3.11``, ``==3.11``, ``3.11.*`` → ``3.11``; None → ``default``."""
+    """``=3.11``, ``==3.11``, ``3.11.*``, ``3.11.7`` → ``3.11``; None → ``default``.
+
+    A build uses an interpreter of the same major.minor version, whatever the patch level asked
+    for, so the patch level is not part of the environment's identity.
+    """
     if version is None or not str(version).strip():
         return default
     text = str(version).strip().lstrip("=").strip().removesuffix(".*")
     if not re.fullmatch(r"\d+(\.\d+){0,2}", text):
         raise ConfigError(f"python version {version!r} is not a version like '3.11' or '3.11.7'")
-    return text
+    return ".".join(text.split(".")[:2])
 
 
 def _canonical_conda(spec: str) -> str:
@@ -105,7 +111,8 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
 
 def local_canonical(env: EnvironmentSpec) -> dict[str, Any] | None:
     """The canonical spec of an environment ferry builds here (:data:`LOCAL_RECIPE`); None when
-    it is user-managed."""
+    it is user-managed, or declares nothing to build (see :mod:`.defaults`)."""
+    env = effective_environment(env)[0]
     if env.user_managed:
         return None
     return canonical_spec(env, default_python=default_python(), platform=platform_tag())
