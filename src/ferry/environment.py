@@ -1,9 +1,13 @@
 """Environment: the software a run needs, with the reference's sections, registry and files.
 
-A user-managed environment runs with an existing interpreter (``Environment(name,
-_default=True)`` is ferry's default: the interpreter running ferry). Otherwise ferry builds the
-environment from ``python.conda_dependencies`` with uv, once per specification hash, and reuses it
-(see :mod:`ferry.envbuild`). Specs serialize to plain dicts (camelCase, as the reference).
+As in the reference, an environment is *not* user-managed by default: ferry builds it from
+``python.conda_dependencies`` with uv, once per specification hash, and reuses it (see
+:mod:`ferry.envbuild`). One that declares nothing beyond the reference's defaults (no packages, no
+Python version — ``RunConfiguration()``'s default environment) builds nothing and runs with the
+target's own interpreter; so does a user-managed one (``user_managed_dependencies = True``, with
+``interpreter_path``). The reference's curated names (``AzureML-Minimal``, the sklearn, PyTorch and
+TensorFlow families) are ready without registration (:mod:`ferry.envbuild.curated`). Specs
+serialize to plain dicts (camelCase, as the reference).
 
 Example::
 
@@ -11,7 +15,7 @@ Example::
     env.environment_variables["OMP_NUM_THREADS"] = "1"
     env.register(ws)                                  # version 1, 2, ... as the spec changes
     Environment.get(ws, "sk").version                 # the latest
-    Environment.get(ws, "ferry-sklearn")              # curated, ready without registration
+    Environment.get(ws, "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu")   # curated
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ferry.envbuild.conda import CondaDependencies, read_conda_file
-from ferry.envbuild.curated import CURATED, CURATED_PREFIX, CURATED_VERSION, curated_spec
+from ferry.envbuild.conda import CondaDependencies, export_environment, read_conda_file
+from ferry.envbuild.curated import CURATED, CURATED_VERSION, curated_spec, is_reserved
 from ferry.envbuild.requirements import read_requirements
 from ferry.errors import ConfigError
 from ferry.jobdef import DEFAULT_INTERPRETER, conda_dependencies, environment_spec
@@ -141,6 +145,16 @@ class Environment:
         return env
 
     @classmethod
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
+        """An environment with the packages of an existing conda environment (as the reference,
+        ``conda env export --no-builds``); needs conda or micromamba on this machine."""
+        deps, variables = export_environment(conda_environment_name)
+        env = cls(name)
+        env.python.conda_dependencies = deps
+        env.environment_variables.update(variables)
+        return env
+
+    @classmethod
     def from_cli_spec(cls, workspace: Any, text: str) -> Environment:
         """``NAME[:VERSION]`` (registered or curated), a requirements file or a conda file."""
         text = text.strip()
@@ -191,10 +205,11 @@ class Environment:
     # registry ---------------------------------------------------------------------------------
     def register(self, workspace: Any) -> Environment:
         """Store this spec as the next version of its name (unchanged spec: same version)."""
-        if self.name.startswith(CURATED_PREFIX):
+        if is_reserved(self.name):
             raise ConfigError(
-                f"names starting with {CURATED_PREFIX!r} are kept for ferry's curated "
-                f"environments; register a clone instead: env.clone('my-{self.name[6:]}')"
+                f"the name {self.name!r} is kept for curated environments (names starting with "
+                "'ferry-', 'AzureML-' or 'Microsoft'); register a clone under a name of your "
+                f"own instead: env.clone('my-{self.name.split('-', 1)[-1]}')"
             )
         spec = self.to_dict()
         spec["version"] = None
@@ -213,7 +228,12 @@ class Environment:
         """A registered (latest unless ``version``) or curated environment."""
         if label is not None:
             raise ConfigError("ferry has no environment labels; ask for a version instead")
-        wanted = int(version) if version is not None else None
+        try:
+            wanted = int(version) if version is not None else None
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"environment version {version!r} must be a whole number (or None for the latest)"
+            ) from None
         curated = curated_spec(name)
         if curated is not None:
             if wanted not in (None, CURATED_VERSION):
@@ -223,8 +243,15 @@ class Environment:
             return Environment.from_dict(curated, where=f"curated environment {name!r}")
         registered = workspace.store.list_environments()
         if name not in registered:
-            known = ", ".join([*sorted(registered), *CURATED]) or "none"
-            raise ConfigError(f"no environment {name!r} is registered; known environments: {known}")
+            import difflib
+
+            close = difflib.get_close_matches(name, [*registered, *CURATED], n=3, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(
+                f"no environment {name!r} is registered. Registered: "
+                f"{', '.join(sorted(registered)) or 'none'}; curated: {len(CURATED)} names, "
+                f"listed by Environment.list(ws) and `ferry env list`.{hint}"
+            )
         found, spec = workspace.store.get_environment(name, wanted)
         env = Environment.from_dict(spec, where=f"environment {name!r} version {found}")
         env.version = found
@@ -232,7 +259,8 @@ class Environment:
 
     # building ---------------------------------------------------------------------------------
     def spec_hash(self) -> str | None:
-        """The hash that identifies the built environment; None when user-managed."""
+        """The hash that identifies the built environment; None when nothing is built for it
+        (user-managed, or declaring nothing beyond the defaults: the target's interpreter)."""
         from ferry.envbuild import environment_hash
 
         return environment_hash(self.to_spec())
@@ -260,6 +288,14 @@ class Environment:
         if unknown:
             raise ConfigError(f"unknown build_local arguments: {', '.join(sorted(unknown))}")
         return resolve(self.to_spec(), workspace.envs_dir, log)
+
+    def get_image_details(self, workspace: Any) -> dict[str, Any]:
+        """What this environment is on this machine, without building it: its hash, folder,
+        Python and locked packages once built — or the interpreter a run gets when there is
+        nothing to build. (The reference describes a Docker image; ferry's are folders.)"""
+        from ferry.envbuild.resolver import describe
+
+        return describe(self.to_spec(), workspace.envs_dir)
 
     def clone(self, new_name: str) -> Environment:
         clone = Environment.from_dict(self.to_dict())

@@ -218,7 +218,9 @@ class RunConfiguration:
         self.max_run_duration_seconds: int | None = None
         self.node_count = 1
         self.priority: int | None = None
-        self.environment: Environment = Environment("default-environment", _default=True)
+        # the reference's default: not user-managed, so packages added to it are installed;
+        # while it declares nothing, no build happens (the target's own interpreter runs the job)
+        self.environment: Environment = Environment("default-environment")
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
         self.history = HistoryConfiguration()

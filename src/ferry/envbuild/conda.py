@@ -263,6 +263,47 @@ def conda_only(conda_packages: list[str]) -> list[str]:
     ]
 
 
+MICROMAMBA_HINT = (
+    "install micromamba (a single executable: see "
+    "https://mamba.readthedocs.io/en/latest/installation/micromamba-installation.html, e.g. "
+    '`"${SHELL}" <(curl -L micro.mamba.pm/install.sh)`), or point $FERRY_CONDA_EXE at a conda, '
+    "mamba or micromamba executable"
+)
+
+
+def export_environment(conda_environment_name: str) -> tuple[CondaDependencies, dict[str, str]]:
+    """The packages of an existing conda environment, as ``conda env export --no-builds`` gives
+    them (build strings dropped with mamba/micromamba too). Needs a conda-compatible executable."""
+    import subprocess
+
+    exe = find_conda()
+    if exe is None:
+        raise ConfigError(
+            f"reading the conda environment {conda_environment_name!r} needs conda or micromamba, "
+            "and neither was found ($FERRY_CONDA_EXE, $MAMBA_EXE, $CONDA_EXE, PATH): "
+            f"{MICROMAMBA_HINT}; or build the environment from its conda file with "
+            "Environment.from_conda_specification(name, 'environment.yml')"
+        )
+    argv = [exe, "env", "export", "--name", conda_environment_name]
+    if Path(exe).name.startswith("conda"):
+        argv.append("--no-builds")
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"cannot run {exe!r} to read a conda environment: {exc}") from exc
+    if out.returncode != 0:
+        raise ConfigError(
+            f"{Path(exe).name} could not export the conda environment "
+            f"{conda_environment_name!r} (exit {out.returncode}): "
+            f"{(out.stderr or out.stdout).strip()[-500:]}; `{Path(exe).name} env list` shows "
+            "the environments it knows"
+        )
+    deps, variables = parse_conda_yaml(out.stdout, f"{Path(exe).name} env export")
+    # numpy=1.26.4=py311h64a7726_0 → numpy=1.26.4 (mamba and micromamba keep build strings)
+    deps.conda_packages = [re.sub(r"^([^=]+=[^=]+)=.*$", r"\1", p) for p in deps.conda_packages]
+    return deps, variables
+
+
 def find_conda() -> str | None:
     """A conda-compatible executable: $FERRY_CONDA_EXE, $MAMBA_EXE, $CONDA_EXE or on PATH."""
     for variable in ("FERRY_CONDA_EXE", "MAMBA_EXE", "CONDA_EXE"):

@@ -1,6 +1,7 @@
 """Resolve an environment spec for a run on this machine: an interpreter, variables, lock, hash.
 
-User-managed environments resolve to their interpreter. Built ones resolve to a cached environment
+User-managed environments resolve to their interpreter, and so do built ones that declare nothing
+beyond the reference's defaults (see :mod:`ferry.envbuild.defaults`). Built ones resolve to a cached environment
 found by the hash of their specification (two stat calls, a touch and a small read: well under a
 millisecond), built first when it is missing (see :mod:`ferry.envbuild.builder`).
 
@@ -17,11 +18,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ferry.envbuild.cache import LOCK_TEXT, EnvCache
+from ferry.envbuild.defaults import effective_environment
 from ferry.envbuild.interpreters import find_interpreter
-from ferry.envbuild.spechash import local_canonical, spec_hash
+from ferry.envbuild.spechash import environment_hash, local_canonical, spec_hash
 from ferry.errors import EnvironmentBuildError
 
 if TYPE_CHECKING:
@@ -57,6 +59,9 @@ def resolve(
 ) -> ResolvedEnvironment:
     """Resolve ``env`` for a run on this machine (building it first when needed)."""
     say = log or _ignore
+    env, notes = effective_environment(env)
+    for note in notes:
+        say(note)
     if env.docker.enabled:
         raise EnvironmentBuildError(
             f"environment {env.name!r} asks for Docker (env.docker.enabled = True); the local "
@@ -97,3 +102,57 @@ def resolve(
         spec_hash=digest,
         built=built,
     )
+
+
+def describe(env: EnvironmentSpec, envs_root: Path) -> dict[str, Any]:
+    """What ``env`` is on this machine, without building it: the interpreter a run gets, or the
+    built environment (hash, folder, Python, locked packages) — ``Environment.get_image_details``.
+    """
+    from ferry.envbuild.interpreters import probe_version
+
+    effective, notes = effective_environment(env)
+    out: dict[str, Any] = {
+        "name": env.name,
+        "version": env.version,
+        "userManaged": env.user_managed,
+        "notes": list(notes),
+        "dockerImage": None,  # ferry's environments are folders, not images
+    }
+    if effective.user_managed:
+        python = find_interpreter(effective.interpreter) if effective.interpreter else None
+        version = probe_version(python) if python else tuple(sys.version_info[:3])
+        return {
+            **out,
+            "kind": "interpreter",  # nothing to build: the job runs with this Python
+            "hash": None,
+            "ready": True,
+            "imageExistsInRegistry": True,
+            "path": None,
+            "python": {
+                "path": python or default_interpreter(),
+                "version": ".".join(map(str, version)) if version else None,
+                "targetDefault": python is None,  # another target uses its own interpreter
+            },
+            "packages": None,
+        }
+    digest = environment_hash(env)
+    built = EnvCache(Path(envs_root)).read(digest or "")
+    meta = built.meta if built else {}
+    return {
+        **out,
+        "kind": "built",
+        "hash": digest,
+        "ready": built is not None,  # False: the first run (or build_local) builds it
+        "imageExistsInRegistry": built is not None,
+        "path": str(built.path) if built else None,
+        "python": {
+            "path": str(built.python) if built else None,
+            "version": (meta.get("python") or {}).get("version"),
+            "requested": effective.python,
+        },
+        "packages": [line for line in built.lock.splitlines() if line and not line.startswith("#")]
+        if built
+        else [*effective.pip, *effective.conda],
+        "builtAt": meta.get("builtAt"),
+        "buildSeconds": meta.get("buildSeconds"),
+    }
