@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ferry.envbuild.curated import CURATED
 from ferry.environment import CondaDependencies, Environment
 from ferry.errors import ConfigError
 
@@ -34,8 +35,12 @@ def test_register_numbers_versions_and_get_returns_latest_or_asked(workspace: An
 
 def test_unknown_names_and_versions_are_explained(workspace: Any) -> None:
     make("sk", "six").register(workspace)
-    with pytest.raises(ConfigError, match="known environments: sk, ferry-minimal"):
+    with pytest.raises(ConfigError, match=r"'nope' is registered\. Registered: sk; curated: \d+"):
         Environment.get(workspace, "nope")
+    with pytest.raises(ConfigError, match="Did you mean 'AzureML-Minimal'"):
+        Environment.get(workspace, "AzureML-Minimall")
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        Environment.get(workspace, "sk", version="latest")
     with pytest.raises(ConfigError, match=r"known versions: \[1\]"):
         Environment.get(workspace, "sk", version=5)
     with pytest.raises(ConfigError, match="labels"):
@@ -62,7 +67,8 @@ def test_list_has_curated_and_latest_registered(workspace: Any) -> None:
     make("a", "six").register(workspace)
     make("a", "idna").register(workspace)
     listed = Environment.list(workspace)
-    assert set(listed) == {"a", "ferry-minimal", "ferry-sklearn"}
+    assert set(listed) == {"a", *CURATED}
+    assert {"ferry-minimal", "ferry-sklearn", "AzureML-Minimal"} <= set(listed)
     assert listed["a"].version == 2
 
 
