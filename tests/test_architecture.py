@@ -28,6 +28,13 @@ PUBLIC = {
     "ferry.submit",
     "ferry.jobfile",
     "ferry.download",
+    "ferry.run_state",
+    "ferry.run_logging",
+    "ferry.run_files",
+    "ferry.run_logs",
+    "ferry.run_source",
+    "ferry.telemetry",
+    "ferry.widgets",
 }
 MACHINERY = ("envbuild", "targets")
 

@@ -6,7 +6,9 @@ cross into ferry (``raise StoreError(...) from exc``)::
 
     FerryError
     ├── ConfigError            bad user input: names, paths, YAML, arguments (CLI exit 2)
-    │   └── ExperimentNameError
+    │   ├── ExperimentNameError
+    │   ├── LogTypeError       (also a TypeError) a value of the wrong kind for run.log*/upload*
+    │   └── LogValueError      (also a ValueError) a value the run history cannot keep
     ├── SnapshotError          the source folder cannot be snapshotted or restored
     ├── EnvironmentBuildError  an environment cannot be resolved or built
     ├── TargetError            a compute target is unknown, unreachable or refused the job
@@ -37,6 +39,15 @@ class ConfigError(FerryError):
 
 class ExperimentNameError(ConfigError):
     """An experiment name breaks the reference's naming rule."""
+
+
+class LogTypeError(ConfigError, TypeError):
+    """A value of the wrong kind given to a run's log or upload call (a list to ``run.log``)."""
+
+
+class LogValueError(ConfigError, ValueError):
+    """A value of the right kind the run history cannot keep (columns of different lengths,
+    an artifact name with ``..``, an int too long to write)."""
 
 
 class SnapshotError(FerryError):

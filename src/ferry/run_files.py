@@ -27,9 +27,9 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, LogTypeError
 from ferry.ingest import artifact_dir, safe_artifact_name, safe_destination
-from ferry.run_logging import LogTypeError, RunLogging, checked, stored_text
+from ferry.run_logging import RunLogging, checked, stored_text
 from ferry.runtime import validation
 from ferry.runtime.artifacts import save_plot_png, sniff_image
 from ferry.tracking import AddArtifacts, ArtifactRecord

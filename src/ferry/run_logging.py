@@ -24,21 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ferry.errors import ConfigError
+from ferry.errors import LogTypeError, LogValueError
 from ferry.run_state import RunState
 from ferry.runtime import validation
 from ferry.tracking import MetricSeries
 
 T = TypeVar("T")
-
-
-class LogTypeError(ConfigError, TypeError):
-    """A value of the wrong kind given to a run's log or upload call (a list to ``run.log``)."""
-
-
-class LogValueError(ConfigError, ValueError):
-    """A value of the right kind the run history cannot keep (columns of different lengths,
-    an artifact name with ``..``, an int too long to write)."""
 
 
 @contextmanager

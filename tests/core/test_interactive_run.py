@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ferry import Experiment, Run, Workspace
+from ferry.errors import LogTypeError
 from ferry.interactive import InteractiveRun
-from ferry.run_logging import LogTypeError
 
 
 def test_start_logging_returns_an_interactive_run_and_get_a_plain_one(

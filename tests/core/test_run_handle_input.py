@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from ferry import Experiment, Run, Workspace
-from ferry.errors import ConfigError, FerryError
-from ferry.run_logging import LogTypeError, LogValueError
+from ferry.errors import ConfigError, FerryError, LogTypeError, LogValueError
 from ferry.status import RunStatus
 from ferry.tracking import RunRecord
 
