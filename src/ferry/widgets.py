@@ -72,13 +72,9 @@ class Snapshot:
 
     def series(self) -> dict[str, list[float]]:
         """The metrics logged several times, as numbers (the charts)."""
-        out = {}
-        for name, value in self.metrics.items():
-            if isinstance(value, list):
-                numbers = [float(v) for v in value if _is_number(v)]
-                if len(numbers) > 1:
-                    out[name] = numbers
-        return out
+        lists = {n: v for n, v in self.metrics.items() if isinstance(v, list)}
+        numbers = {n: [float(x) for x in v if _is_number(x)] for n, v in lists.items()}
+        return {n: v for n, v in numbers.items() if len(v) > 1}
 
 
 def _is_number(value: Any) -> bool:
@@ -92,15 +88,16 @@ def _seconds(iso: str | None) -> float | None:
 
 
 def sort_metric_of(run: Any, given: str | None) -> tuple[str | None, str]:
-    """The metric children are sorted by, and its goal (``maximize`` unless said)."""
-    if given:
-        return given, "maximize"
+    """The metric children are sorted by, and its goal (``maximize`` unless the run's
+    ``primary_metric_config`` says otherwise for that metric)."""
     raw = (run.get_properties() or {}).get("primary_metric_config")
     try:
         config = json.loads(raw) if raw else {}
     except ValueError:
         config = {}
-    return config.get("name"), str(config.get("goal") or "maximize").lower()
+    name = given or config.get("name")
+    goal = config.get("goal") if config.get("name") == name else None
+    return name, str(goal or "maximize").lower()
 
 
 def take_snapshot(run: Any, metric: str | None, goal: str, cache: dict[str, Child]) -> Snapshot:
@@ -378,7 +375,7 @@ class RunDetails:
 
     def get_widget_data(self, widget_settings: Any = None) -> dict[str, Any]:
         """The data a view shows, under the reference's keys."""
-        snap = self._snapshot()
+        snap, lines = self._step(LogTail())
         return {
             "status": snap.status,
             "workbench_run_details_uri": self.run.get_portal_url(),
@@ -387,22 +384,22 @@ class RunDetails:
             "child_runs": [c.__dict__ for c in snap.children],
             "children_metrics": {"metric": snap.sort_metric},
             "run_metrics": dict(snap.metrics),
-            "run_logs": "\n".join(LogTail().read(self.run)[-LOG_LINES:]),
-            "graph": {name: values for name, values in snap.series().items()},
+            "run_logs": "\n".join(lines[-LOG_LINES:]),
+            "graph": snap.series(),
         }
 
-    def _snapshot(self) -> Snapshot:
+    def _step(self, tail: LogTail) -> tuple[Snapshot, list[str]]:
+        """Read the run, and its new log lines (all the rest of the log once it has ended)."""
         metric, goal = sort_metric_of(self.run, self.sort_children_by)
-        return take_snapshot(self.run, metric, goal, self._children)
+        snap = take_snapshot(self.run, metric, goal, self._children)
+        lines = tail.read(self.run)
+        return snap, lines + (tail.read(self.run) + tail.rest() if snap.terminal else [])
 
     def _follow(self, view: TextView | None) -> tuple[Snapshot, list[str]]:
         """Follow the run to its end, feeding ``view``; returns the last snapshot and the log."""
         tail, log = LogTail(), []
         while True:
-            snap = self._snapshot()
-            lines = tail.read(self.run)
-            if snap.terminal:
-                lines += tail.read(self.run) + tail.rest()
+            snap, lines = self._step(tail)
             log += lines
             if view is not None:
                 view.update(snap, lines)
@@ -413,21 +410,16 @@ class RunDetails:
     def _update_widget(self) -> None:
         assert self.view is not None
         tail, errors = LogTail(), 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and errors < 3:  # three errors in a row stop the updates
             try:
-                snap = self._snapshot()
-                lines = tail.read(self.run)
-                if snap.terminal:
-                    lines += tail.read(self.run) + tail.rest()
+                snap, lines = self._step(tail)
                 self.view.update(snap, lines)
-                errors = 0
                 if snap.terminal:
                     return
-            except Exception as exc:  # shown in the widget; three in a row stop the updates
+                errors = 0
+            except Exception as exc:  # shown in the widget, as the reference's does
                 errors += 1
                 self.view.parts[
                     "header"
                 ].value += f"<div>Error occurred: {html.escape(str(exc))}</div>"
-                if errors >= 3:
-                    return
             self._stop.wait(self.refresh)

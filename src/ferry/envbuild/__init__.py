@@ -3,8 +3,9 @@ variables.
 
 :class:`~ferry.spec.EnvironmentSpec` → canonical spec and hash (:mod:`.spechash`, pure) → cached, atomically published
 virtual environment built with uv (:mod:`.builder`, :mod:`.cache`) → :class:`ResolvedEnvironment`
-(:mod:`.resolver`). User-managed environments resolve to their interpreter, so targets never care
-which kind they run.
+(:mod:`.resolver`). User-managed environments resolve to their interpreter, and so do built ones
+that declare nothing beyond the reference's defaults (:func:`effective_environment`, which every
+target applies first), so targets never care which kind they run.
 
 Example::
 
@@ -15,8 +16,9 @@ Example::
 from __future__ import annotations
 
 from ferry.envbuild.cache import BuiltEnvironment, EnvCache
+from ferry.envbuild.defaults import effective_environment
 from ferry.envbuild.interpreters import Interpreter, find_interpreter, find_python
-from ferry.envbuild.resolver import ResolvedEnvironment, resolve
+from ferry.envbuild.resolver import ResolvedEnvironment, describe, resolve
 from ferry.envbuild.spechash import environment_hash, local_canonical, spec_hash
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "EnvCache",
     "Interpreter",
     "ResolvedEnvironment",
+    "describe",
+    "effective_environment",
     "environment_hash",
     "find_interpreter",
     "find_python",
