@@ -319,3 +319,17 @@ def test_a_process_count_that_does_not_divide_is_refused_at_submit(  # type: ign
 ) -> None:
     with pytest.raises(ConfigError, match="multiple of node_count"):
         _submit(workspace, awkward_dir / "odd", "print('x')", PyTorchConfiguration("Gloo", 3, 2))
+
+
+def test_the_plan_from_the_references_settings() -> None:
+    from ferry.targets.distributed import distributed_plan
+
+    assert distributed_plan(communicator="Gloo", node_count=2, process_count=4) == (
+        DistributedPlan("pytorch", 2, 2, "gloo")
+    )
+    assert distributed_plan(communicator="OpenMpi", process_count_per_node=3) == (
+        DistributedPlan("mpi", 1, 3)
+    )
+    assert distributed_plan() is None
+    with pytest.raises(ConfigError, match="node_count must be a whole number"):
+        distributed_plan(communicator="Gloo", node_count="2")

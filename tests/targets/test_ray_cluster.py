@@ -313,6 +313,7 @@ def test_an_environment_is_built_on_the_node_once_and_reused(  # type: ignore[no
     _attach(workspace, cluster, "ray", node_dir=str(tmp_path / "node dir"))
     env = Environment("built-on-node")
     env.python.user_managed_dependencies = False
+    env.python.conda_dependencies.set_pip_option("--no-index")  # declares something to build
     body = "import sys; print('prefix', sys.prefix)"
     first = _submit(workspace, awkward_dir / "env", body, "ray", environment=env)
     details = first.wait_for_completion(raise_on_error=False)

@@ -69,7 +69,7 @@ def test_torch_gloo_all_reduce_on_two_nodes_by_two_processes(  # type: ignore[no
     config = PyTorchConfiguration(communication_backend="Gloo", process_count=4, node_count=2)
     run = _submit(workspace, awkward_dir / "src", ALL_REDUCE, config, "ddp")
     details = run.wait_for_completion(raise_on_error=False)
-    assert details["status"] == "Completed", details
+    assert details["status"] == "Completed", (details.get("error"), _logs(details))
     logs = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
     texts = {0: (logs / "std_log.txt").read_text()}
     for rank in (1, 2, 3):
@@ -117,3 +117,9 @@ def test_a_failing_rank_stops_the_others_and_fails_the_run_with_its_error(  # ty
         )
     ]
     assert len(pids) == 3 and not any(pid_alive(p) for p in pids)
+
+
+def _logs(details: dict) -> str:  # type: ignore[type-arg]
+    """Every rank's log, for a failure's message."""
+    folder = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
+    return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(folder.glob("*.txt")))

@@ -237,11 +237,11 @@ def test_a_run_over_ssh_on_a_python_3_8_host(  # type: ignore[no-untyped-def]
         "import sys\nfrom ferry import Run\nrun = Run.get_context()\n"
         "run.log('minor', sys.version_info[1])\nprint('python', sys.version.split()[0])\n"
     )
+    env = Environment("e")  # built (a bare venv): an environment declaring nothing is not
+    env.python.conda_dependencies.set_pip_option("--no-index")
     for attempt in range(2):
         run = Experiment(workspace, "py38").submit(
-            ScriptRunConfig(
-                str(source), "job.py", compute_target="old", environment=Environment("e")
-            )
+            ScriptRunConfig(str(source), "job.py", compute_target="old", environment=env)
         )
         details = run.wait_for_completion(raise_on_error=False)
         log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text(encoding="utf-8")

@@ -137,7 +137,8 @@ def test_built_environment_is_reused(  # type: ignore[no-untyped-def]
     (source / "job.py").write_text("import sys\nprint('PREFIX', sys.prefix)\n")
     work = remote_root / "envs"
     _attach(workspace, ssh_server, work, uv="none")
-    env = Environment("small")  # built by ferry (nothing to install): a bare venv on the host
+    env = Environment("small")  # built by ferry: a bare venv on the host (an environment that
+    env.python.conda_dependencies.set_pip_option("--no-index")  # declares nothing is not built)
     first = _submit(workspace, source, env=env)
     assert first["status"] == "Completed", _log(first)
     assert "building" in _log(first) and "-m venv" in _log(first)
@@ -243,3 +244,21 @@ def test_a_corrupt_blob_on_the_host_is_sent_again(  # type: ignore[no-untyped-de
     log = _log(second)
     assert "intact" in log and "evil" not in log
     assert _sent(second)[1:] == (1, len(body))
+
+
+def test_an_environment_declaring_only_the_references_defaults_is_not_built(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
+) -> None:
+    """As on every target: azureml-defaults is ferry's runtime's job, and nothing else is
+    declared, so the job runs with the host's own Python (said in the log)."""
+    source = awkward_dir / "defaults src"
+    source.mkdir()
+    (source / "job.py").write_text("import sys\nprint('EXE', sys.executable)\n")
+    env = Environment("ported")
+    env.python.conda_dependencies.add_pip_package("azureml-defaults")
+    work = remote_root / "defaults"
+    _attach(workspace, ssh_server, work, interpreter_path="/usr/bin/python3")
+    details = _submit(workspace, source, env=env)
+    log = _log(details)
+    assert "EXE /usr/bin/python3\n" in log and "azureml-defaults: not installed" in log, log
+    assert "building" not in log and "ferry.environment.hash" not in details["properties"]

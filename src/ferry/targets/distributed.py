@@ -10,7 +10,7 @@ one fails; :func:`failure_note` then names the rank that failed first in the mai
 
 Example::
 
-    plan = plan_from_definition(run.definition)      # None for a single-process run
+    plan = distributed_plan(communicator="Gloo", node_count=2, process_count=4)  # or None
     for slot in plan.slots():                        # node-major: rank = node * per_node + local
         rank_environment(plan, slot, "10.0.0.4", 29500)["RANK"]
 """
@@ -21,7 +21,6 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ferry.errors import ConfigError
 from ferry.spec import DistributedPlan as DistributedPlan  # re-exported for the targets
@@ -35,37 +34,59 @@ class PlanError(ConfigError):
     """A distributed configuration that cannot be launched; the message names the fix."""
 
 
-def _positive(value: Any, what: str) -> int:
+def _positive(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise PlanError(f"{what} must be a whole number ≥ 1, not {value!r}")
     return value
 
 
-def plan_from_definition(definition: Mapping[str, Any]) -> DistributedPlan | None:
-    """The distributed plan of a run definition, or None for an ordinary single-process run."""
-    framework = str(definition.get("framework") or "Python").lower()
-    communicator = str(definition.get("communicator") or "None").lower()
-    node_count = _positive(definition.get("nodeCount") or 1, "node_count")
+def distributed_plan(
+    *,
+    framework: str = "Python",
+    communicator: str = "None",
+    node_count: object = 1,
+    process_count: object = None,
+    process_count_per_node: object = None,
+) -> DistributedPlan | None:
+    """The plan for the reference's settings (``framework``, ``communicator``, ``node_count``,
+    ``PyTorchConfiguration.process_count``, ``MpiConfiguration.process_count_per_node``), checked;
+    None for an ordinary single-process run."""
+    framework, communicator = framework.lower(), communicator.lower()
+    nodes = _positive(node_count or 1, "node_count")
     if communicator in _PYTORCH_BACKENDS:
-        section = definition.get("pytorch") or {}
-        total = section.get("processCount")
-        total = node_count if total is None else _positive(total, "process_count")
-        if total % node_count:
+        total = nodes if process_count is None else _positive(process_count, "process_count")
+        if total % nodes:
             raise PlanError(
-                f"process_count={total} cannot be spread evenly over node_count={node_count}; "
+                f"process_count={total} cannot be spread evenly over node_count={nodes}; "
                 "use a multiple of node_count (process_count = nodes × processes per node)"
             )
-        return DistributedPlan("pytorch", node_count, total // node_count, communicator)
+        return DistributedPlan("pytorch", nodes, total // nodes, communicator)
     if communicator in _MPI_COMMUNICATORS:
-        section = definition.get("mpi") or {}
-        per_node = _positive(section.get("processCountPerNode") or 1, "process_count_per_node")
-        return DistributedPlan("mpi", node_count, per_node)
+        per_node = _positive(process_count_per_node or 1, "process_count_per_node")
+        return DistributedPlan("mpi", nodes, per_node)
     if framework == "tensorflow" and communicator == "parameterserver":
         raise PlanError(
             "TensorflowConfiguration (parameter server) jobs are not supported yet; use "
             "PyTorchConfiguration or MpiConfiguration"
         )
     return None
+
+
+def plan_from_definition(definition: Mapping[str, object]) -> DistributedPlan | None:
+    """The plan of a stored run definition (camelCase): its five settings, read for
+    :func:`distributed_plan` (``ferry.jobdef`` reads the definition; this stays for it)."""
+
+    def section(name: str) -> Mapping[str, object]:
+        value = definition.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    return distributed_plan(
+        framework=str(definition.get("framework") or "Python"),
+        communicator=str(definition.get("communicator") or "None"),
+        node_count=definition.get("nodeCount") or 1,
+        process_count=section("pytorch").get("processCount"),
+        process_count_per_node=section("mpi").get("processCountPerNode"),
+    )
 
 
 def rank_environment(

@@ -22,7 +22,7 @@ does the actor's death â€” its driver, the supervisor, died, or it was killed â€
 watchdog's control pipe. Every call renews a lease the watchdog checks too: a supervisor that
 stops calling for ``lease_seconds`` stops the job. The supervisor pulls: every
 :meth:`NodeAgent.step` returns the new bytes of the (capped) logs, by stream position, of the
-spool, new artifact files and changed files of the watched folders.
+spool, new artifact files and changed files of the watched folders (:mod:`.nodefiles`).
 """
 
 from __future__ import annotations
@@ -38,14 +38,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ferry.agent import bundle, files, hostenv, logcap
+from ferry.agent import bundle, files, hostenv
 from ferry.agent.environ import apply_request
 from ferry.agent.store import Store, check_path
-
-PER_FILE_MAX = 4 << 20  # bytes of one log or spool file per step
-FILES_BUDGET = 16 << 20  # bytes of whole files (artifacts, watched folders) per step
-WATCHED_FILE_MAX = 8 << 20  # files of watched folders larger than this are not mirrored live
-KEEP_ABANDONED_SECONDS = 86400.0  # run folders nobody has touched for a day are removed
+from ferry.targets.ray import nodefiles
 
 
 def _touch(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,15 +77,13 @@ class NodeAgent:
         self.watchdog: subprocess.Popen[bytes] | None = None
         self.control = -1
         self.agent_dir = ""
-        self.logs: dict[str, logcap.LogFollower] = {}
-        self.offsets: dict[str, int] = {}
-        self.seen: dict[str, tuple[int, int]] = {}
+        self.reader = nodefiles.RunReader(self.run_root)
         self._env: dict[str, Any] = {"lines": [], "done": False, "result": None, "error": None}
         os.makedirs(self.run_root, exist_ok=True)
         self._alive = os.path.join(self.run_root, ".alive")
         open(self._alive, "a").close()  # touched while this agent lives
         self.renew()
-        _prune_abandoned(os.path.join(self.root, "runs"))
+        nodefiles.prune_abandoned(os.path.join(self.root, "runs"))
         threading.Thread(target=self._keep_alive, daemon=True).start()
 
     def renew(self) -> None:
@@ -315,90 +309,7 @@ class NodeAgent:
             except subprocess.TimeoutExpired:
                 pass
         ended = self._ended()  # before reading: the logs are then complete
-        out: dict[str, Any] = {"ended": ended, "logs": {}, "spool": {}, "files": {}, "more": False}
-        out["more"] = self._read_logs(out["logs"])
-        spool = os.path.join(self.run_root, "spool")
-        pending = {}
-        for name in _listdir(spool):
-            if name.endswith(".jsonl"):
-                key = "spool/" + name
-                chunk, more = self._read_new(os.path.join(spool, name), key)
-                out["more"] |= more
-                if chunk:
-                    pending[name] = chunk
-        # records name files copied before them: send every such file, or hold the records
-        budget = [FILES_BUDGET]
-        complete = self._changed_files(os.path.join(spool, "files"), "files", out["files"], budget)
-        if complete:
-            for name, chunk in pending.items():
-                self.offsets["spool/" + name] = self.offsets.get("spool/" + name, 0) + len(chunk)
-            out["spool"] = pending
-        out["more"] |= not complete
-        if watched is not None:
-            out["watched"] = {}
-            for folder in watched:
-                where = os.path.join(self.wd, check_path(folder))
-                self._changed_files(where, folder, out["watched"], budget, True)
-        return out
-
-    def _read_logs(self, out: dict[str, bytes]) -> bool:
-        """New bytes of each rank log, by stream position (the logs are capped here)."""
-        more = False
-        user_logs = os.path.join(self.run_root, "user_logs")
-        for name in _listdir(user_logs):
-            if not (name.startswith("std_log") and name.endswith(".txt")):
-                continue
-            follower = self.logs.get(name)
-            if follower is None:
-                follower = self.logs[name] = logcap.LogFollower(os.path.join(user_logs, name))
-            data = follower.read(PER_FILE_MAX)
-            more |= len(data) >= PER_FILE_MAX
-            if data:
-                out[name] = data
-        return more
-
-    def _read_new(self, path: str, key: str) -> tuple[bytes, bool]:
-        """Whole new lines of a spool file (the offset moves once they are sent)."""
-        offset = self.offsets.get(key, 0)
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(PER_FILE_MAX + 1)
-        except OSError:
-            return b"", False
-        more = len(data) > PER_FILE_MAX
-        data = data[:PER_FILE_MAX]
-        return data[: data.rfind(b"\n") + 1], more
-
-    def _changed_files(
-        self,
-        folder: str,
-        prefix: str,
-        out: dict[str, bytes],
-        budget: list[int],
-        skip_big: bool = False,
-    ) -> bool:
-        """Add changed files under ``folder`` to ``out``; False when the budget ran out."""
-        for dirpath, _, names in os.walk(folder):
-            for name in sorted(names):
-                if name.startswith(".ferry-"):
-                    continue  # a copy in progress
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, folder).replace(os.sep, "/")
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                key, stamp = f"{prefix}:{rel}", (st.st_size, st.st_mtime_ns)
-                if self.seen.get(key) == stamp or (skip_big and st.st_size > WATCHED_FILE_MAX):
-                    continue
-                if st.st_size > budget[0] and out:
-                    return False
-                with open(path, "rb") as fh:
-                    out[f"{prefix}/{rel}" if prefix else rel] = fh.read()
-                budget[0] -= st.st_size
-                self.seen[key] = stamp
-        return True
+        return {"ended": ended, **self.reader.read(watched)}
 
     @_touch
     def stop(self, grace: float) -> None:
@@ -412,31 +323,7 @@ class NodeAgent:
     @_touch
     def outputs(self, cursor: list[int]) -> tuple[list[dict[str, Any]], list[int] | None]:
         """A batch of ./outputs (files in pieces, links by target) from ``cursor`` on."""
-        root = os.path.join(self.wd, "outputs")
-        paths = sorted(
-            os.path.join(d, n) for d, subdirs, names in os.walk(root) for n in names + subdirs
-        )
-        paths = [p for p in paths if os.path.islink(p) or os.path.isfile(p)]
-        index, offset = cursor
-        items: list[dict[str, Any]] = []
-        budget = FILES_BUDGET
-        while index < len(paths) and budget > 0:
-            path = paths[index]
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            if os.path.islink(path):
-                items.append({"path": rel, "link": os.readlink(path)})
-                index, offset = index + 1, 0
-                continue
-            st = os.stat(path)
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(budget)
-            items.append({"path": rel, "offset": offset, "data": data, "mode": st.st_mode & 0o777})
-            budget -= len(data)
-            offset += len(data)
-            if offset >= st.st_size:
-                index, offset = index + 1, 0
-        return items, ([index, offset] if index < len(paths) else None)
+        return nodefiles.outputs_batch(os.path.join(self.wd, "outputs"), cursor)
 
     @_touch
     def cleanup(self, keep: bool) -> None:
@@ -459,40 +346,10 @@ class NodeAgent:
                 pass
 
     def _keep_alive(self) -> None:
-        """Mark the run folder as in use while this agent lives (see :func:`_prune_abandoned`)."""
+        """Mark the run folder as in use while this agent lives (see :func:`.nodefiles.prune_abandoned`)."""
         while True:
             time.sleep(min(5.0, max(0.5, self.lease_seconds / 4)))
             try:
                 os.utime(self._alive)
             except OSError:
                 pass
-
-
-def _prune_abandoned(runs: str) -> None:
-    """Remove run folders whose agents died long ago without cleaning up (a crashed driver)."""
-    now = time.time()
-    for run in _subdirs(runs):
-        try:
-            stamps = [os.stat(run).st_mtime] + [
-                os.stat(os.path.join(node, ".alive")).st_mtime
-                for node in _subdirs(run)
-                if os.path.exists(os.path.join(node, ".alive"))
-            ]
-        except OSError:
-            continue
-        if now - max(stamps) > KEEP_ABANDONED_SECONDS:
-            shutil.rmtree(run, ignore_errors=True)
-
-
-def _subdirs(folder: str) -> list[str]:
-    try:
-        return [e.path for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
-def _listdir(folder: str) -> list[str]:
-    try:
-        return sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
-    except OSError:
-        return []

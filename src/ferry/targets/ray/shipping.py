@@ -1,7 +1,7 @@
 """What goes to a Ray node: the agent's code (by value), the snapshot's blobs, ferry's runtime,
 and which environment the job runs in there.
 
-The node agent (:mod:`.agent`) and the neutral :mod:`ferry.agent` package it uses are imported
+The node agent (:mod:`.agent`, :mod:`.nodefiles`) and the neutral :mod:`ferry.agent` package it uses are imported
 here as usual and registered with cloudpickle, so Ray sends their code by value to nodes that do
 not have ferry. Blobs move only when a node's cache lacks them, in batches of at most
 :data:`BATCH_BYTES` with a few batches in flight, so a source folder of any size goes through
@@ -30,6 +30,7 @@ from ferry.envbuild.remote import conda_packages, remote_build_request
 from ferry.errors import TargetUnavailable
 from ferry.spec import EnvironmentSpec
 from ferry.targets.ray import agent as node_agent
+from ferry.targets.ray import nodefiles
 
 BATCH_BYTES = 16 << 20
 IN_FLIGHT = 3
@@ -38,7 +39,7 @@ IN_FLIGHT = 3
 @functools.cache
 def register_node_code() -> None:
     """Ray pickles the node agent and :mod:`ferry.agent` by value (nodes lack ferry)."""
-    for module in (ferry.agent, node_agent):
+    for module in (ferry.agent, node_agent, nodefiles):
         ray.cloudpickle.register_pickle_by_value(module)  # type: ignore[no-untyped-call]
 
 

@@ -5,7 +5,8 @@ twice) and are written through a :class:`~ferry.agent.logcap.CappedLog` — capp
 the one writer of each local log, so ferry's own lines (:meth:`StreamWriter.note`) go through it.
 Spool files only grow, so their new bytes are appended; artifact files the job uploaded
 (``spool/files/…``) are written before the spool records that name them; files of the watched
-folders are replaced whole (temp file + rename), so the supervisor never reads half a file.
+folders are replaced whole (temp file + rename), so the supervisor never reads half a file. At
+the end, :func:`receive_outputs` brings every node's ./outputs.
 
 Example::
 
@@ -16,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,3 +87,39 @@ class StreamWriter:
             for log in self._logs.values():
                 log.close()
             self._logs.clear()
+
+
+def receive_outputs(agents: list[Any], dest: Path, timeout: float) -> None:
+    """Copy every node's ./outputs into ``dest`` in batches (node 0 first: its files win when
+    two nodes wrote the same name); links are made as links, never followed."""
+    import ray
+
+    written: set[str] = set()
+    root = os.path.realpath(dest)
+    for agent in agents:
+        mine: set[str] = set()
+        cursor: list[int] | None = [0, 0]
+        while cursor is not None:
+            try:
+                items, cursor = ray.get(agent.outputs.remote(cursor), timeout=timeout)
+            except (ray.exceptions.RayError, TimeoutError):
+                break
+            for item in items:
+                rel = _safe(str(item["path"]))
+                if rel in written:
+                    continue
+                mine.add(rel)
+                path = dest / rel
+                parent = os.path.realpath(path.parent)  # resolves links made before, if any
+                if parent != root and not parent.startswith(root + os.sep):
+                    continue  # under a link a node made: never written through
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if "link" in item:
+                    path.unlink(missing_ok=True)
+                    os.symlink(item["link"], path)
+                    continue
+                with open(path, "r+b" if item["offset"] else "wb") as fh:
+                    fh.seek(item["offset"])
+                    fh.write(item["data"])
+                path.chmod(int(item["mode"]))
+        written |= mine

@@ -5,8 +5,8 @@ per node; while it waits the run shows Queued with what it waits for), start one
 :class:`~.agent.NodeAgent` actor per bundle, send the runtime, the watchdog's files and the blobs
 each node lacks, materialise, resolve the environment there. start: one process per rank under
 each node's watchdog (``MASTER_ADDR`` is node 0's address). wait/sync: pull the logs, spool and
-watched folders back; when a node's rank fails, the other nodes are stopped and the failing
-rank's error is repeated at the end of the main log. close: actors and the placement group go.
+watched folders back (:mod:`.follow`); when a node's rank fails, the other nodes are stopped and
+the failing rank's error is repeated at the end of the main log. close: actors and the placement group go.
 
 The actors are owned by the supervisor (the Ray driver): when it dies, Ray kills them, and each
 node's watchdog — its control pipe closed — stops every process of the ranks. Errors carry the
@@ -30,6 +30,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ferry.agent import logcap
 from ferry.agent.bundle import bundle
+from ferry.envbuild import effective_environment
 from ferry.errors import (
     ConfigError,
     EnvironmentBuildError,
@@ -51,6 +52,7 @@ from ferry.targets.ray.cluster import (
     why_waiting,
 )
 from ferry.targets.ray.connect import cluster_status, connect, disconnect, nodes
+from ferry.targets.ray.follow import CALL_TIMEOUT, NodesFollower
 from ferry.targets.ray.shipping import (
     environment_refusal,
     environment_request,
@@ -59,9 +61,7 @@ from ferry.targets.ray.shipping import (
     send_blobs,
     wait_for,
 )
-from ferry.targets.ray.streams import StreamWriter
-
-_CALL_TIMEOUT = 120.0
+from ferry.targets.ray.streams import StreamWriter, receive_outputs
 
 
 class RayTarget(Target):
@@ -80,13 +80,9 @@ class RayTarget(Target):
         self._hellos: list[dict[str, Any]] = []
         self._envs: list[dict[str, Any]] = []
         self._runtime = ""
-        self._ended: dict[int, dict[str, Any]] = {}
-        self._lost: list[str] = []
-        self._code: int | None = None
-        self._stopping = False
         self._stepped = False
-        self._next_watch = 0.0
         self._writer: StreamWriter | None = None
+        self._follower: NodesFollower | None = None
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +105,7 @@ class RayTarget(Target):
                 "(PyTorchConfiguration or MpiConfiguration) saying how to start the processes "
                 "on each node"
             )
-        problem = environment_refusal(job.environment)
+        problem = environment_refusal(effective_environment(job.environment)[0])
         if problem:
             raise TargetRefused(
                 f"compute target {name!r}: {problem}", run_id=job.run_id, target=name
@@ -223,7 +219,7 @@ class RayTarget(Target):
         refs = [a.hello.remote() for a in self._agents]
         self._hellos = [self._call(ref) for ref in refs]
 
-    def _call(self, ref: Any, timeout: float = _CALL_TIMEOUT) -> Any:
+    def _call(self, ref: Any, timeout: float = CALL_TIMEOUT) -> Any:
         """A node agent's answer; its failure as a ferry error naming the run and target."""
         try:
             return wait_for(ref, self._tick, timeout)
@@ -276,7 +272,9 @@ class RayTarget(Target):
 
     def _resolve_environments(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
         """Every node resolves (or builds) the environment at once; build lines are logged."""
-        env = job.environment
+        env, notes = effective_environment(job.environment)
+        for note in notes:
+            ctx.log(f"ferry: {note}")
         digests = []
         for agent, hello in zip(self._agents, self._hellos, strict=True):
             request, digest = environment_request(env, hello, self.settings.uv)
@@ -353,104 +351,46 @@ class RayTarget(Target):
             )
         for ref in refs:
             self._call(ref)
+        assert self._writer is not None
+        self._follower = NodesFollower(
+            self._agents, self._hellos, self._writer, job.paths, job.watched_dirs,
+            kill_grace_seconds(),
+        )  # fmt: skip
         # the supervisor's own host: the job's process groups are on the nodes, not here
         return Started(host=socket.gethostname(), ranks=len(slots))
 
     # follow ------------------------------------------------------------------------------------
     def wait(self, timeout: float) -> int | None:
-        if self._code is None:
-            self._step(timeout)
+        follower = self._following()
+        if follower.code is None:
+            follower.step(timeout)
             self._stepped = True
-        if self._code is not None and self._lost:
-            raise self._error(JobLost, "; ".join(self._lost))
-        return self._code
+        if follower.code is not None and follower.lost:
+            raise self._error(JobLost, "; ".join(follower.lost))
+        return follower.code
 
     def poll(self) -> int | None:
         return self.wait(0.0)
 
     def sync(self) -> None:
-        if not self._stepped and self._code is None and self._agents:
-            self._step(0.0)
+        follower = self._following()
+        if not self._stepped and follower.code is None:
+            follower.step(0.0)
         self._stepped = False
+
+    def _following(self) -> NodesFollower:
+        if self._follower is None:
+            raise TargetError("the ray target's job was not started")
+        return self._follower
 
     def note(self, text: str) -> bool:
         """The local log has one writer, the stream's: ferry's own lines go through it."""
         return self._writer is not None and self._writer.note(text)
 
-    def _step(self, timeout: float) -> None:
-        assert self._writer is not None and self._job is not None
-        now = time.monotonic()
-        everyone_ended = len(self._ended) == len(self._agents)
-        watched = list(self._job.watched_dirs)
-        look = everyone_ended or now >= self._next_watch
-        if look:
-            self._next_watch = now + 1.0
-        refs = {
-            i: a.step.remote(0.0 if i in self._ended else timeout, watched if look else None)
-            for i, a in enumerate(self._agents)
-        }
-        more = False
-        for index, ref in refs.items():
-            try:
-                result = ray.get(ref, timeout=timeout + _CALL_TIMEOUT)
-            except (ray.exceptions.RayError, TimeoutError) as exc:
-                self._node_lost(index, exc)
-                continue
-            self._writer.apply(result)
-            more |= bool(result["more"])
-            if result["ended"] is not None and index not in self._ended:
-                self._ended[index] = result["ended"]
-        failed = [e for e in self._ended.values() if e["failed_rank"] is not None]
-        if failed and not self._stopping and len(self._ended) < len(self._agents):
-            self._stopping = True
-            self._stop_others(self._grace())
-        if everyone_ended and not more:
-            self._code = self._conclude()
-
-    def _node_lost(self, index: int, exc: BaseException) -> None:
-        if index in self._ended:
-            return
-        assert self._writer is not None
-        hello = self._hellos[index] if index < len(self._hellos) else {}
-        what = f"lost the ferry agent on Ray node {hello.get('ip', index)}: {exc}"
-        self._writer.note(f"ferry: {what}")
-        self._lost.append(what)
-        self._ended[index] = {"code": -9, "failed_rank": None, "failed_at": time.time()}
-        self._stopping = True
-        self._stop_others(self._grace())
-
-    def _stop_others(self, grace: float) -> None:
-        for index, agent in enumerate(self._agents):
-            if index not in self._ended:
-                agent.stop.remote(grace)
-
-    def _conclude(self) -> int:
-        assert self._job is not None and self._writer is not None
-        ends = [self._ended[i] for i in range(len(self._agents))]
-        failed = [e for e in ends if e["failed_rank"] is not None]
-        if failed:
-            first = min(failed, key=lambda e: e["failed_at"] or 0.0)
-            code, rank = int(first["code"]), int(first["failed_rank"])
-            if rank != 0:  # rank 0's error is in the main log already
-                try:
-                    text = self._job.paths.rank_log(rank).read_text("utf-8", "replace")
-                except OSError:
-                    text = ""
-                self._writer.note(distributed.failure_note(rank, code, text[-65536:]))
-            return code
-        lost = [e for e in ends if e["code"] != 0]
-        return int(lost[0]["code"]) if lost else 0
-
     def cancel(self, grace_seconds: float) -> None:
         """Every node's watchdog stops its ranks; the run ends when every node says so."""
-        for agent in self._agents:
-            agent.stop.remote(grace_seconds)
-
-    @staticmethod
-    def _grace() -> float:
-        from ferry.supervisor import kill_grace_seconds
-
-        return kill_grace_seconds()
+        if self._follower is not None:
+            self._follower.stop(grace_seconds)
 
     # outputs and the end -----------------------------------------------------------------------
     def collect_outputs(self, dest: Path) -> None:
@@ -458,31 +398,7 @@ class RayTarget(Target):
 
         assert self._job is not None
         keep_rank_logs(self.workspace, self._job.run_id, self._job.run_dir)
-        written: set[str] = set()
-        for agent in self._agents:  # node 0 first: its files win
-            mine: set[str] = set()
-            cursor: list[int] | None = [0, 0]
-            while cursor is not None:
-                try:
-                    items, cursor = ray.get(agent.outputs.remote(cursor), timeout=_CALL_TIMEOUT)
-                except (ray.exceptions.RayError, TimeoutError):
-                    break
-                for item in items:
-                    rel = str(item["path"])
-                    if rel in written:
-                        continue
-                    mine.add(rel)
-                    path = dest / rel
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    if "link" in item:
-                        path.unlink(missing_ok=True)
-                        os.symlink(item["link"], path)
-                        continue
-                    with open(path, "r+b" if item["offset"] else "wb") as fh:
-                        fh.seek(item["offset"])
-                        fh.write(item["data"])
-                    path.chmod(int(item["mode"]))
-            written |= mine
+        receive_outputs(self._agents, dest, CALL_TIMEOUT)
 
     def watched_dirs(self) -> dict[str, Path]:
         if self._writer is None or self._job is None:

@@ -29,6 +29,7 @@ from typing import Any
 import asyncssh
 
 from ferry.agent import logcap
+from ferry.envbuild import effective_environment
 from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefused
 from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets import distributed
@@ -154,7 +155,9 @@ class RemoteRun:
     ) -> Prepared:
         """Bring the snapshot, the runtime and the environment to the host."""
         self._ctx = ctx
-        env = self.job.environment
+        env, notes = effective_environment(self.job.environment)
+        for note in notes:
+            ctx.log(f"ferry: {note}")
         problem = refusal(env)
         if problem:
             raise TargetRefused(problem, run_id=self.job.run_id, target=self.name)

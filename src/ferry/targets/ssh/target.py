@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from ferry.envbuild import effective_environment
 from ferry.errors import (
     ConfigError,
     FerryError,
@@ -148,7 +149,7 @@ class SshTarget(Target):
                 "run there; use node_count=1 with several processes (process_count or "
                 "process_count_per_node), or a multi-node target such as ray"
             )
-        problem = refusal(job.environment)
+        problem = refusal(effective_environment(job.environment)[0])
         if problem:
             raise TargetRefused(
                 f"compute target {name!r}: {problem}", run_id=job.run_id, target=name
