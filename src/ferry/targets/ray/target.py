@@ -18,6 +18,7 @@ lost during the run :class:`~ferry.errors.JobLost`.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -425,5 +426,7 @@ class RayTarget(Target):
                 pass
         if self._writer is not None:
             self._writer.close()
+            if not keep:  # the watched folders' copies (their artifacts are kept)
+                shutil.rmtree(self._writer.workdir.parent, ignore_errors=True)
         if ray.is_initialized():
             disconnect()
