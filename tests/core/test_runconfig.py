@@ -137,7 +137,8 @@ def test_default_environment_is_the_targets_own_interpreter() -> None:
     """The default is stored as the reference's "python" (the target's interpreter), never as
     the submitting process's path, which means nothing on another machine."""
     env = RunConfiguration().environment
-    assert env.python.user_managed_dependencies is True
+    assert env.python.user_managed_dependencies is False  # the reference's default
+    assert env.spec_hash() is None  # nothing declared: nothing to build (the fast path)
     assert env.python.interpreter_path == "python"
     assert sys.executable not in str(RunConfiguration().to_dict())
     assert env.to_spec().interpreter is None

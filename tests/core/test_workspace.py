@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ferry import Experiment, Workspace
+from ferry.envbuild.curated import CURATED
 from ferry.errors import ConfigError, ExperimentNameError
 
 
@@ -45,7 +46,7 @@ def test_collections_and_get_run(workspace: Workspace) -> None:
     Experiment(workspace, "alpha")
     assert list(workspace.experiments) == ["alpha"]
     assert list(workspace.compute_targets) == ["local"]
-    assert set(workspace.environments) == {"ferry-minimal", "ferry-sklearn"}  # curated
+    assert set(workspace.environments) == set(CURATED)  # the curated ones, nothing registered
     with pytest.raises(ConfigError, match="no run"):
         workspace.get_run("alpha_1_00000000")
 
