@@ -13,8 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+#: the reference's ``azureml.core.VERSION``: this ferry's version
+VERSION = __version__
 
 __all__ = [
+    "VERSION",
     "ActivityFailedException",
     "ComputeTarget",
     "CondaDependencies",
@@ -24,18 +27,23 @@ __all__ = [
     "Experiment",
     "FerryError",
     "HistoryConfiguration",
+    "InteractiveRun",
     "MpiConfiguration",
     "PyTorchConfiguration",
     "RayCluster",
     "RemoteCompute",
     "Run",
     "RunConfiguration",
+    "RunDetails",
     "RunFailed",
     "RunStatus",
     "ScriptRunConfig",
     "SparkCompute",
     "TensorflowConfiguration",
+    "UserErrorException",
+    "ViewType",
     "Workspace",
+    "set_diagnostics_collection",
 ]
 
 # Imported lazily: `from ferry import Run` inside a job must stay cheap.
@@ -47,6 +55,11 @@ _LAZY = {
     "CondaDependencies": "ferry.environment",
     "Environment": "ferry.environment",
     "Experiment": "ferry.experiment",
+    "ViewType": "ferry.experiment",
+    "InteractiveRun": "ferry.interactive",
+    "RunDetails": "ferry.widgets",
+    "set_diagnostics_collection": "ferry.telemetry",
+    "UserErrorException": "ferry.telemetry",
     "Run": "ferry.run",
     "RunConfiguration": "ferry.runconfig",
     "DockerConfiguration": "ferry.runconfig",
@@ -67,7 +80,8 @@ if TYPE_CHECKING:
     from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
     from ferry.environment import CondaDependencies, Environment
     from ferry.errors import ActivityFailedException, ConfigError, FerryError, RunFailed
-    from ferry.experiment import Experiment
+    from ferry.experiment import Experiment, ViewType
+    from ferry.interactive import InteractiveRun
     from ferry.run import Run
     from ferry.runconfig import (
         DockerConfiguration,
@@ -79,6 +93,8 @@ if TYPE_CHECKING:
     )
     from ferry.script_run_config import ScriptRunConfig
     from ferry.status import RunStatus
+    from ferry.telemetry import UserErrorException, set_diagnostics_collection
+    from ferry.widgets import RunDetails
     from ferry.workspace import Workspace
 
 

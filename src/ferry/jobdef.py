@@ -228,7 +228,7 @@ def job_spec(
     snapshot_id: str | None = None,
 ) -> JobSpec:
     """Check a stored run definition and return the job the machinery runs."""
-    from ferry.targets.distributed import plan_from_definition
+    from ferry.targets.distributed import distributed_plan
 
     definition = _mapping(definition, "the run definition")
     limit = definition.get("maxRunDurationSeconds")
@@ -259,7 +259,15 @@ def job_spec(
         source_dir=Path(source) if isinstance(source, str) and source else None,
         env_vars=_variables(definition.get("environmentVariables"), "environment_variables"),
         max_duration=None if limit is None else float(limit),
-        distributed=plan_from_definition(definition),
+        distributed=distributed_plan(
+            framework=str(definition.get("framework") or "Python"),
+            communicator=str(definition.get("communicator") or "None"),
+            node_count=node_count,
+            process_count=_mapping(definition.get("pytorch"), "pytorch").get("processCount"),
+            process_count_per_node=_mapping(definition.get("mpi"), "mpi").get(
+                "processCountPerNode"
+            ),
+        ),
         node_count=node_count,
         framework=str(definition.get("framework") or "Python"),
         spark_conf=MappingProxyType(

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ferry.agent.logcap import LogFollower
 from ferry.errors import ConfigError, RunFailed
 from ferry.run_state import RunState
 from ferry.status import RunStatus
@@ -75,12 +76,12 @@ class RunLogs(RunState):
         path = self.run_dir / LOG_NAME
         done = self.run_dir / DONE_MARKER
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        offset = 0
+        follower = LogFollower(str(path))  # keeps its place when a capped log is compacted
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         next_check = time.monotonic() + 1.0
         while True:
             finished = done.exists()
-            offset, text = _read_from(path, offset, decoder)
+            text = _read_new(follower, decoder)
             if text:
                 yield text
             if finished:
@@ -90,7 +91,7 @@ class RunLogs(RunState):
                 next_check = now + 1.0
                 self._record = None
                 if self._refresh().status.is_terminal():
-                    offset, text = _read_from(path, offset, decoder)
+                    text = _read_new(follower, decoder)
                     if text:
                         yield text
                     break
@@ -131,11 +132,9 @@ class RunLogs(RunState):
         return written
 
 
-def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> tuple[int, str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return offset, ""
-    return offset + len(data), decoder.decode(data) if data else ""
+def _read_new(follower: LogFollower, decoder: codecs.IncrementalDecoder) -> str:
+    """Everything the log gained (in 16 MiB reads), decoded."""
+    parts = []
+    while data := follower.read():
+        parts.append(decoder.decode(data))
+    return "".join(parts)

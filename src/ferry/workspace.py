@@ -30,6 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferry.agent.files import write_atomic
 from ferry.errors import ConfigError
 from ferry.tracking import RunStore, open_store
 
@@ -255,8 +256,10 @@ class Workspace:
         target = folder / (file_name or CONFIG_FILE)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(
-                target, json.dumps({"workspace": str(self.path), "name": self.name}, indent=2)
+            write_atomic(
+                str(target),
+                json.dumps({"workspace": str(self.path), "name": self.name}, indent=2).encode(),
+                mode=0o644,
             )
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc
@@ -458,14 +461,3 @@ def _warn_if_shared(path: Path) -> None:
             mode & 0o777,
             path,
         )
-
-
-def _atomic_write(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,7 +26,6 @@ from ferry.targets.distributed import (
     RankSlot,
     append_failure_note,
     failure_note,
-    plan_from_definition,
     rank_environment,
     rank_log_name,
 )
@@ -35,6 +34,19 @@ from ferry.targets.watched import JobProcess, WatchedJob
 
 def _definition(config: Any) -> dict[str, Any]:
     return ScriptRunConfig(".", "train.py", distributed_job_config=config).to_dict()
+
+
+def plan_from_definition(definition: dict[str, Any]) -> DistributedPlan | None:
+    """The plan the one validator (ferry.jobdef) reads from a stored definition."""
+    from pathlib import Path
+
+    from ferry.jobdef import job_spec
+
+    job = job_spec(
+        run_id="e_1_abcdef12", experiment="e", target="local", run_dir=Path("/r"),
+        definition=definition,
+    )  # fmt: skip
+    return job.distributed
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.compute import ComputeTarget
-from ferry.targets.spark import SparkCompute
+from ferry.compute import ComputeTarget, SparkCompute
 from ferry.testing.conformance import SCENARIOS, ConformanceEnv, Scenario
 
 

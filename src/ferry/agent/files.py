@@ -25,7 +25,7 @@ class PrivateFolderError(Exception):
     """A folder that should be the user's alone is not (another owner, a link, open modes)."""
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: "bytes | memoryview") -> None:
     """Write every byte of ``data`` to ``fd``."""
     view = memoryview(data)
     while view:

@@ -84,7 +84,7 @@ def _preload() -> None:
 
     try:  # remote targets' libraries, when their extras are installed (asyncssh takes ~0.4 s)
         import ferry.targets.spark
-        import ferry.targets.ssh
+        import ferry.targets.ssh.target  # the package alone no longer loads asyncssh
     except ImportError:
         pass
     _ = (rich, sqlalchemy, ferry)

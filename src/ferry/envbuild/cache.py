@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferry.agent.files import write_atomic
+
 MARKER = "ferry-env.json"
 LOCK_TEXT = "lock.txt"
 LAST_USE = ".last-use"
@@ -172,6 +174,5 @@ def tmp_owner(path: Path) -> str | None:
 
 def write_marker(folder: Path, meta: dict[str, Any]) -> None:
     """Write ``ferry-env.json`` atomically (temp file + rename)."""
-    tmp = folder / f".{MARKER}.{os.getpid()}"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, folder / MARKER)
+    data = json.dumps(meta, indent=2, sort_keys=True).encode("utf-8")
+    write_atomic(str(folder / MARKER), data, mode=0o644)

@@ -8,7 +8,7 @@ they are applied at run time or by other targets, and do not change what is inst
 
 So does the build *recipe* (``recipe`` in the spec): a venv made here by
 ``envbuild/builder.py`` and one made on an SSH host or Ray node by the agent
-(``targets/ssh/agent/envs.py``) differ in interpreter provenance and package sources, so they
+(``ferry/agent/hostenv.py``) differ in interpreter provenance and package sources, so they
 never share a hash. Bump a recipe's number whenever it changes what it installs or how.
 
 Example::
@@ -41,7 +41,7 @@ SPEC_FORMAT = 1
 #: Local builds (envbuild/builder.py): ``uv venv --relocatable --python-preference
 #: only-system``, compileall, pip.conf translated for uv, conda when asked for.
 LOCAL_RECIPE = "uv-local-1"
-#: The agent's builds on SSH hosts and Ray nodes (targets/ssh/agent/envs.py, which repeats
+#: The agent's builds on SSH hosts and Ray nodes (ferry/agent/hostenv.py, which repeats
 #: these names): ``uv venv`` + ``uv pip install`` with uv's own Python discovery ...
 AGENT_UV_RECIPE = "agent-uv-1"
 #: ... or ``python -m venv`` + pip, on a host without uv (or with ``uv="none"``) ...

@@ -22,6 +22,7 @@ from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
 from typing import Any
 
+from ferry.agent.store import link_escapes as link_escapes  # one copy, shared with hosts
 from ferry.errors import SnapshotError
 from ferry.snapshot.digest import DEFAULT_ALGO, check_algo, hash_bytes, is_digest
 from ferry.snapshot.errors import UnsafePathError
@@ -217,19 +218,3 @@ def check_layout(entries: Mapping[str, Entry]) -> None:
                     f"manifest path {path!r} lies under the non-folder {parent!r}"
                 )
             parent = posixpath.dirname(parent)
-
-
-def link_escapes(path: str, target: str) -> bool:
-    """True if the link at ``path`` (relative to the tree root) may resolve outside the tree.
-
-    Conservative: a target may climb with leading ``..`` through the link's own (real) parent
-    folders, but a ``..`` after a normal component could climb out of another link, so it counts
-    as escaping.
-    """
-    if not target or target.startswith("/") or "\x00" in target:
-        return True
-    parts = [part for part in target.split("/") if part not in ("", ".")]
-    ups = 0
-    while ups < len(parts) and parts[ups] == "..":
-        ups += 1
-    return ".." in parts[ups:] or ups > path.count("/")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ferry.errors import ConfigError
@@ -70,23 +69,6 @@ def distributed_plan(
             "PyTorchConfiguration or MpiConfiguration"
         )
     return None
-
-
-def plan_from_definition(definition: Mapping[str, object]) -> DistributedPlan | None:
-    """The plan of a stored run definition (camelCase): its five settings, read for
-    :func:`distributed_plan` (``ferry.jobdef`` reads the definition; this stays for it)."""
-
-    def section(name: str) -> Mapping[str, object]:
-        value = definition.get(name)
-        return value if isinstance(value, Mapping) else {}
-
-    return distributed_plan(
-        framework=str(definition.get("framework") or "Python"),
-        communicator=str(definition.get("communicator") or "None"),
-        node_count=definition.get("nodeCount") or 1,
-        process_count=section("pytorch").get("processCount"),
-        process_count_per_node=section("mpi").get("processCountPerNode"),
-    )
 
 
 def rank_environment(

@@ -17,9 +17,9 @@ from ferry.targets.base import Target
 #: kind -> (dotted path, extra that brings its libraries)
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "local": ("ferry.targets.local:LocalTarget", None),
-    "ssh": ("ferry.targets.ssh:SshTarget", "ssh"),
+    "ssh": ("ferry.targets.ssh.target:SshTarget", "ssh"),
     "spark": ("ferry.targets.spark:SparkTarget", "spark"),
-    "ray": ("ferry.targets.ray:RayTarget", "ray"),
+    "ray": ("ferry.targets.ray.target:RayTarget", "ray"),
     "fake": ("ferry.testing.fake:FakeTarget", None),  # a scripted target for tests
 }
 

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from ferry.agent.files import write_all
 from ferry.errors import SnapshotError
 from ferry.snapshot.blobstore.base import CREATE_FLAGS, BlobStore, verifying_reader
 from ferry.snapshot.digest import (
@@ -139,7 +140,7 @@ class LocalBlobStore(BlobStore):
         digest = hash_bytes(data, self.algo)
         final = self._path(digest)
         if not self._present(digest, final, len(data)):
-            self._write_blob(final, lambda fd: _write_all(fd, memoryview(data)))
+            self._write_blob(final, lambda fd: write_all(fd, data))
         return digest
 
     def open(self, digest: str) -> BinaryIO:
@@ -307,16 +308,11 @@ def _remove_abandoned(folder: str, before: float) -> None:
         return
 
 
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _copy_hashing(src: int, dst: int, algo: str) -> str:
     hasher = new_hasher(algo)
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     while n := os.readv(src, [buffer]):
         hasher.update(view[:n])
-        _write_all(dst, view[:n])
+        write_all(dst, view[:n])
     return hasher.hexdigest()
