@@ -33,8 +33,8 @@ test: install $(TORCH) sysdeps
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench compat
+	$(BIN)/ruff format --check src tests bench compat
 	$(BIN)/mypy
 
 bench: install

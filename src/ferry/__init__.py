@@ -20,6 +20,7 @@ __all__ = [
     "VERSION",
     "ActivityFailedException",
     "ComputeTarget",
+    "ComputeTargetException",
     "CondaDependencies",
     "ConfigError",
     "DockerConfiguration",
@@ -74,12 +75,19 @@ _LAZY = {
     "ConfigError": "ferry.errors",
     "RunFailed": "ferry.errors",
     "ActivityFailedException": "ferry.errors",
+    "ComputeTargetException": "ferry.errors",
 }
 
 if TYPE_CHECKING:
     from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
     from ferry.environment import CondaDependencies, Environment
-    from ferry.errors import ActivityFailedException, ConfigError, FerryError, RunFailed
+    from ferry.errors import (
+        ActivityFailedException,
+        ComputeTargetException,
+        ConfigError,
+        FerryError,
+        RunFailed,
+    )
     from ferry.experiment import Experiment, ViewType
     from ferry.interactive import InteractiveRun
     from ferry.run import Run

@@ -111,3 +111,5 @@ class RunFailed(FerryError):
 
 # The reference raises ActivityFailedException from wait_for_completion; keep the name for ports.
 ActivityFailedException = RunFailed
+# The reference's compute errors (ComputeTarget(ws, "missing") raises it): ferry's target errors.
+ComputeTargetException = TargetError

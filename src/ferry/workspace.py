@@ -259,7 +259,6 @@ class Workspace:
             write_atomic(
                 str(target),
                 json.dumps({"workspace": str(self.path), "name": self.name}, indent=2).encode(),
-                mode=0o644,
             )
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc

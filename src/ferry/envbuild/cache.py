@@ -175,4 +175,4 @@ def tmp_owner(path: Path) -> str | None:
 def write_marker(folder: Path, meta: dict[str, Any]) -> None:
     """Write ``ferry-env.json`` atomically (temp file + rename)."""
     data = json.dumps(meta, indent=2, sort_keys=True).encode("utf-8")
-    write_atomic(str(folder / MARKER), data, mode=0o644)
+    write_atomic(str(folder / MARKER), data)

@@ -1,0 +1,5 @@
+"""``azureml.core.compute_target``."""
+
+from ferry.errors import ComputeTargetException
+
+__all__ = ["ComputeTargetException"]

@@ -1,0 +1,4 @@
+import time
+
+print("running", flush=True)
+time.sleep(300)
