@@ -14,6 +14,7 @@ writes its own script, submits it and checks what a user would see.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
@@ -329,6 +330,44 @@ def supervisor_death(env: ConformanceEnv) -> None:
         wait_until(lambda: not pid_alive(job), timeout=30, what="the orphaned job to die")
 
 
+def forged_records(env: ConformanceEnv) -> None:
+    """A job's spool (which comes back from the host or node for remote kinds) may write only
+    its own run: records for another run, its own status and an escaping child id are dropped
+    with notes; its own records after them still land; its exit code decides its status."""
+    victim = env.submit("victim", "print('victim')\n", fake={"log": ["victim"]})
+    assert victim.wait_for_completion()["status"] == "Completed"
+    forged = [
+        {"k": "tags", "run": victim.id, "set": {"tampered": "yes"}},
+        {"k": "metric", "run": victim.id, "name": "injected", "value": 666},
+        {"k": "status", "status": "Completed", "error": None},
+        {"k": "child", "run": "../../escaped", "name": "x", "tags": {}},
+        {"k": "tags", "set": {"own": "yes"}},
+    ]
+    run = env.submit(
+        "forger",
+        f"""
+        import json, os, time
+        spool, me = os.environ["FERRY_SPOOL_DIR"], os.environ["FERRY_RUN_ID"]
+        records = {json.dumps(forged)!r}
+        with open(os.path.join(spool, "forged.jsonl"), "w") as fh:
+            for rec in json.loads(records):
+                rec.setdefault("run", me)
+                rec["ts"] = time.time()
+                fh.write(json.dumps(rec) + "\\n")
+        raise SystemExit(3)
+        """,
+        fake={"spool": forged, "exit_code": 3},
+    )
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed", details  # exit 3, whatever the spool said
+    assert run.get_tags().get("own") == "yes"
+    assert "tampered" not in victim.get_tags()
+    assert "injected" not in victim.get_metrics()
+    assert victim.get_status() == "Completed"
+    log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
+    assert log.count("spool record ignored") >= 4, log[-2000:]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -344,4 +383,5 @@ SCENARIOS = [
     Scenario("live_metrics", live_metrics),
     Scenario("live_logs_folder", live_logs_folder),
     Scenario("supervisor_death", supervisor_death),
+    Scenario("forged_records", forged_records),
 ]
