@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -247,13 +248,16 @@ def job_spec(
     spark = _mapping(definition.get("spark"), "spark")
     watched, collect = _history(definition)
     source = definition.get("sourceDirectory")
+    environment, docker_notes = _docker_by_habit(
+        environment_spec(definition.get("environment") or {})
+    )
     return JobSpec(
         run_id=run_id,
         experiment=experiment,
         target=target,
         paths=RunPaths(run_dir),
         command=_command(definition),
-        environment=environment_spec(definition.get("environment") or {}),
+        environment=environment,
         parent_run_id=parent_run_id,
         snapshot_id=snapshot_id,
         source_dir=Path(source) if isinstance(source, str) and source else None,
@@ -275,5 +279,19 @@ def job_spec(
         ),
         watched_dirs=watched,
         collect_outputs=collect,
-        notes=tuple(ignored_settings(definition)),
+        notes=tuple([*ignored_settings(definition), *docker_notes]),
     )
+
+
+def _docker_by_habit(env: EnvironmentSpec) -> tuple[EnvironmentSpec, list[str]]:
+    """``env.docker.enabled = True`` with no image and no Dockerfile (the reference's notebooks
+    set it by habit) runs as a plain environment, with a note; with an explicit image it stays
+    a Docker request, which a target that cannot run containers refuses at submit."""
+    docker = env.docker
+    if not docker.enabled or docker.base_image or docker.base_dockerfile:
+        return env, []
+    note = (
+        "environment.docker.enabled=True names no base image or Dockerfile: this run uses a "
+        "plain environment (this ferry runs jobs without Docker)"
+    )
+    return replace(env, docker=replace(docker, enabled=False)), [note]

@@ -17,6 +17,7 @@ from ferry import (
     Workspace,
 )
 from ferry.jobdef import ignored_settings
+from ferry.tracking import RunQuery
 
 
 def test_defaults_carry_no_note() -> None:
@@ -100,10 +101,30 @@ def test_a_watched_folder_outside_the_job_is_refused(
         Experiment(workspace, "refused").submit(
             ScriptRunConfig(str(awkward_dir), "t.py", run_config=rc)
         )
-    assert not [
-        r
-        for r in workspace.store.list_runs(
-            __import__("ferry.tracking", fromlist=["RunQuery"]).RunQuery()
+    assert [r for r in workspace.store.list_runs(RunQuery()) if r.created_at >= started] == []
+
+
+def test_docker_by_habit_runs_plain_and_an_explicit_image_is_refused(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    """The reference's notebooks set env.docker.enabled by habit: without an image or a
+    Dockerfile the run uses a plain environment, with a note; an explicit image on a target that
+    cannot run containers is refused at submit, before anything is written."""
+    from ferry.errors import TargetRefused
+
+    (awkward_dir / "t.py").write_text("print('plain')\n")
+    env = Environment("habit")
+    env.docker.enabled = True
+    run = Experiment(workspace, "habit").submit(
+        ScriptRunConfig(str(awkward_dir), "t.py", environment=env)
+    )
+    assert run.wait_for_completion()["status"] == "Completed"
+    log = (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
+    assert "names no base image or Dockerfile" in log
+    env.docker.base_image = "ubuntu:22.04"
+    before = len(workspace.store.list_runs(RunQuery()))
+    with pytest.raises(TargetRefused, match="asks for Docker"):
+        Experiment(workspace, "habit").submit(
+            ScriptRunConfig(str(awkward_dir), "t.py", environment=env)
         )
-        if r.created_at >= started
-    ]
+    assert len(workspace.store.list_runs(RunQuery())) == before

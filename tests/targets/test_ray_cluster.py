@@ -145,6 +145,7 @@ def test_jobs_no_ray_cluster_can_run_are_refused_at_submit(  # type: ignore[no-u
         )
     docker = Environment("in-docker")
     docker.docker.enabled = True
+    docker.docker.base_image = "ubuntu:22.04"  # an explicit image: a container is really asked for
     with pytest.raises(TargetRefused, match="Docker") as refused:
         experiment.submit(
             ScriptRunConfig(str(source), "job.py", compute_target="rc", environment=docker)

@@ -222,6 +222,7 @@ def test_docker_environments_are_refused_before_a_run_is_recorded(
     (source / "train.py").write_text("print('hi')\n")
     env = Environment("boxed")
     env.docker.enabled = True
+    env.docker.base_image = "ubuntu:22.04"  # an explicit image: a container is really asked for
     config = ScriptRunConfig(str(source), "train.py", compute_target="vm", environment=env)
     with pytest.raises(TargetError, match="Docker"):
         Experiment(workspace, "refused").submit(config)

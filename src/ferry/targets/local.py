@@ -46,6 +46,15 @@ class LocalTarget(Target):
         """A user-managed interpreter must exist here (a remote kind checks on its host); a
         distributed job must fit on one machine."""
         _one_node(job)
+        if job.environment.docker.enabled:
+            image = job.environment.docker.base_image or "a Dockerfile"
+            raise TargetRefused(
+                f"the environment asks for Docker ({image}); the {cls.kind} target runs jobs "
+                "without containers: remove env.docker.base_image/base_dockerfile (and "
+                "docker.enabled), or use a plain environment",
+                run_id=job.run_id,
+                target=name,
+            )
         if job.environment.user_managed and job.environment.interpreter:
             envbuild.find_interpreter(job.environment.interpreter)
 
