@@ -85,6 +85,17 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
+def reachable(start: RunStatus) -> set[RunStatus]:
+    """Every status a run in ``start`` can come to through the table (``start`` included)."""
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def can_transition(current: RunStatus, new: RunStatus) -> bool:
     """True when the table allows ``current -> new`` (staying put is always allowed)."""
     return current == new or new in TRANSITIONS[current]

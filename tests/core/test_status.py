@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 
 from ferry.errors import ConfigError
-from ferry.status import TRANSITIONS, RunStatus, can_transition, parse_status
+from ferry.status import TRANSITIONS, RunStatus, can_transition, parse_status, reachable
 
 # azureml-v1.md §10, written out from the reference document (not from the enum)
 REFERENCE = [
@@ -24,16 +24,6 @@ REFERENCE_TERMINAL = ["Completed", "Failed", "Canceled"]
 
 ALL = list(RunStatus)
 LIVE = [s for s in ALL if not s.is_terminal()]
-
-
-def _reachable(start: RunStatus) -> set[RunStatus]:
-    seen, todo = {start}, [start]
-    while todo:
-        for nxt in TRANSITIONS[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
 
 
 def test_statuses_are_the_reference_strings_in_its_order() -> None:
@@ -64,7 +54,7 @@ def test_nothing_leaves_a_terminal_status(status: RunStatus) -> None:
 
 @pytest.mark.parametrize("status", LIVE, ids=str)
 def test_every_live_status_can_reach_an_end(status: RunStatus) -> None:
-    reach = _reachable(status)
+    reach = reachable(status)
     # it can fail, be canceled and lose its heartbeat from wherever it is, directly
     assert {RunStatus.FAILED, RunStatus.CANCELED, RunStatus.NOT_RESPONDING} - {status} <= set(
         TRANSITIONS[status]
@@ -73,9 +63,9 @@ def test_every_live_status_can_reach_an_end(status: RunStatus) -> None:
 
 
 def test_every_status_is_reachable_from_not_started_and_from_queued() -> None:
-    assert _reachable(RunStatus.NOT_STARTED) == set(ALL)
+    assert reachable(RunStatus.NOT_STARTED) == set(ALL)
     # ferry creates runs Queued: every status but NotStarted must be reachable from there
-    assert _reachable(RunStatus.QUEUED) == set(ALL) - {RunStatus.NOT_STARTED}
+    assert reachable(RunStatus.QUEUED) == set(ALL) - {RunStatus.NOT_STARTED}
 
 
 def test_every_pair_obeys_the_ordering_rules() -> None:

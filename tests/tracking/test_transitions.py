@@ -10,21 +10,11 @@ import pytest
 from store_helpers import make_run
 
 from ferry.errors import InvalidTransition
-from ferry.status import TRANSITIONS, RunStatus, can_transition
+from ferry.status import TRANSITIONS, RunStatus, can_transition, reachable
 from ferry.tracking import RunStore
 
 TERMINAL = [s for s in RunStatus if s.is_terminal()]
 NON_TERMINAL = [s for s in RunStatus if not s.is_terminal()]
-
-
-def _reachable(start: RunStatus) -> set[RunStatus]:
-    seen, todo = {start}, [start]
-    while todo:
-        for nxt in TRANSITIONS[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
 
 
 def test_every_status_has_a_row_and_names_only_statuses() -> None:
@@ -36,7 +26,7 @@ def test_every_status_has_a_row_and_names_only_statuses() -> None:
 
 @pytest.mark.parametrize("status", NON_TERMINAL, ids=str)
 def test_every_non_terminal_status_can_reach_a_terminal_one(status: RunStatus) -> None:
-    assert _reachable(status) & set(TERMINAL), f"a run in {status} can never end"
+    assert reachable(status) & set(TERMINAL), f"a run in {status} can never end"
 
 
 @pytest.mark.parametrize("status", NON_TERMINAL, ids=str)
@@ -52,7 +42,7 @@ def test_nothing_leaves_a_terminal_status(status: RunStatus) -> None:
 
 
 def test_every_status_but_the_first_is_reachable_from_not_started() -> None:
-    assert _reachable(RunStatus.NOT_STARTED) == set(RunStatus)
+    assert reachable(RunStatus.NOT_STARTED) == set(RunStatus)
 
 
 def test_the_store_accepts_exactly_the_tables_edges(store: RunStore) -> None:
