@@ -94,10 +94,21 @@ def test_each_version_installs_its_curated_packages_with_the_reason(
         e = make(cls, framework_version=version)
     deps = e.conda_dependencies
     assert deps.python_version == row.python == "3.8", "Python 3.6 cannot run ferry's runtime"
-    assert deps.pip_packages == ["azureml-defaults", *row.pip]
+    fixed = ["joblib==0.14.1" if p == "joblib==0.13.2" else p for p in row.pip]
+    assert deps.pip_packages == ["azureml-defaults", *fixed]
     assert f"the reference installs {row.reference}" in caplog.text
     assert "Python 3.8" in caplog.text and "(see the module docstring)" not in caplog.text
     assert e.run_config.environment.spec_hash() is not None
+
+
+def test_a_curated_pin_that_fails_to_import_on_38_is_replaced_with_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, "ferry"):
+        e = make(SKLearn)
+    assert "joblib==0.14.1" in e.conda_dependencies.pip_packages
+    assert "joblib==0.13.2" not in e.conda_dependencies.pip_packages
+    assert "joblib 0.13 fails to import on Python 3.8" in caplog.text
 
 
 def test_a_users_companion_pin_replaces_the_frameworks(caplog: pytest.LogCaptureFixture) -> None:
