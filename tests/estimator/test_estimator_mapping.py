@@ -120,8 +120,9 @@ def test_entry_script_is_required_and_a_script() -> None:
         est(entry_script=None)
     with pytest.raises(ConfigError, match="is a notebook"):
         est(entry_script="train.ipynb")
-    with pytest.raises(ConfigError, match="source_directory is required"):
-        Estimator("", entry_script="t.py", compute_target="local")
+    assert Estimator("", entry_script="t.py", compute_target="local").source_directory == "."
+    with pytest.raises(ConfigError, match="source_directory must be the path"):
+        Estimator(3, entry_script="t.py", compute_target="local")  # type: ignore[arg-type]
 
 
 def test_compute_target_as_the_reference() -> None:
@@ -348,6 +349,7 @@ def test_mpi_backend_and_configurations_map_to_intel_mpi(caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING, "ferry"):
         by_name = est(distributed_backend="mpi", process_count_per_node=2)
     assert "'distributed_backend' parameter will be deprecated" in caplog.text
+    assert "'process_count_per_node' parameter will be deprecated" in caplog.text
     typed = est(distributed_training=MpiConfiguration(process_count_per_node=2))
     helper = est(distributed_training=Mpi(process_count_per_node=2))
     for e in (by_name, typed, helper):

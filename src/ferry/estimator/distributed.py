@@ -144,6 +144,11 @@ def apply_distributed(
     that contradict each other (the reference kept one of them silently)."""
     nodes = _positive(node_count, f"{owner}(node_count)")
     per_node = _positive(process_count_per_node, f"{owner}(process_count_per_node)")
+    if per_node != 1:
+        log.warning(
+            "'process_count_per_node' parameter will be deprecated. Please use it as part of "
+            "'distributed_training' parameter."
+        )
     rc.node_count = nodes
     rc.framework, rc.communicator = "Python", "None"
     if backend is not None and training is not None:

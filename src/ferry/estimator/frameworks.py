@@ -31,9 +31,6 @@ from ferry.runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowCo
 
 log = logging.getLogger("ferry")
 
-#: the reference's private and linting switches, accepted and without effect here
-_PRIVATE = ("_disable_validation", "_show_lint_warnings", "_show_package_warnings")
-
 
 #: pins of the curated table that install on Python 3.8 but fail there at import, with the
 #: release that works (a no-op once the table has it)
@@ -84,10 +81,8 @@ class _FrameworkEstimator(Estimator):
 
     def _setup(self, arguments: dict[str, Any]) -> None:
         """Check ``framework_version``, then configure as the generic estimator does."""
-        for name in ("self", "__class__", *_PRIVATE):
-            arguments.pop(name, None)
-        version = arguments.pop("framework_version")
-        if arguments.pop("_enable_optimized_mode"):
+        version = arguments["framework_version"]
+        if arguments["_enable_optimized_mode"]:
             log.warning(
                 "%s: _enable_optimized_mode builds on the reference's prebuilt framework images, "
                 "which do not exist here; the environment is built as usual",
@@ -103,8 +98,8 @@ class _FrameworkEstimator(Estimator):
             )
         self._framework_version = version or self.DEFAULT_VERSION
         names = ("worker_count", "parameter_server_count")
-        extra: dict[str, Any] = {k: arguments.pop(k) for k in names if k in arguments}
-        self._configure(EstimatorArguments(**arguments, extra=extra))
+        extra: dict[str, Any] = {k: arguments[k] for k in names if k in arguments}
+        self._configure(EstimatorArguments.of(arguments, extra))
         built = not self._run_config.environment.python.user_managed_dependencies
         if version is None and built and len(self._VERSIONS) > 1:
             log.warning(
@@ -160,8 +155,9 @@ class SKLearn(_FrameworkEstimator):
         _show_lint_warnings: bool = False,
         _show_package_warnings: bool = False,
     ) -> None:
+        arguments = dict(locals())
         log.warning(self._DEPRECATION)
-        self._setup(dict(locals()))
+        self._setup(arguments)
 
 
 class PyTorch(_FrameworkEstimator):
@@ -219,8 +215,9 @@ class PyTorch(_FrameworkEstimator):
         _show_lint_warnings: bool = False,
         _show_package_warnings: bool = False,
     ) -> None:
+        arguments = dict(locals())
         log.warning(self._DEPRECATION)
-        self._setup(dict(locals()))
+        self._setup(arguments)
         # as the reference (a workaround for horovod hangs with NCCL 2.4)
         self._run_config.environment.environment_variables["NCCL_TREE_THRESHOLD"] = "0"
 
@@ -283,6 +280,7 @@ class TensorFlow(_FrameworkEstimator):
         _show_lint_warnings: bool = False,
         _show_package_warnings: bool = False,
     ) -> None:
+        arguments = dict(locals())
         log.warning(self._DEPRECATION)
         if (worker_count != 1 or parameter_server_count != 1) and (
             not isinstance(distributed_backend, str) or distributed_backend.lower() != "ps"
@@ -292,4 +290,12 @@ class TensorFlow(_FrameworkEstimator):
                 "distributed_backend='ps'; give distributed_training=TensorflowConfiguration("
                 "worker_count=…, parameter_server_count=…) instead"
             )
-        self._setup(dict(locals()))
+        for name, value in (("worker_count", worker_count),
+                            ("parameter_server_count", parameter_server_count)):  # fmt: skip
+            if value != 1:
+                log.warning(
+                    "'%s' parameter will be deprecated. Please use it as part of "
+                    "'distributed_training' parameter.",
+                    name,
+                )
+        self._setup(arguments)

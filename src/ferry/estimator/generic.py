@@ -29,7 +29,7 @@ import copy
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,6 +96,15 @@ class EstimatorArguments:
     max_run_duration_seconds: Any = None
     extra: dict[str, Any] = field(default_factory=dict)  # a framework's own (worker_count …)
 
+    @classmethod
+    def of(
+        cls, arguments: Mapping[str, Any], extra: dict[str, Any] | None = None
+    ) -> EstimatorArguments:
+        """The fields among a constructor's ``locals()``; the reference's private switches
+        (``_disable_validation``, linting) have nothing to act on here and are left out."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in arguments.items() if k in names}, extra=extra or {})
+
 
 class Estimator:
     """A training script, its arguments, compute target and environment in one object
@@ -154,12 +163,9 @@ class Estimator:
         _show_lint_warnings: bool = False,
         _show_package_warnings: bool = False,
     ) -> None:
-        log.warning(self._DEPRECATION)
         arguments = dict(locals())
-        for name in ("self", "__class__", "_disable_validation", "_show_lint_warnings",
-                     "_show_package_warnings"):  # fmt: skip
-            arguments.pop(name, None)  # the reference's script linting: nothing to lint here
-        self._configure(EstimatorArguments(**arguments))
+        log.warning(self._DEPRECATION)
+        self._configure(EstimatorArguments.of(arguments))
 
     # building ---------------------------------------------------------------------------------
     def _framework(self) -> Framework | None:
@@ -168,10 +174,11 @@ class Estimator:
 
     def _configure(self, a: EstimatorArguments) -> None:
         owner = type(self).__name__
-        source = a.source_directory
-        if not isinstance(source, str | os.PathLike) or not os.fspath(source):
+        source = a.source_directory or "."  # the reference's default for an empty one
+        if not isinstance(source, str | os.PathLike):
             raise ConfigError(
-                f"{owner}: source_directory is required: the folder holding entry_script"
+                f"{owner}: source_directory must be the path of the folder holding entry_script, "
+                f"not {type(source).__name__}"
             )
         self._source_directory = os.fspath(source)
         if not isinstance(a.entry_script, str) or not a.entry_script.strip():
