@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from estimator_helpers import definition, est, job
 
 from ferry.environment import Environment
 from ferry.errors import ConfigError
-from ferry.estimator import Estimator, Gloo, Mpi, Nccl, ParameterServer, PyTorch, TensorFlow
-from ferry.jobdef import job_spec
-from ferry.runconfig import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
-from ferry.spec import JobSpec
+from ferry.estimator import Estimator, PyTorch
 
 # the reference's signature, written out from the reference document (§1)
 REFERENCE_PARAMETERS = [
@@ -32,29 +30,6 @@ REFERENCE_PARAMETERS = [
     ("_disable_validation", True), ("_show_lint_warnings", False),
     ("_show_package_warnings", False),
 ]  # fmt: skip
-
-
-def est(**kwargs: Any) -> Estimator:
-    kwargs.setdefault("compute_target", "local")
-    kwargs.setdefault("entry_script", "train.py")
-    return Estimator(kwargs.pop("source_directory", "src"), **kwargs)
-
-
-def definition(estimator: Estimator, **overrides: Any) -> dict[str, Any]:
-    """What submit stores: the run configuration's dict and the source folder."""
-    return estimator._to_script_run_config(**overrides).to_dict()
-
-
-def job(estimator: Estimator) -> JobSpec:
-    """What the machinery would run (the one validator of stored definitions)."""
-    rc = estimator._to_script_run_config().run_config
-    return job_spec(
-        run_id="e_1_00000000",
-        experiment="e",
-        target=rc.target,
-        run_dir=Path("/nonexistent/run"),
-        definition=definition(estimator),
-    )
 
 
 def test_the_constructor_is_the_references() -> None:
@@ -342,85 +317,6 @@ def test_each_script_run_config_is_a_fresh_copy_and_overrides_merge() -> None:
 def test_unknown_submit_arguments_are_refused_before_anything_runs() -> None:
     with pytest.raises(ConfigError, match=r"\['compute_target'\] parameters cannot be overridden"):
         est()._ferry_submit(None, compute_target="other")  # type: ignore[arg-type]
-
-
-# distributed -------------------------------------------------------------------------------------
-def test_mpi_backend_and_configurations_map_to_intel_mpi(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, "ferry"):
-        by_name = est(distributed_backend="mpi", process_count_per_node=2)
-    assert "'distributed_backend' parameter will be deprecated" in caplog.text
-    assert "'process_count_per_node' parameter will be deprecated" in caplog.text
-    typed = est(distributed_training=MpiConfiguration(process_count_per_node=2))
-    helper = est(distributed_training=Mpi(process_count_per_node=2))
-    for e in (by_name, typed, helper):
-        rc = e.run_config
-        assert (rc.framework, rc.communicator, rc.node_count) == ("Python", "IntelMpi", 1)
-        assert rc.mpi.process_count_per_node == 2
-        plan = job(e).distributed
-        assert plan is not None and (plan.kind, plan.processes_per_node) == ("mpi", 2)
-    assert "'Mpi' is deprecated. Please use 'MpiConfiguration'" in caplog.text
-
-
-def test_pytorch_backends_map_to_pytorch_configuration() -> None:
-    for e in (
-        PyTorch("s", entry_script="t.py", compute_target="local", distributed_backend="gloo",
-                node_count=2, process_count_per_node=2),
-        PyTorch("s", entry_script="t.py", compute_target="local", node_count=2,
-                process_count_per_node=2, distributed_training=Gloo()),
-        est(distributed_training=PyTorchConfiguration("Gloo", process_count=4, node_count=2)),
-    ):  # fmt: skip
-        rc = e.run_config
-        assert (rc.framework, rc.communicator, rc.node_count) == ("PyTorch", "gloo", 2)
-        assert (rc.pytorch.process_count, rc.pytorch.node_count) == (4, 2)
-        plan = job(e).distributed
-        assert plan is not None and (plan.kind, plan.node_count, plan.processes_per_node) == (
-            "pytorch", 2, 2,
-        )  # fmt: skip
-    nccl = PyTorch("s", entry_script="t.py", compute_target="local", distributed_training=Nccl())
-    assert (nccl.run_config.communicator, nccl.run_config.pytorch.process_count) == ("nccl", 1)
-
-
-def test_parameter_server_maps_to_tensorflow_and_is_refused_at_submit() -> None:
-    for e in (
-        TensorFlow("s", entry_script="t.py", compute_target="local", distributed_backend="ps",
-                   worker_count=2, parameter_server_count=1),
-        TensorFlow("s", entry_script="t.py", compute_target="local",
-                   distributed_training=ParameterServer(worker_count=2)),
-        TensorFlow("s", entry_script="t.py", compute_target="local",
-                   distributed_training=TensorflowConfiguration(worker_count=2)),
-    ):  # fmt: skip
-        rc = e.run_config
-        assert (rc.framework, rc.communicator) == ("TensorFlow", "ParameterServer")
-        assert (rc.tensorflow.worker_count, rc.tensorflow.parameter_server_count) == (2, 1)
-        with pytest.raises(ConfigError, match="parameter server"):
-            job(e)
-
-
-@pytest.mark.parametrize(
-    ("make", "match"),
-    [
-        (lambda: est(node_count=2), "'distributed_backend' or 'distributed_training' must be"),
-        (lambda: est(process_count_per_node=2), "must be specified when node_count > 1"),
-        (lambda: est(node_count=0, distributed_backend="mpi"), r"node_count\) must be a whole"),
-        (lambda: est(distributed_backend="gloo"), "Supported backend\\(s\\): mpi"),
-        (lambda: est(distributed_backend="mpi", distributed_training=Mpi()), "not both"),
-        (lambda: est(distributed_training="mpi"), "distributed_training must be a"),
-        (lambda: est(distributed_training=Mpi(2), process_count_per_node=3), "contradicts Mpi"),
-        (lambda: est(distributed_training=MpiConfiguration(node_count=2), node_count=3),
-         "node_count=3 contradicts MpiConfiguration"),
-        (lambda: PyTorch("s", entry_script="t.py", compute_target="local",
-                         distributed_training=TensorflowConfiguration()),
-         "must be a MpiConfiguration or PyTorchConfiguration"),
-        (lambda: TensorFlow("s", entry_script="t.py", compute_target="local",
-                            distributed_training=Gloo()), "not supported by the TensorFlow"),
-        (lambda: TensorFlow("s", entry_script="t.py", compute_target="local", worker_count=2),
-         "used only with distributed_backend='ps'"),
-        (lambda: Mpi(process_count_per_node=0), r"Mpi\(process_count_per_node\) must be"),
-    ],
-)  # fmt: skip
-def test_bad_distributed_settings_name_the_argument(make: Any, match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        make()
 
 
 def test_the_deprecation_warning_points_to_script_run_config(

@@ -250,19 +250,14 @@ class Estimator:
         conda = check_strings(owner, "conda_packages", a.conda_packages)
         framework = self._framework()
         environment_conflicts(owner, a, image=image, conda_file=conda_file, pip_file=pip_file)
-        if a.environment_definition is not None:
-            if framework is not None or conda_file is not None:
-                log.warning(
-                    "If environment_definition or conda_dependencies_file is specified, ferry "
-                    "will not install any framework related packages on behalf of the user."
-                )
-            # a copy: the reference changed the caller's environment (PyTorch's NCCL variable)
-            return copy.deepcopy(a.environment_definition), []
-        if conda_file is not None and framework is not None:
+        if framework is not None and (a.environment_definition is not None or conda_file):
             log.warning(
                 "If environment_definition or conda_dependencies_file is specified, ferry will "
                 "not install any framework related packages on behalf of the user."
             )
+        if a.environment_definition is not None:
+            # a copy: the reference changed the caller's environment (PyTorch's NCCL variable)
+            return copy.deepcopy(a.environment_definition), []
         request = PackageRequest(
             pip_packages=pip,
             conda_packages=conda,
