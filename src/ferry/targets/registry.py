@@ -20,6 +20,10 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "ssh": ("ferry.targets.ssh.target:SshTarget", "ssh"),
     "spark": ("ferry.targets.spark:SparkTarget", "spark"),
     "ray": ("ferry.targets.ray.target:RayTarget", "ray"),
+    # a managed Ray cluster that Ray's autoscaler sizes (AmlCompute)
+    "amlcompute": ("ferry.targets.ray.managed_target:ManagedRayTarget", "ray"),
+    # spark-submit on a Spark cluster's head node reached over SSH (HDInsightCompute)
+    "hdinsight": ("ferry.targets.spark.hdinsight:HDInsightTarget", "ssh"),
     "fake": ("ferry.testing.fake:FakeTarget", None),  # a scripted target for tests
 }
 
