@@ -22,14 +22,16 @@ $(TORCH): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
 	@touch $(TORCH)
 
-# Debian packages the heavier test suites need (git for snapshot/git capture tests).
+# Debian packages the heavier test suites need (git for snapshot/git capture tests, Open MPI for
+# the MPI tests). `test` runs it before `install`: where mpi4py has no wheel, pip builds it with
+# Open MPI's mpicc.
 sysdeps:
 	@./scripts/sysdeps.sh
 
 run: install
 	$(BIN)/ferry submit examples/quickstart/train.py -e quickstart -- --alpha 0.5
 
-test: install $(TORCH) sysdeps
+test: sysdeps install $(TORCH)
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -10,6 +10,10 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 # PostgreSQL server binaries: the store tests start a throw-away cluster (initdb + pg_ctl) on
 # loopback; no contrib extension is used, and the packaged cluster need not run
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# Open MPI: mpirun starts the ranks of MpiConfiguration runs, and mpi4py (dev extra) loads its
+# libmpi; libopenmpi-dev brings mpicc, which pip needs where it must build mpi4py from source
+command -v mpirun.openmpi >/dev/null 2>&1 || need+=(openmpi-bin)
+command -v mpicc.openmpi >/dev/null 2>&1 || need+=(libopenmpi-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ferry: missing system packages: ${need[*]} (install them with apt-get as root)" >&2
