@@ -1,6 +1,7 @@
 """Distributed plans and rank variables (pure), a node's ranks under the watchdog, and distributed
-runs on the local target: a real torch.distributed gloo all-reduce with 4 processes, and a failing
-rank."""
+runs on the local target: a real torch.distributed gloo all-reduce with 4 processes, a failing
+rank, a cancel, and the NCCL backend refused where there is no GPU. MPI runs (a real mpirun) are
+in test_mpi.py."""
 
 from __future__ import annotations
 
@@ -271,14 +272,14 @@ def test_a_failing_local_rank_fails_the_run_with_its_error(  # type: ignore[no-u
 ) -> None:
     body = """
     import os, time
-    rank = int(os.environ["OMPI_COMM_WORLD_RANK"])
+    rank = int(os.environ["RANK"])
     print("rank", rank, "pid", os.getpid(), flush=True)
     if rank == 2:
         time.sleep(0.5)
         raise KeyError("rank two lost its shard")
     time.sleep(300)
     """
-    run = _submit(workspace, awkward_dir / "fail", body, MpiConfiguration(process_count_per_node=3))
+    run = _submit(workspace, awkward_dir / "fail", body, PyTorchConfiguration("Gloo", 3))
     t = time.monotonic()
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed" and time.monotonic() - t < 30
@@ -293,9 +294,7 @@ def test_cancel_stops_every_local_rank(workspace, awkward_dir: Path) -> None:  #
     from ferry.testing.conformance import wait_until
 
     body = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(300)"
-    run = _submit(
-        workspace, awkward_dir / "cancel", body, MpiConfiguration(process_count_per_node=2)
-    )
+    run = _submit(workspace, awkward_dir / "cancel", body, PyTorchConfiguration("Gloo", 2))
     logs = run.run_dir / "user_logs"
     wait_until(
         lambda: (
@@ -345,3 +344,63 @@ def test_the_plan_from_the_references_settings() -> None:
     assert distributed_plan() is None
     with pytest.raises(ConfigError, match="node_count must be a whole number"):
         distributed_plan(communicator="Gloo", node_count="2")
+
+
+# ------------------------------------------------------------------------------------------------
+# the NCCL backend needs GPUs
+
+
+def _fake_machine(root: Path, *paths: str) -> Path:
+    for path in paths:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).touch()
+    return root
+
+
+def test_gpus_are_seen_from_the_drivers_files(tmp_path: Path) -> None:
+    from ferry.targets.distributed import gpu_evidence
+
+    nvidia = _fake_machine(tmp_path / "n", "proc/driver/nvidia/gpus/0000:01:00.0/information")
+    assert gpu_evidence(nvidia, {}) == [str(nvidia / "proc/driver/nvidia/gpus/0000:01:00.0")]
+    assert gpu_evidence(_fake_machine(tmp_path / "a", "dev/kfd"), {}) != []  # ROCm
+    assert gpu_evidence(_fake_machine(tmp_path / "c", "dev/null", "proc/cpuinfo"), {}) == []
+    for hidden in ("", "-1"):
+        assert gpu_evidence(nvidia, {"CUDA_VISIBLE_DEVICES": hidden}) == []
+    assert gpu_evidence(nvidia, {"CUDA_VISIBLE_DEVICES": "0"}) != []
+
+
+def test_nccl_is_refused_without_gpus_and_gloo_never(tmp_path: Path) -> None:
+    from ferry.targets.distributed import PlanError, check_backend_here
+
+    cpu_only = _fake_machine(tmp_path / "c", "proc/cpuinfo")
+    gpu = _fake_machine(tmp_path / "g", "dev/nvidia0")
+    nccl, gloo = DistributedPlan("pytorch", 1, 2, "nccl"), DistributedPlan("pytorch", 1, 2, "gloo")
+    with pytest.raises(PlanError, match="this machine has none"):
+        check_backend_here(nccl, {}, cpu_only)
+    with pytest.raises(PlanError, match="CUDA_VISIBLE_DEVICES hides every GPU"):
+        check_backend_here(nccl, {"CUDA_VISIBLE_DEVICES": ""}, gpu)
+    check_backend_here(nccl, {}, gpu)
+    check_backend_here(gloo, {}, cpu_only)
+    check_backend_here(DistributedPlan("mpi", 1, 2), {}, cpu_only)
+    check_backend_here(None, {}, cpu_only)
+
+
+def test_an_nccl_run_on_this_machine_without_gpus_is_refused_at_submit(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    """The reference's default backend is NCCL: on a CPU machine the run is refused before it
+    exists, saying to use Gloo — not left to fail inside torch with an NCCL error."""
+    from ferry.targets.distributed import gpu_evidence
+    from ferry.tracking import RunQuery
+
+    assert gpu_evidence() == [], "this test is about a machine without GPUs; this one has some"
+    body = """
+    import torch.distributed as dist
+    dist.init_process_group("nccl", init_method="env://")
+    """
+    with pytest.raises(ConfigError) as refused:
+        _submit(workspace, awkward_dir / "nccl", body, PyTorchConfiguration(process_count=2))
+    message = str(refused.value)
+    assert "communication_backend='Nccl' needs GPUs" in message
+    assert "PyTorchConfiguration(communication_backend='Gloo')" in message
+    assert workspace.store.list_runs(RunQuery()) == []

@@ -6,7 +6,9 @@ distributed_job_config=…)``) become a :class:`DistributedPlan` (pure); each ra
 ``OMPI_COMM_WORLD_*`` variables for the MPI form), so ``init_process_group(init_method="env://")``
 just works. On every target a node's ranks run under the job's watchdog
 (:mod:`ferry.agent.watchdog`), which starts them in one process group and stops them all when
-one fails; :func:`failure_note` then names the rank that failed first in the main log.
+one fails; :func:`failure_note` then names the rank that failed first in the main log. On the
+local target the MPI form is one real ``mpirun`` instead (:mod:`ferry.targets.mpi`).
+:func:`check_backend_here` refuses the NCCL backend where no GPU is to be seen.
 
 Example::
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ferry.errors import ConfigError
 from ferry.spec import DistributedPlan as DistributedPlan  # re-exported for the targets
@@ -71,23 +75,35 @@ def distributed_plan(
     return None
 
 
+def shared_environment(plan: DistributedPlan, master_addr: str, master_port: int) -> dict[str, str]:
+    """The variables every rank sees alike (what ``mpirun`` passes on to all its ranks)."""
+    env = {
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+        "WORLD_SIZE": str(plan.world_size),
+        "LOCAL_WORLD_SIZE": str(plan.processes_per_node),
+        "AZ_BATCH_MASTER_NODE": f"{master_addr}:{master_port}",
+        "FERRY_NODE_COUNT": str(plan.node_count),
+    }
+    if plan.kind == "mpi":
+        env["AZ_BATCHAI_MPI_MASTER_NODE"] = master_addr
+    return env
+
+
 def rank_environment(
     plan: DistributedPlan, slot: RankSlot, master_addr: str, master_port: int
 ) -> dict[str, str]:
     """The variables one rank sees (torch.distributed's ``env://`` and the MPI names)."""
     per = plan.processes_per_node
-    env = {
-        "MASTER_ADDR": master_addr,
-        "MASTER_PORT": str(master_port),
-        "WORLD_SIZE": str(plan.world_size),
-        "RANK": str(slot.rank),
-        "LOCAL_RANK": str(slot.local_rank),
-        "LOCAL_WORLD_SIZE": str(per),
-        "NODE_RANK": str(slot.node_rank),
-        "GROUP_RANK": str(slot.node_rank),
-        "AZ_BATCH_MASTER_NODE": f"{master_addr}:{master_port}",
-        "FERRY_NODE_COUNT": str(plan.node_count),
-    }
+    env = shared_environment(plan, master_addr, master_port)
+    env.update(
+        {
+            "RANK": str(slot.rank),
+            "LOCAL_RANK": str(slot.local_rank),
+            "NODE_RANK": str(slot.node_rank),
+            "GROUP_RANK": str(slot.node_rank),
+        }
+    )
     if plan.kind == "mpi":
         env.update(
             {
@@ -99,10 +115,47 @@ def rank_environment(
                 "PMI_RANK": str(slot.rank),
                 "PMI_SIZE": str(plan.world_size),
                 "MPI_LOCALRANKID": str(slot.local_rank),
-                "AZ_BATCHAI_MPI_MASTER_NODE": master_addr,
             }
         )
     return env
+
+
+#: where a machine shows GPUs that NCCL can use: NVIDIA's driver lists each GPU under /proc and
+#: makes /dev/nvidiaN; ROCm's RCCL (torch's "nccl" on AMD) needs /dev/kfd; WSL2 has /dev/dxg
+_GPU_SIGNS = ("proc/driver/nvidia/gpus/*", "dev/nvidia[0-9]*", "dev/kfd", "dev/dxg")
+
+
+def gpu_evidence(root: Path = Path("/"), environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What shows that a job here (its variables ``environ``) would see a GPU; empty when none.
+
+    Files, not ``torch.cuda``: the check runs at submit, in milliseconds, whatever the job's
+    environment holds. ``CUDA_VISIBLE_DEVICES`` set to nothing (or ``-1``) hides every GPU.
+    """
+    if environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return []
+    return sorted(str(found) for sign in _GPU_SIGNS for found in root.glob(sign))
+
+
+def check_backend_here(
+    plan: DistributedPlan | None, environ: Mapping[str, str], root: Path = Path("/")
+) -> None:
+    """Refuse the NCCL backend where no GPU is to be seen, before the job starts: torch would
+    otherwise fail inside ``init_process_group`` with an error that does not say why."""
+    if plan is None or plan.kind != "pytorch" or plan.backend != "nccl":
+        return
+    if gpu_evidence(root, environ):
+        return
+    hidden = environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1")
+    why = (
+        "the job's CUDA_VISIBLE_DEVICES hides every GPU"
+        if hidden
+        else "this machine has none (no GPU under /proc/driver/nvidia/gpus or /dev)"
+    )
+    raise PlanError(
+        f"communication_backend='Nccl' needs GPUs (NCCL is a GPU library) and {why}; for "
+        "training on CPUs use PyTorchConfiguration(communication_backend='Gloo') and "
+        "init_process_group('gloo') in the script (the reference's default backend is 'Nccl')"
+    )
 
 
 def rank_log_name(rank: int) -> str:

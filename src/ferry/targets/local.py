@@ -1,7 +1,9 @@
 """The local target: the job runs on this machine, in a materialised copy of its snapshot.
 
 A distributed run (``ScriptRunConfig(distributed_job_config=PyTorchConfiguration(...))``) starts
-one process per rank on this machine (one node), each with its own log beside the main one.
+one process per rank on this machine (one node), each with its own log beside the main one. An
+MPI run (``MpiConfiguration``) is one real ``mpirun`` starting the ranks
+(:mod:`ferry.targets.mpi`); the NCCL backend is refused where no GPU is to be seen.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ferry.agent.environ import apply_request
 from ferry.errors import ConfigError, TargetRefused
 from ferry.ingest import move_outputs
 from ferry.spec import DistributedPlan, JobSpec, PrepareContext, WorkspaceServices
-from ferry.targets import distributed
+from ferry.targets import distributed, mpi
 from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.jobenv import job_request
 from ferry.targets.watched import JobProcess, WatchedJob
@@ -40,12 +42,14 @@ class LocalTarget(Target):
         self._run_dir: Path | None = None
         self._run_id = ""
         self._noted = False
+        self._mpirun: mpi.OpenMpi | None = None
 
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         """A user-managed interpreter must exist here (a remote kind checks on its host); a
-        distributed job must fit on one machine."""
-        _one_node(job)
+        distributed job must fit on one machine and find what it needs here (Open MPI's
+        mpirun, GPUs for NCCL)."""
+        _check_here(name, job)
         if job.environment.docker.enabled:
             image = job.environment.docker.base_image or "a Dockerfile"
             raise TargetRefused(
@@ -60,6 +64,7 @@ class LocalTarget(Target):
 
     def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
         self._plan = _one_node(job)
+        self._mpirun = _check_here(self.name, job)
         if job.snapshot_id:
             from ferry.snapshot import load_manifest, materialize
 
@@ -89,8 +94,11 @@ class LocalTarget(Target):
 
         assert self._workdir is not None and self._python is not None
         runtime_path = build_runtime_path(self.workspace.path / "runtime")
-        argv = job.command.argv(self._python)
-        return self._start_job(job, argv, self.job_environment(job, runtime_path))
+        env = self.job_environment(job, runtime_path)
+        if self._mpirun is not None:  # a script runs under mpi4py's runner when it can
+            argv, note = mpi.rank_command(job.command, self._python, env)
+            return self._start_job(job, argv, env, note or None)
+        return self._start_job(job, job.command.argv(self._python), env)
 
     def job_environment(self, job: JobSpec, runtime_path: Path) -> dict[str, str]:
         """The variables the job sees: this machine's (without ferry's secrets), the
@@ -117,6 +125,8 @@ class LocalTarget(Target):
         self._run_dir, self._run_id = job.run_dir, job.run_id
         if self._plan is None:
             launches = [JobProcess(0, argv, env, str(job.log_path), first_line)]
+        elif self._mpirun is not None:
+            launches = [self._mpi_launch(job, argv, env, first_line)]
         else:
             host = "127.0.0.1"
             port = distributed.free_port(host)
@@ -136,23 +146,55 @@ class LocalTarget(Target):
         ranks = self._plan.world_size if self._plan is not None else 1
         return Started(host=os.uname().nodename, job_pgid=self._job.pgid, ranks=ranks)
 
+    def _mpi_launch(
+        self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None
+    ) -> JobProcess:
+        """One process for every rank: mpirun, its ranks' common variables inherited."""
+        assert self._plan is not None and self._mpirun is not None
+        host = "127.0.0.1"
+        command = mpi.write_command(job.run_dir, argv, job.log_path.parent)
+        as_root = os.geteuid() == 0
+        shown = mpi.describe(self._mpirun, self._plan, as_root=as_root)
+        return JobProcess(
+            0,
+            mpi.mpirun_argv(self._mpirun, self._plan, command, as_root=as_root),
+            {**env, **distributed.shared_environment(self._plan, host, distributed.free_port())},
+            str(job.log_path),
+            shown + (first_line or ""),
+        )
+
     def _ended(self, code: int | None) -> int | None:
         if code is None or self._job is None:
             return code
         result = self._job.result()
-        failed = result.get("failed_rank")
-        if self._plan is not None and isinstance(failed, int) and not self._noted:
+        if self._plan is not None and not self._noted and result.get("reason") == "exit":
             self._noted = True
             assert self._run_dir is not None
-            codes = {int(k): v for k, v in (result.get("codes") or {}).items()}
-            distributed.append_failure_note(
-                str(self._run_dir / distributed.rank_log_name(0)),
-                distributed.GroupExit(code, failed, codes, result.get("failed_at")),
-                str(self._run_dir / distributed.rank_log_name(failed)),
-            )
+            ended = self._group_exit(code, result)
+            if ended is not None:
+                distributed.append_failure_note(
+                    str(self._run_dir / distributed.rank_log_name(0)),
+                    ended,
+                    str(self._run_dir / distributed.rank_log_name(ended.failed_rank or 0)),
+                )
+                code = ended.code
         if result.get("error"):
             self.note(f"ferry: {result['error']}")
         return code
+
+    def _group_exit(self, code: int, result: dict[str, Any]) -> distributed.GroupExit | None:
+        """The rank that failed first: mpirun's report for an MPI job (the watchdog saw one
+        process), else the watchdog's own reckoning over the ranks it started."""
+        assert self._run_dir is not None
+        if self._mpirun is not None:
+            assert self._plan is not None
+            logs = (self._run_dir / distributed.rank_log_name(0)).parent
+            return mpi.group_exit(code, logs, self._plan.world_size)
+        failed = result.get("failed_rank")
+        if not isinstance(failed, int):
+            return None
+        codes = {int(k): v for k, v in (result.get("codes") or {}).items()}
+        return distributed.GroupExit(code, failed, codes, result.get("failed_at"))
 
     def poll(self) -> int | None:
         assert self._job is not None
@@ -205,6 +247,15 @@ def _one_node(job: JobSpec) -> DistributedPlan | None:
             "process_count_per_node), or a multi-node target such as ray"
         )
     return plan
+
+
+def _check_here(name: str, job: JobSpec) -> mpi.OpenMpi | None:
+    """What a distributed job needs from this machine: Open MPI's mpirun for the MPI form
+    (returned), GPUs for the NCCL backend."""
+    plan = _one_node(job)
+    seen = {**os.environ, **job.environment.variables, **job.env_vars}
+    distributed.check_backend_here(plan, seen)
+    return mpi.find_open_mpi(name, job.run_id) if plan is not None and plan.kind == "mpi" else None
 
 
 def keep_rank_logs(workspace: WorkspaceServices, run_id: str, run_dir: Path) -> None:

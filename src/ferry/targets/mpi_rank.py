@@ -1,0 +1,61 @@
+"""What ``mpirun`` starts for each rank: the job's command, its output in the rank's own log.
+
+:mod:`ferry.targets.mpi` runs ``mpirun -np N python -I -S mpi_rank.py <command.json>``; each
+copy reads the job's command line from that file (never from mpirun's own command line, where an
+argument ``:`` would split the job in two, Open MPI's syntax for several programs), adds the
+rank variables torch.distributed scripts read (``RANK``, ``LOCAL_RANK`` … from Open MPI's
+``OMPI_COMM_WORLD_*``), points its output at its log and *execs* the job — so the job is
+mpirun's own child, signalled and reaped by it as usual. Rank 0 keeps mpirun's output, which the
+job's watchdog writes to the run's main log; rank N appends to ``std_log_rank_N.txt`` beside it.
+Standard library only: it runs before the job's environment exists.
+
+``command.json``: ``{"argv": ["/env/bin/python", "train.py", …], "logs": "…/user_logs"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+
+
+def rank_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """torch.distributed's names for this rank, from those Open MPI gives it (one node)."""
+    rank = environ["OMPI_COMM_WORLD_RANK"]
+    local = environ.get("OMPI_COMM_WORLD_LOCAL_RANK", rank)
+    node = environ.get("OMPI_COMM_WORLD_NODE_RANK", "0")
+    return {"RANK": rank, "LOCAL_RANK": local, "NODE_RANK": node, "GROUP_RANK": node}
+
+
+def rank_log(logs: str, rank: int) -> str:
+    return os.path.join(logs, f"std_log_rank_{rank}.txt")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or "OMPI_COMM_WORLD_RANK" not in os.environ:
+        sys.stderr.write("ferry: mpi_rank.py runs under mpirun: mpi_rank.py <command.json>\n")
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        command = json.load(fh)
+    job = [str(a) for a in command["argv"]]
+    env = dict(os.environ)
+    env.update(rank_variables(env))
+    rank = int(env["RANK"])
+    if rank == 0:
+        os.dup2(1, 2)  # one stream into the main log, in the order it was written
+    else:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(rank_log(str(command["logs"]), rank), flags, 0o600)  # as the main log
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    try:
+        os.execvpe(job[0], job, env)
+    except OSError as exc:
+        sys.stderr.write(f"ferry: cannot start {job[0]!r}: {exc.strerror}\n")
+    return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
