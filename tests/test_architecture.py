@@ -35,6 +35,12 @@ PUBLIC = {
     "ferry.run_source",
     "ferry.telemetry",
     "ferry.widgets",
+    "ferry.estimator",
+    "ferry.estimator.generic",
+    "ferry.estimator.frameworks",
+    "ferry.estimator.distributed",
+    "ferry.estimator.packages",
+    "ferry.estimator.settings",
 }
 MACHINERY = ("envbuild", "targets")
 

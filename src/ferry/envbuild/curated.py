@@ -90,10 +90,11 @@ TABLE: tuple[Curated, ...] = (
     ),
     Curated(
         ("AzureML-Scikit-learn-0.20.3",), "3.8",
-        ("scikit-learn==0.22.2.post1", "scipy==1.3.2", "joblib==0.13.2", "numpy==1.17.5"),
+        ("scikit-learn==0.22.2.post1", "scipy==1.3.2", "joblib==0.14.1", "numpy==1.17.5"),
         "python 3.6.2; scikit-learn 0.20.3, scipy 1.2.1, joblib 0.13.2",
         f"{_PY38}; scikit-learn 0.20/0.21 and scipy 1.2 have no wheels for 3.8: 0.22.2.post1 "
-        "and 1.3.2 are the nearest releases that do",
+        "and 1.3.2 are the nearest releases that do; joblib 0.13 fails to import on Python 3.8 "
+        "(its bundled cloudpickle predates 3.8): 0.14.1 is the nearest release that imports",
     ),
     *(
         Curated(

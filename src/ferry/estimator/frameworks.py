@@ -16,13 +16,12 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ferry.envbuild.curated import Curated, curated_entry
+from ferry.envbuild.curated import curated_entry
 from ferry.environment import Environment
 from ferry.errors import ConfigError
 from ferry.estimator.generic import Estimator, EstimatorArguments
@@ -34,25 +33,6 @@ log = logging.getLogger("ferry")
 
 #: pins of the curated table that install on Python 3.8 but fail there at import, with the
 #: release that works (a no-op once the table has it)
-_IMPORT_FIXES = {
-    "joblib==0.13.2": (
-        "joblib==0.14.1",
-        "joblib 0.13 fails to import on Python 3.8 (its bundled cloudpickle predates 3.8): "
-        "0.14.1 is the nearest release that imports",
-    ),
-}
-
-
-def _fixed(row: Curated) -> Curated:
-    """``row`` with the pins of :data:`_IMPORT_FIXES` replaced, the reason added."""
-    found = [p for p in row.pip if p in _IMPORT_FIXES]
-    if not found:
-        return row
-    pip = tuple(_IMPORT_FIXES[p][0] if p in _IMPORT_FIXES else p for p in row.pip)
-    why = "; ".join([row.why, *(_IMPORT_FIXES[p][1] for p in found)])
-    return dataclasses.replace(row, pip=pip, why=why)
-
-
 class _FrameworkEstimator(Estimator):
     """An estimator that installs one framework at one of the reference's versions."""
 
@@ -77,7 +57,7 @@ class _FrameworkEstimator(Estimator):
         row = curated_entry(self._CURATED.format(version=self._framework_version))
         if row is None:  # a table row removed under this class: a bug, said plainly
             raise ConfigError(f"{self.FRAMEWORK_NAME} {self._framework_version}: no package table")
-        return Framework(self.FRAMEWORK_NAME, self._framework_version, _fixed(row), self._MAIN)
+        return Framework(self.FRAMEWORK_NAME, self._framework_version, row, self._MAIN)
 
     def _setup(self, arguments: dict[str, Any]) -> None:
         """Check ``framework_version``, then configure as the generic estimator does."""
