@@ -171,6 +171,37 @@ def test_an_mpi4py_all_reduce_over_real_mpirun(  # type: ignore[no-untyped-def]
     )
 
 
+def test_a_job_without_mpi4py_runs_as_given_with_the_rank_variables(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path
+) -> None:
+    """Any program can be the job (here a Python 3.8 without mpi4py): it runs as given, each
+    rank with Open MPI's variables and torch.distributed's names beside them."""
+    from ferry.environment import Environment
+
+    need_open_mpi()
+    python38 = Path.home() / ".pyenv/versions/3.8.18/bin/python"
+    if not python38.exists():
+        pytest.fail(f"this test needs Python 3.8 at {python38}: pyenv install 3.8.18")
+    env = Environment("py38")
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = str(python38)
+    body = """
+    import os, sys
+    e = os.environ
+    print(sys.version_info[:2], "OMPI", e["OMPI_COMM_WORLD_RANK"], e["OMPI_COMM_WORLD_SIZE"],
+          "RANK", e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["AZ_BATCHAI_MPI_MASTER_NODE"])
+    """
+    config = {"distributed_job_config": MpiConfiguration(process_count_per_node=2)}
+    run = _submit(workspace, awkward_dir / "py38", body, {**config, "environment": env})
+    details = run.wait_for_completion(raise_on_error=False)
+    logs = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
+    main = (logs / "std_log.txt").read_text()
+    assert details["status"] == "Completed", main
+    assert "mpi4py is not in the job's environment, so the script runs as given" in main
+    assert "(3, 8) OMPI 0 2 RANK 0 0 2 127.0.0.1" in main
+    assert "(3, 8) OMPI 1 2 RANK 1 1 2 127.0.0.1" in (logs / "std_log_rank_1.txt").read_text()
+
+
 def test_a_failing_rank_fails_the_run_with_its_error(  # type: ignore[no-untyped-def]
     workspace, awkward_dir: Path
 ) -> None:
@@ -222,6 +253,31 @@ def test_cancel_stops_mpirun_and_every_rank(workspace, awkward_dir: Path) -> Non
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="the ranks to die")
 
 
+def test_the_ranks_go_with_a_supervisor_that_dies(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The ranks are mpirun's children in process groups of their own; the watchdog still
+    stops them when the run's supervisor is killed (its control pipe closes)."""
+    import signal
+
+    need_open_mpi()
+    body = """
+    import os, time
+    print("pid", os.getpid(), "mpirun", os.getppid(), flush=True)
+    time.sleep(300)
+    """
+    config = {"distributed_job_config": MpiConfiguration(process_count_per_node=2)}
+    run = _submit(workspace, awkward_dir / "orphans", body, config)
+    logs = run.run_dir / "user_logs"
+    rank_logs = [logs / "std_log.txt", logs / "std_log_rank_1.txt"]
+    wait_until(
+        lambda: all(p.exists() and "pid" in p.read_text() for p in rank_logs), what="both ranks"
+    )
+    pids = _pids(logs) + _pids(logs, "mpirun")
+    supervisor = workspace.store.get_run(run.id).supervisor_pid
+    assert supervisor and len(set(pids)) == 3
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
+
+
 # ------------------------------------------------------------------------------------------------
 # refusals at submit
 
@@ -243,3 +299,20 @@ def test_an_mpi_job_without_open_mpi_is_refused_before_the_run_exists(  # type: 
         _submit(workspace, awkward_dir / "nompi", "print('x')", config)
     assert ("no mpirun" if mpirun is None else "HYDRA build details") in str(refused.value)
     assert workspace.store.list_runs(RunQuery()) == []
+
+
+def test_kinds_that_do_not_start_mpirun_refuse_mpi_jobs() -> None:
+    from ferry.spec import JobCommand, JobSpec, RunPaths
+    from ferry.targets.mpi import refuse_where_mpirun_is_not_started
+
+    def job(plan: DistributedPlan | None) -> JobSpec:
+        return JobSpec(
+            run_id="e_1_abcdef12", experiment="e", target="vm", paths=RunPaths(Path("/r")),
+            command=JobCommand.of_script("t.py"), distributed=plan,
+        )  # fmt: skip
+
+    with pytest.raises(TargetRefused, match="cannot start MPI jobs") as refused:
+        refuse_where_mpirun_is_not_started("vm", "ssh", job(DistributedPlan("mpi", 1, 2)))
+    assert refused.value.target == "vm" and "communication_backend='Gloo'" in str(refused.value)
+    refuse_where_mpirun_is_not_started("vm", "ssh", job(DistributedPlan("pytorch", 1, 2, "gloo")))
+    refuse_where_mpirun_is_not_started("vm", "ssh", job(None))

@@ -7,11 +7,16 @@ process — ``mpirun -np N --bind-to none --oversubscribe python -I -S mpi_rank.
 death) reaches every rank as it reaches any descendant. Each rank runs
 :mod:`ferry.targets.mpi_rank`, which execs the job with its output in the rank's log (rank 0's is
 the main log). The job's environment needs no ``-x``: on one node mpirun's children inherit its
-whole environment. When a rank fails, mpirun stops the others and reports which one failed
-first; :func:`group_exit` reads that report so the main log ends with that rank's error.
+whole environment. A script runs under ``python -m mpi4py`` when the job's Python has mpi4py
+(:func:`rank_command`), so an uncaught error on one rank aborts them all instead of leaving the
+others waiting. When a rank fails, mpirun stops the others and reports which one failed first;
+:func:`group_exit` reads that report (or the ranks' logs) so the main log ends with that rank's
+error.
 
 Without Open MPI's ``mpirun`` an MPI job is refused at submit (:func:`find_open_mpi`): ranks
 started without it would each be an MPI world of one, and the job would run wrong, silently.
+Kinds that do not start mpirun refuse MPI jobs for the same reason
+(:func:`refuse_where_mpirun_is_not_started`).
 
 Example::
 
@@ -34,17 +39,17 @@ from pathlib import Path
 
 from ferry.agent.files import write_json
 from ferry.errors import TargetRefused
-from ferry.spec import DistributedPlan, JobCommand
+from ferry.spec import DistributedPlan, JobCommand, JobSpec
 from ferry.targets.distributed import GroupExit
 
 RANK_LAUNCHER = Path(__file__).resolve().parent / "mpi_rank.py"
 COMMAND_FILE = "mpi_command.json"
 INSTALL_HINT = "apt-get install openmpi-bin"
 
-#: mpirun's report of the rank that failed first: by exit code, or by signal
-_EXITED = re.compile(r"Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(\d+)")
 #: what Open MPI's launcher says of itself: "mpirun (Open MPI) 4.1.4", "orterun (OpenRTE) 4.1.4"
 _OPEN_MPI = re.compile(r"\((?:Open MPI|OpenRTE)\)|open-mpi\.org")
+#: mpirun's report of the rank that failed first: by exit code, by signal, by MPI_Abort
+_EXITED = re.compile(r"Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(\d+)")
 _SIGNALLED = re.compile(r"process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+)")
 _ABORTED = re.compile(
     r"MPI_ABORT was invoked on rank (\d+) in communicator \S+\s+with errorcode (\d+)"
@@ -105,16 +110,7 @@ def rank_command(command: JobCommand, python: str, env: Mapping[str, str]) -> tu
     argv = command.argv(python)
     if command.kind != "script":
         return argv, ""
-    try:
-        found = (
-            subprocess.run(
-                [python, "-c", _HAS_MPI4PY], env=dict(env), capture_output=True, timeout=60
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        found = False
-    if not found:
+    if not _has_mpi4py(python, env):
         return argv, (
             "ferry: mpi4py is not in the job's environment, so the script runs as given; a rank "
             "that fails without calling MPI_Abort may leave the others waiting\n"
@@ -122,6 +118,31 @@ def rank_command(command: JobCommand, python: str, env: Mapping[str, str]) -> tu
     return [python, "-m", "mpi4py", *argv[1:]], (
         "ferry: the script runs as `python -m mpi4py`: an uncaught error on one rank aborts "
         "them all\n"
+    )
+
+
+def _has_mpi4py(python: str, env: Mapping[str, str]) -> bool:
+    try:
+        probe = subprocess.run(
+            [python, "-c", _HAS_MPI4PY], env=dict(env), capture_output=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def refuse_where_mpirun_is_not_started(target: str, kind: str, job: JobSpec) -> None:
+    """For target kinds that do not start ``mpirun`` (yet): refuse an MPI job at submit rather
+    than run each rank as an MPI world of one. Their ``check_job`` calls this."""
+    if job.distributed is None or job.distributed.kind != "mpi":
+        return
+    raise TargetRefused(
+        f"compute target {target!r} ({kind}) cannot start MPI jobs: ferry starts their ranks "
+        "with Open MPI's mpirun on the local target (compute_target='local', one machine); "
+        f"on {kind}, use PyTorchConfiguration(communication_backend='Gloo', process_count=…) "
+        "for torch.distributed",
+        run_id=job.run_id,
+        target=target,
     )
 
 
