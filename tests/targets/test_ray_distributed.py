@@ -17,7 +17,7 @@ from test_ray_support import RayTestCluster, loopback_ray, ray_heartbeats, start
 
 from ferry.compute import ComputeTarget
 from ferry.experiment import Experiment
-from ferry.runconfig import MpiConfiguration, PyTorchConfiguration
+from ferry.runconfig import PyTorchConfiguration
 from ferry.script_run_config import ScriptRunConfig
 
 __all__ = ["loopback_ray", "ray_heartbeats"]
@@ -89,15 +89,15 @@ def test_a_failing_rank_stops_the_others_and_fails_the_run_with_its_error(  # ty
     _attach(workspace, two_nodes)
     body = """
     import os, time
-    rank = int(os.environ["OMPI_COMM_WORLD_RANK"])
-    assert os.environ["OMPI_COMM_WORLD_SIZE"] == "4", os.environ["OMPI_COMM_WORLD_SIZE"]
+    rank = int(os.environ["RANK"])
+    assert os.environ["WORLD_SIZE"] == "4", os.environ["WORLD_SIZE"]
     print("rank", rank, "pid", os.getpid(), "up", flush=True)
     if rank == 3:
         time.sleep(1)
         raise ValueError("rank three ran out of data")
     time.sleep(300)
     """
-    config = MpiConfiguration(process_count_per_node=2, node_count=2)
+    config = PyTorchConfiguration("Gloo", process_count=4, node_count=2)
     run = _submit(workspace, awkward_dir / "mpi", body, config, "mpi")
     details = run.wait_for_completion(raise_on_error=False, timeout_seconds=120)
     assert details["status"] == "Failed", details

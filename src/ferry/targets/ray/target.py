@@ -99,7 +99,10 @@ class RayTarget(Target):
     def check_job(cls, name: str, job: JobSpec) -> None:
         """Refuse at submit what no Ray cluster can run: several nodes without a distributed
         configuration (ConfigError: the run's configuration is incomplete), Docker, conda-only
-        packages (TargetRefused: no node provides them)."""
+        packages, MPI jobs (TargetRefused: no node provides them)."""
+        from ferry.targets import mpi
+
+        mpi.refuse_where_mpirun_is_not_started(name, cls.kind, job)
         if job.distributed is None and job.node_count > 1:
             raise ConfigError(
                 f"node_count={job.node_count} needs a distributed_job_config "

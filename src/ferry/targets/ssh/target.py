@@ -140,7 +140,10 @@ class SshTarget(Target):
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         """Refuse at submit what a host cannot run: several nodes (ConfigError: an ssh target
-        is one machine), Docker or conda-only packages (TargetRefused)."""
+        is one machine), Docker or conda-only packages, MPI jobs (TargetRefused)."""
+        from ferry.targets import mpi
+
+        mpi.refuse_where_mpirun_is_not_started(name, cls.kind, job)
         plan = job.distributed
         nodes = plan.node_count if plan is not None else job.node_count
         if nodes > 1:
