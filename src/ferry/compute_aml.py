@@ -370,7 +370,7 @@ class AmlCompute(ComputeTarget):
     def delete(self) -> None:
         """Stop the cluster (its head and every node) and remove it from the workspace."""
         _, managed = _ray_parts()
-        managed.stop_cluster(Path(self.workspace.path), self.name)
+        managed.stop_cluster(Path(self.workspace.path), self.name, self.settings)
         self.workspace.store.delete_target(self.name)
         shutil.rmtree(self._folder(), ignore_errors=True)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -37,7 +38,7 @@ from typing import Any
 from filelock import FileLock
 
 from ferry.errors import TargetError, TargetUnavailable
-from ferry.targets.ray.autoscale import ClusterPlan, ManagedSettings, cluster_file
+from ferry.targets.ray.autoscale import ClusterPlan, ManagedSettings, Pool, cluster_file
 
 #: how often Ray's autoscaler looks at the demand (Ray's default is 5 s)
 UPDATE_INTERVAL_S = "1"
@@ -222,18 +223,66 @@ def ensure_running(
         if log is not None:
             log(f"ferry: starting the Ray head of cluster {name!r} (Ray's autoscaler runs there)")
         head = head_ip() if settings.pool else ""
+        if settings.pool is not None:
+            forget_pool_state(settings.cluster_name)
         return start(folder, settings.plan(free_port(), head))
 
 
-def stop_cluster(workspace_path: Path, name: str) -> bool:
-    """Stop the cluster's head and every node of it on this machine; True if it ran."""
+def stop_cluster(workspace_path: Path, name: str, settings: ManagedSettings | None = None) -> bool:
+    """Stop the cluster's head and every node of it (on the pool's hosts too); True if it ran."""
     folder = cluster_folder(workspace_path, name)
     with FileLock(str(folder / "start.lock"), timeout=120):
         state = read_state(folder)
-        if state is None or not is_running(state):
+        if state is None:
             return False
+        running = is_running(state)
         stop(state)
-        return True
+        if settings is not None and settings.pool is not None:
+            stop_pool_nodes(state.temp_dir, settings.pool)
+            forget_pool_state(settings.cluster_name)
+        return running
+
+
+def stop_pool_nodes(temp_dir: str, pool: Pool, timeout: float = 30.0) -> list[str]:
+    """End this cluster's Ray processes on each host of the pool — those of its own session
+    folder, never another cluster's (``ray stop`` would end them all). Returns the hosts that
+    could not be reached (their processes end when they lose the head)."""
+    # "[s]ession_": the pattern does not match the command line of the shell that runs it
+    pattern = shlex.quote(f"{temp_dir}/[s]ession_")
+    script = (
+        f'pids=$(pgrep -f -- {pattern}); [ -z "$pids" ] || kill $pids; sleep 1; '
+        f'pids=$(pgrep -f -- {pattern}); [ -z "$pids" ] || kill -9 $pids; true'
+    )
+    unreached = []
+    for host in pool.hosts:
+        argv = ["ssh", *pool_ssh_options(pool), f"{pool.username}@{host}", script]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            unreached.append(host)
+            continue
+        if done.returncode != 0:
+            unreached.append(host)
+    return unreached
+
+
+def pool_ssh_options(pool: Pool) -> list[str]:
+    """The ssh options Ray's own node updater uses for a pool's hosts."""
+    options = ["-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]  # fmt: skip
+    if pool.private_key_file:
+        options = ["-i", os.path.expanduser(pool.private_key_file), "-o", "IdentitiesOnly=yes",
+                   *options]  # fmt: skip
+    return options
+
+
+def forget_pool_state(cluster_name: str) -> None:
+    """Remove Ray's local-provider record of which hosts run nodes (a new start has none)."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    for suffix in ("state", "lock"):
+        folder = str(get_default_ray_temp_dir())  # type: ignore[no-untyped-call]
+        Path(folder, f"cluster-{cluster_name}.{suffix}").unlink(missing_ok=True)
 
 
 def rewrite_cluster_file(workspace_path: Path, name: str, settings: ManagedSettings) -> bool:
