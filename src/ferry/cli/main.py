@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from ferry.cli import environments, runs, snapshots, submit, targets
+from ferry.cli import environments, runs, snapshots, submit, sweep, targets
 from ferry.cli.app import cli
 from ferry.errors import FerryError
 
@@ -18,6 +18,7 @@ cli.add_command(runs.runs)
 cli.add_command(targets.target)
 cli.add_command(snapshots.snapshot)
 cli.add_command(environments.env)
+cli.add_command(sweep.sweep)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -101,8 +101,12 @@ def _duration(r: Any) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def show(ctx: Context, run_id: str, as_json: bool) -> None:
-    """Details of one run: status, definition, timings, snapshot, metrics, files."""
+    """Details of one run: status, definition, timings, snapshot, metrics, files (a sweep's
+    HD_… run: its settings and its children sorted by the primary metric)."""
     run = _run(ctx, run_id)
+    if run.record.run_type == "hyperdrive":
+        _show_sweep(ctx, run_id, as_json)
+        return
     details = run.get_details()
     details["metrics"] = run.get_metrics()
     details["files"] = run.get_file_names()
@@ -135,6 +139,18 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
     if details.get("error"):
         table.add_row("error", str(details["error"].get("error", {}).get("message")))
     render.show(table)
+
+
+def _show_sweep(ctx: Context, run_id: str, as_json: bool) -> None:
+    from ferry.cli.sweep import print_sweep, sweep_summary
+    from ferry.hyperdrive.run import HyperDriveRun
+
+    run = HyperDriveRun.get(ctx.ws, run_id)
+    summary = sweep_summary(run)
+    if as_json:
+        emit_json({**run.get_details(), "hyperdrive": summary})
+        return
+    print_sweep(summary)
 
 
 def _seconds(value: Any) -> str:

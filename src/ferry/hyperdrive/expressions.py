@@ -240,6 +240,8 @@ def parse_expression(text: str, where: str = "parameter") -> ParameterExpression
         return FUNCTIONS[node.func.id](*args)
     except TypeError:
         raise ConfigError(f"{where}: {text!r} has the wrong number of arguments") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _literal(arg: ast.expr, text: str, where: str) -> Any:
