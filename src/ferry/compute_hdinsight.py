@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.compute import ComputeTarget, note, reference_resource
+from ferry.compute import ComputeTarget, note
+from ferry.compute_attach import reference_resource
 from ferry.errors import TargetError
 
 KIND = "hdinsight"
