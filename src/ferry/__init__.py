@@ -19,6 +19,7 @@ VERSION = __version__
 __all__ = [
     "VERSION",
     "ActivityFailedException",
+    "AmlCompute",
     "ComputeTarget",
     "ComputeTargetException",
     "CondaDependencies",
@@ -28,6 +29,7 @@ __all__ = [
     "Estimator",
     "Experiment",
     "FerryError",
+    "HDInsightCompute",
     "Gloo",
     "HistoryConfiguration",
     "InteractiveRun",
@@ -61,6 +63,8 @@ _LAZY = {
     "RemoteCompute": "ferry.compute",  # configuration builders: no asyncssh, pyspark or ray
     "SparkCompute": "ferry.compute",
     "RayCluster": "ferry.compute",
+    "AmlCompute": "ferry.compute_aml",  # a managed Ray cluster (Ray is imported when it is used)
+    "HDInsightCompute": "ferry.compute_hdinsight",
     "CondaDependencies": "ferry.environment",
     "Environment": "ferry.environment",
     "Experiment": "ferry.experiment",
@@ -96,6 +100,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
+    from ferry.compute_aml import AmlCompute
+    from ferry.compute_hdinsight import HDInsightCompute
     from ferry.environment import CondaDependencies, Environment
     from ferry.errors import (
         ActivityFailedException,
