@@ -1,0 +1,5 @@
+"""``azureml.core.compute.compute``."""
+
+from ferry.compute import ComputeTarget
+
+__all__ = ["ComputeTarget"]

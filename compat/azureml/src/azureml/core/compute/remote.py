@@ -1,0 +1,5 @@
+"""``azureml.core.compute.remote``."""
+
+from ferry.compute import RemoteAttachConfiguration, RemoteCompute
+
+__all__ = ["RemoteAttachConfiguration", "RemoteCompute"]
