@@ -183,6 +183,23 @@ class AmlComputeProvisioningConfiguration:
         return target
 
 
+def declared_pool(
+    hosts: tuple[str, ...] | list[str],
+    username: str,
+    cpus: float,
+    memory_gb: float,
+    private_key_file: str = "",
+    gpus: int = 0,
+    ray_command: str = "ray",
+) -> Any:
+    """A pool declaration to give :func:`ferry.compute_settings.declare_pool`: SSH hosts alike
+    (user, key, CPUs, memory, GPUs) with Ray installed (``ray_command``)."""
+    autoscale, _ = _ray_parts()
+    return autoscale.Pool(
+        tuple(hosts), username, private_key_file, float(cpus), float(memory_gb), gpus, ray_command
+    )
+
+
 def _memory_bytes() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

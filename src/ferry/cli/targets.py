@@ -1,4 +1,8 @@
-"""``ferry target list|show|attach|status|trust|detach``.
+"""``ferry target list|show|attach|create|status|trust|detach|delete|alias|pool|sizes``.
+
+``create`` makes a managed cluster (the reference's AmlCompute: a Ray cluster that Ray's
+autoscaler sizes); ``alias`` declares the address of a machine the reference names by Azure
+resource id; ``pool`` declares the SSH hosts on which managed clusters start their nodes.
 
 SSH host keys: a host not known yet is never trusted silently. In a terminal, ``attach``,
 ``status`` and ``trust`` show the key's SHA256 fingerprint and ask; without one they refuse
@@ -229,3 +233,147 @@ def detach(ctx: Context, name: str) -> None:
 
     ComputeTarget(ctx.ws, name).detach()
     click.echo(f"detached {name}")
+
+
+@target.command("create")
+@click.argument("name")
+@click.option(
+    "--vm-size", default="", help="A node shape of `ferry target sizes`, or an Azure size."
+)
+@click.option("--min-nodes", type=int, default=0, show_default=True)
+@click.option("--max-nodes", type=int, required=True)
+@click.option("--idle-seconds", type=int, default=1800, show_default=True,
+              help="A node idle this long is stopped (idle_seconds_before_scaledown).")  # fmt: skip
+@pass_ctx
+def create(
+    ctx: Context, name: str, vm_size: str, min_nodes: int, max_nodes: int, idle_seconds: int
+) -> None:
+    """Create a managed cluster (AmlCompute) under NAME: a Ray cluster started here, whose nodes
+    Ray's autoscaler starts for runs and stops when idle (on the declared pool, if any)."""
+    from ferry.compute import ComputeTarget
+    from ferry.compute_aml import AmlCompute
+
+    config = AmlCompute.provisioning_configuration(
+        vm_size=vm_size, min_nodes=min_nodes, max_nodes=max_nodes,
+        idle_seconds_before_scaledown=idle_seconds,
+    )  # fmt: skip
+    cluster = ComputeTarget.create(ctx.ws, name, config)
+    click.echo(f"created {cluster.name} (amlcompute): {cluster.config['shape']['name']} nodes, "
+               f"{min_nodes}..{max_nodes}")  # fmt: skip
+
+
+@target.command("delete")
+@click.argument("name")
+@pass_ctx
+def delete(ctx: Context, name: str) -> None:
+    """Stop a managed cluster (its head and every node) and remove it."""
+    from ferry.compute import ComputeTarget
+
+    ComputeTarget(ctx.ws, name).delete()
+    click.echo(f"deleted {name}")
+
+
+@target.command("sizes")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sizes(ctx: Context, as_json: bool) -> None:
+    """The node shapes managed clusters can have (this machine's, or the declared pool's)."""
+    from ferry.compute_aml import AmlCompute
+
+    found = AmlCompute.supported_vmsizes(ctx.ws)
+    if as_json:
+        emit_json(found)
+        return
+    table = render.table("name", "vCPUs", "gpus", "memoryGB")
+    for size in found:
+        table.add_row(*(str(size[k]) for k in ("name", "vCPUs", "gpus", "memoryGB")))
+    render.show(table)
+
+
+@target.command("alias")
+@click.argument("resource_id", required=False)
+@click.argument("address", required=False)
+@click.option("--remove", is_flag=True, help="Forget RESOURCE_ID's address.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def alias(
+    ctx: Context, resource_id: str | None, address: str | None, remove: bool, as_json: bool
+) -> None:
+    """Declare the address (HOST or HOST:PORT) of a machine the reference names by Azure
+    resource id; without arguments, list the declared ones."""
+    from ferry import compute_settings
+    from ferry.errors import ConfigError
+
+    if resource_id and remove:
+        if not compute_settings.remove_alias(ctx.ws.path, resource_id):
+            raise ConfigError(f"no address is declared for {resource_id}")
+        click.echo(f"forgot {resource_id}")
+        return
+    if resource_id and address:
+        compute_settings.declare_alias(ctx.ws.path, resource_id, address)
+        click.echo(f"{resource_id} -> {address}")
+        return
+    if resource_id:
+        raise ConfigError("give the address too: ferry target alias RESOURCE_ID HOST[:PORT]")
+    declared = compute_settings.aliases(ctx.ws.path)
+    if as_json:
+        emit_json(declared)
+        return
+    for rid, where in declared.items():
+        click.echo(f"{render.text(rid)} -> {render.text(where)}")
+
+
+@target.command("pool")
+@click.option("--host", "hosts", multiple=True, help="A host of the pool (repeatable).")
+@click.option("--username", help="The SSH user every host accepts.")
+@click.option("--private-key-file", default="", help="The SSH key every host accepts.")
+@click.option("--cpus", type=float, help="CPUs of each host.")
+@click.option("--memory-gb", type=float, help="Memory of each host, in GiB.")
+@click.option("--gpus", type=int, default=0, show_default=True)
+@click.option("--ray-command", default="ray", show_default=True,
+              help="The ray command on the hosts (a path if a login shell does not find it).")  # fmt: skip
+@click.option("--remove", is_flag=True, help="Forget the pool (clusters start nodes here).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def pool(
+    ctx: Context,
+    hosts: tuple[str, ...],
+    username: str | None,
+    private_key_file: str,
+    cpus: float | None,
+    memory_gb: float | None,
+    gpus: int,
+    ray_command: str,
+    remove: bool,
+    as_json: bool,
+) -> None:
+    """Declare the SSH hosts on which managed clusters start their nodes (Ray's autoscaler
+    starts and stops Ray there over SSH, port 22); without options, show the pool."""
+    from ferry import compute_settings
+    from ferry.errors import ConfigError
+
+    if remove:
+        compute_settings.remove_pool(ctx.ws.path)
+        click.echo("pool removed: managed clusters start their nodes on this machine")
+        return
+    if hosts:
+        if not username or cpus is None or memory_gb is None:
+            raise ConfigError("a pool needs --username, --cpus and --memory-gb with its hosts")
+        from ferry.compute_aml import declared_pool
+
+        declared = declared_pool(
+            hosts=hosts, username=username, private_key_file=private_key_file, cpus=cpus,
+            memory_gb=memory_gb, gpus=gpus, ray_command=ray_command,
+        )  # fmt: skip
+        compute_settings.declare_pool(ctx.ws.path, declared)
+        click.echo(f"pool of {len(hosts)} host(s) declared")
+        return
+    found = compute_settings.pool(ctx.ws.path)
+    data = found.to_dict() if found is not None else None
+    if as_json:
+        emit_json(data)
+    elif data is None:
+        click.echo("no pool: managed clusters start their nodes on this machine")
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {render.text(value)}")
