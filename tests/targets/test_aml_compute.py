@@ -176,6 +176,28 @@ def test_the_cluster_is_found_as_the_reference_finds_it(  # type: ignore[no-unty
     assert ws.compute_targets[NAME].type == "amlcompute"
 
 
+def test_the_cli_shows_the_cluster(ws, cluster: AmlCompute, capsys) -> None:  # type: ignore[no-untyped-def]
+    from ferry.cli.main import main
+
+    def ferry_cli(*args: str) -> tuple[int, str]:
+        try:
+            main(["--workspace", str(ws.path), *args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, out = ferry_cli("target", "status", NAME, "--json")
+    status = json.loads(out[out.index("{") :])
+    assert code == 0 and status["kind"] == "amlcompute" and status["head"].startswith("running")
+    assert status["shape"].startswith("local-2cpu") and status["nodes_min_max"] == "0..2"
+    code, out = ferry_cli("target", "list", "--json")
+    assert {t["name"]: t["type"] for t in json.loads(out)}[NAME] == "amlcompute"
+    code, out = ferry_cli("target", "detach", NAME)
+    assert code == 2 and "use delete instead" in out
+
+
 def test_a_run_starts_a_node_that_stops_after_the_idle_time(  # type: ignore[no-untyped-def]
     ws, cluster: AmlCompute, tmp_path: Path
 ) -> None:
@@ -192,6 +214,7 @@ def test_a_run_starts_a_node_that_stops_after_the_idle_time(  # type: ignore[no-
                what="one running node")  # fmt: skip
     status = cluster.get_status()
     assert status.current_node_count == 1 and status.node_state_counts.running_node_count == 1
+    assert [r.id for r in cluster.get_active_runs()] == [run.id]
     flag.touch()
     assert run.wait_for_completion(timeout_seconds=120)["status"] == "Completed"
     assert run.get_metrics()["cpus"] == os.cpu_count()
@@ -225,6 +248,26 @@ def test_update_makes_the_autoscaler_keep_min_nodes_up(ws, cluster: AmlCompute) 
     assert [n["nodeState"] for n in cluster.list_nodes()] == ["idle"]
     cluster.update(min_nodes=0, idle_seconds_before_scaledown=IDLE)
     wait_until(lambda: cluster.list_nodes() == [], timeout=IDLE + 30, what="the node to go")
+
+
+def test_a_stopped_head_is_started_again_by_the_next_run(  # type: ignore[no-untyped-def]
+    ws, cluster: AmlCompute, tmp_path: Path
+) -> None:
+    """As after a reboot: the cluster's processes are gone, its definition is not."""
+    from ferry.targets.ray.managed import stop_cluster
+
+    assert stop_cluster(Path(ws.path), NAME, cluster.settings)
+    status = cluster.get_status()
+    assert not status.head_running and status.current_node_count == 0
+    assert status.provisioning_state == "Succeeded"
+    run = Experiment(ws, "aml").submit(
+        ScriptRunConfig(str(_source(tmp_path / "src")), "job.py", arguments=["-"],
+                        compute_target=NAME)
+    )  # fmt: skip
+    assert run.wait_for_completion(timeout_seconds=120)["status"] == "Completed"
+    log = (ws.runs_dir / run.id / "user_logs" / "std_log.txt").read_text(encoding="utf-8")
+    assert "starting the Ray head of cluster 'cpu-cluster'" in log
+    assert cluster.get_status().head_running
 
 
 def test_delete_stops_every_process_of_the_cluster(ws, cluster: AmlCompute) -> None:  # type: ignore[no-untyped-def]
