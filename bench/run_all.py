@@ -23,6 +23,7 @@ ORDER = [
     "ssh_bench.py",
     "spark_bench.py",
     "ray_bench.py",
+    "sweep_bench.py",
 ]
 
 
