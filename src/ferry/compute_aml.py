@@ -264,15 +264,16 @@ class AmlCompute(ComputeTarget):
         return [s.as_vm_size() for s in shapes]
 
     # the stored settings, as the reference's attributes ---------------------------------------
-    def refresh_state(self) -> None:
-        super().refresh_state()
-        self.status = self._status()
-
     def __init__(self, workspace: Any = None, name: str | None = None) -> None:
         super().__init__(workspace, name)
         if workspace is not None and name is not None:
             self.tags = dict(self.config.get("tags") or {})
             self.description = self.config.get("description")
+
+    def refresh_state(self) -> None:
+        """The stored settings and the cluster's status, read again (as the reference's)."""
+        super().refresh_state()
+        self.status = self._status()
 
     @property
     def settings(self) -> Any:
@@ -397,17 +398,15 @@ class AmlCompute(ComputeTarget):
         )
 
     def get_active_runs(self, **filters: Any) -> list[Any]:
-        """The runs of the workspace on this cluster that have not ended."""
-        from ferry.run import Run
-
-        out = []
-        for experiment in self.workspace.experiments.values():
-            for run in experiment.get_runs():
-                if run.get_details().get("target") == self.name and run.get_status() in (
-                    "Queued", "Preparing", "Starting", "Running", "Provisioning",
-                ):  # fmt: skip
-                    out.append(run)
-        return [r for r in out if isinstance(r, Run)]
+        """The runs of the workspace on this cluster that have not ended (the reference's
+        filters are accepted; ferry filters by this cluster and by status only)."""
+        active = ("NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running")
+        return [
+            run
+            for experiment in self.workspace.experiments.values()
+            for run in experiment.get_runs()
+            if run.get_details().get("target") == self.name and run.get_status() in active
+        ]
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()
