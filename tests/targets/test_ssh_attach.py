@@ -231,14 +231,14 @@ def test_docker_environments_are_refused_before_a_run_is_recorded(
 
 def test_several_nodes_are_refused_on_one_machine(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from ferry.experiment import Experiment
-    from ferry.runconfig import MpiConfiguration
+    from ferry.runconfig import PyTorchConfiguration
     from ferry.script_run_config import ScriptRunConfig
 
     _attach(workspace, "vm")
     source = awkward_dir / "src"
     source.mkdir()
     (source / "train.py").write_text("print('hi')\n")
-    two = MpiConfiguration(process_count_per_node=2, node_count=2)
+    two = PyTorchConfiguration("Gloo", process_count=4, node_count=2)
     config = ScriptRunConfig(
         str(source), "train.py", compute_target="vm", distributed_job_config=two
     )
