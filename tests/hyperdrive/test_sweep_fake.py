@@ -193,3 +193,36 @@ def test_the_driver_may_exit_and_the_sweep_still_ends(
     assert record.status == RunStatus.COMPLETED
     children = workspace.store.list_runs(RunQuery(parent_id=sweep_id))
     assert sorted(c.status.value for c in children) == ["Completed"] * 4
+
+
+def test_a_local_sweep_larger_than_the_process_limit_is_refused_before_anything_is_written(
+    workspace: Workspace, experiment: Experiment, source: Path
+) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    resource.setrlimit(resource.RLIMIT_NPROC, (60, hard))
+    try:
+        config = sweep_config(source, "local", max_total_runs=30, max_concurrent_runs=30)
+        with pytest.raises(ConfigError, match=r"max_concurrent_runs=30 needs about 90 processes"):
+            experiment.submit(config)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
+    assert workspace.store.list_runs(RunQuery(experiment="sweeps")) == []
+
+
+def test_a_custom_run_id_names_the_sweep_and_must_be_a_plain_name(
+    experiment: Experiment, source: Path, fake: Callable[..., str]
+) -> None:
+    fake()
+    with pytest.raises(ConfigError, match="custom_run_id"):
+        sweep_config(source, custom_run_id="../escape")
+    run = experiment.submit(sweep_config(source, max_total_runs=1, custom_run_id="my-sweep.1"))
+    assert run.id == "my-sweep.1" and run.wait_for_completion()["status"] == "Completed"
+    assert [c.id for c in run.get_children()] == ["my-sweep.1_0"]
+    assert json.loads(run.get_properties()["primary_metric_config"]) == {
+        "name": "acc",
+        "goal": "maximize",
+    }  # what RunDetails sorts the children by
+    with pytest.raises(ConfigError, match="exists already"):
+        experiment.submit(sweep_config(source, max_total_runs=1, custom_run_id="my-sweep.1"))

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import enum
+import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ RECOMMENDED_MIN_RUNS_PER_PARAMETER_BAYESIAN = 20
 RECOMMENDED_MAX_CONCURRENT_RUNS_BAYESIAN = 20
 MAX_PARENT_RUNS = 5
 RESUME_FROM_TOTAL_RUNS = 1000
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 
 
 class PrimaryMetricGoal(enum.Enum):
@@ -167,9 +169,12 @@ class HyperDriveConfig:
                 "HyperDriveConfig(resume_child_runs=...) is not supported by ferry; warm-start "
                 "from earlier sweeps with resume_from=[previous_hyperdrive_run]"
             )
-        if custom_run_id is not None and (not isinstance(custom_run_id, str) or not custom_run_id):
+        if custom_run_id is not None and (
+            not isinstance(custom_run_id, str) or not _RUN_ID.fullmatch(custom_run_id)
+        ):
             raise ConfigError(
-                f"HyperDriveConfig: custom_run_id must be text, not {custom_run_id!r}"
+                "HyperDriveConfig: custom_run_id must be 1-200 letters, digits, '_', '-' or '.' "
+                f"starting with a letter or digit (it names the sweep's folder), not {custom_run_id!r}"
             )
         self._estimator = estimator
         self._run_config = run_config

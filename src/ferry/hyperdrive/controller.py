@@ -26,6 +26,7 @@ from typing import Any
 from ferry.errors import FerryError, InvalidTransition
 from ferry.hyperdrive import children as kids
 from ferry.hyperdrive.expressions import Scalar
+from ferry.hyperdrive.lifecycle import LIVE, end_sweep, sweep_log
 from ferry.hyperdrive.proposals import Sampler
 from ferry.hyperdrive.state import (
     Child,
@@ -39,44 +40,15 @@ from ferry.hyperdrive.state import (
 )
 from ferry.hyperdrive.sweep import SweepSpec
 from ferry.hyperdrive.termination import first_verdict
-from ferry.spec import RunPaths, WorkspaceServices
+from ferry.spec import WorkspaceServices
 from ferry.status import RunStatus
 from ferry.tracking import RunQuery, RunRecord
 
 log = logging.getLogger("ferry.hyperdrive")
 
 TICK_SECONDS = 0.05
-LIVE = [s for s in RunStatus if not s.is_terminal()]
-
-
-def sweep_log(ws: WorkspaceServices, sweep_id: str, message: str, kind: str = "CONTROLLER") -> None:
-    """A line of the sweep's own log (what ``wait_for_completion(show_output=True)`` shows)."""
-    path = RunPaths(ws.runs_dir / sweep_id).log
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace") as fh:
-        fh.write(f"[{stamp}Z][{kind}][INFO] {message}\n")
-
-
-def end_sweep(
-    ws: WorkspaceServices, sweep_id: str, status: RunStatus, error: dict[str, Any] | None
-) -> None:
-    """End the sweep with ``status`` (unless it has ended), stopping its live children."""
-    store = ws.store
-    for child in store.list_runs(RunQuery(parent_id=sweep_id, statuses=LIVE)):
-        kids.cancel_child(ws, child.id, "the sweep ended")
-    current = store.get_run(sweep_id).status
-    if not current.is_terminal():
-        if current == RunStatus.CANCEL_REQUESTED and status == RunStatus.COMPLETED:
-            status = RunStatus.CANCELED
-        try:
-            store.set_status(sweep_id, status, error=error)
-        except InvalidTransition:
-            pass
-        message = error_message(error)
-        sweep_log(ws, sweep_id, f"sweep {status.value}" + (f": {message}" if message else ""))
-    (ws.runs_dir / sweep_id / "done").touch()
+#: the tag a supervisor sets while its run waits for the target's resources
+STATUS_DETAILS = "ferry.status_details"
 
 
 class Controller:
@@ -97,6 +69,7 @@ class Controller:
         self._next_slow = 0.0
         self._stopping: Outcome | None = None
         self._exhausted = False
+        self._noted_waiting = False
         self._parent = os.getppid()
 
     def say(self, message: str, kind: str = "CONTROLLER") -> None:
@@ -286,6 +259,7 @@ class Controller:
             r.id: r for r in self.store.list_runs(RunQuery(parent_id=self.sweep_id, statuses=LIVE))
         }
         series = self._series(list(live))
+        self._note_waiting(records)
         for run_id, child in live.items():
             rec = records.get(run_id) or self.store.get_run(run_id)
             updated = replace(child, status=rec.status, values=series.get(run_id, child.values))
@@ -293,6 +267,22 @@ class Controller:
                 updated = replace(updated, error=error_message(rec.error))
                 self._ended(updated, rec)
             self.children[child.index] = updated
+
+    def _note_waiting(self, records: dict[str, RunRecord]) -> None:
+        """Say once when the target cannot hold all the children asked at once (they queue)."""
+        if self._noted_waiting:
+            return
+        for record in records.values():
+            why = record.tags.get(STATUS_DETAILS)
+            if record.status == RunStatus.QUEUED and why:
+                self._noted_waiting = True
+                running = sum(r.status == RunStatus.RUNNING for r in records.values())
+                self.say(
+                    f"{record.id} waits: {why}. The target {record.target!r} holds {running} of "
+                    f"the {self.spec.max_concurrent_runs} child runs asked at once; the others "
+                    "queue until it has room (lower max_concurrent_runs to match it)"
+                )
+                return
 
     def _ended(self, child: Child, record: RunRecord) -> None:
         best = child.best(self.spec.maximize)

@@ -137,7 +137,7 @@ def keep(workspace_path: str, sweep_id: str) -> int:
 
 def _fail(ws_path: Path, sweep_id: str, deaths: list[str]) -> None:
     """Too many deaths: the sweep ends Failed with the reason; its running children stop."""
-    from ferry.hyperdrive.controller import end_sweep
+    from ferry.hyperdrive.lifecycle import end_sweep
     from ferry.status import RunStatus
     from ferry.workspace import Workspace
 

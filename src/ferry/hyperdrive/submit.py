@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -78,8 +79,6 @@ def _first_point(config: HyperDriveConfig, seed: int) -> dict[str, Any]:
 
 def _reference_tags(stored: Mapping[str, Any]) -> dict[str, str]:
     """The tags the reference keeps on a sweep run (its configuration, as JSON text)."""
-    import json
-
     return {
         "generator_config": json.dumps(stored["generator_config"]),
         "policy_config": json.dumps(stored["policy_config"]),
@@ -162,7 +161,11 @@ def submit_sweep(
             timings=timings,
             snapshot=snapshot,
             tags={**_reference_tags(stored), **clean_tags},
-            properties=properties,
+            properties={
+                **properties,
+                "primary_metric_config": json.dumps(stored["primary_metric_config"]),
+                "platform": "AML",
+            },
             run_dir=str(ws.runs_dir / sweep_id),
         )
     )
