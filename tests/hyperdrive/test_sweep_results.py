@@ -182,3 +182,17 @@ def test_reading_a_300_child_sweep_takes_well_under_a_second(workspace: Workspac
         (c["best_primary_metric"] for c in ordered), reverse=True
     )
     assert took < 0.5, f"reading 300 children took {took:.2f} s"
+
+
+def test_the_same_seed_gives_the_same_values_in_two_sweeps(
+    experiment: Experiment, source: Path, fake: Callable[..., str]
+) -> None:
+    fake()
+    sweeps = [experiment.submit(sweep_config(source, seed=42, max_total_runs=3)) for _ in range(2)]
+    for run in sweeps:
+        run.wait_for_completion()
+    first, second = (
+        [json.loads(v) for _, v in sorted(run.get_hyperparameters().items())] for run in sweeps
+    )
+    assert first == second and len({json.dumps(v) for v in first}) == 3
+    assert sweeps[0].summary()["seed"] == 42
