@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +41,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CondaDependencies",
+    "ContainerRegistry",
+    "DockerBuildContext",
     "DockerSection",
     "Environment",
     "PythonSection",
     "SparkPackage",
     "SparkSection",
 ]
+
+log = logging.getLogger("ferry")
 
 ENV_FILE = "azureml_environment.json"
 CONDA_FILE = "conda_dependencies.yml"
@@ -64,13 +69,137 @@ class PythonSection:
 
 
 @dataclass
-class DockerSection:
-    """Recorded for targets that run containers; the local target refuses ``enabled=True``."""
+class ContainerRegistry:
+    """Where a base image is pulled from (the password is not recorded: log in with
+    ``docker login ADDRESS`` and ferry pulls with Docker's stored credentials)."""
 
-    enabled: bool = False
-    base_image: str | None = None
-    base_dockerfile: str | None = None
-    arguments: builtins.list[str] = field(default_factory=builtins.list)
+    address: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class DockerBuildContext:
+    """A folder with a Dockerfile and the files it copies (``from_docker_build_context``)."""
+
+    location: str
+    dockerfile_path: str = "Dockerfile"
+    location_type: str = "local"
+    #: the digest of the files when the environment was made from it (part of its hash)
+    digest: str = ""
+
+    @classmethod
+    def from_local_directory(
+        cls, workspace: Any = None, path: str | os.PathLike[str] = ".",
+        dockerfile_path: str = "Dockerfile",
+    ) -> DockerBuildContext:  # fmt: skip
+        """The folder ``path`` as a build context (``workspace`` is the reference's, unused:
+        the files stay where they are and are digested now)."""
+        from ferry.envbuild.docker_context import check_context, context_digest
+
+        root = check_context(path, dockerfile_path)
+        return cls(str(root), dockerfile_path, "local", context_digest(root, dockerfile_path))
+
+
+#: the run-time settings the reference moved to DockerConfiguration (setting them warns)
+_MOVED = ("enabled", "shm_size", "arguments", "shared_volumes")
+
+
+class DockerSection:
+    """The image an environment runs in, on targets that run containers (local, ssh).
+
+    ``base_image``, ``base_dockerfile`` (a Dockerfile's text) and ``build_context`` are
+    exclusive; none of them means ferry's default base image. ``enabled``, ``shm_size``,
+    ``arguments`` and ``shared_volumes`` are deprecated here, as in the reference: set them on
+    ``DockerConfiguration`` (``ScriptRunConfig(docker_runtime_config=...)``), whose settings win.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.base_image: str | None = None
+        self.base_dockerfile: str | None = None
+        self.build_context: DockerBuildContext | None = None
+        self.base_image_registry = ContainerRegistry()
+        self.platform: dict[str, str] = {"os": "Linux", "architecture": "amd64"}
+        self.gpu_support = False  # deprecated no-op, as in the reference
+        self._enabled = False
+        self._shm_size = "2g"
+        self._arguments: builtins.list[str] = []
+        self._shared_volumes = True
+        for key, value in values.items():
+            if key in _MOVED:
+                setattr(self, f"_{key}", value)
+            elif hasattr(self, key):
+                setattr(self, key, value)
+            else:
+                raise ConfigError(f"unknown DockerSection field {key!r}")
+
+    def _moved(self, name: str, value: Any) -> None:
+        log.warning(
+            "'%s' is deprecated. Please use the DockerConfiguration object with the '%s' "
+            "param instead (ScriptRunConfig(docker_runtime_config=DockerConfiguration(...)))",
+            name, "use_docker" if name == "enabled" else name,
+        )  # fmt: skip
+        setattr(self, f"_{name}", value)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._moved("enabled", bool(value))
+
+    @property
+    def shm_size(self) -> str:
+        return self._shm_size
+
+    @shm_size.setter
+    def shm_size(self, value: str) -> None:
+        self._moved("shm_size", value)
+
+    @property
+    def arguments(self) -> builtins.list[str]:
+        return self._arguments
+
+    @arguments.setter
+    def arguments(self, value: builtins.list[str]) -> None:
+        self._moved("arguments", builtins.list(value))
+
+    @property
+    def shared_volumes(self) -> bool:
+        return self._shared_volumes
+
+    @shared_volumes.setter
+    def shared_volumes(self, value: bool) -> None:
+        self._moved("shared_volumes", bool(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        context = self.build_context
+        registry = self.base_image_registry
+        return {
+            "enabled": self.enabled,
+            "baseImage": self.base_image,
+            "baseDockerfile": self.base_dockerfile,
+            "buildContext": None
+            if context is None
+            else {
+                "location": context.location,
+                "dockerfilePath": context.dockerfile_path,
+                "locationType": context.location_type,
+                "digest": context.digest,
+            },
+            "baseImageRegistry": {"address": registry.address, "username": registry.username},
+            "platform": dict(self.platform),
+            "sharedVolumes": self.shared_volumes,
+            "shmSize": self.shm_size,
+            "arguments": builtins.list(self.arguments),
+        }
+
+    def __repr__(self) -> str:
+        return f"DockerSection({self.to_dict()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DockerSection) and other.to_dict() == self.to_dict()
 
 
 @dataclass
@@ -152,6 +281,90 @@ class Environment:
         env = cls(name)
         env.python.conda_dependencies = deps
         env.environment_variables.update(variables)
+        return env
+
+    # constructors for containers ------------------------------------------------------------
+    @classmethod
+    def from_docker_image(
+        cls,
+        name: str,
+        image: str,
+        container_registry: ContainerRegistry | None = None,
+        conda_specification: str | os.PathLike[str] | None = None,
+        pip_requirements: str | os.PathLike[str] | None = None,
+    ) -> Environment:
+        """An environment running in ``image``; the packages of a conda file or a requirements
+        file are installed into the image (with uv). Without either, the image's own Python
+        runs the job (user-managed, as the reference)."""
+        env = cls._with_packages(name, conda_specification, pip_requirements)
+        if not isinstance(image, str) or not image.strip():
+            raise ConfigError("from_docker_image needs an image name, like 'python:3.11-slim'")
+        env.docker._enabled = True
+        env.docker.base_image = image.strip()
+        if container_registry is not None:
+            env.docker.base_image_registry = container_registry
+        return env
+
+    @classmethod
+    def from_dockerfile(
+        cls,
+        name: str,
+        dockerfile: str | os.PathLike[str],
+        conda_specification: str | os.PathLike[str] | None = None,
+        pip_requirements: str | os.PathLike[str] | None = None,
+    ) -> Environment:
+        """An environment whose base image is built from ``dockerfile`` (a file's path or a
+        Dockerfile's text, which may use no ``COPY``/``ADD`` of local files: use a build context
+        for those); packages as :meth:`from_docker_image`."""
+        text = str(dockerfile)
+        path = Path(text).expanduser()
+        if "\n" not in text and path.is_file():
+            text = path.read_text(encoding="utf-8")
+        elif "\n" not in text and not text.lstrip().upper().startswith("FROM"):
+            raise ConfigError(
+                f"dockerfile {str(dockerfile)!r} is neither an existing file nor a Dockerfile's "
+                "text (which starts with FROM)"
+            )
+        env = cls._with_packages(name, conda_specification, pip_requirements)
+        env.docker._enabled = True
+        env.docker.base_dockerfile = text
+        return env
+
+    @classmethod
+    def from_docker_build_context(
+        cls, name: str, docker_build_context: DockerBuildContext | str | os.PathLike[str]
+    ) -> Environment:
+        """An environment whose image is built from a folder with a Dockerfile; the image
+        provides Python and the packages (user-managed). The folder's files are digested now:
+        the environment is that content, and a build refuses a folder that changed since."""
+        context = docker_build_context
+        if not isinstance(context, DockerBuildContext):
+            context = DockerBuildContext.from_local_directory(path=context)
+        elif not context.digest:
+            context = DockerBuildContext.from_local_directory(
+                path=context.location, dockerfile_path=context.dockerfile_path
+            )
+        env = cls(name)
+        env.python.user_managed_dependencies = True
+        env.docker._enabled = True
+        env.docker.build_context = context
+        return env
+
+    @classmethod
+    def _with_packages(
+        cls,
+        name: str,
+        conda_specification: str | os.PathLike[str] | None,
+        pip_requirements: str | os.PathLike[str] | None,
+    ) -> Environment:
+        if conda_specification is not None and pip_requirements is not None:
+            raise ConfigError("give conda_specification or pip_requirements, not both")
+        if conda_specification is not None:
+            return cls.from_conda_specification(name, conda_specification)
+        if pip_requirements is not None:
+            return cls.from_pip_requirements(name, pip_requirements)
+        env = cls(name)
+        env.python.user_managed_dependencies = True  # the image's own Python and packages
         return env
 
     @classmethod
@@ -274,19 +487,20 @@ class Environment:
     ) -> ResolvedEnvironment:
         """Build (or reuse) this environment in the workspace now, as a run would.
 
-        The reference's ``platform`` and keywords (``useDocker=False``, ``pushImageToWorkspaceAcr``)
-        are accepted; asking for Docker here is refused with the reason.
+        The reference's ``platform`` and keywords (``useDocker``, ``pushImageToWorkspaceAcr``)
+        are accepted; ``useDocker=True`` (or ``docker.enabled``) builds the environment's image
+        on the Docker engine found as Docker's clients find it (``DOCKER_HOST``, else the
+        default socket).
         """
         from ferry.envbuild import resolve
 
-        if kwargs.get("useDocker"):
-            raise ConfigError(
-                "build_local(useDocker=True): this environment is built with uv on this "
-                "machine, not in a Docker image; call build_local(ws) without useDocker"
-            )
         unknown = set(kwargs) - {"useDocker", "pushImageToWorkspaceAcr"}
         if unknown:
             raise ConfigError(f"unknown build_local arguments: {', '.join(sorted(unknown))}")
+        if kwargs.get("useDocker") or self.docker.enabled:
+            from ferry.envbuild.docker_build import build_image
+
+            return build_image(self.to_spec(), workspace, log).resolved()
         return resolve(self.to_spec(), workspace.envs_dir, log)
 
     def get_image_details(self, workspace: Any) -> dict[str, Any]:
@@ -315,12 +529,7 @@ class Environment:
                 "condaDependencies": self.python.conda_dependencies.to_dict(),
                 "baseCondaEnvironment": self.python.base_conda_environment,
             },
-            "docker": {
-                "enabled": self.docker.enabled,
-                "baseImage": self.docker.base_image,
-                "baseDockerfile": self.docker.base_dockerfile,
-                "arguments": builtins.list(self.docker.arguments),
-            },
+            "docker": self.docker.to_dict(),
             "spark": {
                 "repositories": builtins.list(self.spark.repositories),
                 "packages": [
@@ -345,11 +554,20 @@ class Environment:
         env.python.interpreter_path = spec.interpreter or DEFAULT_INTERPRETER
         env.python.conda_dependencies = conda_dependencies(spec)
         env.python.base_conda_environment = spec.base_conda_environment
+        docker, context = spec.docker, spec.docker.build_context
+        os_name, _, arch = docker.platform.partition("/")
         env.docker = DockerSection(
-            enabled=spec.docker.enabled,
-            base_image=spec.docker.base_image,
-            base_dockerfile=spec.docker.base_dockerfile,
-            arguments=builtins.list(spec.docker.arguments),
+            enabled=docker.enabled or docker.by_habit,
+            base_image=docker.base_image,
+            base_dockerfile=docker.base_dockerfile,
+            build_context=None
+            if context is None
+            else DockerBuildContext(context.location, context.dockerfile, "local", context.digest),
+            base_image_registry=ContainerRegistry(docker.registry, docker.registry_user),
+            platform={"os": os_name.capitalize(), "architecture": arch},
+            shm_size=docker.shm_size,
+            arguments=builtins.list(docker.arguments),
+            shared_volumes=docker.shared_volumes,
         )
         env.spark = SparkSection(
             repositories=builtins.list(spec.spark_repositories),

@@ -19,26 +19,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from ferry.envbuild.conda import CondaDependencies, parse_conda_yaml
+from ferry.envbuild.docker_spec import docker_section, merge_run_docker
 from ferry.errors import ConfigError
-from ferry.spec import DockerSpec, EnvironmentSpec, JobCommand, JobSpec, RunPaths
+from ferry.spec import EnvironmentSpec, JobCommand, JobSpec, RunPaths
 
 #: what the reference writes that ferry reads and ignores (so its saved folders load here)
 REFERENCE_ONLY = {
     "": {"databricks", "r", "inferencingStackVersion", "assetId"},
     "python": {"condaDependenciesFile"},
-    "docker": {"baseImageRegistry", "platform", "sharedVolumes", "shmSize", "gpuSupport",
-               "buildContext"},
+    "docker": {"gpuSupport"},
 }  # fmt: skip
 _ENV_KEYS = {"name", "version", "environmentVariables", "python", "docker", "spark"}
 _PY_KEYS = {"userManagedDependencies", "interpreterPath", "condaDependencies",
             "baseCondaEnvironment"}  # fmt: skip
-_DOCKER_KEYS = {"enabled", "baseImage", "baseDockerfile", "arguments"}
+_DOCKER_KEYS = {"enabled", "baseImage", "baseDockerfile", "arguments", "buildContext",
+                "baseImageRegistry", "platform", "sharedVolumes", "shmSize"}  # fmt: skip
 _SPARK_KEYS = {"repositories", "packages", "precachePackages"}
 #: the reference's default interpreter path: "whichever Python the target has"
 DEFAULT_INTERPRETER = "python"
@@ -125,14 +125,7 @@ def environment_spec(data: Mapping[str, Any], where: str = "environment") -> Env
         channels=tuple(deps.channels),
         base_conda_environment=None if base_conda is None else str(base_conda),
         variables=_variables(data.get("environmentVariables"), f"{where}.environmentVariables"),
-        docker=DockerSpec(
-            enabled=bool(docker.get("enabled", False)),
-            base_image=None if docker.get("baseImage") is None else str(docker["baseImage"]),
-            base_dockerfile=None
-            if docker.get("baseDockerfile") is None
-            else str(docker["baseDockerfile"]),
-            arguments=_strings(docker.get("arguments"), f"{where}.docker.arguments"),
-        ),
+        docker=docker_section(docker, f"{where}.docker"),
         spark_repositories=_strings(spark.get("repositories"), f"{where}.spark.repositories"),
         spark_packages=tuple(packages),
         spark_precache=bool(spark.get("precachePackages", True)),
@@ -209,12 +202,6 @@ def ignored_settings(definition: Mapping[str, Any]) -> list[str]:
         value = definition.get(key, default)
         if value not in (default, None) and value != {} and value != []:
             notes.append(f"{key}={json.dumps(value, default=str)[:80]} is not used: {why}")
-    docker = _mapping(definition.get("docker"), "docker")
-    if docker.get("useDocker"):
-        notes.append(
-            "docker.use_docker=True is not used: this ferry runs jobs without Docker on every "
-            "target (set environment.docker.enabled only where a target supports it)"
-        )
     return notes
 
 
@@ -248,8 +235,9 @@ def job_spec(
     spark = _mapping(definition.get("spark"), "spark")
     watched, collect = _history(definition)
     source = definition.get("sourceDirectory")
-    environment, docker_notes = _docker_by_habit(
-        environment_spec(definition.get("environment") or {})
+    environment, docker_notes = merge_run_docker(
+        environment_spec(definition.get("environment") or {}),
+        _mapping(definition.get("docker"), "docker"),
     )
     return JobSpec(
         run_id=run_id,
@@ -281,17 +269,3 @@ def job_spec(
         collect_outputs=collect,
         notes=tuple([*ignored_settings(definition), *docker_notes]),
     )
-
-
-def _docker_by_habit(env: EnvironmentSpec) -> tuple[EnvironmentSpec, list[str]]:
-    """``env.docker.enabled = True`` with no image and no Dockerfile (the reference's notebooks
-    set it by habit) runs as a plain environment, with a note; with an explicit image it stays
-    a Docker request, which a target that cannot run containers refuses at submit."""
-    docker = env.docker
-    if not docker.enabled or docker.base_image or docker.base_dockerfile:
-        return env, []
-    note = (
-        "environment.docker.enabled=True names no base image or Dockerfile: this run uses a "
-        "plain environment (this ferry runs jobs without Docker)"
-    )
-    return replace(env, docker=replace(docker, enabled=False)), [note]

@@ -83,10 +83,30 @@ class HistoryConfiguration(_Section):
 
 @dataclass
 class DockerConfiguration(_Section):
+    """How a run's container is started: ``use_docker`` runs the job in its environment's
+    image (ferry's default base image when the environment names none) on the targets that
+    run containers (local, ssh); ``shm_size`` and ``arguments`` (extra ``docker run``
+    options) shape the container. As in the reference, these win over the environment's
+    deprecated ``docker.enabled/shm_size/arguments/shared_volumes`` (see
+    :func:`ferry.envbuild.docker_spec.merge_run_docker`)."""
+
     use_docker: bool = False
     shared_volumes: bool = True
     arguments: list[str] = field(default_factory=list)
     shm_size: str = "2g"
+
+    def __post_init__(self) -> None:
+        from ferry.envbuild.docker_spec import check_shm_size
+
+        self.shm_size = check_shm_size(self.shm_size, "DockerConfiguration.shm_size")
+        if not isinstance(self.arguments, list | tuple) or not all(
+            isinstance(a, str) for a in self.arguments
+        ):
+            raise ConfigError(
+                "DockerConfiguration.arguments must be a list of strings, like "
+                "['--ulimit', 'nofile=1024']"
+            )
+        self.arguments = list(self.arguments)
 
 
 @dataclass

@@ -27,13 +27,53 @@ if TYPE_CHECKING:
 
 # environments ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class BuildContextSpec:
+    """A Docker build context folder (``Environment.from_docker_build_context``): where it is on
+    the submitting machine, its Dockerfile's path inside it, and the digest of its files taken at
+    submit (part of the environment's hash; a build checks the folder still has it)."""
+
+    location: str
+    dockerfile: str = "Dockerfile"
+    digest: str = ""
+
+
+@dataclass(frozen=True)
 class DockerSpec:
-    """The reference's Docker section (``env.docker``), as recorded."""
+    """The reference's Docker section (``env.docker``), merged with the run's
+    ``DockerConfiguration`` by :func:`ferry.jobdef.job_spec`.
+
+    ``enabled`` asks for a container. ``by_habit`` is set instead when Docker was asked for
+    without an image, a Dockerfile or a build context (the reference's notebooks set
+    ``docker.enabled`` by habit): targets that run containers (local, ssh) use ferry's default
+    base image, the others run a plain environment and say so. ``base_image``,
+    ``base_dockerfile`` (its text) and ``build_context`` are exclusive; ``registry`` is the
+    address and user of the base image's registry (the password is never recorded: ferry
+    pulls with Docker's stored credentials, ``docker login``). ``platform`` is
+    ``os/architecture``. ``arguments``, ``shm_size`` and ``shared_volumes`` shape the
+    container at run time and are not part of the image's hash.
+    """
 
     enabled: bool = False
     base_image: str | None = None
     base_dockerfile: str | None = None
     arguments: tuple[str, ...] = ()
+    build_context: BuildContextSpec | None = None
+    registry: str | None = None
+    registry_user: str | None = None
+    platform: str = "linux/amd64"
+    shm_size: str = "2g"
+    shared_volumes: bool = True
+    by_habit: bool = False
+
+    @property
+    def wanted(self) -> bool:
+        """A container is asked for (an explicit image, or Docker by habit)."""
+        return self.enabled or self.by_habit
+
+    @property
+    def explicit(self) -> bool:
+        """An image, a Dockerfile or a build context is named."""
+        return bool(self.base_image or self.base_dockerfile or self.build_context)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ The watchdog then
   SIGSTOP + SIGKILL until none is left;
 * writes ``exit_file`` atomically last: ``{"code", "reason": "exit"|"cancel"|"lost"|"lease",
   "codes", "failed_rank", "failed_at", "leftovers"}``.
+
+A rank may run in a container (its spec has ``"container": {"engine": <DOCKER_HOST>, "name":
+<container name>}``; its process is Docker's client, see :mod:`.container`). The container's
+processes are not the watchdog's descendants, so every stop also goes to the container through
+the engine: TERM with the others, KILL when the grace is over, and KILL for a container still
+there when the job ends (its client was killed, say).
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ import time
 from typing import Any
 
 try:
-    from . import files, logcap, proc
+    from . import container, files, logcap, proc
 except ImportError:  # run as a script: this folder is sys.path[0]
+    import container  # type: ignore[import-not-found,no-redef]
     import files  # type: ignore[import-not-found,no-redef]
     import logcap  # type: ignore[import-not-found,no-redef]
     import proc  # type: ignore[import-not-found,no-redef]
@@ -65,6 +72,12 @@ class Rank:
         self.pid = 0
         self.fd = -1
         self.code: int | None = None
+        box = spec.get("container") or {}
+        self.container = (str(box["engine"]), str(box["name"])) if box else None
+
+    def signal_container(self, signal_name: str) -> bool:
+        """Send a signal to the rank's container through the engine (False: none running)."""
+        return self.container is not None and container.kill(*self.container, signal_name)
 
     def start(self, cwd: str, pgid: int | None, umask: int | None = None) -> str:
         """Fork and exec; returns why it could not start ("" when it did)."""
@@ -194,6 +207,7 @@ class Watchdog:
                 self._look_at_files()
             self._judge_failures(now)
             if self.kill_at is not None and now >= self.kill_at:
+                self._signal_containers("KILL")
                 proc.kill_tree(self.me, self._reap, self._groups())
             if all(r.code is not None for r in self.ranks):
                 return self._finish()
@@ -285,15 +299,25 @@ class Watchdog:
             proc.signal_group(pgid, signal.SIGTERM)
         for pid in proc.descendants(self.me):
             proc.signal_pid(pid, signal.SIGTERM)
+        self._signal_containers("TERM" if grace > 0 else "KILL")
         deadline = time.monotonic() + grace
         if self.kill_at is None or deadline < self.kill_at:
             self.kill_at = deadline
 
+    def _signal_containers(self, signal_name: str) -> None:
+        for rank in self.ranks:
+            rank.signal_container(signal_name)
+
     # ending ------------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
+        stopped = [r.rank for r in self.ranks if r.signal_container("KILL")]
+        if stopped:  # its client was killed before it: the container is stopped now
+            self.leftovers += len(stopped)
+            self._note("ferry: the container of rank(s) %s outlived its client; it is stopped"
+                       % ", ".join(map(str, stopped)))  # fmt: skip
         left = proc.descendants(self.me)
         if left:  # what the job left behind (daemons, setsid'd children) goes with it
-            self.leftovers = len(left)
+            self.leftovers += len(left)
             self._note(
                 "ferry: the job left %d process(es) running; they are stopped with it" % len(left)
             )
