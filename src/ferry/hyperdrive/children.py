@@ -133,6 +133,8 @@ def cancel_child(ws: WorkspaceServices, run_id: str, reason: str | None = None) 
     record = store.get_run(run_id)
     if record.status.is_terminal():
         return False
+    if record.status == RunStatus.CANCEL_REQUESTED:
+        return True  # asked already: its first reason stays
     if reason:
         store.set_tags(run_id, {"ferry.hyperdrive.terminated": reason})
     if record.status == RunStatus.QUEUED and not record.supervisor_pid:

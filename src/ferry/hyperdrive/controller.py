@@ -47,6 +47,8 @@ from ferry.tracking import RunQuery, RunRecord
 log = logging.getLogger("ferry.hyperdrive")
 
 TICK_SECONDS = 0.05
+#: how often a policy's metric values are read while children run
+METRIC_SECONDS = 0.1
 #: the tag a supervisor sets while its run waits for the target's resources
 STATUS_DETAILS = "ferry.status_details"
 
@@ -70,6 +72,8 @@ class Controller:
         self._stopping: Outcome | None = None
         self._exhausted = False
         self._noted_waiting = False
+        self._next_metrics = 0.0
+        self._canceled: set[str] = set()
         self._parent = os.getppid()
 
     def say(self, message: str, kind: str = "CONTROLLER") -> None:
@@ -196,7 +200,7 @@ class Controller:
             if slow:
                 self._next_slow = now + 1.0
                 self._keeper_alive()
-            self._refresh()
+            self._refresh(slow)
             self._judge()
             self._report_best()
             if self._stopping is None:
@@ -204,9 +208,10 @@ class Controller:
             live = [c for c in self.children.values() if not c.ended]
             if self._stopping is not None:
                 for child in live:
-                    kids.cancel_child(
-                        self.ws, child.run_id, self._stopping.message or "the sweep stopped"
-                    )
+                    if child.run_id not in self._canceled:
+                        self._canceled.add(child.run_id)
+                        reason = self._stopping.message or "the sweep stopped"
+                        kids.cancel_child(self.ws, child.run_id, reason)
                 if not live:
                     return self._stopping
             elif not self._start_more(len(live)) and all(c.ended for c in self.children.values()):
@@ -250,11 +255,22 @@ class Controller:
             launch_controller(self.ws.path, self.ws.runs_dir, self.sweep_id)
             self.say("the keeper process died; a new one stands by")
 
-    def _refresh(self) -> None:
-        """Read the live children and their primary metric; note the ones that ended."""
+    def _refresh(self, slow: bool) -> None:
+        """Read the live children and their primary metric; note the ones that ended.
+
+        The run history is read when a child's ``done`` marker appears (a stat per child), for
+        a policy every :data:`METRIC_SECONDS` (it judges each new value), and every second
+        anyway (a child whose supervisor died leaves no marker) — not at every tick."""
         live = {c.run_id: c for c in self.children.values() if not c.ended}
         if not live:
             return
+        now = time.monotonic()
+        judging = self.spec.policy.name != "Default" and now >= self._next_metrics
+        ended = any((self.ws.runs_dir / run_id / "done").exists() for run_id in live)
+        if not (slow or judging or ended):
+            return
+        if judging:
+            self._next_metrics = now + METRIC_SECONDS
         records = {
             r.id: r for r in self.store.list_runs(RunQuery(parent_id=self.sweep_id, statuses=LIVE))
         }
@@ -309,6 +325,7 @@ class Controller:
             verdict = first_verdict(policy, self.spec.maximize, child.values, others, child.seen)
             self.children[child.index] = replace(child, seen=len(child.values))
             if verdict is not None and kids.cancel_child(self.ws, child.run_id, verdict.reason):
+                self._canceled.add(child.run_id)
                 self.say(
                     f"{child.run_id} terminated at interval {verdict.interval}: {verdict.reason}",
                     "POLICY",
