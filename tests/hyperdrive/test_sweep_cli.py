@@ -84,7 +84,18 @@ def test_ferry_sweep_runs_the_sweep_and_prints_the_children_sorted(
         c["run_id"] for c in summary["children"]
     ]
     code, out, _ = ferry(capsys, project / "ws", "runs", "show", summary["runId"])
-    assert code == 0 and "acc (maximize)" in out and f"{summary['runId']}_0" in out
+    assert code == 0 and "acc (maximize)" in out and f"{summary['runId']}_<n>" in out
+    assert "--alpha 0." in out and "--kernel " in out
+
+
+def test_a_sweep_file_given_by_a_relative_path_finds_its_source(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(project)
+    monkeypatch.chdir(project)
+    code, out, err = ferry(capsys, project / "ws", "sweep", "sweep 'job'.yml", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "Completed"
 
 
 def test_ferry_sweep_no_wait_prints_the_id_and_a_grid_works(

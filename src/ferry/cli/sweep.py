@@ -129,17 +129,31 @@ def print_sweep(summary: dict[str, Any]) -> None:
         head.add_row("best", f"{summary['bestRunId']}  {summary['bestPrimaryMetric']:g}")
     if summary["error"]:
         head.add_row("error", str(summary["error"].get("error", {}).get("message", "")))
+    head.add_row("children", f"{summary['runId']}_<n>")
     render.show(head)
-    table = render.table("run", "status", metric["name"], "hyperparameters")
+    table = render.table("n", "status", metric["name"], "hyperparameters")
     for child in summary["children"][:SHOWN]:
         value = child["best_primary_metric"]
         table.add_row(
-            child["run_id"],
+            child["run_id"].rpartition("_")[2],
             child["status"],
             "" if value is None else f"{value:g}",
-            render.text(child["hyperparameters"] or "", 120),
+            render.text(_arguments(child["hyperparameters"]), 120),
         )
     render.show(table)
     hidden = len(summary["children"]) - SHOWN
     if hidden > 0:
         click.echo(f"… and {hidden} more (--json lists them all)")
+
+
+def _arguments(hyperparameters: str | None) -> str:
+    """A child's values as they reached its script: ``--alpha 0.5 --kernel rbf``."""
+    try:
+        values = json.loads(hyperparameters or "{}")
+    except ValueError:
+        return hyperparameters or ""
+    if not isinstance(values, dict):
+        return str(values)
+    from ferry.hyperdrive.sweep import argument_name
+
+    return " ".join(f"{argument_name(str(k))} {v}" for k, v in values.items())

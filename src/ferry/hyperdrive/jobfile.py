@@ -102,7 +102,9 @@ def _load_job_part(path: Path, data: dict[str, Any]) -> JobFile:
     """The job keys read by ``load_job`` (same checks and messages), from a private copy
     whose source folder is made absolute; messages name the user's file."""
     source = Path(str(data.get("source_directory") or "."))
-    data["source_directory"] = str(source if source.is_absolute() else path.parent / source)
+    data["source_directory"] = str(
+        source if source.is_absolute() else path.absolute().parent / source
+    )
     with tempfile.TemporaryDirectory(prefix="ferry-sweep-") as folder:
         copy = Path(folder) / path.name
         copy.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
