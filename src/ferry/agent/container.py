@@ -1,7 +1,8 @@
 """A job's container, seen from the machine that runs it (stdlib only, Python 3.8+).
 
 A rank of a Docker run is Docker's own client in the foreground: ``docker run --rm --init``
-with the run folder mounted, the host's network, the submitting user's uid:gid, and the job's
+with the run folder mounted, the host's network and process view, the submitting user's uid:gid,
+and the job's
 variables passed by name (``-e NAME``: their values stay off the command line). The client
 streams the container's output into the rank's log and exits with its exit code, so the
 watchdog minds it like any process. What the client cannot promise — a container stopped when
@@ -153,7 +154,10 @@ def run_argv(spec: Mapping[str, Any]) -> List[str]:
     ``labels`` and ``arguments`` (the user's own ``docker run`` options, last before the image).
     """
     argv = [str(spec.get("docker") or "docker"), "run", "--rm", "--init"]
-    argv += ["--name", str(spec["name"]), "--network", "host"]
+    # the host's process view: the job's pids are the machine's (lifelines and pid files keep
+    # their meaning), and when the container ends, every process left in it ends too
+    argv += ["--name", str(spec["name"]), "--network", "host", "--pid", "host"]
+    argv += ["--env", "TINI_SUBREAPER=1"]  # --init's tini reaps orphans without being pid 1
     if spec.get("user"):
         argv += ["--user", str(spec["user"])]
     if spec.get("workdir"):

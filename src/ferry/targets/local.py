@@ -1,5 +1,9 @@
 """The local target: the job runs on this machine, in a materialised copy of its snapshot.
 
+A Docker run (``env.docker.enabled``, ``DockerConfiguration(use_docker=True)``) runs in the
+environment's image, built once per specification hash, on the engine found as Docker's clients
+find it: one container per rank, started and stopped as :mod:`ferry.targets.container` says.
+
 A distributed run (``ScriptRunConfig(distributed_job_config=PyTorchConfiguration(...))``) starts
 one process per rank on this machine (one node), each with its own log beside the main one. An
 MPI run (``MpiConfiguration``) is one real ``mpirun`` starting the ranks
@@ -15,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ferry import envbuild
-from ferry.agent.environ import apply_request
+from ferry.agent.environ import apply_request, without_ferry_secrets
 from ferry.errors import ConfigError, TargetRefused
 from ferry.ingest import move_outputs
 from ferry.spec import DistributedPlan, JobSpec, PrepareContext, WorkspaceServices
-from ferry.targets import distributed, mpi
+from ferry.targets import container, distributed, mpi
 from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.jobenv import job_request
 from ferry.targets.watched import JobProcess, WatchedJob
@@ -43,22 +47,19 @@ class LocalTarget(Target):
         self._run_id = ""
         self._noted = False
         self._mpirun: mpi.OpenMpi | None = None
+        self._image: str | None = None  # a Docker run: its image, on the engine below
+        self._engine = ""
 
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         """A user-managed interpreter must exist here (a remote kind checks on its host); a
         distributed job must fit on one machine and find what it needs here (Open MPI's
         mpirun, GPUs for NCCL)."""
+        if job.environment.docker.wanted:
+            container.check_docker_job(name, cls.kind, job)
+            _check_here(name, job)
+            return
         _check_here(name, job)
-        if job.environment.docker.enabled:
-            image = job.environment.docker.base_image or "a Dockerfile"
-            raise TargetRefused(
-                f"the environment asks for Docker ({image}); the {cls.kind} target runs jobs "
-                "without containers: remove env.docker.base_image/base_dockerfile (and "
-                "docker.enabled), or use a plain environment",
-                run_id=job.run_id,
-                target=name,
-            )
         if job.environment.user_managed and job.environment.interpreter:
             envbuild.find_interpreter(job.environment.interpreter)
 
@@ -84,6 +85,14 @@ class LocalTarget(Target):
         for folder in job.watched_dirs:
             (self._workdir / folder).mkdir(parents=True, exist_ok=True)
         self._watched = job.watched_dirs
+        if job.environment.docker.wanted:
+            from ferry.envbuild.docker_engine import engine_address
+
+            self._engine = engine_address()
+            image = container.prepare_image(job, self._engine, self.workspace.envs_dir, ctx.log)
+            self._image, self._python = image.tag, image.python
+            self._env_vars = dict(job.environment.variables)
+            return Prepared(env_hash=image.spec_hash, env_lock=image.lock)
         resolved = envbuild.resolve(job.environment, self.workspace.envs_dir, ctx.log)
         self._python = resolved.python
         self._env_vars = dict(resolved.variables)
@@ -94,6 +103,8 @@ class LocalTarget(Target):
 
         assert self._workdir is not None and self._python is not None
         runtime_path = build_runtime_path(self.workspace.path / "runtime")
+        if self._image is not None:
+            return self._start_containers(job, runtime_path)
         env = self.job_environment(job, runtime_path)
         if self._mpirun is not None:  # a script runs under mpi4py's runner when it can
             argv, note = mpi.rank_command(job.command, self._python, env)
@@ -117,12 +128,6 @@ class LocalTarget(Target):
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None = None
     ) -> Started:
         """Start the job's processes under their watchdog: one, or one per rank."""
-        from ferry.supervisor import job_umask, kill_grace_seconds
-
-        assert self._workdir is not None
-        job.log_path.parent.mkdir(parents=True, exist_ok=True)
-        job.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._run_dir, self._run_id = job.run_dir, job.run_id
         if self._plan is None:
             launches = [JobProcess(0, argv, env, str(job.log_path), first_line)]
         elif self._mpirun is not None:
@@ -140,11 +145,63 @@ class LocalTarget(Target):
                 )
                 for slot in self._plan.slots()
             ]
+        return self._start_launches(job, launches)
+
+    def _start_launches(self, job: JobSpec, launches: list[JobProcess]) -> Started:
+        from ferry.supervisor import job_umask, kill_grace_seconds
+
+        assert self._workdir is not None
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._run_dir, self._run_id = job.run_dir, job.run_id
         self._job = WatchedJob.start(
             launches, self._workdir, job.run_dir, kill_grace_seconds(), umask=job_umask()
         )
         ranks = self._plan.world_size if self._plan is not None else 1
         return Started(host=os.uname().nodename, job_pgid=self._job.pgid, ranks=ranks)
+
+    def _start_containers(self, job: JobSpec, runtime_path: Path) -> Started:
+        """One container per rank, each its client under the job's watchdog."""
+        assert self._workdir is not None and self._python is not None and self._image
+        request = job_request(
+            job,
+            run_dir=str(job.run_dir),
+            workdir=str(self._workdir),
+            runtime_path=str(runtime_path),
+            environment=self._env_vars,
+        )
+        variables = {**request["set"], "PYTHONPATH": str(runtime_path)}
+        gpus = container.wants_gpus(job) and bool(distributed.gpu_evidence())
+        note = container.gpu_note(job, gpus)
+        slots: list[tuple[int, dict[str, str], str]] = [(0, {}, str(job.log_path))]
+        if self._plan is not None:
+            host, port = "127.0.0.1", distributed.free_port("127.0.0.1")
+            slots = [
+                (
+                    slot.rank,
+                    distributed.rank_environment(self._plan, slot, host, port),
+                    str(job.run_dir / distributed.rank_log_name(slot.rank)),
+                )
+                for slot in self._plan.slots()
+            ]
+        launches = []
+        for rank, extra, log_path in slots:
+            box = container.rank_launch(
+                job,
+                image=self._image,
+                engine=self._engine,
+                rank=rank,
+                command=job.command.argv(self._python),
+                variables={**variables, **extra},
+                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path),
+                workdir=str(self._workdir),
+                user=f"{os.getuid()}:{os.getgid()}",
+                gpus=gpus,
+                base_env=without_ferry_secrets(os.environ),
+                docker=container.docker_client_path(),
+            )
+            launches.append(JobProcess(rank, box.argv, box.env, log_path, note, box.stop))
+        return self._start_launches(job, launches)
 
     def _mpi_launch(
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None

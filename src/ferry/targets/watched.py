@@ -41,6 +41,9 @@ class JobProcess:
     env: dict[str, str]
     log_path: str
     first_line: str | None = None
+    #: the rank runs in a container: ``{"engine": DOCKER_HOST, "name": container name}``, which
+    #: the watchdog stops through the engine (its processes are not the watchdog's descendants)
+    container: dict[str, str] | None = None
 
 
 class WatchedJob:
@@ -85,6 +88,7 @@ class WatchedJob:
                     "env": launch.env,
                     "log": launch.log_path,
                     "first_line": launch.first_line,
+                    "container": launch.container,
                 }
                 for launch in launches
             ],
