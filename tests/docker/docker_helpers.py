@@ -16,9 +16,7 @@ from ferry.testing.conformance import ConformanceEnv
 def bind(path: Path) -> list[str]:
     """``docker run`` arguments mounting ``path`` at the same place (any characters)."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(
-        ["type=bind", f"source={path}", f"target={path}"]
-    )
+    csv.writer(out, lineterminator="").writerow(["type=bind", f"source={path}", f"target={path}"])
     return ["--mount", out.getvalue()]
 
 

@@ -51,7 +51,9 @@ def test_from_docker_image_runs_the_images_python_unless_packages_are_given(
 def test_from_dockerfile_takes_a_file_or_its_text(awkward_dir: Path) -> None:
     text = "FROM debian:bookworm\nRUN echo hi\n"
     (awkward_dir / "Dockerfile").write_text(text)
-    assert Environment.from_dockerfile("a", awkward_dir / "Dockerfile").docker.base_dockerfile == text
+    assert (
+        Environment.from_dockerfile("a", awkward_dir / "Dockerfile").docker.base_dockerfile == text
+    )
     assert Environment.from_dockerfile("b", text).docker.base_dockerfile == text
     with pytest.raises(ConfigError, match="neither an existing file nor a Dockerfile"):
         Environment.from_dockerfile("c", awkward_dir / "missing")
@@ -152,7 +154,7 @@ def test_a_ranks_command_line_passes_values_by_name_and_mounts_any_path() -> Non
          "arguments": ["--ulimit", "nofile=512"], "command": ["python", "t.py"]}
     )  # fmt: skip
     assert argv[:4] == ["docker", "run", "--rm", "--init"]
-    assert ["--user", "1000:1000"] == argv[argv.index("--user") : argv.index("--user") + 2]
+    assert argv[argv.index("--user") : argv.index("--user") + 2] == ["--user", "1000:1000"]
     assert "--network" in argv and argv[argv.index("--network") + 1] == "host"
     assert argv[argv.index("--env") + 1] == "TINI_SUBREAPER=1" and "SECRET" in argv
     mount = argv[argv.index("--mount") + 1]

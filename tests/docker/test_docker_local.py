@@ -101,9 +101,9 @@ def test_a_docker_run_honours_its_settings_and_reports_like_a_plain_run(
     assert got == [b"hello from the container"], "the host's network"
     assert run.get_metrics() == {"seen": 1}
     assert "outputs/made.txt" in run.get_file_names()
-    assert details["properties"]["ferry.environment.hash"] == docker_hash(
-        _six_env().to_spec()
-    ), details["properties"]
+    assert details["properties"]["ferry.environment.hash"] == docker_hash(_six_env().to_spec()), (
+        details["properties"]
+    )
     assert list(workspace.envs_dir.glob("*/ferry-env.json")) == [], "nothing built on the host"
     leftovers = client().containers.list(all=True, filters={"label": f"ferry.run={run.id}"})
     assert leftovers == []
@@ -117,9 +117,10 @@ def test_an_image_is_built_once_per_spec_and_found_in_milliseconds(
     docker = DockerConfiguration(use_docker=True)
     runs = [
         Experiment(workspace, "once").submit(
-            ScriptRunConfig(str(source), "job.py", environment=_six_env(f"n{i}"),
-                            docker_runtime_config=docker)
-        )  # fmt: skip
+            ScriptRunConfig(
+                str(source), "job.py", environment=_six_env(f"n{i}"), docker_runtime_config=docker
+            )
+        )
         for i in range(2)
     ]
     logs = [(_log(workspace, r.id) if r.wait_for_completion() else "") for r in runs]
@@ -184,11 +185,15 @@ def test_a_build_context_builds_from_its_files(
     (context / "data.txt").write_text("from the context")
     env = Environment.from_docker_build_context("ctx", context)
     source = _source(awkward_dir / "src", "print('DATA', open('/data.txt').read())\n")
-    run = Experiment(workspace, "ctx").submit(ScriptRunConfig(str(source), "job.py", environment=env))
+    run = Experiment(workspace, "ctx").submit(
+        ScriptRunConfig(str(source), "job.py", environment=env)
+    )
     assert run.wait_for_completion()["status"] == "Completed"
     assert "DATA from the context" in _log(workspace, run.id)
     (context / "data.txt").write_text("edited")
-    again = Experiment(workspace, "ctx").submit(ScriptRunConfig(str(source), "job.py", environment=env))
+    again = Experiment(workspace, "ctx").submit(
+        ScriptRunConfig(str(source), "job.py", environment=env)
+    )
     assert again.wait_for_completion()["status"] == "Completed", "its image: found by hash"
     client().images.remove(image_tag(docker_hash(env.to_spec())))  # a build is needed now
     details = _failed(workspace, ScriptRunConfig(str(source), "job.py", environment=env))
@@ -203,7 +208,7 @@ def test_an_engine_that_is_down_refuses_at_submit(
     config = ScriptRunConfig(
         str(source), "job.py", docker_runtime_config=DockerConfiguration(use_docker=True)
     )
-    with pytest.raises(DockerUnavailable, match="no Docker engine answers.*start an engine"):
+    with pytest.raises(DockerUnavailable, match=r"no Docker engine answers.*start an engine"):
         Experiment(workspace, "down").submit(config)
     assert workspace.store.list_runs(RunQuery()) == []
 
