@@ -237,7 +237,7 @@ class Experiment:
     ) -> Iterator[Run]:
         """Runs of this experiment, newest first, filtered like the reference (``type`` by the
         reference's name, e.g. ``azureml.scriptrun``, or ferry's)."""
-        from ferry.run import Run
+        from ferry.run import typed_run
 
         records = self.workspace.store.list_runs(
             RunQuery(
@@ -252,7 +252,7 @@ class Experiment:
         )
         for record in records:
             if run_type_matches(record.run_type, type):
-                yield Run(self, record.id, _record=record)
+                yield typed_run(self, record)
 
     def start_logging(
         self,

@@ -64,9 +64,13 @@ class JobFile:
     environment_name: str | None = None
 
 
-def load_job(path: Path) -> JobFile:
-    """Parse and check a job file; every problem names the key and the allowed ones."""
-    data = read_yaml(path, "job file")
+def load_job(path: Path, data: Any = None) -> JobFile:
+    """Parse and check a job file; every problem names the key and the allowed ones.
+
+    ``data`` is the file's content when the caller has read it already (a sweep file, whose
+    ``sweep:`` section it has taken out)."""
+    if data is None:
+        data = read_yaml(path, "job file")
     if not isinstance(data, dict):
         raise ConfigError(
             f"job file {path} must be a mapping of keys like 'script:' and 'arguments:'"

@@ -70,7 +70,13 @@ def heartbeat_verdict(
             RunStatus.FAILED,
             f"the run's {who} stopped sending heartbeats {age:.0f} s ago"
             + (" and is no longer running" if supervisor_alive is False else "")
-            + "; the run was marked Failed. Resubmit it (ferry runs rerun) to try again.",
+            + "; the run was marked Failed. "
+            + (
+                "Open it with HyperDriveRun.get(ws, id) to resume it, or warm-start a new sweep "
+                "with resume_from=[it]."
+                if record.run_type == "hyperdrive"
+                else "Resubmit it (ferry runs rerun) to try again."
+            ),
         )
     if record.status != RunStatus.NOT_RESPONDING:
         return HeartbeatVerdict(RunStatus.NOT_RESPONDING, f"no heartbeat for {age:.0f} s")

@@ -33,7 +33,7 @@ from ferry.run_state import run_type_matches
 from ferry.status import RunStatus, can_transition, parse_status
 from ferry.supervisor import CANCEL_MARKER
 from ferry.targets.base import LOG_NAME
-from ferry.tracking import RunQuery
+from ferry.tracking import RunQuery, RunRecord
 
 if TYPE_CHECKING:
     from ferry.experiment import Experiment
@@ -57,9 +57,8 @@ class Run(RunFiles, RunLogs, RunSource):
         from ferry.experiment import Experiment
 
         record = workspace.store.get_run(run_id)
-        return cls(
-            Experiment(workspace, record.experiment, _skip_name_validation=True), run_id, record
-        )
+        experiment = Experiment(workspace, record.experiment, _skip_name_validation=True)
+        return typed_run(experiment, record) if cls is Run else cls(experiment, run_id, record)
 
     @classmethod
     def list(
@@ -271,3 +270,13 @@ def _key(key: Any, what: str = "tag") -> str:
     if not isinstance(key, str) or not key:
         raise ConfigError(f"{what} names must be non-empty strings, got {key!r}")
     return key
+
+
+def typed_run(experiment: Experiment, record: RunRecord) -> Run:
+    """The handle of the run's kind, as the reference returns it (a sweep's is a
+    ``HyperDriveRun`` with its results methods)."""
+    if record.run_type == "hyperdrive":
+        from ferry.hyperdrive.run import HyperDriveRun
+
+        return HyperDriveRun(experiment, record.id, _record=record)
+    return Run(experiment, record.id, _record=record)

@@ -170,7 +170,7 @@ class Supervisor:
         self.store.update_run(
             self.run_id, supervisor_pid=os.getpid(), host=socket.gethostname(), heartbeat_at=started
         )
-        beating = _Heartbeat(self.store, self.run_id, lambda: self.phase)
+        beating = Heartbeat(self.store, self.run_id, lambda: self.phase)
         beating.start()
         try:
             from ferry.targets.registry import resolve_target
@@ -438,7 +438,7 @@ class _PrepareContext:
         return self.supervisor._stop_requested(check_store)
 
 
-class _Heartbeat:
+class Heartbeat:
     """Beats for the run from a thread, through every phase (a long environment build too)."""
 
     def __init__(self, store: RunStore, run_id: str, phase: Callable[[], RunStatus]) -> None:

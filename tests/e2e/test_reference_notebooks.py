@@ -137,5 +137,16 @@ def test_the_compatibility_package_builds_with_every_module(tmp_path: Path) -> N
         "azureml/exceptions/__init__.py",
         "azureml/widgets/__init__.py",
         "azureml/telemetry/__init__.py",
+        "azureml/train/hyperdrive/__init__.py",
+        "azureml/train/hyperdrive/parameter_expressions.py",
+        "azureml/train/hyperdrive/sampling.py",
+        "azureml/train/hyperdrive/policy.py",
+        "azureml/train/hyperdrive/runconfig.py",
+        "azureml/train/hyperdrive/run.py",
+        "azureml/train/estimator/__init__.py",
+        "azureml/train/sklearn.py",
+        "azureml/train/dnn/__init__.py",
+        "azureml/core/compute/amlcompute.py",
+        "azureml/core/compute/hdinsight.py",
     ):
         assert module in names, module

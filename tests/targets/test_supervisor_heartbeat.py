@@ -11,14 +11,14 @@ def test_after_a_not_responding_spell_the_run_returns_to_its_own_phase(
     workspace: Workspace,
 ) -> None:
     from ferry.status import RunStatus
-    from ferry.supervisor import _Heartbeat
+    from ferry.supervisor import Heartbeat
     from ferry.tracking import RunRecord
 
     store = workspace.store
     store.create_run(RunRecord(id="hb_1_abcdef12", experiment="hb", status=RunStatus.QUEUED))
     store.set_status("hb_1_abcdef12", RunStatus.PREPARING)
     store.set_status("hb_1_abcdef12", RunStatus.NOT_RESPONDING)  # a reader judged it stale
-    beat = _Heartbeat(store, "hb_1_abcdef12", lambda: RunStatus.PREPARING)
+    beat = Heartbeat(store, "hb_1_abcdef12", lambda: RunStatus.PREPARING)
     beat.start()
     try:
         deadline = time.monotonic() + 10

@@ -81,7 +81,7 @@ class Controller:
 
     # the life of a sweep -----------------------------------------------------------------------
     def run(self) -> RunStatus:
-        from ferry.supervisor import _Heartbeat
+        from ferry.supervisor import Heartbeat
 
         record = self.store.get_run(self.sweep_id)
         if record.status.is_terminal():
@@ -96,7 +96,7 @@ class Controller:
             host=socket.gethostname(),
             heartbeat_at=time.time(),
         )
-        beating = _Heartbeat(self.store, self.sweep_id, lambda: RunStatus.RUNNING)
+        beating = Heartbeat(self.store, self.sweep_id, lambda: RunStatus.RUNNING)
         beating.start()
         try:
             resumed = self._load(record)

@@ -28,12 +28,9 @@ allowed values.
 from __future__ import annotations
 
 import inspect
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ferry.errors import ConfigError
 from ferry.hyperdrive.config import HyperDriveConfig, PrimaryMetricGoal
@@ -88,7 +85,7 @@ def load_sweep(path: Path) -> tuple[JobFile, HyperDriveConfig]:
             "max_total_runs …) beside the job's keys; see `ferry sweep --help`"
         )
     section = data.pop("sweep")
-    job = _load_job_part(path, data)
+    job = load_job(path, data)
     where = f"{path}: sweep"
     try:
         config = sweep_config(section, job, where)
@@ -96,22 +93,6 @@ def load_sweep(path: Path) -> tuple[JobFile, HyperDriveConfig]:
         text = str(exc)
         raise ConfigError(text if str(path) in text else f"{where}: {text}") from None
     return job, config
-
-
-def _load_job_part(path: Path, data: dict[str, Any]) -> JobFile:
-    """The job keys read by ``load_job`` (same checks and messages), from a private copy
-    whose source folder is made absolute; messages name the user's file."""
-    source = Path(str(data.get("source_directory") or "."))
-    data["source_directory"] = str(
-        source if source.is_absolute() else path.absolute().parent / source
-    )
-    with tempfile.TemporaryDirectory(prefix="ferry-sweep-") as folder:
-        copy = Path(folder) / path.name
-        copy.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        try:
-            return load_job(copy)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(copy), str(path))) from None
 
 
 def _parameter(name: str, value: Any, where: str) -> ParameterExpression:
