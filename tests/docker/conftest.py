@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 import pytest
 
 BASE_CACHE = Path.home() / ".cache" / "ferry-tests" / "docker-base"
+# the SSH target's real sshd (tests/targets/sshd.py) serves the Docker runs on SSH hosts
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "targets"))
 
 
 @dataclass(frozen=True)

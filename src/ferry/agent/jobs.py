@@ -50,7 +50,9 @@ def launch(run_dir: str, req: Dict[str, Any]) -> Dict[str, Any]:
 
     ``req``: ``argv``; the environment request (``set``, ``prepend``, ``unset``, applied to
     the agent's own environment); ``lease`` and ``grace`` in seconds; optionally ``ranks``
-    (``[{"rank": 1, "set": {...}}, …]``: one process each, with those variables too),
+    (``[{"rank": 1, "set": {...}}, …]``: one process each, with those variables too; a rank of
+    a Docker run has its own ``argv``, Docker's client, and ``container``: ``{"engine",
+    "name"}`` for the watchdog to stop it through the engine),
     ``watch`` (job folders to create) and ``log_max_bytes``.
     """
     wd = os.path.join(run_dir, "wd")
@@ -71,8 +73,9 @@ def launch(run_dir: str, req: Dict[str, Any]) -> Dict[str, Any]:
         rank = int(item["rank"])
         extra = {str(k): str(v) for k, v in (item.get("set") or {}).items()}
         ranks.append(
-            {"rank": rank, "argv": argv, "env": dict(env, **extra),
-             "log": os.path.join(run_dir, rank_log(rank))}
+            {"rank": rank, "argv": [str(a) for a in item.get("argv") or argv],
+             "env": dict(env, **extra), "log": os.path.join(run_dir, rank_log(rank)),
+             "container": item.get("container")}
         )  # fmt: skip
     max_bytes = req.get("log_max_bytes")
     spec = {

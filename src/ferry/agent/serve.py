@@ -22,6 +22,7 @@ died or the connection dropped) the agent exits at once; the job's watchdog deci
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from . import hostenv, jobs, logcap
+from . import container, hostenv, jobs, logcap
 from .store import Store, check_name, check_path
 
 VERSION = 2
@@ -251,6 +252,11 @@ class Agent:
                 "host": uname.nodename,
                 "pid": os.getpid(),
                 "uv": hostenv.find_uv("") is not None,  # decides the build recipe (and the hash)
+                # for Docker runs: the engine as Docker's clients find it here, who runs jobs
+                "docker_host": container.engine_address(os.environ),
+                "uid": os.getuid(),
+                "gid": os.getgid(),
+                "gpus": bool(glob.glob("/dev/nvidia[0-9]*")),
                 **self.facts,
             }
         )
@@ -317,6 +323,26 @@ class Agent:
         return hostenv.build_env(
             self.store.root, req, lambda text: self.out.send({"t": "log", "text": text})
         )
+
+    def op_docker_check(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The engine's version and Docker's client here; a message saying how to start an
+        engine when none answers (raised: the client shows it)."""
+        engine = str(req.get("engine") or container.engine_address(os.environ))
+        try:
+            version = container.version(engine, timeout=3.0)
+        except container.EngineError as exc:
+            raise RuntimeError(
+                "no Docker engine answers on this host at %s (%s): start one there with "
+                "`sudo systemctl start docker` (or `sudo dockerd &`; Debian: `apt-get install "
+                "docker.io`), or set docker_host on the target" % (engine, exc)
+            ) from None
+        client = shutil.which("docker")
+        if client is None:
+            raise RuntimeError(
+                "the Docker engine at %s answers, but Docker's client `docker` is not on this "
+                "host's PATH (Debian: `apt-get install docker.io`)" % engine
+            )
+        return {"engine": engine, "version": version.get("Version"), "client": client}
 
     def op_launch(self, req: dict[str, Any]) -> dict[str, Any]:
         status = jobs.launch(self.store.run_dir(req["run"]), req)

@@ -48,9 +48,10 @@ class RankContainer:
     stop: dict[str, str] = field(default_factory=dict)  # the watchdog's {"engine", "name"}
 
 
-def check_docker_job(name: str, kind: str, job: JobSpec, engine: str | None = None) -> None:
-    """Refuse at submit a Docker job this machine cannot run: no engine (with how to start one),
-    an MPI job (its ranks would need mpirun inside the image)."""
+def check_docker_job(name: str, kind: str, job: JobSpec, *, engine_here: bool = True) -> None:
+    """Refuse at submit a Docker job that cannot run: no engine on this machine (with how to
+    start one; ``engine_here=False`` where the engine is another machine's), an MPI job (its
+    ranks would need mpirun inside the image), a build context that is not usable."""
     from ferry.envbuild.docker_context import check_context
     from ferry.envbuild.docker_engine import check_engine
 
@@ -65,7 +66,7 @@ def check_docker_job(name: str, kind: str, job: JobSpec, engine: str | None = No
     context = job.environment.docker.build_context
     if context is not None:
         check_context(context.location, context.dockerfile)
-    if engine is None:
+    if engine_here:
         check_engine(run_id=job.run_id, target=name)
 
 
@@ -91,7 +92,9 @@ def wants_gpus(job: JobSpec) -> bool:
 def gpu_note(job: JobSpec, present: bool) -> str | None:
     """A line for the log when GPUs were asked for and this machine has none."""
     if wants_gpus(job) and not present:
-        return "ferry: the run asks for GPUs and this machine shows none: the container runs without"
+        return (
+            "ferry: the run asks for GPUs and this machine shows none: the container runs without"
+        )
     return None
 
 

@@ -1,5 +1,7 @@
 """Which environment a job gets on an SSH host (pure: no connection, no files).
 
+A Docker run gets its image on the host's engine instead (:mod:`ferry.targets.ssh.remote_docker`).
+
 A built environment is identified by the same specification hash as on this machine
 (:func:`ferry.envbuild.spechash.canonical_spec`), computed with the host's Python version and
 platform and the agent's build recipe, which the agent reports in its hello. The host builds it
@@ -38,12 +40,8 @@ class RemoteEnvironment:
 
 def refusal(env: EnvironmentSpec) -> str | None:
     """Why the ssh target cannot run ``env`` (None when it can)."""
-    if env.docker.enabled:
-        return (
-            f"environment {env.name!r} asks for Docker (env.docker.enabled = True); the ssh "
-            "target runs without Docker; set env.docker.enabled = False"
-        )
-    if env.user_managed:
+    if env.docker.wanted or env.user_managed:  # a Docker run: its image decides the rest
+        return None
         return None
     only = conda_mod.conda_only(conda_packages(env))
     if only:

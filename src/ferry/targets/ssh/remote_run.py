@@ -24,14 +24,14 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from ferry.agent import logcap
 from ferry.envbuild import effective_environment
 from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefused
-from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
+from ferry.spec import EnvironmentSpec, JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets import distributed
 from ferry.targets.base import Prepared, Started
 from ferry.targets.jobenv import job_request
@@ -42,6 +42,12 @@ from ferry.targets.ssh.session import AgentSession, SessionLost, agent_bundle
 from ferry.targets.ssh.settings import SshSettings
 from ferry.targets.ssh.sink import LocalSink
 from ferry.targets.ssh.transfer import Uploaded, download_folder, upload_blobs, upload_folder
+
+if TYPE_CHECKING:
+    from ferry.targets.ssh.remote_docker import RemoteDocker
+
+#: what a Docker run asks of the host's own Python: nothing (its image provides Python)
+_PLAIN = EnvironmentSpec(name="docker", user_managed=True)
 
 
 class RemoteRun:
@@ -69,6 +75,7 @@ class RemoteRun:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._cancel_grace: float | None = None
+        self._docker: RemoteDocker | None = None
 
     # connection ------------------------------------------------------------------------------
     async def connect(self) -> AgentSession:
@@ -162,7 +169,8 @@ class RemoteRun:
         if problem:
             raise TargetRefused(problem, run_id=self.job.run_id, target=self.name)
         session = await self.connect()
-        plan = plan_environment(env, session.hello, self.settings)
+        docker = env.docker.wanted
+        plan = plan_environment(env if not docker else _PLAIN, session.hello, self.settings)
         ask = {"run": self.job.run_id, "snapshot": snapshot_id}
         copy_timeout = self.settings.command_timeout + files / 200
         reply = await self.call(
@@ -193,8 +201,15 @@ class RemoteRun:
                 upload_folder(await self.sftp(), runtime, session.work_dir, runtime_dir),
                 self.settings.command_timeout,
             )
-        self._environment = dict(plan.variables)
         self._prepend = {"PYTHONPATH": str(runtime_dir)}
+        if docker:  # the image on the host's engine, built through the connection
+            from ferry.targets.ssh.remote_docker import RemoteDocker
+
+            self._docker = RemoteDocker(self)
+            prepared = await self._docker.prepare(ctx)
+            self._python, self._ctx = "docker", None
+            return prepared
+        self._environment = dict(plan.variables)
         self._python = plan.interpreter
         if plan.request is not None:
             short = f"{plan.spec_hash[:12] if plan.spec_hash else ''} on {where}"
@@ -242,8 +257,13 @@ class RemoteRun:
         request["prepend"] = {**request["prepend"], **self._prepend}
         plan = job.distributed
         ranks: list[dict[str, Any]] = [{"rank": 0}]
-        if plan is not None:  # one host: every rank here (check_job refused more nodes)
-            port = int((await self.call("free_port"))["port"])
+        argv = job.command.argv(self._python)
+        port = int((await self.call("free_port"))["port"]) if plan is not None else None
+        if self._docker is not None:
+            request = self._docker.launch_request(self._prepend["PYTHONPATH"], port)
+            argv, ranks = request.pop("argv"), request.pop("ranks")
+        elif plan is not None:  # one host: every rank here (check_job refused more nodes)
+            assert port is not None
             ranks = [
                 {
                     "rank": slot.rank,
@@ -254,7 +274,7 @@ class RemoteRun:
         status = await self.call(
             "launch",
             run=job.run_id,
-            argv=job.command.argv(self._python),
+            argv=argv,
             **request,
             ranks=ranks,
             watch=list(job.watched_dirs),

@@ -67,6 +67,9 @@ class SshSettings:
     reconnect_seconds: float = 0.0
     #: "" finds uv on the host, "none" never uses it, else the path of uv there
     uv: str = ""
+    #: the host's Docker engine for Docker runs ("": the host's DOCKER_HOST, else its default
+    #: socket, as Docker's clients find it there); a unix:// socket on the host
+    docker_host: str = ""
     password_from_env: bool = False
     passphrase_from_env: bool = False
     subscription_id: str | None = None

@@ -140,7 +140,9 @@ class SshTarget(Target):
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         """Refuse at submit what a host cannot run: several nodes (ConfigError: an ssh target
-        is one machine), Docker or conda-only packages, MPI jobs (TargetRefused)."""
+        is one machine), conda-only packages, MPI jobs and MPI in containers (TargetRefused).
+        A Docker run's engine is the host's: checked when the run prepares, before anything
+        is built or started there."""
         from ferry.targets import mpi
 
         mpi.refuse_where_mpirun_is_not_started(name, cls.kind, job)
@@ -152,6 +154,10 @@ class SshTarget(Target):
                 "run there; use node_count=1 with several processes (process_count or "
                 "process_count_per_node), or a multi-node target such as ray"
             )
+        if job.environment.docker.wanted:  # the host's engine is checked when preparing
+            from ferry.targets.container import check_docker_job
+
+            check_docker_job(name, cls.kind, job, engine_here=False)
         problem = refusal(effective_environment(job.environment)[0])
         if problem:
             raise TargetRefused(
