@@ -153,10 +153,17 @@ def show(ctx: Context, spec: str, as_json: bool) -> None:
 
 @env.command("build")
 @click.argument("spec")
+@click.option(
+    "--docker",
+    "use_docker",
+    is_flag=True,
+    help="Build its Docker image (done anyway for an environment with docker.enabled).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def build(ctx: Context, spec: str, as_json: bool) -> None:
-    """Build an environment now (NAME[:VERSION], requirements.txt or conda.yml)."""
+def build(ctx: Context, spec: str, use_docker: bool, as_json: bool) -> None:
+    """Build an environment now (NAME[:VERSION], requirements.txt or conda.yml): its folder,
+    or its Docker image on the engine that DOCKER_HOST (or the default socket) names."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -180,15 +187,19 @@ def build(ctx: Context, spec: str, as_json: bool) -> None:
             else:
                 progress.update(task, description=line[:100])
 
-        resolved = environment.build_local(ctx.ws, log=log)
+        resolved = environment.build_local(ctx.ws, log=log, useDocker=use_docker)
     seconds = time.monotonic() - started
     if as_json:
         details = _details(ctx, environment, True)
         details["builtNow"] = resolved.built
+        if use_docker or environment.docker.enabled:
+            details.update(hash=resolved.spec_hash, image=f"ferry-env:{resolved.spec_hash}")
         emit_json(details)
         return
     verb = f"built in {seconds:.1f} s" if resolved.built else "already built"
     what = resolved.spec_hash or "user-managed"
+    if use_docker or environment.docker.enabled:
+        what = f"image ferry-env:{resolved.spec_hash}"
     console.print(
         f"environment [bold]{environment.name}[/]: {what} {verb}\npython {resolved.python}"
     )
@@ -226,6 +237,21 @@ def prune(ctx: Context, older_than: float, dry_run: bool, as_json: bool) -> None
         f"{len(report.leftovers)} leftover folders; kept {len(report.recent)} used in the last "
         f"{older_than:g} days"
     )
+    images = report.images
+    if images is not None and images.note:
+        click.echo(images.note)
+    elif images is not None:
+        for tag in images.removed:
+            click.echo(f"{verb} image {tag}")
+        for tag in images.in_use:
+            click.echo(f"kept image {tag} (a run that has not finished needs it)")
+        for tag in images.busy:
+            click.echo(f"kept image {tag} (a container uses it)")
+        click.echo(
+            f"{verb} {len(images.removed)} images ({_size(images.freed_bytes)}) and "
+            f"{images.leftovers} leftovers of killed builds; kept {len(images.recent)} used in "
+            f"the last {older_than:g} days"
+        )
 
 
 @env.command("register")

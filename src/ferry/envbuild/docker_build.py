@@ -107,8 +107,11 @@ def build_image(env: EnvironmentSpec, workspace: Any, log: Log | None = None) ->
 
 def ensure_image(env: EnvironmentSpec, address: str, *, log: Log, lock_dir: Path) -> DockerImage:
     """The environment's image, built first when the engine lacks it."""
+    from ferry.envbuild.docker_prune import record_use
+
     found = lookup_image(env, address)
     if found is not None:
+        record_use(lock_dir, found.spec_hash)
         log(f"environment {env.name!r}: reusing image {found.tag[: len(REPOSITORY) + 13]}")
         return found
     from filelock import FileLock
@@ -122,6 +125,7 @@ def ensure_image(env: EnvironmentSpec, address: str, *, log: Log, lock_dir: Path
         if found is not None:
             log(f"environment {env.name!r}: reusing image {found.tag} (built meanwhile)")
             return found
+        record_use(lock_dir, digest)
         started = time.monotonic()
         log(f"environment {env.name!r}: building image {image_tag(digest)}")
         client = make_client(address)

@@ -3,7 +3,7 @@
 An environment is kept when a run that is not finished (NotStarted, Queued, Preparing, Starting,
 Running, CancelRequested, Finalizing, NotResponding) names it, when it was used within the last
 ``older_than_days``, or when another process holds its build lock. Folders left by killed builds
-are removed as well.
+are removed as well, and so are the workspace's unused Docker images (:mod:`.docker_prune`).
 
 Example::
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.envbuild.cache import BuiltEnvironment, EnvCache, disk_usage, tmp_owner
+from ferry.envbuild.docker_prune import ImagePruneReport
 from ferry.spec import WorkspaceServices
 from ferry.status import RunStatus
 
@@ -35,6 +36,8 @@ class PruneReport:
     leftovers: list[Path] = field(default_factory=list)
     freed_bytes: int = 0
     dry_run: bool = False
+    #: the workspace's Docker images (:mod:`ferry.envbuild.docker_prune`)
+    images: ImagePruneReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def rows(items: list[BuiltEnvironment]) -> list[dict[str, Any]]:
@@ -51,6 +54,7 @@ class PruneReport:
             "keptBusy": rows(self.busy),
             "leftovers": [str(p) for p in self.leftovers],
             "freedBytes": self.freed_bytes,
+            "images": self.images.to_dict() if self.images is not None else None,
         }
 
 
@@ -113,7 +117,9 @@ LIVE_STATUSES = tuple(s for s in RunStatus if not s.is_terminal())
 
 
 def hashes_in_use(store: Any) -> set[str]:
-    """The spec hashes of the environments of every run that has not finished."""
+    """The spec hashes of the environments (folders and Docker images) of every run that has
+    not finished."""
+    from ferry.envbuild.docker_spec import docker_hash, merge_run_docker
     from ferry.envbuild.spechash import environment_hash
     from ferry.errors import FerryError
     from ferry.jobdef import environment_spec
@@ -121,11 +127,13 @@ def hashes_in_use(store: Any) -> set[str]:
 
     needed: set[str] = set()
     for record in store.list_runs(RunQuery(statuses=list(LIVE_STATUSES))):
-        spec = (record.definition or {}).get("environment")
+        definition = record.definition or {}
+        spec = definition.get("environment")
         if not spec:
             continue
         try:
-            digest = environment_hash(environment_spec(spec))
+            env, _ = merge_run_docker(environment_spec(spec), definition.get("docker") or {})
+            digest = docker_hash(env) if env.docker.wanted else environment_hash(env)
         except FerryError:
             continue
         if digest:
@@ -136,5 +144,11 @@ def hashes_in_use(store: Any) -> set[str]:
 def prune_environments(
     workspace: WorkspaceServices, older_than_days: float = 30.0, dry_run: bool = False
 ) -> PruneReport:
-    """:func:`prune` for a workspace, keeping what its unfinished runs need."""
-    return prune(workspace.envs_dir, hashes_in_use(workspace.store), older_than_days, dry_run)
+    """:func:`prune` for a workspace, keeping what its unfinished runs need; its Docker images
+    too (:func:`ferry.envbuild.docker_prune.prune_images`)."""
+    from ferry.envbuild.docker_prune import prune_images
+
+    needed = hashes_in_use(workspace.store)
+    report = prune(workspace.envs_dir, needed, older_than_days, dry_run)
+    report.images = prune_images(workspace.envs_dir, needed, older_than_days, dry_run)
+    return report
