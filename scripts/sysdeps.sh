@@ -14,6 +14,10 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # libmpi; libopenmpi-dev brings mpicc, which pip needs where it must build mpi4py from source
 command -v mpirun.openmpi >/dev/null 2>&1 || need+=(openmpi-bin)
 command -v mpicc.openmpi >/dev/null 2>&1 || need+=(libopenmpi-dev)
+# Docker environments: the tests start Debian's dockerd themselves (private socket, no bridge,
+# no iptables), and ferry makes its default base image from Debian's packages with mmdebstrap
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ferry: missing system packages: ${need[*]} (install them with apt-get as root)" >&2
