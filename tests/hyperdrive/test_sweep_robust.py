@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from sweep_helpers import poll, sweep_config
 
-from ferry import Experiment, Run, Workspace
+from ferry import Experiment, Workspace
 from ferry.hyperdrive import HyperDriveRun
+from ferry.liveness import check
 from ferry.status import RunStatus
 
 
@@ -112,8 +113,12 @@ def test_a_sweep_nobody_resumes_ends_failed_never_stuck_running(
     controller = _controller_pid(workspace, run.id)
     os.kill(_parent(controller), signal.SIGKILL)
     os.kill(controller, signal.SIGKILL)
-    plain = Run.get(workspace, run.id)  # a plain handle (ferry runs list) only judges heartbeats
-    poll(lambda: plain.get_status() == "Failed", what="the sweep to be marked Failed")
+    store = workspace.store  # a plain reader (ferry runs list) only judges heartbeats
+
+    def failed() -> bool:
+        return check(store, store.get_run(run.id)).status == RunStatus.FAILED
+
+    poll(failed, what="the sweep to be marked Failed")
     error = workspace.store.get_run(run.id).error or {}
     assert "stopped sending heartbeats" in error["error"]["message"]
     assert workspace.store.get_run(run.id).status == RunStatus.FAILED
