@@ -248,3 +248,21 @@ def test_distributed_ranks_run_one_container_each(
     run = Experiment(workspace, "ranks").submit(config)
     assert run.wait_for_completion()["status"] == "Completed"
     assert "CONTAINERS 2 OF 2" in _log(workspace, run.id)
+
+
+def test_the_references_image_and_python_run_in_ferrys_default_base(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    env = Environment("ref38")
+    env.docker.enabled = True
+    env.docker.base_image = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20251130.v1"
+    env.python.conda_dependencies.set_python_version("3.8.13")  # the reference's default
+    env.python.conda_dependencies.add_pip_package("six==1.17.0")
+    body = "import sys, six; print('PY', sys.version_info[:2], six.__version__)\n"
+    run = Experiment(workspace, "ref").submit(
+        ScriptRunConfig(str(_source(awkward_dir / "src", body)), "job.py", environment=env)
+    )
+    assert run.wait_for_completion()["status"] == "Completed"
+    log = _log(workspace, run.id)
+    assert "ferry's default base image stands in" in log
+    assert "PY (3, 8) 1.17.0" in log, log

@@ -147,6 +147,11 @@ def python_variant(client: Any, base: str, prefix: str, version: str, log: Log) 
         return None if any(name.startswith(s) for s in skip) else info
 
     with tarfile.open(fileobj=archive, mode="w") as tar:
+        parts = prefix.strip("/").split("/")
+        for depth in range(1, len(parts)):  # every user must reach it (/root is 0700)
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(folder)
         tar.add(prefix, arcname=prefix.lstrip("/"), filter=keep)
     archive.seek(0)
     box = client.containers.create(base, command=["/bin/true"])  # never started
