@@ -15,7 +15,7 @@ from ferry.envbuild.docker_spec import docker_hash
 from ferry.environment import ContainerRegistry, DockerBuildContext
 from ferry.errors import ConfigError
 from ferry.jobdef import environment_spec, job_spec
-from ferry.runconfig import DockerConfiguration, RunConfiguration
+from ferry.runconfig import DockerConfiguration, PyTorchConfiguration, RunConfiguration
 
 REFERENCE_CPU = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20251130.v1"
 
@@ -160,3 +160,29 @@ def test_a_ranks_command_line_passes_values_by_name_and_mounts_any_path() -> Non
     mount = argv[argv.index("--mount") + 1]
     assert mount.startswith('type=bind,"source=/tmp/wörk space') and '""dq""' in mount
     assert argv[-3:] == ["ferry-env:1", "python", "t.py"]
+
+
+def test_gpus_are_asked_for_by_nccl_or_a_gpu_image(tmp_path: Path) -> None:
+    from ferry.targets.container import gpu_note, rank_launch, wants_gpus
+
+    (tmp_path / "t.py").write_text("print(1)\n")
+    nccl = _job(
+        ScriptRunConfig(
+            str(tmp_path), "t.py",
+            distributed_job_config=PyTorchConfiguration(process_count=2),  # Nccl by default
+            docker_runtime_config=DockerConfiguration(use_docker=True),
+        ),
+        tmp_path,
+    )  # fmt: skip
+    plain = _job(
+        ScriptRunConfig(
+            str(tmp_path), "t.py", docker_runtime_config=DockerConfiguration(use_docker=True)
+        ),
+        tmp_path,
+    )
+    assert wants_gpus(nccl) and not wants_gpus(plain)
+    assert gpu_note(nccl, present=False) is not None and gpu_note(nccl, present=True) is None
+    common = {"image": "i", "engine": "unix:///e", "rank": 0, "command": ["python"],
+              "variables": {}, "mounts": [], "workdir": "/w", "user": "1:1", "base_env": {}}  # fmt: skip
+    assert "--gpus" in rank_launch(nccl, gpus=True, **common).argv  # type: ignore[arg-type]
+    assert "--gpus" not in rank_launch(plain, gpus=False, **common).argv  # type: ignore[arg-type]
