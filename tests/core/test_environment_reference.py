@@ -14,7 +14,7 @@ import pytest
 
 from ferry import Environment, Experiment, Run, RunConfiguration, ScriptRunConfig, Workspace
 from ferry.envbuild.conda import CondaDependencies
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, TargetError
 
 REPORT = """\
 import json, os, sys
@@ -83,7 +83,9 @@ def test_a_script_for_azureml_minimal_runs_on_python_38(
     assert f"PREFIX {workspace.envs_dir}" in log
 
 
-def test_build_local_pip_version_and_image_details(workspace: Workspace, awkward_dir: Path) -> None:
+def test_build_local_pip_version_and_image_details(
+    workspace: Workspace, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     requirements = awkward_dir / "requirements.txt"
     requirements.write_text("six==1.17.0\n")
     env = Environment.from_pip_requirements("pinned-pip", requirements, pip_version="24.0")
@@ -91,8 +93,9 @@ def test_build_local_pip_version_and_image_details(workspace: Workspace, awkward
     before = env.get_image_details(workspace)
     assert before["kind"] == "built" and before["ready"] is False and before["path"] is None
     assert before["hash"] == env.spec_hash() and "six==1.17.0" in before["packages"]
-    with pytest.raises(ConfigError, match="useDocker"):
-        env.build_local(workspace, useDocker=True)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(TargetError, match="no Docker engine answers"):
+        env.build_local(workspace, useDocker=True)  # an image is built: an engine is needed
     resolved = env.build_local(workspace, useDocker=False)
     assert resolved.lock is not None and "pip==24.0" in resolved.lock.splitlines()
     after = env.get_image_details(workspace)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -42,20 +41,21 @@ def test_a_setting_ferry_does_not_act_on_is_named(
     assert len(notes) == 1 and notes[0].startswith(named)
 
 
-def test_docker_runtime_config_reaches_the_run_configuration_and_is_noted(
-    workspace: Workspace, awkward_dir: Path, caplog: pytest.LogCaptureFixture
+def test_docker_runtime_config_reaches_the_run_configuration(
+    workspace: Workspace, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``docker_runtime_config`` lands on ``run_config.docker`` as in the reference; with no
+    image and no engine answering (no dockerd in these tests) the run is plain, said in its log."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     (awkward_dir / "t.py").write_text("print('hi')\n")
     config = ScriptRunConfig(
         str(awkward_dir), "t.py", docker_runtime_config=DockerConfiguration(use_docker=True)
     )
     assert config.run_config.docker.use_docker is True  # as the reference sets it
-    with caplog.at_level(logging.WARNING, logger="ferry"):
-        run = Experiment(workspace, "noted").submit(config)
-    assert any("docker.use_docker=True is not used" in r.message for r in caplog.records)
-    run.wait_for_completion()
+    run = Experiment(workspace, "noted").submit(config)
+    assert run.wait_for_completion()["status"] == "Completed"
     log = (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
-    assert "ferry: docker.use_docker=True is not used" in log
+    assert "no Docker engine answers here: this run uses a plain environment" in log
 
 
 def test_pip_version_is_pinned(tmp_path: Path) -> None:
@@ -105,13 +105,14 @@ def test_a_watched_folder_outside_the_job_is_refused(
 
 
 def test_docker_by_habit_runs_plain_and_an_explicit_image_is_refused(
-    workspace: Workspace, awkward_dir: Path
+    workspace: Workspace, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reference's notebooks set env.docker.enabled by habit: without an image or a
-    Dockerfile the run uses a plain environment, with a note; an explicit image on a target that
-    cannot run containers is refused at submit, before anything is written."""
-    from ferry.errors import TargetRefused
+    Dockerfile and without an engine, the run uses a plain environment, with a note; an explicit
+    image without an engine is refused at submit (how to start one), before anything is written."""
+    from ferry.envbuild.docker_engine import DockerUnavailable
 
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     (awkward_dir / "t.py").write_text("print('plain')\n")
     env = Environment("habit")
     env.docker.enabled = True
@@ -120,10 +121,10 @@ def test_docker_by_habit_runs_plain_and_an_explicit_image_is_refused(
     )
     assert run.wait_for_completion()["status"] == "Completed"
     log = (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
-    assert "names no base image or Dockerfile" in log
+    assert "this run uses a plain environment" in log
     env.docker.base_image = "ubuntu:22.04"
     before = len(workspace.store.list_runs(RunQuery()))
-    with pytest.raises(TargetRefused, match="asks for Docker"):
+    with pytest.raises(DockerUnavailable, match="no Docker engine answers"):
         Experiment(workspace, "habit").submit(
             ScriptRunConfig(str(awkward_dir), "t.py", environment=env)
         )

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ferry import Experiment, Run, Workspace
-from ferry.errors import ConfigError, TargetRefused
+from ferry.errors import ConfigError, TargetError
 from ferry.estimator import Estimator, SKLearn
 from ferry.runconfig import PyTorchConfiguration
 
@@ -134,8 +134,10 @@ def test_sklearn_builds_scikit_learn_and_trains(workspace: Workspace, awkward_di
 
 
 def test_an_explicit_image_is_refused_before_a_run_exists(
-    workspace: Workspace, awkward_dir: Path
+    workspace: Workspace, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No engine answers (none runs in these tests): an explicit image is refused at submit."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     est = Estimator(
         str(_folder(awkward_dir, REPORT)),
         compute_target="local",
@@ -143,7 +145,7 @@ def test_an_explicit_image_is_refused_before_a_run_exists(
         custom_docker_image="me/trainer:1",
     )
     experiment = Experiment(workspace, "est")
-    with pytest.raises(TargetRefused, match=r"asks for Docker \(me/trainer:1\)"):
+    with pytest.raises(TargetError, match="no Docker engine answers"):
         experiment.submit(est)
     assert list(experiment.get_runs()) == []
 

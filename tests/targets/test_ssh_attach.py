@@ -209,9 +209,12 @@ def test_strict_policy_needs_a_known_host(
     assert "ssh-keyscan" in message
 
 
-def test_docker_environments_are_refused_before_a_run_is_recorded(
+def test_an_explicit_image_is_checked_against_the_hosts_engine(
     workspace, awkward_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    """An explicit image on an ssh target needs the host's engine, which the run checks on the
+    host when it prepares (submit makes no connection): no host here, so the run fails saying
+    the host was not reached; nothing ran."""
     from ferry.environment import Environment
     from ferry.experiment import Experiment
     from ferry.script_run_config import ScriptRunConfig
@@ -222,11 +225,12 @@ def test_docker_environments_are_refused_before_a_run_is_recorded(
     (source / "train.py").write_text("print('hi')\n")
     env = Environment("boxed")
     env.docker.enabled = True
-    env.docker.base_image = "ubuntu:22.04"  # an explicit image: a container is really asked for
+    env.docker.base_image = "ubuntu:22.04"
     config = ScriptRunConfig(str(source), "train.py", compute_target="vm", environment=env)
-    with pytest.raises(TargetError, match="Docker"):
-        Experiment(workspace, "refused").submit(config)
-    assert not workspace.runs_dir.exists() or not any(workspace.runs_dir.iterdir())
+    run = Experiment(workspace, "boxed").submit(config)
+    details = run.wait_for_completion(raise_on_error=False, timeout_seconds=120)
+    assert details["status"] == "Failed", details
+    assert "hi" not in (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
 
 
 def test_several_nodes_are_refused_on_one_machine(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -27,13 +27,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ferry.agent import container
 from ferry.errors import TargetRefused
-from ferry.spec import JobSpec
+from ferry.spec import DockerSpec, EnvironmentSpec, JobSpec
 
 Log = Callable[[str], None]
 
@@ -46,6 +46,34 @@ class RankContainer:
     env: dict[str, str]
     name: str
     stop: dict[str, str] = field(default_factory=dict)  # the watchdog's {"engine", "name"}
+
+
+#: said in the run's log when Docker by habit runs as a plain environment
+HABIT_WITHOUT_ENGINE = (
+    "Docker was asked for without an image or Dockerfile (the reference's habit) and no "
+    "Docker engine answers {where}: this run uses a plain environment"
+)
+
+
+def without_docker(env: EnvironmentSpec) -> EnvironmentSpec:
+    """The same environment, run plain (no container)."""
+    return replace(env, docker=DockerSpec())
+
+
+def engine_answers(address: str | None = None) -> bool:
+    """A Docker engine answers here (one quick version request)."""
+    where = address or container.engine_address(os.environ)
+    try:
+        container.version(where, timeout=1.0)
+    except container.EngineError:
+        return False
+    return True
+
+
+def runs_in_container_here(env: EnvironmentSpec) -> bool:
+    """An explicit image always means a container (refused at submit without an engine);
+    Docker by habit means one only when an engine answers, else a plain environment."""
+    return env.docker.wanted and (env.docker.enabled or engine_answers())
 
 
 def check_docker_job(name: str, kind: str, job: JobSpec, *, engine_here: bool = True) -> None:

@@ -55,7 +55,7 @@ class LocalTarget(Target):
         """A user-managed interpreter must exist here (a remote kind checks on its host); a
         distributed job must fit on one machine and find what it needs here (Open MPI's
         mpirun, GPUs for NCCL)."""
-        if job.environment.docker.wanted:
+        if container.runs_in_container_here(job.environment):
             container.check_docker_job(name, cls.kind, job)
             _check_here(name, job)
             return
@@ -85,7 +85,11 @@ class LocalTarget(Target):
         for folder in job.watched_dirs:
             (self._workdir / folder).mkdir(parents=True, exist_ok=True)
         self._watched = job.watched_dirs
-        if job.environment.docker.wanted:
+        environment = job.environment
+        if environment.docker.wanted and not container.runs_in_container_here(environment):
+            ctx.log("ferry: " + container.HABIT_WITHOUT_ENGINE.format(where="here"))
+            environment = container.without_docker(environment)
+        if environment.docker.wanted:
             from ferry.envbuild.docker_engine import engine_address
 
             self._engine = engine_address()
@@ -93,7 +97,7 @@ class LocalTarget(Target):
             self._image, self._python = image.tag, image.python
             self._env_vars = dict(job.environment.variables)
             return Prepared(env_hash=image.spec_hash, env_lock=image.lock)
-        resolved = envbuild.resolve(job.environment, self.workspace.envs_dir, ctx.log)
+        resolved = envbuild.resolve(environment, self.workspace.envs_dir, ctx.log)
         self._python = resolved.python
         self._env_vars = dict(resolved.variables)
         return Prepared(env_hash=resolved.spec_hash, env_lock=resolved.lock)

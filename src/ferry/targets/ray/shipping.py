@@ -118,8 +118,9 @@ def environment_refusal(env: EnvironmentSpec) -> str | None:
     """Why nodes cannot provide ``env`` (Docker; conda-only packages: nodes use uv or pip)."""
     if env.docker.enabled:
         return (
-            f"environment {env.name!r} asks for Docker; the ray target runs without Docker "
-            "(set env.docker.enabled = False, or use Ray's own container support outside ferry)"
+            f"environment {env.name!r} asks for Docker ({env.docker.base_image or 'a Dockerfile'}); "
+            "the ray target runs without containers: run it on the local or an ssh target, or "
+            "set env.docker.enabled = False"
         )
     if env.user_managed:
         return None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import TargetError
+from ferry.errors import TargetError, TargetRefused
 from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets.base import Prepared, Started
 from ferry.targets.local import LocalTarget
@@ -61,9 +61,21 @@ class SparkTarget(LocalTarget):
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         check_job(job, name)
-        super().check_job(name, job)
+        if job.environment.docker.enabled:
+            image = job.environment.docker.base_image or "a Dockerfile"
+            raise TargetRefused(
+                f"the environment asks for Docker ({image}); the spark target runs spark-submit "
+                "without containers: run it on the local or an ssh target, or set "
+                "env.docker.enabled = False",
+                run_id=job.run_id,
+                target=name,
+            )
+        super().check_job(name, _plain(job))
 
     def prepare(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
+        if job.environment.docker.wanted:  # by habit (an image is refused at submit): plain
+            ctx.log("ferry: Docker was asked for by habit; the spark target runs it plain")
+            job = _plain(job)
         self._script = check_job(job, self.name)
         self._home = installation.spark_home(self.config)
         installation.find_java({**os.environ, **job.environment.variables, **job.env_vars})
@@ -175,3 +187,12 @@ def _reachable(host: str, port: int) -> str:
             return "reachable"
     except OSError as exc:
         return f"unreachable ({exc.strerror or exc})"
+
+
+def _plain(job: JobSpec) -> JobSpec:
+    """The job with its environment run plain (spark-submit starts no containers)."""
+    from dataclasses import replace
+
+    from ferry.targets.container import without_docker
+
+    return replace(job, environment=without_docker(job.environment))

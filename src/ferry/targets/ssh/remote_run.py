@@ -34,6 +34,7 @@ from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefus
 from ferry.spec import EnvironmentSpec, JobSpec, PrepareContext, WorkspaceServices
 from ferry.targets import distributed
 from ferry.targets.base import Prepared, Started
+from ferry.targets.container import HABIT_WITHOUT_ENGINE, without_docker
 from ferry.targets.jobenv import job_request
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
@@ -169,6 +170,13 @@ class RemoteRun:
         if problem:
             raise TargetRefused(problem, run_id=self.job.run_id, target=self.name)
         session = await self.connect()
+        if env.docker.wanted and not env.docker.enabled:  # by habit: a container if it can
+            try:
+                await self.call("docker_check", engine=self.settings.docker_host or "")
+            except TargetRefused:  # the host has no engine (the agent says so)
+                where = f"on {self.settings.where}"
+                ctx.log("ferry: " + HABIT_WITHOUT_ENGINE.format(where=where))
+                env = without_docker(env)
         docker = env.docker.wanted
         plan = plan_environment(env if not docker else _PLAIN, session.hello, self.settings)
         ask = {"run": self.job.run_id, "snapshot": snapshot_id}
