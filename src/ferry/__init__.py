@@ -26,6 +26,8 @@ __all__ = [
     "ComputeTargetException",
     "CondaDependencies",
     "ConfigError",
+    "ContainerRegistry",
+    "DockerBuildContext",
     "DockerConfiguration",
     "Environment",
     "Estimator",
@@ -86,6 +88,8 @@ _LAZY = {
     "AmlCompute": "ferry.compute_aml",  # a managed Ray cluster (Ray is imported when it is used)
     "HDInsightCompute": "ferry.compute_hdinsight",
     "CondaDependencies": "ferry.environment",
+    "ContainerRegistry": "ferry.environment",
+    "DockerBuildContext": "ferry.environment",
     "Environment": "ferry.environment",
     "Experiment": "ferry.experiment",
     "Estimator": "ferry.estimator",
@@ -142,7 +146,12 @@ if TYPE_CHECKING:
     from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
     from ferry.compute_aml import AmlCompute
     from ferry.compute_hdinsight import HDInsightCompute
-    from ferry.environment import CondaDependencies, Environment
+    from ferry.environment import (
+        CondaDependencies,
+        ContainerRegistry,
+        DockerBuildContext,
+        Environment,
+    )
     from ferry.errors import (
         ActivityFailedException,
         ComputeTargetException,

@@ -1,6 +1,8 @@
 """``azureml.core.environment``."""
 
 from ferry.environment import (
+    ContainerRegistry,
+    DockerBuildContext,
     DockerSection,
     Environment,
     PythonSection,
@@ -8,4 +10,12 @@ from ferry.environment import (
     SparkSection,
 )
 
-__all__ = ["DockerSection", "Environment", "PythonSection", "SparkPackage", "SparkSection"]
+__all__ = [
+    "ContainerRegistry",
+    "DockerBuildContext",
+    "DockerSection",
+    "Environment",
+    "PythonSection",
+    "SparkPackage",
+    "SparkSection",
+]
