@@ -41,12 +41,16 @@ def _private_zygotes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.setenv("FERRY_HOME", str(tmp_path / "ferry home ü"))
     monkeypatch.setenv("FERRY_HEARTBEAT_SECONDS", "0.3")
     monkeypatch.setenv("FERRY_KILL_GRACE_SECONDS", "2")
     monkeypatch.delenv("FERRY_WORKSPACE", raising=False)
     monkeypatch.delenv("FERRY_DATABASE_URL", raising=False)
+    if "docker_engine" not in request.fixturenames:  # no engine unless a test starts one
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker-engine.sock'}")
 
 
 @pytest.fixture

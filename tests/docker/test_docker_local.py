@@ -205,8 +205,12 @@ def test_an_engine_that_is_down_refuses_at_submit(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{awkward_dir / 'no-engine.sock'}")
     source = _source(awkward_dir / "src", "print('never')\n")
+    env = Environment.from_docker_image("boxed", "python:3.11-slim")  # an explicit image
     config = ScriptRunConfig(
-        str(source), "job.py", docker_runtime_config=DockerConfiguration(use_docker=True)
+        str(source),
+        "job.py",
+        environment=env,
+        docker_runtime_config=DockerConfiguration(use_docker=True),
     )
     with pytest.raises(DockerUnavailable, match=r"no Docker engine answers.*start an engine"):
         Experiment(workspace, "down").submit(config)

@@ -74,14 +74,24 @@ def test_a_host_without_an_engine_fails_before_anything_runs(  # type: ignore[no
     _attach(workspace, ssh_server, remote_root, f"unix://{remote_root}/no-engine.sock")
     source = awkward_dir / "src"
     source.mkdir()
-    (source / "job.py").write_text("print('never')\n")
-    config = ScriptRunConfig(
+    (source / "job.py").write_text("print('ran')\n")
+    explicit = ScriptRunConfig(
         str(source), "job.py", compute_target="vm",
+        environment=Environment.from_docker_image("boxed", "python:3.11-slim"),
         docker_runtime_config=DockerConfiguration(use_docker=True),
     )  # fmt: skip
-    run = Experiment(workspace, "noengine").submit(config)
+    run = Experiment(workspace, "noengine").submit(explicit)
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed"
     message = details["error"]["error"]["message"]
     assert "no Docker engine answers on this host" in message and "start one" in message
-    assert "never" not in (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
+    assert "ran" not in (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
+    # Docker by habit (no image) on a host without an engine: a plain run, said in its log
+    habit = ScriptRunConfig(
+        str(source), "job.py", compute_target="vm",
+        docker_runtime_config=DockerConfiguration(use_docker=True),
+    )  # fmt: skip
+    run = Experiment(workspace, "noengine").submit(habit)
+    assert run.wait_for_completion()["status"] == "Completed"
+    log = (workspace.runs_dir / run.id / "user_logs" / "std_log.txt").read_text()
+    assert "this run uses a plain environment" in log and "ran" in log

@@ -44,7 +44,7 @@ from ferry.envbuild.docker_spec import (
 
 if TYPE_CHECKING:
     from ferry.envbuild.resolver import ResolvedEnvironment
-    from ferry.spec import EnvironmentSpec
+    from ferry.spec import EnvironmentSpec, WorkspaceServices
 
 Log = Callable[[str], None]
 REPOSITORY = "ferry-env"
@@ -96,7 +96,9 @@ def lookup_image(env: EnvironmentSpec, address: str) -> DockerImage | None:
     return None if found is None else _from_inspect(found, digest)
 
 
-def build_image(env: EnvironmentSpec, workspace: Any, log: Log | None = None) -> DockerImage:
+def build_image(
+    env: EnvironmentSpec, workspace: WorkspaceServices, log: Log | None = None
+) -> DockerImage:
     """Build (or find) ``env``'s image on the engine found as Docker's clients find it."""
     from ferry.envbuild.docker_engine import check_engine, engine_address
 
