@@ -27,7 +27,8 @@ from ferry.errors import EnvironmentBuildError, TargetUnavailable
 START_HINT = (
     "start an engine with `sudo systemctl start docker` (or run `sudo dockerd &`; Debian and Ubuntu "
     "install it with `apt-get install docker.io`), or point DOCKER_HOST at a running engine "
-    "(e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock for rootless Docker)"
+    "(e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock for rootless Docker); or run it "
+    "without a container: env.docker.enabled = False"
 )
 
 

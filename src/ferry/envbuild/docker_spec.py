@@ -170,8 +170,9 @@ def merge_run_docker(
         return replace(env, docker=replace(docker, enabled=True, by_habit=False)), notes
     notes.append(
         "Docker is asked for without a base image, Dockerfile or build context: the local and "
-        "ssh targets run the job in ferry's default base image; targets without containers "
-        "(ray, spark) run it in a plain environment"
+        "ssh targets run the job in ferry's default base image when a Docker engine answers; "
+        "without one, and on targets without containers (ray, spark), it runs in a plain "
+        "environment"
     )
     return replace(env, docker=replace(docker, enabled=False, by_habit=True)), notes
 
