@@ -21,9 +21,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferry.status import RunStatus
+
+if TYPE_CHECKING:
+    from ferry.tracking.search import RunPage, RunSearch
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,29 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def get_spool_cursor(self, run_id: str) -> dict[str, int]:
         """The byte offsets per spool file stored by :meth:`apply` (empty when none)."""
+
+    # search --------------------------------------------------------------------------------
+    def search_runs(self, search: RunSearch) -> RunPage:
+        """One page of the runs of ``search.experiments`` matching its clauses, sorted.
+
+        This default reads every run of the experiments and filters in Python; the SQL store
+        answers with one indexed query (:mod:`ferry.tracking.search_sql`).
+        """
+        from ferry.tracking.search import search_in_memory
+
+        records = [
+            record
+            for name in dict.fromkeys(search.experiments)
+            for record in self.list_runs(RunQuery(experiment=name))
+        ]
+        return search_in_memory(search, records, self.latest_metrics)
+
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Each run's latest numeric value of each metric (greatest step, then latest time)."""
+        from ferry.tracking.search import latest_of_series
+
+        found = latest_of_series(self.get_series(run_ids))
+        return {run_id: found.get(run_id, {}) for run_id in run_ids}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default does nothing."""

@@ -25,6 +25,7 @@ from ferry.errors import ConfigError, InvalidTransition, RunNotFound, StoreError
 from ferry.status import RunStatus, can_transition
 from ferry.tracking import schema as t
 from ferry.tracking.base import ArtifactRecord, MetricSeries, RunRecord
+from ferry.tracking.search import Latest, latest_value
 
 #: compare-and-set attempts when the status moved between our read and our update
 STATUS_ATTEMPTS = 5
@@ -219,6 +220,7 @@ def series_row(series: MetricSeries) -> dict[str, Any]:
             "values_json": json.dumps(series.values),
             "steps_json": None if series.steps is None else json.dumps(series.steps),
             "ts_json": json.dumps(series.ts),
+            "latest": latest_value(series),
         }
     except (TypeError, ValueError) as exc:
         raise StoreError(
@@ -228,9 +230,41 @@ def series_row(series: MetricSeries) -> dict[str, Any]:
 
 
 def insert_series(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert encoded series in one executemany (the hot path of ingestion)."""
+    """Insert encoded series in one executemany (the hot path of ingestion), and fold their
+    last numeric values into ``latest_metrics``."""
     if rows:
-        conn.execute(t.metrics.insert(), list(rows))
+        conn.execute(
+            t.metrics.insert(), [{k: v for k, v in row.items() if k != "latest"} for row in rows]
+        )
+        write_latest(conn, rows)
+
+
+def write_latest(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert each (run, metric)'s latest value; an older (step, time) never replaces a newer."""
+    merged: dict[tuple[str, str], Latest] = {}
+    for row in rows:
+        found = row.get("latest")
+        if found is None:
+            continue
+        key = (row["run_id"], row["name"])
+        old = merged.get(key)
+        if old is None or found[:2] >= old[:2]:
+            merged[key] = found
+    c = t.latest_metrics.c
+    values = [
+        {"run_id": r, "name": n, "step": s, "ts": at, "value": v}
+        for (r, n), (s, at, v) in merged.items()
+    ]
+    for chunk in _chunks(values):
+        stmt = _insert(conn, t.latest_metrics).values(chunk)
+        new = stmt.excluded
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[c.run_id, c.name],
+                set_={"value": new.value, "step": new.step, "ts": new.ts},
+                where=(new.step > c.step) | ((new.step == c.step) & (new.ts >= c.ts)),
+            )
+        )
 
 
 def write_artifacts(conn: Connection, artifacts: Sequence[ArtifactRecord]) -> None:

@@ -18,9 +18,9 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision this code expects; opening an older database upgrades it.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Every revision this code can upgrade from; another one means a newer ferry wrote the file.
-KNOWN_REVISIONS = ("0001", "0002", "0003")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
 
 metadata = MetaData()
 
@@ -142,4 +142,50 @@ spool_cursors = Table(
     Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
     Column("file", String(255), primary_key=True),
     Column("offset", BigInteger, nullable=False),
+)
+
+# the team server (0004): users, tokens (the secret's SHA-256 only), the runs it supervises
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("admin", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(255), ForeignKey("users.name"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    # "user" (everything the user may do) or "run:<run id>" (that run and its children)
+    Column("scope", String(400), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_tokens_user", "user_name"),
+)
+
+# runs submitted to a server, waiting for (owner NULL) or claimed by one server process
+dispatch = Table(
+    "dispatch",
+    metadata,
+    Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
+    Column("requested_at", Float, nullable=False),
+    Column("owner", String(255), nullable=True),
+    Column("claimed_at", Float, nullable=True),
+    Index("ix_dispatch_owner", "owner"),
+)
+
+# each run's last numeric value per metric (greatest step, then latest): searches sort on it
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(300), primary_key=True),
+    Column("name", String(500), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_latest_metrics_name_value", "name", "value"),
 )

@@ -40,6 +40,7 @@ from ferry.tracking.base import (
     op_run_ids,
 )
 from ferry.tracking.database import damaged_record, make_engine, translate
+from ferry.tracking.search import RunPage, RunSearch
 
 _OPS = (MetricSeries, SetTags, RemoveTags, AddProperties, AddArtifacts, CreateRun, SetStatus)
 
@@ -481,6 +482,19 @@ class SqlRunStore(RunStore):
                     raise RunNotFound(f"no run {run_id!r} for the spool cursor; nothing was stored")
                 rows.write_cursor(conn, run_id, offsets)
         return warnings
+
+    # search --------------------------------------------------------------------------------
+    def search_runs(self, search: RunSearch) -> RunPage:
+        from ferry.tracking import search_sql
+
+        with self._read() as conn:
+            return search_sql.search(conn, search, self._records)
+
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        from ferry.tracking import search_sql
+
+        with self._read() as conn:
+            return search_sql.latest_values(conn, run_ids)
 
     def get_spool_cursor(self, run_id: str) -> dict[str, int]:
         c = t.spool_cursors.c
