@@ -18,9 +18,9 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision this code expects; opening an older database upgrades it.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: Every revision this code can upgrade from; another one means a newer ferry wrote the file.
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 
 metadata = MetaData()
 
