@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,14 +228,17 @@ def asset_store(store: RunStore) -> AssetStore:
     from ferry.tracking.sql import SqlRunStore
 
     if isinstance(store, SqlRunStore):
-        cached = getattr(store, "_ferry_assets", None)
-        if cached is None:
+        found = _ASSETS.get(store)
+        if found is None:
             from ferry.tracking.sql_assets import SqlAssetStore
 
-            cached = SqlAssetStore(store)
-            store._ferry_assets = cached
-        return cached  # type: ignore[no-any-return]
+            found = _ASSETS[store] = SqlAssetStore(store)
+        return found
     raise StoreError(
         f"this workspace's store ({type(store).__name__}) does not keep datastores, datasets or "
         "models; use a local workspace or a ferry server that keeps them"
     )
+
+
+#: the asset store of each open run store (they share its engine)
+_ASSETS: weakref.WeakKeyDictionary[RunStore, AssetStore] = weakref.WeakKeyDictionary()
