@@ -51,6 +51,11 @@ def describe(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or used now (refused, locked, disk full): a retry may
+    work; the server answers 503."""
+
+
 def translate(exc: sa.exc.DBAPIError, url: str, doing: str) -> StoreError:
     """The StoreError for a driver error met while ``doing`` (open, read, write) the history."""
     where = describe(url)
@@ -59,12 +64,12 @@ def translate(exc: sa.exc.DBAPIError, url: str, doing: str) -> StoreError:
         return StoreError(f"the run history at {where} refused a write: {reason}")
     if isinstance(exc, sa.exc.OperationalError):
         # locked, read-only, unreachable, disk full: the database itself is fine
-        return StoreError(f"cannot {doing} the run history at {where}: {reason}")
+        return StoreUnavailable(f"cannot {doing} the run history at {where}: {reason}")
     if type(exc) is sa.exc.DatabaseError and sqlite_path(url) is not None:
         # SQLite's NOTADB and CORRUPT codes: not an SQLite file, or a damaged one
         return not_a_ferry_database(where, reason)
     if not isinstance(exc, sa.exc.DatabaseError):  # the connection broke (InterfaceError)
-        return StoreError(f"cannot {doing} the run history at {where}: {reason}")
+        return StoreUnavailable(f"cannot {doing} the run history at {where}: {reason}")
     return StoreError(
         f"cannot {doing} the run history at {where} ({reason}); check that it is the database "
         "ferry was given (FERRY_DATABASE_URL), or restore it from a backup"

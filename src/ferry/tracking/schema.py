@@ -173,6 +173,8 @@ dispatch = Table(
     metadata,
     Column("run_id", String(300), ForeignKey("runs.id"), primary_key=True),
     Column("requested_at", Float, nullable=False),
+    # who asked: the run's job gets a token of this user, scoped to the run
+    Column("user_name", String(255), nullable=True),
     Column("owner", String(255), nullable=True),
     Column("claimed_at", Float, nullable=True),
     Index("ix_dispatch_owner", "owner"),

@@ -47,6 +47,7 @@ def upgrade() -> None:
         "dispatch",
         sa.Column("run_id", sa.String(300), sa.ForeignKey("runs.id"), primary_key=True),
         sa.Column("requested_at", sa.Float, nullable=False),
+        sa.Column("user_name", sa.String(255), nullable=True),
         sa.Column("owner", sa.String(255), nullable=True),
         sa.Column("claimed_at", sa.Float, nullable=True),
     )
