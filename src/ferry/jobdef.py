@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -26,7 +27,14 @@ from typing import Any
 from ferry.envbuild.conda import CondaDependencies, parse_conda_yaml
 from ferry.envbuild.docker_spec import docker_section, merge_run_docker
 from ferry.errors import ConfigError
-from ferry.spec import EnvironmentSpec, JobCommand, JobSpec, RunPaths
+from ferry.spec import (
+    DataInputSpec,
+    DataOutputSpec,
+    EnvironmentSpec,
+    JobCommand,
+    JobSpec,
+    RunPaths,
+)
 
 #: what the reference writes that ferry reads and ignores (so its saved folders load here)
 REFERENCE_ONLY = {
@@ -177,10 +185,9 @@ def _history(definition: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
 #: settings of the reference that ferry records but does not act on: (key, default, why)
 _NOT_ACTED_ON: tuple[tuple[str, Any, str], ...] = (
     ("priority", None, "ferry starts runs in the order they are submitted"),
-    ("dataReferences", {}, "data references are not mounted by this ferry"),
-    ("data", {}, "input datasets are not mounted by this ferry"),
+    ("dataReferences", {}, "data references are not mounted from run_config; put "
+                           "datastore.path('…') or dataset.as_named_input('…') in the arguments"),
     ("datacaches", [], "data caches are not used by this ferry"),
-    ("outputData", {}, "output datasets are not uploaded by this ferry"),
     ("sourceDirectoryDataStore", None, "the source is snapshotted into the workspace instead"),
     ("autoClusterComputeSpecification", None, "compute is the target's"),
     ("kubernetescompute", None, "compute is the target's"),
@@ -235,6 +242,7 @@ def job_spec(
     spark = _mapping(definition.get("spark"), "spark")
     watched, collect = _history(definition)
     source = definition.get("sourceDirectory")
+    inputs, outputs = data_inputs(definition), data_outputs(definition)
     environment, docker_notes = merge_run_docker(
         environment_spec(definition.get("environment") or {}),
         _mapping(definition.get("docker"), "docker"),
@@ -268,4 +276,110 @@ def job_spec(
         watched_dirs=watched,
         collect_outputs=collect,
         notes=tuple([*ignored_settings(definition), *docker_notes]),
+        inputs=inputs,
+        outputs=outputs,
     )
+
+
+# datasets ---------------------------------------------------------------------------------------
+_DATA_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MECHANISMS = {"mount": "mount", "download": "download", "direct": "direct", "upload": "upload"}
+
+
+def _compute_path(value: Any, where: str) -> str | None:
+    """``pathOnCompute``: absolute, or relative to the job's working folder (no '..')."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise ConfigError(f"{where}.pathOnCompute must be a path (text)")
+    if not value.startswith("/") and ".." in value.replace("\\", "/").split("/"):
+        raise ConfigError(f"{where}.pathOnCompute {value!r} must stay inside the working folder")
+    return value
+
+
+def _data_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not _DATA_NAME.match(name):
+        raise ConfigError(
+            f"{where}: the name {name!r} is not valid (letters, digits and '_', not starting "
+            "with a digit: it becomes an environment variable)"
+        )
+    return name
+
+
+def data_inputs(definition: Mapping[str, Any]) -> tuple[DataInputSpec, ...]:
+    """The datasets of ``runDefinition["data"]`` the job reads (entries ferry bound at submit)."""
+    from ferry.snapshot.digest import is_digest
+
+    raw = _mapping(definition.get("data"), "data")
+    out = []
+    for name, entry in raw.items():
+        where = f"data[{name!r}]"
+        entry = _mapping(entry, where)
+        options = _mapping(entry.get("options"), f"{where}.options")
+        dataset = _mapping(_mapping(entry.get("dataLocation"), where).get("dataset"), where)
+        manifest, dataset_id = options.get("manifest"), dataset.get("id")
+        if not is_digest(manifest) or not isinstance(dataset_id, str) or not dataset_id:
+            raise ConfigError(
+                f"{where} names no saved dataset version; pass datasets in the arguments as "
+                "dataset.as_named_input('name') (ferry binds them when the run is submitted)"
+            )
+        mechanism = _MECHANISMS.get(str(entry.get("mechanism", "Mount")).lower())
+        if mechanism not in ("mount", "download", "direct"):
+            raise ConfigError(f"{where}.mechanism must be Mount, Download or Direct")
+        single = options.get("singleFile")
+        kind = str(options.get("kind") or "file")
+        tabular = None
+        if kind == "tabular":
+            tabular = {"format": dict(_mapping(options.get("format"), where)),
+                       "transforms": list(options.get("transforms") or [])}  # fmt: skip
+        label = f"{dataset['name']}:{dataset['version']}" if dataset.get("name") else dataset_id
+        out.append(
+            DataInputSpec(
+                name=_data_name(entry.get("environmentVariableName") or name, where),
+                dataset_id=dataset_id,
+                manifest_id=str(manifest),
+                mechanism=mechanism,  # type: ignore[arg-type]
+                path_on_compute=_compute_path(entry.get("pathOnCompute"), where),
+                single_file=single if isinstance(single, str) and single else None,
+                kind=kind,
+                tabular=tabular,
+                placeholder=str(options.get("placeholder") or f"DatasetConsumptionConfig:{name}"),
+                label=label,
+            )
+        )
+    return tuple(out)
+
+
+def data_outputs(definition: Mapping[str, Any]) -> tuple[DataOutputSpec, ...]:
+    """The folders of ``runDefinition["outputData"]`` that become datasets."""
+    raw = _mapping(definition.get("outputData"), "outputData")
+    out = []
+    for name, entry in raw.items():
+        where = f"outputData[{name!r}]"
+        entry = _mapping(entry, where)
+        location = _mapping(entry.get("outputLocation"), f"{where}.outputLocation")
+        store, path = location.get("datastore"), location.get("path")
+        if not isinstance(store, str) or not store or not isinstance(path, str):
+            raise ConfigError(f"{where}: outputLocation needs a datastore and a path")
+        extra = _mapping(entry.get("additionalOptions"), f"{where}.additionalOptions")
+        registration = _mapping(extra.get("registration"), f"{where}.registration")
+        mechanism = _MECHANISMS.get(str(entry.get("mechanism", "Mount")).lower())
+        if mechanism not in ("mount", "upload"):
+            raise ConfigError(f"{where}.mechanism must be Mount or Upload")
+        fmt = extra.get("format")
+        out.append(
+            DataOutputSpec(
+                name=_data_name(entry.get("environmentVariableName") or name, where),
+                datastore=store,
+                destination=path,
+                mechanism=mechanism,  # type: ignore[arg-type]
+                path_on_compute=_compute_path(entry.get("pathOnCompute"), where),
+                overwrite=bool(entry.get("overwrite", False)),
+                register_name=registration.get("name") or None,
+                description=registration.get("description"),
+                tags=MappingProxyType(dict(_mapping(registration.get("tags"), where))),
+                tabular=dict(fmt) if isinstance(fmt, Mapping) else None,
+                placeholder=str(extra.get("placeholder") or f"DatasetOutputConfig:{name}"),
+            )
+        )
+    return tuple(out)

@@ -223,6 +223,43 @@ class RunPaths:
 
 
 @dataclass(frozen=True)
+class DataInputSpec:
+    """A dataset version the job reads, under ``name``: how it is delivered (``mount`` is a
+    read-only view, ``download`` a writable copy, ``direct`` a tabular dataset's files with how
+    to read them), where (``path_on_compute``: absolute, relative to the working folder, or
+    None for the target's choice) and which argument text stands for its path."""
+
+    name: str
+    dataset_id: str
+    manifest_id: str
+    mechanism: Literal["mount", "download", "direct"] = "mount"
+    path_on_compute: str | None = None
+    single_file: str | None = None  # the dataset path of its only file (given as the path)
+    kind: str = "file"
+    tabular: Mapping[str, Any] | None = None  # {"format": …, "transforms": […]} when tabular
+    placeholder: str = ""
+    label: str = ""  # "name:version" of a registered version, else the id
+
+
+@dataclass(frozen=True)
+class DataOutputSpec:
+    """A folder the job writes, uploaded to ``datastore``/``destination`` and saved as a
+    dataset version (registered as ``register_name`` when set) when the run completes."""
+
+    name: str
+    datastore: str
+    destination: str
+    mechanism: Literal["mount", "upload"] = "mount"
+    path_on_compute: str | None = None
+    overwrite: bool = False
+    register_name: str | None = None
+    description: str | None = None
+    tags: Mapping[str, str | None] = field(default_factory=dict)
+    tabular: Mapping[str, Any] | None = None  # the format, for a tabular output
+    placeholder: str = ""
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything a target needs to run one job, parsed and checked once."""
 
@@ -244,6 +281,8 @@ class JobSpec:
     watched_dirs: tuple[str, ...] = ("logs",)  # history.directories_to_watch, job-relative
     collect_outputs: bool = True  # history.output_collection
     notes: tuple[str, ...] = ()  # settings recorded but not acted on (said in the run's log)
+    inputs: tuple[DataInputSpec, ...] = ()  # datasets the job reads
+    outputs: tuple[DataOutputSpec, ...] = ()  # folders it writes that become datasets
 
     @property
     def run_dir(self) -> Path:
