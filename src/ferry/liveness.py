@@ -46,6 +46,11 @@ class HeartbeatVerdict:
     reason: str = ""
 
 
+#: a supervisor whose process is seen alive is judged hung only after this long a silence (a
+#: loaded machine can stall a heartbeat for seconds; a dead one is judged within 6 intervals)
+LIVE_SILENCE_SECONDS = 60.0
+
+
 def heartbeat_verdict(
     record: RunRecord, now: float, interval: float, supervisor_alive: bool | None
 ) -> HeartbeatVerdict:
@@ -57,9 +62,12 @@ def heartbeat_verdict(
     stale_after = 3 * interval
     if age < stale_after:
         return HeartbeatVerdict(None)
-    dead_after = (
-        2 * stale_after if supervisor_alive is False else max(12 * interval, 2 * stale_after)
-    )
+    if supervisor_alive is False:
+        dead_after = 2 * stale_after
+    elif supervisor_alive is True:  # alive but silent: a busy machine, or truly hung
+        dead_after = max(12 * interval, 2 * stale_after, LIVE_SILENCE_SECONDS)
+    else:
+        dead_after = max(12 * interval, 2 * stale_after)
     if age >= dead_after:
         who = (
             f"supervisor (pid {record.supervisor_pid} on {record.host})"

@@ -54,3 +54,25 @@ def test_a_target_waiting_for_resources_shows_the_run_queued_with_the_reason(
     assert run.get_detailed_status() == {"status": "Preparing", "details": ""}
     text = (workspace.runs_dir / "q_1_abcdef12" / "user_logs" / "std_log.txt").read_text()
     assert "building the environment" in text and "waiting for cluster resources" in text
+
+
+def test_a_silent_supervisor_is_judged_by_whether_its_process_lives() -> None:
+    """Dead: Failed after 6 intervals. Alive but silent (a loaded machine stalls a beat): only
+    NotResponding until a minute has passed. Unknown (another host): after 12 intervals."""
+    from ferry.liveness import LIVE_SILENCE_SECONDS, heartbeat_verdict
+    from ferry.status import RunStatus
+    from ferry.tracking import RunRecord
+
+    record = RunRecord(id="hb_2_abcdef12", experiment="hb", status=RunStatus.RUNNING)
+    beat = RunRecord(**{**record.__dict__, "heartbeat_at": 1000.0})
+
+    def verdict(age: float, alive: bool | None) -> RunStatus | None:
+        return heartbeat_verdict(beat, 1000.0 + age, 0.3, alive).status
+
+    assert verdict(0.5, False) is None
+    assert verdict(1.0, None) == RunStatus.NOT_RESPONDING
+    assert verdict(2.0, False) == RunStatus.FAILED
+    assert verdict(4.0, None) == RunStatus.FAILED
+    assert verdict(4.0, True) == RunStatus.NOT_RESPONDING
+    assert verdict(LIVE_SILENCE_SECONDS - 1, True) == RunStatus.NOT_RESPONDING
+    assert verdict(LIVE_SILENCE_SECONDS + 1, True) == RunStatus.FAILED
