@@ -155,11 +155,16 @@ def check_job(
 
 
 def _launch(ws: Any, run_id: str) -> None:
-    """Start the recorded run's supervisor; if that fails, the run is Failed, not left Queued."""
+    """Start the recorded run's supervisor (here, or on the server holding a remote
+    workspace: ``Workspace.start_run``); if that fails, the run is Failed, not left Queued."""
     from ferry.supervisor import launch_detached
 
     try:
-        launch_detached(ws, run_id)
+        start = getattr(ws, "start_run", None)
+        if start is not None:
+            start(run_id)
+        else:
+            launch_detached(ws, run_id)
     except (OSError, FerryError) as exc:
         ws.store.set_status(
             run_id,

@@ -122,6 +122,9 @@ class Workspace:
             ) from None
         self.name = name or self.path.name
         self._store: RunStore | None = None
+        self._token: str | None = None
+        #: the URL of the ferry server holding this workspace (None: a folder on this machine)
+        self.server: str | None = None
         if self._named:
             self._open_named()
 
@@ -243,23 +246,50 @@ class Workspace:
     @classmethod
     def _from_file(cls, config_file: Path) -> Workspace:
         data = _read_config(config_file)
+        if "server" in data:
+            return cls.connect(data["server"])
         folder = Path(data["workspace"]).expanduser()
         if not folder.is_absolute():
             folder = config_file.parent / folder
         return cls.create(folder, name=data.get("name"))
 
+    @classmethod
+    def connect(cls, url: str, token: str | None = None) -> Workspace:
+        """The workspace a ferry server holds (``ferry login URL`` stores its token; else
+        ``$FERRY_TOKEN``). Runs, metrics and snapshots live on the server; this machine keeps
+        a cache in ``$FERRY_HOME/servers/<host>/`` (blobs read, logs followed)."""
+        from ferry.server.client import check_server_url, server_cache_dir
+
+        url = check_server_url(url)
+        ws = cls(path=server_cache_dir(url), name=url)
+        ws.server = url
+        ws._token = token
+        ws._prepare()
+        return ws
+
+    @classmethod
+    def serving(cls, path: Path, store: RunStore, blobs: LocalBlobStore) -> Workspace:
+        """The server's own workspace: a folder for run folders, with a given store and blobs."""
+        ws = cls.create(path)
+        ws._store = store
+        ws.__dict__["blobs"] = blobs
+        return ws
+
     def write_config(
         self, path: str | os.PathLike[str] | None = None, file_name: str | None = None
     ) -> Path:
-        """Write ``<path>/.ferry/config.json`` pointing at this workspace."""
+        """Write ``<path>/.ferry/config.json`` pointing at this workspace (a folder, or the
+        server holding it)."""
         folder = Path(path or ".").expanduser().resolve() / CONFIG_DIR
         target = folder / (file_name or CONFIG_FILE)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(
-                str(target),
-                json.dumps({"workspace": str(self.path), "name": self.name}, indent=2).encode(),
+            content = (
+                {"server": self.server}
+                if self.server
+                else {"workspace": str(self.path), "name": self.name}
             )
+            write_atomic(str(target), json.dumps(content, indent=2).encode())
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc
         return target
@@ -287,15 +317,40 @@ class Workspace:
     @property
     def store(self) -> RunStore:
         if self._store is None:
-            url = os.environ.get("FERRY_DATABASE_URL") or f"sqlite:///{self.path / 'ferry.db'}"
-            self._store = open_store(url)
+            if self.server is not None:
+                from ferry.server.client import http_store
+
+                self._store = http_store(self.server, self._token, self.runs_dir)
+            else:
+                url = os.environ.get("FERRY_DATABASE_URL") or f"sqlite:///{self.path / 'ferry.db'}"
+                self._store = open_store(url)
         return self._store
 
     @cached_property
     def blobs(self) -> LocalBlobStore:
+        """The blob store: ``blobs/`` in the folder (or ``$FERRY_BLOB_STORE``); for a server's
+        workspace, the server's store with this machine's copies as a cache."""
         from ferry.snapshot import LocalBlobStore
 
-        return LocalBlobStore(self.path / "blobs")
+        if self.server is not None:
+            from ferry.server.client import http_blobs
+
+            return http_blobs(self.server, self._token, self.path / "blobs")
+        folder = os.environ.get("FERRY_BLOB_STORE")
+        return LocalBlobStore(Path(folder) if folder else self.path / "blobs")
+
+    def start_run(self, run_id: str) -> bool:
+        """Start a recorded run: a supervisor on this machine, or, for a server's workspace,
+        queued for the server's supervisors (the submitting machine may then go away).
+        Returns False when the server had queued it already."""
+        if self.server is not None:
+            from ferry.server.client import start_remote_run
+
+            return start_remote_run(self.store, run_id)
+        from ferry.supervisor import launch_detached
+
+        launch_detached(self, run_id)
+        return True
 
     @property
     def runs_dir(self) -> Path:
@@ -359,11 +414,19 @@ class Workspace:
         return self.path.as_uri()
 
     def get_mlflow_tracking_uri(self) -> str:
-        """Where MLflow clients can log (the server's API arrives with ``ferry server``)."""
-        raise ConfigError(
-            "this workspace is a local folder: MLflow's tracking API is served by `ferry server` "
-            "(a later feature); log with run.log() meanwhile"
-        )
+        """Where MLflow clients log into this workspace's experiments and runs.
+
+        For a server's workspace: the server's URL (its MLflow API); the workspace's token is
+        put in ``MLFLOW_TRACKING_TOKEN`` unless one is set, so
+        ``mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())`` is all a script needs. For a
+        folder: ``ferry:///<folder>``, served in-process by ferry's MLflow plugin.
+        """
+        if self.server is not None:
+            from ferry.server.client import token_for
+
+            os.environ.setdefault("MLFLOW_TRACKING_TOKEN", token_for(self.server, self._token))
+            return self.server
+        return self.path.as_uri().replace("file://", "ferry://", 1)
 
     def get_run(self, run_id: str) -> Run:
         from ferry.run import Run
@@ -371,6 +434,8 @@ class Workspace:
         return Run.get(self, run_id)
 
     def __repr__(self) -> str:
+        if self.server is not None:
+            return f"Workspace(server={self.server!r})"
         return f"Workspace(name={self.name!r}, path={str(self.path)!r})"
 
 
@@ -391,6 +456,13 @@ def _read_config(config_file: Path) -> dict[str, Any]:
     """``.ferry/config.json`` as a checked dict; anything else is a ConfigError naming it."""
     fix = "run `ferry init` to rewrite it"
     data = _read_json(config_file, fix)
+    if isinstance(data, dict) and "server" in data:
+        if not isinstance(data["server"], str) or not data["server"].strip():
+            raise ConfigError(
+                f'{config_file}: "server" must be the server\'s URL; run `ferry login URL` to '
+                "rewrite it"
+            )
+        return data
     if not isinstance(data, dict) or not isinstance(data.get("workspace"), str):
         raise ConfigError(f'{config_file} must hold {{"workspace": "<folder>"}}; {fix}')
     if not data["workspace"].strip():

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from ferry.cli import environments, runs, snapshots, submit, sweep, targets
+from ferry.cli import environments, login, runs, server, snapshots, submit, sweep, targets
 from ferry.cli.app import cli
 from ferry.errors import FerryError
 
@@ -19,6 +19,8 @@ cli.add_command(targets.target)
 cli.add_command(snapshots.snapshot)
 cli.add_command(environments.env)
 cli.add_command(sweep.sweep)
+cli.add_command(server.server)
+cli.add_command(login.login)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,30 @@ def protocol_variables(job: JobSpec, *, run_dir: str, workdir: str) -> dict[str,
     return values
 
 
+#: where the supervisor learns that its run was submitted to a server (set by the server's
+#: supervisor pool, :mod:`ferry.server.worker`): the server's URL and a token for this run only
+SERVER_URI_VARIABLE = "FERRY_MLFLOW_TRACKING_URI"
+RUN_TOKEN_VARIABLE = "FERRY_TOKEN_RUN"
+#: MLflow's tracking URI inside a job of a local workspace: ferry's MLflow plugin writes the
+#: job's MLflow calls into its spool (:mod:`ferry.tracking.mlflow_plugin`)
+SPOOL_TRACKING_URI = "ferry:job"
+
+
+def mlflow_variables(job: JobSpec, supervisor_env: Mapping[str, str]) -> dict[str, str]:
+    """``MLFLOW_RUN_ID`` and ``MLFLOW_TRACKING_URI`` so that ``mlflow.log_metric`` in the
+    script lands in this run: through the server with a run-scoped token when the run was
+    submitted to one, else through the run's spool."""
+    uri = supervisor_env.get(SERVER_URI_VARIABLE)
+    token = supervisor_env.get(RUN_TOKEN_VARIABLE)
+    if uri and token:
+        return {
+            "MLFLOW_RUN_ID": job.run_id,
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_TRACKING_TOKEN": token,
+        }
+    return {"MLFLOW_RUN_ID": job.run_id, "MLFLOW_TRACKING_URI": SPOOL_TRACKING_URI}
+
+
 def job_request(
     job: JobSpec,
     *,
@@ -45,8 +70,10 @@ def job_request(
     environment: Mapping[str, str] = {},
 ) -> dict[str, Any]:
     """The environment request for one job: ``environment`` (what the resolved environment
-    sets, e.g. ``VIRTUAL_ENV`` and ``PATH``), the run's own variables, then the protocol's."""
+    sets, e.g. ``VIRTUAL_ENV`` and ``PATH``), MLflow's (:func:`mlflow_variables`), the run's own
+    variables (which may override MLflow's), then the protocol's."""
     values = dict(environment)
+    values.update(mlflow_variables(job, os.environ))
     values.update(job.env_vars)
     values.update(protocol_variables(job, run_dir=run_dir, workdir=workdir))
     return {

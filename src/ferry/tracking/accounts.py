@@ -200,6 +200,19 @@ class ServerStore(SqlRunStore):
             for r in found
         ]
 
+    def revoke_ended_run_tokens(self) -> int:
+        """Revoke the tokens of runs that have ended (a job's token dies with its run)."""
+        c, r = t.tokens.c, t.runs.c
+        ended = [s.value for s in RunStatus if s.is_terminal()]
+        scopes = sa.select(sa.literal("run:") + r.id).where(r.status.in_(ended))
+        with self._write() as conn:
+            done = conn.execute(
+                t.tokens.update()
+                .where(c.revoked_at.is_(None), c.scope.like("run:%"), c.scope.in_(scopes))
+                .values(revoked_at=time.time())
+            )
+            return int(done.rowcount or 0)
+
     # the dispatch queue ------------------------------------------------------------------
     def request_dispatch(self, run_id: str, user: str | None = None) -> bool:
         """Queue a recorded run for a server process to supervise (its job acting for

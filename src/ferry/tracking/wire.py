@@ -172,8 +172,43 @@ def series_to_wire(series: MetricSeries) -> dict[str, Any]:
     }
 
 
+class Unstorable:
+    """Stands for the values of a series its sender could not encode (an int of 5,000
+    digits): the receiving store refuses the series with a warning, as it would have."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<a value that cannot be stored: {self.reason}>"
+
+
+def unstorable_series_to_wire(series: MetricSeries, reason: str) -> dict[str, Any]:
+    return {
+        "op": "series",
+        "run_id": series.run_id,
+        "name": series.name,
+        "type": series.type,
+        "values": [],
+        "steps": None,
+        "ts": [],
+        "description": series.description,
+        "unstorable": reason,
+    }
+
+
 def series_from_wire(value: Any) -> MetricSeries:
     data = _dict(value, "metric series")
+    if data.get("unstorable") is not None:
+        return MetricSeries(
+            _str(data.get("run_id"), "metric run_id"),
+            _str(data.get("name"), "metric name"),
+            _str(data.get("type", "scalar"), "metric type"),
+            [Unstorable(str(data["unstorable"])[:200])],
+            None,
+            [0.0],
+            _str(data.get("description", ""), "metric description"),
+        )
     values, ts, steps = data.get("values"), data.get("ts"), data.get("steps")
     if not isinstance(values, list) or not isinstance(ts, list) or len(ts) != len(values):
         raise ConfigError("a metric series needs lists 'values' and 'ts' of the same length")

@@ -1,0 +1,169 @@
+"""The server's supervisors: runs submitted to the server are driven here, not on the laptop.
+
+Each API process with ``--supervisors N`` (> 0) runs one :class:`SupervisorPool`: a thread that
+claims queued runs from the shared ``dispatch`` table (a compare-and-set, so one process gets
+each run), starts each run's ordinary supervisor (``python -m ferry.supervisor``) in a session
+of its own, and at most N at once. A supervisor outlives the server process that started it: a
+server restarted mid-run leaves its runs running, and their supervisors keep beating.
+
+On every tick the pool also: reaps supervisors that ended (revoking their run's token); checks
+every live run's heartbeat (:func:`ferry.liveness.sweep`), so a run whose supervisor died with
+its machine is ended ``Failed`` with the reason, never left ``Running``; and takes over runs
+claimed by a process of this host that died before starting them.
+
+Each run's job gets a token scoped to that run (``MLFLOW_TRACKING_TOKEN``), of the user who
+submitted it; it is revoked when the supervisor ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from ferry import liveness
+from ferry.agent.proc import pid_alive
+from ferry.errors import FerryError
+from ferry.server.services import ServerServices
+from ferry.status import RunStatus
+from ferry.targets.jobenv import RUN_TOKEN_VARIABLE, SERVER_URI_VARIABLE
+
+log = logging.getLogger("ferry.server")
+TICK = 0.2
+SWEEP_EVERY = 2.0
+
+
+class SupervisorPool:
+    """Claims queued runs and supervises up to ``config.supervisors`` of them at once."""
+
+    def __init__(self, services: ServerServices) -> None:
+        self.services = services
+        self.size = services.config.supervisors
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._tokens: dict[str, str] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sweep = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ferry-supervisors", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop claiming runs; the supervisors started keep running (detached)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> list[str]:
+        return list(self._children)
+
+    # the loop ----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            self._adopt_orphans()
+        except FerryError as exc:
+            log.warning("could not look for orphaned runs: %s", exc)
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except FerryError as exc:  # the database went away: try again next tick
+                log.warning("supervisor pool: %s", exc)
+            except Exception:
+                log.exception("supervisor pool")
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        self._reap()
+        store = self.services.store
+        free = self.size - len(self._children)
+        for run_id in store.claim_dispatch(self.owner, free):
+            self._launch(run_id)
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = now
+            liveness.sweep(store)
+            store.revoke_ended_run_tokens()
+
+    def _reap(self) -> None:
+        for run_id, proc in list(self._children.items()):
+            if proc.poll() is None:
+                continue
+            del self._children[run_id]
+            token_id = self._tokens.pop(run_id, None)
+            if token_id is not None:
+                self.services.store.revoke_token(token_id)
+
+    def _adopt_orphans(self) -> None:
+        """Runs claimed by a process of this host that died before starting them."""
+        store = self.services.store
+        host = socket.gethostname()
+        for run_id, owner in store.claims().items():
+            owner_host, _, pid = owner.rpartition(":")
+            if owner == self.owner or owner_host != host or not pid.isdigit():
+                continue
+            if pid_alive(int(pid)):
+                continue
+            record = store.get_run(run_id)
+            waiting = record.status == RunStatus.QUEUED and record.supervisor_pid is None
+            if waiting and store.reclaim(run_id, owner, self.owner):
+                log.info("run %s: its server process %s died; starting it here", run_id, owner)
+                self._launch(run_id)
+
+    def _launch(self, run_id: str) -> None:
+        svc = self.services
+        try:
+            record = svc.store.get_run(run_id)
+            if record.status.is_terminal():
+                return
+            env = dict(os.environ)
+            env.update(svc.config.to_env())
+            env[SERVER_URI_VARIABLE] = svc.config.url
+            user = svc.store.dispatch_user(run_id)
+            if user is not None:
+                token = svc.store.create_token(user, scope=f"run:{run_id}")
+                env[RUN_TOKEN_VARIABLE] = token
+                self._tokens[run_id] = token.split("_")[1]
+            run_dir = svc.workspace.runs_dir / run_id
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(run_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self._children[run_id] = subprocess.Popen(
+                    [sys.executable, "-m", "ferry.supervisor", str(svc.workspace.path), run_id],
+                    stdin=subprocess.DEVNULL,
+                    stdout=fd,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                    cwd=str(svc.workspace.path),
+                    env=env,
+                )
+            finally:
+                os.close(fd)
+        except (OSError, FerryError) as exc:
+            log.warning("run %s: could not start its supervisor: %s", run_id, exc)
+            try:
+                svc.store.set_status(
+                    run_id,
+                    RunStatus.FAILED,
+                    error={
+                        "error": {
+                            "code": "SystemError",
+                            "message": f"the server could not start the run: {exc}",
+                        }
+                    },
+                )
+            except FerryError:
+                pass
