@@ -30,7 +30,7 @@ from ferry.errors import (
 )
 from ferry.server.auth import Forbidden, Unauthenticated
 from ferry.server.config import API_VERSION, VERSION_HEADER
-from ferry.snapshot.errors import MissingBlobError
+from ferry.snapshot.errors import CorruptBlobError, MissingBlobError
 from ferry.tracking.database import StoreUnavailable
 from ferry.tracking.mlflow_api import MlflowError, mlflow_error
 
@@ -42,6 +42,7 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (RunNotFound, 404),
     (MissingBlobError, 404),
     (InvalidTransition, 409),
+    (CorruptBlobError, 409),
     (StoreUnavailable, 503),
     (MlflowError, 400),
     (ConfigError, 400),
@@ -99,7 +100,17 @@ def install(app: FastAPI) -> None:
             )
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return _answer(request, status, type(exc).__name__, str(exc))
+        answer = _answer(request, status, type(exc).__name__, str(exc))
+        if isinstance(exc, CorruptBlobError) and exc.set_aside is not None:
+            body = {
+                "error": {
+                    "code": "CorruptBlobError",
+                    "message": str(exc),
+                    "set_aside": exc.set_aside,
+                }
+            }
+            return FerryJSON(body, status_code=status)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -96,11 +96,21 @@ async def put_blob(
     return {"new": bool(new)}
 
 
+@router.get("/blob-store/aside-mark", tags=["blobs"])
+def aside_mark(svc: ServerServices = Svc, _: TokenRecord = User) -> dict[str, str]:
+    """Changes whenever the server sets a corrupt blob aside (snapshotters then re-check)."""
+    return {"mark": svc.blobs.aside_mark()}
+
+
 @router.get("/blobs/{digest}", tags=["blobs"], response_class=FileResponse)
 def get_blob(digest: str, svc: ServerServices = Svc, _: TokenRecord = User) -> FileResponse:
+    """The blob, verified before it is sent: a corrupt one is set aside and refused (409)."""
     path = svc.blobs.path(_digest(svc, digest))
     if not path.is_file():
         raise MissingBlobError(digest)
+    with svc.blobs.open(digest) as reader:  # CorruptBlobError (set aside) at the end
+        while reader.read(_CHUNK):
+            pass
     return FileResponse(path, media_type="application/octet-stream")
 
 

@@ -160,6 +160,7 @@ class ServerConnection:
 
     def _error(self, response: httpx.Response) -> Exception:
         code, message = "", response.text[:500]
+        data: Any = None
         try:
             data = response.json()
             if isinstance(data, dict):
@@ -185,7 +186,18 @@ class ServerConnection:
             return RunNotFound(message)
         if code == "InvalidTransition":
             return InvalidTransition(message)
-        if code in ("SnapshotError", "MissingBlobError"):
+        if code == "CorruptBlobError":
+            from ferry.snapshot.errors import CorruptBlobError
+
+            digest = response.request.url.path.rsplit("/", 1)[-1]
+            aside = (data.get("error") or {}).get("set_aside") if isinstance(data, dict) else None
+            aside_at = f"{aside} on {self.url}" if aside else None
+            return CorruptBlobError(digest, None, aside_at)
+        if code == "MissingBlobError":
+            from ferry.snapshot.errors import MissingBlobError
+
+            return MissingBlobError(response.request.url.path.rsplit("/", 1)[-1], self.url)
+        if code == "SnapshotError":
             return SnapshotError(message)
         if status == 413:
             return ConfigError(f"{where}: {message}")
@@ -196,6 +208,19 @@ class ServerConnection:
         if code in ("StoreError", "StoreUnavailable"):
             return StoreError(message)
         return ConfigError(message)
+
+
+def _heartbeat_verdict(status: RunStatus, error: Mapping[str, Any] | None) -> bool:
+    """A status change that only a heartbeat check makes (:mod:`ferry.liveness`, which always
+    says which status it expects)."""
+    if status == RunStatus.NOT_RESPONDING:
+        return True
+    inner = (error or {}).get("error")
+    return (
+        status == RunStatus.FAILED
+        and isinstance(inner, dict)
+        and inner.get("code") == "NotResponding"
+    )
 
 
 def _unencodable(series: MetricSeries) -> str | None:
@@ -295,6 +320,14 @@ class HttpRunStore(RunStore):
         at: float | None = None,
         expected: RunStatus | None = None,
     ) -> RunStatus:
+        if expected is not None and _heartbeat_verdict(status, error):
+            # the server judges its supervisors' heartbeats (its clock, its interval): a
+            # reader's verdict here becomes a fresh read, which applies the server's
+            current = wire.run_from_wire(self._call("GET", f"/runs/{_q(run_id)}")).status
+            raise InvalidTransition(
+                f"run {run_id} is {current.value} as its server judges it; not moved to "
+                f"{status.value} from here"
+            )
         body = {
             "status": status.value,
             "error": dict(error) if error is not None else None,

@@ -25,7 +25,6 @@ from typing import BinaryIO
 from ferry.errors import SnapshotError
 from ferry.snapshot.blobstore.local import LocalBlobStore
 from ferry.snapshot.digest import CHUNK, DEFAULT_ALGO, hash_bytes
-from ferry.snapshot.errors import MissingBlobError
 from ferry.tracking.http import ServerConnection
 
 _API = "/api/v1/blobs"
@@ -45,6 +44,8 @@ class HttpBlobStore(LocalBlobStore):
     # what the server holds -------------------------------------------------------------------
     def has(self, digests: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))
+        for digest in wanted:
+            self._path(digest)  # a malformed digest is refused here, as by a local store
         present: set[str] = set()
         for start in range(0, len(wanted), _BATCH):
             answer = self.connection.call(
@@ -55,6 +56,8 @@ class HttpBlobStore(LocalBlobStore):
 
     def lacking(self, sizes: Mapping[str, int]) -> set[str]:
         items = list(sizes.items())
+        for digest, _size in items:
+            self._path(digest)
         out: set[str] = set()
         for start in range(0, len(items), _BATCH):
             answer = self.connection.call(
@@ -64,7 +67,7 @@ class HttpBlobStore(LocalBlobStore):
         return out
 
     def aside_mark(self) -> str:
-        return ""
+        return str(self.connection.call("GET", "/blob-store/aside-mark")["mark"])
 
     # sending -------------------------------------------------------------------------------
     def put_file(self, path: Path, digest: str) -> bool:
@@ -96,15 +99,13 @@ class HttpBlobStore(LocalBlobStore):
 
     # reading: through the local cache ----------------------------------------------------------
     def _fetch(self, digest: str) -> None:
-        if os.path.exists(self._path(digest)):
+        if os.path.exists(self._path(digest)):  # (a malformed digest is refused here)
             return
         folder = self.root / "tmp"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp = folder / f"download-{uuid.uuid4().hex}"
         try:
             with self.connection.client.stream("GET", f"{_API}/{digest}") as response:
-                if response.status_code == 404:
-                    raise MissingBlobError(digest, self.connection.url)
                 if response.status_code >= 400:
                     response.read()
                     raise self.connection._error(response)
