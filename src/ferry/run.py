@@ -28,6 +28,7 @@ from ferry.errors import ConfigError, InvalidTransition
 from ferry.metrics import shape
 from ferry.run_files import RunFiles
 from ferry.run_logs import RunLogs
+from ferry.run_models import RunModels
 from ferry.run_source import RunSource
 from ferry.run_state import run_type_matches
 from ferry.status import RunStatus, can_transition, parse_status
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ferry.workspace import Workspace
 
 
-class Run(RunFiles, RunLogs, RunSource):
+class Run(RunFiles, RunLogs, RunSource, RunModels):
     """One run of an experiment: status, details, logs, metrics, files, tags and properties.
 
     Example::

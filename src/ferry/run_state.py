@@ -174,6 +174,9 @@ class RunState:
             details["error"] = dict(rec.error)
         if rec.parent_id:
             details["parentRunId"] = rec.parent_id
+        lineage = getattr(self, "_dataset_lineage", None)
+        if lineage is not None:
+            details["inputDatasets"], details["outputDatasets"] = lineage()
         return details
 
     def _log_files(self) -> dict[str, str]:
