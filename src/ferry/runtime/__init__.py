@@ -22,6 +22,15 @@ Example::
 from __future__ import annotations
 
 from .context import RunEnvironmentException, SubmittedRun, get_context
+
+# in-job datasets and models (the shims export them; ferry.runtime.__all__ is guarded by a test)
+from .datasets import (  # noqa: F401
+    Dataset,
+    Model,
+    ModelNotFoundException,
+    ModelPathNotFoundException,
+    get_model_path,
+)
 from .offline import OfflineRun
 from .run import JobExperiment, JobRun
 from .spool import SpoolWriter

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Type
 from . import history, validation
 from .artifacts import ArtifactsMixin
 from .children import ChildrenMixin
+from .datasets import DataMixin
 from .encoding import show
 from .labels import LabelsMixin
 from .validation import SAFE_INT_BITS, as_text, check_metric_name
@@ -46,7 +47,7 @@ class JobExperiment:
         return hash(self.name)
 
 
-class JobRun(ArtifactsMixin, ChildrenMixin, LabelsMixin, abc.ABC):
+class JobRun(ArtifactsMixin, ChildrenMixin, LabelsMixin, DataMixin, abc.ABC):
     """A run as seen from inside a training script (the reference's ``azureml.core.Run``).
 
     Get one with :meth:`Run.get_context`; do not construct it.

@@ -1,4 +1,5 @@
-"""ferry's in-job stand-in for the ``ferry`` package: ``from ferry import Run`` in a script.
+"""ferry's in-job stand-in for the ``ferry`` package: ``from ferry import Run`` (and ``Model``
+for ``Model.get_model_path``) in a script.
 
 When the job's interpreter has the full ferry library installed, it is loaded instead.
 """
@@ -15,4 +16,6 @@ if _shadowing.defer_to_real(__name__, os.path.dirname(os.path.dirname(__file__))
     Run = _runtime.JobRun  # the reference's name for ferry's in-job run
     OfflineRun = _runtime.OfflineRun
     get_context = _runtime.get_context
-    __all__ = ["OfflineRun", "Run", "get_context"]
+    Model = _runtime.Model  # Model.get_model_path
+    Dataset = _runtime.Dataset  # datasets come in through the run
+    __all__ = ["Dataset", "Model", "OfflineRun", "Run", "get_context"]

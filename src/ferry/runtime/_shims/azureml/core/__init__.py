@@ -15,13 +15,15 @@ if _shadowing.defer_to_real(__name__, os.path.dirname(os.path.dirname(__file__))
 ):
     _runtime = importlib.import_module("ferry_runtime")
     Run = _runtime.JobRun  # the reference's name for ferry's in-job run
-    __all__ = ["Run"]
+    Model = _runtime.Model  # Model.get_model_path
+    Dataset = _runtime.Dataset  # datasets come in through the run (run.input_datasets)
+    __all__ = ["Dataset", "Model", "Run"]
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         raise ImportError(
-            f"azureml.core.{name} is not available inside a ferry job: ferry provides only "
-            "azureml.core.Run (Run.get_context()). Install azureml-core in the job's "
+            f"azureml.core.{name} is not available inside a ferry job: ferry provides "
+            "azureml.core.Run (Run.get_context()) and Model.get_model_path. Install azureml-core in the job's "
             "environment to use the rest of the SDK."
         )
