@@ -12,7 +12,10 @@ machine), so every record is checked where it enters:
 * a malformed record (not JSON, missing fields, wrong types) is skipped with a note, and the
   records after it are still read;
 * a ``file`` record moves a regular file from ``spool/files/`` (never a link, never from
-  outside the spool) to a place inside the run's artifacts (never through a link).
+  outside the spool) to a place inside the run's artifacts (never through a link);
+* a ``model`` record (``run.register_model`` in the job) needs a valid model name, a relative
+  path without ``..`` and plain tags; it is kept in the run's folder and registered only from
+  files the run itself kept, once its outputs are collected.
 
 Notes go to the run's log (at most :data:`MAX_NOTES`, then a count). Only complete lines are
 read; the byte offset per spool file is stored with the records in one transaction
@@ -48,6 +51,8 @@ from ferry.tracking.base import (
 log = logging.getLogger("ferry.ingest")
 
 MAX_NOTES = 20
+#: in the run's folder: the job's ``register_model`` calls, registered once outputs are kept
+PENDING_MODELS = "models.pending.jsonl"
 READ_CHUNK = 8 << 20  # bytes of one spool file read per poll
 _CHILD_STATUSES = {
     RunStatus.RUNNING,
@@ -325,10 +330,62 @@ class SpoolIngestor:
             return [AddArtifacts((artifact,))]
         if kind == "status":
             return [self._status(run_id, rec)]
+        if kind == "model":
+            self._pending_model(run_id, rec)
+            return []
         if kind == "error":  # the runtime could not encode a record: say what it was
             self.note(f"the job's runtime could not record something: {_short(rec.get('error'))}")
             return []
         raise Malformed(f"unknown kind {_short(kind)}")
+
+    def _pending_model(self, run_id: str, rec: dict[str, Any]) -> None:
+        """A ``model`` record (``run.register_model`` in the job), checked, kept in the run's
+        folder until the run's outputs are collected (:data:`PENDING_MODELS`). It is written
+        before the spool cursor moves, so a crash repeats it at worst; its ``rid`` makes the
+        registration happen once."""
+        import re
+
+        name = rec.get("name")
+        if not isinstance(name, str) or not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9\-._]{0,254}$", name):
+            raise Malformed(f"a model name must be letters, digits, '-', '.', '_': {_short(name)}")
+        raw_path = rec.get("path")
+        path = safe_artifact_name(raw_path) if isinstance(raw_path, str) else None
+        if path is None:
+            raise Malformed(f"a model path must be a relative path of the run: {_short(raw_path)}")
+        rid = rec.get("rid")
+        if not isinstance(rid, str) or not re.fullmatch(r"[0-9a-f]{32}", rid):
+            raise Malformed(f"'rid' must be 32 hex digits: {_short(rid)}")
+        tags = rec.get("tags") or {}
+        props = rec.get("properties") or {}
+        if not isinstance(tags, dict) or not isinstance(props, dict):
+            raise Malformed("'tags' and 'properties' must be objects")
+        pairs = rec.get("datasets") or []
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in pairs
+        ):
+            raise Malformed("'datasets' must be a list of [scenario, dataset id] pairs")
+        texts = {k: rec.get(k) for k in ("description", "framework", "framework_version")}
+        if any(v is not None and not isinstance(v, str) for v in texts.values()):
+            raise Malformed("description, framework and framework_version must be text or null")
+        clean = {
+            "rid": rid,
+            "run": run_id,
+            "name": name,
+            "path": path,
+            "tags": {_key(k): None if v is None else _text(v) for k, v in tags.items()},
+            "properties": {_key(k): _text(v) for k, v in props.items()},
+            "datasets": pairs,
+            **texts,
+        }
+        line = (json.dumps(clean, ensure_ascii=True) + "\n").encode("ascii")
+        fd = os.open(
+            self.spool_dir.parent / PENDING_MODELS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     def _series(self, run_id: str, rec: dict[str, Any]) -> MetricSeries:
         values = rec.get("values")

@@ -49,6 +49,10 @@ class LocalTarget(Target):
         self._mpirun: mpi.OpenMpi | None = None
         self._image: str | None = None  # a Docker run: its image, on the engine below
         self._engine = ""
+        self._spec: JobSpec | None = None
+        self._inputs: dict[str, str] = {}  # input name → what the job gets (a folder or file)
+        self._outputs: dict[str, str] = {}  # output name → the folder the job writes
+        self._data_env: dict[str, str] = {}
 
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
@@ -85,6 +89,8 @@ class LocalTarget(Target):
         for folder in job.watched_dirs:
             (self._workdir / folder).mkdir(parents=True, exist_ok=True)
         self._watched = job.watched_dirs
+        self._spec = job
+        self._prepare_data(job, ctx)
         environment = job.environment
         if environment.docker.wanted and not container.runs_in_container_here(environment):
             ctx.log("ferry: " + container.HABIT_WITHOUT_ENGINE.format(where="here"))
@@ -102,6 +108,26 @@ class LocalTarget(Target):
         self._env_vars = dict(resolved.variables)
         return Prepared(env_hash=resolved.spec_hash, env_lock=resolved.lock)
 
+    def _prepare_data(self, job: JobSpec, ctx: PrepareContext) -> None:
+        """Inputs as read-only views (or copies) here, empty output folders, and the catalog
+        of registered models for ``Model.get_model_path`` in the job."""
+        from ferry.targets import datasets
+
+        assert self._workdir is not None
+        where = {"run_dir": str(job.run_dir), "workdir": str(self._workdir)}
+        if job.inputs:
+            places = datasets.input_places(job, **where)
+            self._inputs = datasets.deliver_here(self.workspace, job, places, ctx.log)
+        self._outputs = datasets.output_places(job, **where)
+        datasets.prepare_outputs_here(self._outputs)
+        self._data_env = datasets.variables(job, self._inputs, self._outputs)
+        self._data_env.update(datasets.model_catalog(self.workspace, job.run_dir))
+
+    def _argv(self, job: JobSpec, argv: list[str]) -> list[str]:
+        from ferry.targets import datasets
+
+        return datasets.substitute(argv, job, self._inputs, self._outputs)
+
     def start(self, job: JobSpec) -> Started:
         from ferry.runtime.layout import build_runtime_path
 
@@ -112,8 +138,8 @@ class LocalTarget(Target):
         env = self.job_environment(job, runtime_path)
         if self._mpirun is not None:  # a script runs under mpi4py's runner when it can
             argv, note = mpi.rank_command(job.command, self._python, env)
-            return self._start_job(job, argv, env, note or None)
-        return self._start_job(job, job.command.argv(self._python), env)
+            return self._start_job(job, self._argv(job, argv), env, note or None)
+        return self._start_job(job, self._argv(job, job.command.argv(self._python)), env)
 
     def job_environment(self, job: JobSpec, runtime_path: Path) -> dict[str, str]:
         """The variables the job sees: this machine's (without ferry's secrets), the
@@ -126,6 +152,7 @@ class LocalTarget(Target):
             runtime_path=str(runtime_path),
             environment=self._env_vars,
         )
+        request["set"].update(self._data_env)
         return apply_request(os.environ, request)
 
     def _start_job(
@@ -174,7 +201,7 @@ class LocalTarget(Target):
             runtime_path=str(runtime_path),
             environment=self._env_vars,
         )
-        variables = {**request["set"], "PYTHONPATH": str(runtime_path)}
+        variables = {**request["set"], **self._data_env, "PYTHONPATH": str(runtime_path)}
         gpus = container.wants_gpus(job) and bool(distributed.gpu_evidence())
         note = container.gpu_note(job, gpus)
         slots: list[tuple[int, dict[str, str], str]] = [(0, {}, str(job.log_path))]
@@ -195,9 +222,10 @@ class LocalTarget(Target):
                 image=self._image,
                 engine=self._engine,
                 rank=rank,
-                command=job.command.argv(self._python),
+                command=self._argv(job, job.command.argv(self._python)),
                 variables={**variables, **extra},
-                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path),
+                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path)
+                + self._data_mounts(job),
                 workdir=str(self._workdir),
                 user=f"{os.getuid()}:{os.getgid()}",
                 gpus=gpus,
@@ -206,6 +234,18 @@ class LocalTarget(Target):
             )
             launches.append(JobProcess(rank, box.argv, box.env, log_path, note, box.stop))
         return self._start_launches(job, launches)
+
+    def _data_mounts(self, job: JobSpec) -> list[tuple[str, bool]]:
+        """What a container needs for the job's datasets: the blob store the input views link
+        into (read-only), and folders given outside the run's folder."""
+        if not job.inputs and not job.outputs:
+            return []
+        mounts = [(str(self.workspace.blobs.root), True)]
+        for folder in [*self._inputs.values(), *self._outputs.values()]:
+            path = Path(folder)
+            if not path.resolve().is_relative_to(job.run_dir.resolve()):
+                mounts.append((str(path if path.is_dir() else path.parent), False))
+        return mounts
 
     def _mpi_launch(
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None
@@ -284,6 +324,24 @@ class LocalTarget(Target):
                 move_outputs(outputs, dest)
             else:
                 shutil.copytree(outputs, dest, symlinks=True, dirs_exist_ok=True)
+        if self._spec is not None:
+            from ferry.targets import datasets
+
+            datasets.finish(
+                self.workspace,
+                self._spec,
+                outputs_dir=dest,
+                staged={name: Path(folder) for name, folder in self._outputs.items()},
+                succeeded=self._job is not None and self._job.poll() == 0,
+                log=self._log_line,
+            )
+
+    def _log_line(self, text: str) -> None:
+        """A line of ferry's own in the run's log, after the job (its watchdog is gone)."""
+        if self.note(text) or self._spec is None:
+            return
+        with open(self._spec.log_path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(text.rstrip("\n") + "\n")
 
     def watched_dirs(self) -> dict[str, Path]:
         if self._workdir is None:
