@@ -100,6 +100,7 @@ def submit_script(
     definition = rc.to_dict()
     definition["sourceDirectory"] = str(source)
     definition["submittedBy"] = submitter()
+    definition.update(data_bindings(ws, config.arguments, rc, run_id))
     check_job(ws, compute.type, rc.target, run_id, experiment.name, definition, parent_run_id)
     properties: dict[str, str] = {}
     snapshot: dict[str, Any] | None = None
@@ -125,6 +126,20 @@ def submit_script(
     ws.store.create_run(record)
     _launch(ws, run_id)
     return Run(experiment, run_id)
+
+
+def data_bindings(ws: Any, arguments: list[Any], rc: Any, run_id: str) -> dict[str, Any]:
+    """The run's datasets as definition entries (``data``, ``outputData``): the versions it
+    reads, fixed now (an unregistered dataset is saved as it is at submit), and the folders it
+    writes. Empty when the run uses no dataset, which then costs no import."""
+    holders = [getattr(rc, "data", None), getattr(rc, "output_data", None)]
+    values = [*arguments, *(v for h in holders if isinstance(h, dict) for v in h.values())]
+    if not any(type(v).__module__.startswith("ferry.data.") for v in values):
+        return {}
+    from ferry.data.bindings import bind
+
+    inputs, outputs = bind(ws, arguments, rc, run_id)
+    return {"data": inputs, "outputData": outputs}
 
 
 def check_job(

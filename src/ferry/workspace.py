@@ -384,6 +384,40 @@ class Workspace:
 
         return Environment.list(self)
 
+    @property
+    def datastores(self) -> dict[str, Any]:
+        """Every datastore by name: ``workspaceblobstore`` (a folder in the workspace) and the
+        registered ones."""
+        from ferry.data.datastore import Datastore
+
+        return Datastore.list(self)
+
+    def get_default_datastore(self) -> Any:
+        """The default datastore: ``workspaceblobstore`` unless another was made the default."""
+        from ferry.data.datastore import Datastore
+
+        return Datastore.get_default(self)
+
+    def set_default_datastore(self, name: str) -> None:
+        """Make the datastore ``name`` the default (DatastoreNotFound if there is none)."""
+        from ferry.data.catalog import assets, datastore_spec
+
+        assets(self).set_default_datastore(datastore_spec(self, name).name)
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """The latest version of every registered dataset, by name."""
+        from ferry.data.dataset import Dataset
+
+        return Dataset.get_all(self)
+
+    @property
+    def models(self) -> dict[str, Any]:
+        """The latest version of every registered model, by name."""
+        from ferry.model import Model
+
+        return {model.name: model for model in Model.list(self, latest=True)}
+
     # the reference's descriptive attributes -----------------------------------------------
     @property
     def _workspace_id(self) -> str:
