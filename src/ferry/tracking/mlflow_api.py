@@ -549,5 +549,7 @@ ENDPOINTS: dict[str, tuple[str, Handler]] = {
     "runs/delete-tag": ("POST", delete_tag),
     "runs/log-inputs": ("POST", ignored),
     "runs/outputs": ("POST", ignored),
+    # MLflow 3 asks for logged models when listing artifacts: ferry's models are its own
+    "logged-models/search": ("POST", ignored),
     "metrics/get-history": ("GET", metric_history),
 }

@@ -35,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 from mlflow.store.tracking.rest_store import RestStore
 from mlflow.utils.proto_json_utils import parse_dict
+from mlflow.utils.rest_utils import MlflowHostCreds
 
 from ferry.errors import ConfigError, FerryError
 from ferry.status import RunStatus
@@ -61,8 +62,10 @@ class FerryTrackingStore(RestStore):
     """MLflow's tracking store over a ferry run store, in this process."""
 
     def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
-        super().__init__(lambda: None)  # type: ignore[no-untyped-call]
-        self._store, self._artifacts = _backend(store_uri or JOB_URI)
+        uri = store_uri or JOB_URI
+        # MLflow reads a REST store's host (to print a run's link); ours is the ferry URI
+        super().__init__(lambda: MlflowHostCreds(uri))  # type: ignore[no-untyped-call]
+        self._store, self._artifacts = _backend(uri)
 
     def _call_endpoint(  # MLflow's one seam: every API call passes here
         self,
@@ -89,7 +92,8 @@ class FerryTrackingStore(RestStore):
         except FerryError as exc:
             error = mlflow_api.mlflow_error(exc)
             raise MlflowException(
-                str(exc), error_code=getattr(databricks_pb2, error.code, databricks_pb2.INTERNAL_ERROR)
+                str(exc),
+                error_code=getattr(databricks_pb2, error.code, databricks_pb2.INTERNAL_ERROR),
             ) from exc
         self._local_artifacts(answer)
         response = response_proto or api.Response()
@@ -117,7 +121,7 @@ def _backend(uri: str) -> tuple[RunStore, Any]:
     parsed = urlparse(uri)
     if parsed.scheme != "ferry":
         raise MlflowException(f"{uri!r} is not a ferry tracking URI (ferry:///<workspace>)")
-    if uri.rstrip("/") == JOB_URI or parsed.path in ("job", "/job") and not parsed.netloc:
+    if uri.rstrip("/") == JOB_URI or (parsed.path in ("job", "/job") and not parsed.netloc):
         store = JobSpoolStore.from_environment()
         outputs = os.environ.get("FERRY_OUTPUT_DIR") or os.path.abspath("outputs")
         return store, lambda _run_id: Path(outputs).as_uri()
@@ -191,8 +195,16 @@ class JobSpoolStore(RunStore):
                 steps = op.steps or [None] * len(op.values)
                 for value, step, at in zip(op.values, steps, op.ts, strict=False):
                     self.writer.write(
-                        {"k": "metric", "run": op.run_id, "ts": at or now, "name": op.name,
-                         "type": "scalar", "value": value, "step": step, "desc": ""}
+                        {
+                            "k": "metric",
+                            "run": op.run_id,
+                            "ts": at or now,
+                            "name": op.name,
+                            "type": "scalar",
+                            "value": value,
+                            "step": step,
+                            "desc": "",
+                        }
                     )
             elif isinstance(op, SetTags):
                 self.writer.write({"k": "tags", "run": op.run_id, "ts": now, "set": dict(op.tags)})
@@ -201,7 +213,9 @@ class JobSpoolStore(RunStore):
                     {"k": "props", "run": op.run_id, "ts": now, "set": dict(op.properties)}
                 )
             elif isinstance(op, RemoveTags):
-                self.writer.write({"k": "untag", "run": op.run_id, "ts": now, "keys": list(op.keys)})
+                self.writer.write(
+                    {"k": "untag", "run": op.run_id, "ts": now, "keys": list(op.keys)}
+                )
             else:
                 raise self._refuse(type(op).__name__)
         return []
