@@ -9,7 +9,18 @@ import sys
 
 import click
 
-from ferry.cli import environments, login, runs, server, snapshots, submit, sweep, targets
+from ferry.cli import (
+    data,
+    environments,
+    login,
+    models,
+    runs,
+    server,
+    snapshots,
+    submit,
+    sweep,
+    targets,
+)
 from ferry.cli.app import cli
 from ferry.errors import FerryError
 
@@ -19,6 +30,8 @@ cli.add_command(targets.target)
 cli.add_command(snapshots.snapshot)
 cli.add_command(environments.env)
 cli.add_command(sweep.sweep)
+cli.add_command(data.data)
+cli.add_command(models.models)
 cli.add_command(server.server)
 cli.add_command(login.login)
 

@@ -107,9 +107,14 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
     if run.record.run_type == "hyperdrive":
         _show_sweep(ctx, run_id, as_json)
         return
+    from ferry.cli.data import run_lineage
+
     details = run.get_details()
     details["metrics"] = run.get_metrics()
     details["files"] = run.get_file_names()
+    details.pop("inputDatasets", None)  # Dataset objects: shown as plain data below
+    details.pop("outputDatasets", None)
+    details["datasets"] = lineage = run_lineage(run)
     if as_json:
         emit_json(details)
         return
@@ -136,6 +141,17 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
         table.add_row(f"metric {render.text(key, 200)}", render.text(value, 100))
     for name in details["files"]:
         table.add_row("file", name)
+    for d in lineage["inputs"]:
+        version = f"{d['dataset']}:{d['version']}" if d["dataset"] else d["id"]
+        shown = f"{d['name']} ← {version} ({d['mechanism']}, {d['files']} files)"
+        table.add_row("input dataset", render.text(shown))
+    for d in lineage["outputs"]:
+        version = f"{d['dataset']}:{d['version']}" if d["dataset"] else d["id"]
+        table.add_row(
+            "output dataset", render.text(f"{d['name']} → {version} ({d['files']} files)")
+        )
+    for m in lineage["models"]:
+        table.add_row("model", render.text(m["model"]))
     if details.get("error"):
         table.add_row("error", str(details["error"].get("error", {}).get("message")))
     render.show(table)
