@@ -77,7 +77,10 @@ class LiveServer:
         return self.tokens[user]
 
     def get(self, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token or self.user_token}"}
+        headers = {
+            "Authorization": f"Bearer {token or self.user_token}",
+            **kwargs.pop("headers", {}),
+        }
         return httpx.get(self.url + path, headers=headers, timeout=30, **kwargs)
 
     def post(

@@ -158,10 +158,40 @@ class Guard:
             )
             return
         path: str = scope.get("path", "")
-        limit = self.max_blob if "/blobs/" in path or "/artifacts" in path else self.max_body
+        limit = (
+            self.max_blob
+            if "/blobs/" in path or "/artifacts" in path or "/files/" in path
+            else self.max_body
+        )
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _send(send, 413, _too_large(limit))
+            return
+        streamed = "/blobs/" in path or "/artifacts" in path or "/files/" in path
+        if length is None and not streamed:
+            # a chunked JSON body: read it whole here (a parser downstream would turn the
+            # overflow into a 400), then hand it on
+            body = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = bool(message.get("more_body"))
+                if len(body) > limit:
+                    await _send(send, 413, _too_large(limit))
+                    return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
             return
         seen = 0
 
