@@ -192,11 +192,13 @@ class StoreFS:
                     )
                 return
             self.fs.invalidate_cache()
-            if not self.fs.exists(self.root):
+            try:
+                self.fs.ls(self.root, detail=False)  # exists() would hide a refusal
+            except FileNotFoundError:
                 raise DataPathNotFound(
                     f"datastore {self.name!r}: {self.describe()} does not exist; create it, or "
                     "register the datastore with create_if_not_exists=True"
-                )
+                ) from None
 
     def create_root(self) -> None:
         with self.errors("creating its bucket or container"):
