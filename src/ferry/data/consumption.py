@@ -184,8 +184,5 @@ def _destination(destination: Any) -> tuple[str, str]:
         name = store.name if isinstance(store, Datastore) else store
         if not isinstance(name, str) or not name:
             raise ConfigError("destination must be (datastore, 'path on the datastore')")
-        template = str(path or "").replace("{run-id}", "\0r").replace("{output-name}", "\0o")
-        cleaned = clean_rel(template, "destination path")
-        cleaned = cleaned.replace("\0r", "{run-id}").replace("\0o", "{output-name}")
-        return name.lower(), cleaned or "{output-name}"
+        return name.lower(), clean_rel(str(path or ""), "destination path") or "{output-name}"
     raise ConfigError("destination must be (datastore, 'path on the datastore')")
