@@ -32,7 +32,7 @@ import time
 from typing import Any, BinaryIO
 
 from . import container, hostenv, jobs, logcap
-from .store import Store, check_name, check_path
+from .store import Store, check_name, check_path, make_empty, place_dataset
 
 VERSION = 2
 SCAN_SECONDS = 0.05
@@ -313,6 +313,17 @@ class Agent:
                 result.update(self.store.materialize(manifest, wd))
         return result
 
+    def op_dataset(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A run's input dataset here (:func:`.store.place_dataset`)."""
+        return place_dataset(
+            self.store, str(req["manifest"]), str(req.get("mechanism")), req.get("dest")
+        )
+
+    def op_mkdirs(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Empty folders for a run's outputs (a folder left by an earlier run is refused)."""
+        make_empty(req["paths"])
+        return {}
+
     def op_unpack(self, req: dict[str, Any]) -> dict[str, Any]:
         bad = []
         for name in req["packs"]:
@@ -395,6 +406,12 @@ class Agent:
             jobs.stop_and_wait(run_dir, 5.0)
         if not req.get("keep"):
             shutil.rmtree(run_dir, ignore_errors=True)
+            for path in req.get("remove") or []:  # dataset folders given outside the run's
+                path = str(path)
+                if os.path.islink(path):
+                    os.unlink(path)
+                elif os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
         return {"removed": not req.get("keep")}
 
     def collect_garbage(self) -> None:
@@ -413,7 +430,7 @@ def prepare_root(work_dir: str) -> str:
     """The absolute work folder (``~`` expanded), with its sub-folders."""
     root = os.path.abspath(os.path.expanduser(work_dir))
     os.makedirs(root, mode=0o700, exist_ok=True)  # a new work folder is the user's alone
-    for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp"):
+    for sub in ("bin", "blobs", "runs", "envs", "runtime", "tmp", "data"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
     return root
 

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Dict, Optional
 
 from .files import write_all
 
@@ -210,6 +210,35 @@ class Store:
             shutil.rmtree(dest, ignore_errors=True)
         return {"missing": bad, "files": len(jobs), "warnings": warnings}
 
+    def dataset(self, manifest: Dict[str, Any], manifest_id: str) -> Dict[str, Any]:
+        """A read-only copy of a dataset version shared by every run here,
+        ``<root>/data/<manifest id>`` (made once, published by rename)."""
+        final = os.path.join(self.root, "data", check_digest(manifest_id))
+        if os.path.isdir(final):
+            return {"path": final, "missing": [], "warnings": [], "files": None}
+        tmp = os.path.join(self.root, "tmp", "data-%s.%d" % (manifest_id, os.getpid()))
+        result = self.materialize(manifest, tmp)
+        if result["missing"]:
+            return result
+        folders = []
+        for folder, _dirs, files in os.walk(tmp):
+            folders.append(folder)
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o444)
+        for folder in reversed(folders):  # nothing can be added to a shared copy either
+            os.chmod(folder, 0o555)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not os.path.isdir(final):
+                raise
+            remove_tree(tmp)  # another run published it first
+        result["path"] = final
+        return result
+
     @staticmethod
     def _parent(root: str, path: str, made: set[str]) -> str:
         parent = path.rpartition("/")[0]
@@ -271,3 +300,69 @@ class Store:
         except OSError:
             pass
         return digest
+
+
+def remove_tree(path: str) -> None:
+    """Remove a folder, read-only ones (a shared dataset copy) included."""
+    for folder, dirs, _ in os.walk(path):
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(folder, name), 0o700)
+            except OSError:
+                pass
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def free_path(path: str) -> None:
+    """Make way for a run's dataset folder: a link or an empty folder goes; anything else is
+    someone's data and is refused."""
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        if os.listdir(path):
+            raise RuntimeError(
+                "%s exists and is not empty; give the dataset a path_on_compute that is free" % path
+            )
+        os.rmdir(path)
+    elif os.path.exists(path):
+        raise RuntimeError("%s exists and is not a folder; choose another path_on_compute" % path)
+
+
+def make_empty(paths: Iterable[str]) -> None:
+    """Empty folders for a run's outputs (one left by an earlier run is refused)."""
+    for path in paths:
+        free_path(str(path))
+        os.makedirs(str(path))
+
+
+def place_dataset(
+    store: Store, manifest_id: str, mechanism: str, dest: Optional[str]
+) -> Dict[str, Any]:
+    """A run's input dataset on this machine: the blobs still missing, else where it is — the
+    shared read-only copy (``mount``/``direct``, linked from ``dest`` when given) or a
+    writable copy at ``dest`` (``download``)."""
+    manifest = store.manifest(manifest_id)
+    if manifest is None:
+        return {"missing": store.missing([manifest_id])}
+    entries = manifest["entries"].values()
+    missing = store.missing(e["digest"] for e in entries if "digest" in e)
+    if missing:
+        return {"missing": missing}
+    if mechanism == "download":
+        target = str(dest)
+        free_path(target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        result = store.materialize(manifest, target)
+        result["path"] = target
+        return result
+    result = store.dataset(manifest, manifest_id)
+    if dest and not result["missing"]:
+        free_path(str(dest))
+        os.makedirs(os.path.dirname(str(dest)), exist_ok=True)
+        os.symlink(result["path"], str(dest))
+        result["path"] = str(dest)
+    return result

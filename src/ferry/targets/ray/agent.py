@@ -40,7 +40,7 @@ from typing import Any
 
 from ferry.agent import bundle, files, hostenv
 from ferry.agent.environ import apply_request
-from ferry.agent.store import Store, check_path
+from ferry.agent.store import Store, check_path, make_empty, place_dataset
 from ferry.targets.ray import nodefiles
 
 
@@ -177,6 +177,22 @@ class NodeAgent:
         for folder in ["outputs", *watched]:
             os.makedirs(os.path.join(self.wd, check_path(folder)), exist_ok=True)
         return result
+
+    @_touch
+    def dataset(self, manifest_id: str, mechanism: str, dest: str | None) -> dict[str, Any]:
+        """An input dataset of the run on this node (only missing blobs were sent): the node's
+        shared read-only copy, or a copy at ``dest`` (``download``)."""
+        return place_dataset(self.store, manifest_id, mechanism, dest)
+
+    @_touch
+    def mkdirs(self, paths: list[str]) -> None:
+        """Empty folders for the run's outputs."""
+        make_empty(paths)
+
+    @_touch
+    def folder(self, path: str, cursor: list[int]) -> tuple[list[dict[str, Any]], list[int] | None]:
+        """A batch of a folder of the run (an output dataset's), from ``cursor`` on."""
+        return nodefiles.outputs_batch(path, cursor)
 
     # the environment -------------------------------------------------------------------------
     @_touch
@@ -326,8 +342,9 @@ class NodeAgent:
         return nodefiles.outputs_batch(os.path.join(self.wd, "outputs"), cursor)
 
     @_touch
-    def cleanup(self, keep: bool) -> None:
-        """Stop what is still running (the watchdog stops all of it), remove the run's folder."""
+    def cleanup(self, keep: bool, remove: list[str] | None = None) -> None:
+        """Stop what is still running (the watchdog stops all of it), remove the run's folder
+        (and dataset folders given outside it, ``remove``)."""
         if self.watchdog is not None and self.watchdog.poll() is None:
             self.stop(0.0)
             try:
@@ -340,6 +357,11 @@ class NodeAgent:
             self.control = -1
         if not keep and self.root:
             shutil.rmtree(self.run_root, ignore_errors=True)
+            for path in remove or []:
+                if os.path.islink(path):
+                    os.unlink(path)
+                elif os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
             try:
                 os.rmdir(os.path.dirname(self.run_root))
             except OSError:

@@ -89,19 +89,27 @@ class StreamWriter:
             self._logs.clear()
 
 
-def receive_outputs(agents: list[Any], dest: Path, timeout: float) -> None:
-    """Copy every node's ./outputs into ``dest`` in batches (node 0 first: its files win when
-    two nodes wrote the same name); links are made as links, never followed."""
+def receive_outputs(
+    agents: list[Any], dest: Path, timeout: float, folders: list[str] | None = None
+) -> None:
+    """Copy every node's ./outputs (or each node's folder in ``folders``) into ``dest`` in
+    batches (node 0 first: its files win when two nodes wrote the same name); links are made as
+    links, never followed."""
     import ray
 
     written: set[str] = set()
     root = os.path.realpath(dest)
-    for agent in agents:
+    for index, agent in enumerate(agents):
         mine: set[str] = set()
         cursor: list[int] | None = [0, 0]
         while cursor is not None:
+            call = (
+                agent.outputs.remote(cursor)
+                if folders is None
+                else agent.folder.remote(folders[index], cursor)
+            )
             try:
-                items, cursor = ray.get(agent.outputs.remote(cursor), timeout=timeout)
+                items, cursor = ray.get(call, timeout=timeout)
             except (ray.exceptions.RayError, TimeoutError):
                 break
             for item in items:

@@ -41,7 +41,7 @@ from ferry.errors import (
     TargetUnavailable,
 )
 from ferry.spec import DistributedPlan, JobSpec, PrepareContext, RankSlot, WorkspaceServices
-from ferry.targets import distributed
+from ferry.targets import datasets, distributed
 from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.jobenv import job_request
 from ferry.targets.ray.agent import NodeAgent
@@ -84,6 +84,9 @@ class RayTarget(Target):
         self._stepped = False
         self._writer: StreamWriter | None = None
         self._follower: NodesFollower | None = None
+        self._data_inputs: list[dict[str, str]] = []  # per node: input name → the job's path
+        self._data_outputs: list[dict[str, str]] = []  # per node: output name → its folder
+        self._data_paths: list[list[str]] = []  # per node: dataset folders outside the run's
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,6 +152,7 @@ class RayTarget(Target):
         self._wait_for_placement(placement, ctx)
         self._start_agents(placement, job)
         self._ship(manifest, snapshot_id, job, ctx)
+        self._ship_datasets(job, ctx)
         return self._resolve_environments(job, ctx)
 
     def _manifest(self, job: JobSpec, ctx: PrepareContext) -> tuple[Any, str]:
@@ -274,6 +278,59 @@ class RayTarget(Target):
             for warning in result.get("warnings") or []:
                 ctx.log(f"ferry: {warning}")
 
+    def _ship_datasets(self, job: JobSpec, ctx: PrepareContext) -> None:
+        """The job's input datasets on every node — only the blobs a node's cache lacks are
+        sent, and each node keeps one read-only copy per version — and its output folders."""
+        count = len(self._agents)
+        self._data_inputs = [{} for _ in range(count)]
+        self._data_outputs = [{} for _ in range(count)]
+        self._data_paths = [[] for _ in range(count)]
+        if not job.inputs and not job.outputs:
+            return
+        blobs = self.workspace.blobs
+        manifests = datasets.local_manifests(self.workspace, job, ctx.log)
+        sizes: dict[str, int] = {}
+        for spec in job.inputs:
+            sizes.update({e.digest: e.size for _, e in manifests[spec.name].files()})
+            sizes[spec.manifest_id] = blobs.path(spec.manifest_id).stat().st_size
+        shared: dict[str, Any] = {}
+        for agent, hello in zip(self._agents, self._hellos, strict=True):
+            shared.setdefault(str(hello["cache_key"]), agent)
+        sent = sum(send_blobs(a, sizes, blobs, blobs.algo, self._tick) for a in shared.values())
+        first: dict[str, str] = {}
+        for index, (agent, hello) in enumerate(zip(self._agents, self._hellos, strict=True)):
+            run_root = str(hello["run_root"])
+            where = {"run_dir": run_root, "workdir": f"{run_root}/wd"}
+            places = datasets.input_places(job, **where)
+            first = first or places
+            for spec in job.inputs:
+                own = spec.mechanism == "download" or spec.path_on_compute is not None
+                dest = places[spec.name] if own else None
+                result = self._call(agent.dataset.remote(spec.manifest_id, spec.mechanism, dest))
+                if result.get("missing"):  # corrupt on the node: send those again, once
+                    again = {d: sizes[d] for d in result["missing"] if d in sizes}
+                    send_blobs(agent, again, blobs, blobs.algo, self._tick)
+                    result = self._call(
+                        agent.dataset.remote(spec.manifest_id, spec.mechanism, dest)
+                    )
+                    if result.get("missing"):
+                        raise self._error(
+                            TargetRefused, f"dataset {spec.label} could not be copied to a node"
+                        )
+                self._data_inputs[index][spec.name] = datasets.job_path(spec, str(result["path"]))
+                if spec.path_on_compute is not None:
+                    self._data_paths[index].append(places[spec.name])
+            outputs = datasets.output_places(job, **where)
+            self._call(agent.mkdirs.remote(list(outputs.values())))
+            self._data_outputs[index] = outputs
+            self._data_paths[index] += [p for p in outputs.values() if not p.startswith(run_root)]
+        ctx.log(
+            f"ferry: {len(job.inputs)} input dataset(s) on {count} node(s); sent "
+            f"{sent / 2**20:.1f} MiB of them to the cluster"
+        )
+        if job.inputs:
+            datasets.record_inputs(self.workspace, job, first)
+
     def _resolve_environments(self, job: JobSpec, ctx: PrepareContext) -> Prepared:
         """Every node resolves (or builds) the environment at once; build lines are logged."""
         env, notes = effective_environment(job.environment)
@@ -336,6 +393,9 @@ class RayTarget(Target):
             )
             if env.get("folder"):
                 request["prepend"] = {**request["prepend"], "PATH": f"{env['folder']}/bin"}
+            inputs, outputs = self._data_inputs[index], self._data_outputs[index]
+            request["set"].update(datasets.variables(job, inputs, outputs))
+            argv = datasets.substitute(job.command.argv(str(env["python"])), job, inputs, outputs)
             launches = [
                 {
                     **request,
@@ -344,7 +404,7 @@ class RayTarget(Target):
                         **(distributed.rank_environment(plan, slot, master, port) if plan else {}),
                     },
                     "rank": slot.rank,
-                    "argv": job.command.argv(str(env["python"])),
+                    "argv": argv,
                     "log": distributed.rank_log_name(slot.rank),
                 }
                 for slot in slots
@@ -401,8 +461,26 @@ class RayTarget(Target):
         from ferry.targets.local import keep_rank_logs
 
         assert self._job is not None
-        keep_rank_logs(self.workspace, self._job.run_id, self._job.run_dir)
+        job = self._job
+        keep_rank_logs(self.workspace, job.run_id, job.run_dir)
         receive_outputs(self._agents, dest, CALL_TIMEOUT)
+        succeeded = self._follower is not None and self._follower.code == 0
+        staged = {}
+        if succeeded:
+            for spec in job.outputs:
+                local = job.run_dir / "data_outputs" / spec.name
+                folders = [outs[spec.name] for outs in self._data_outputs]
+                receive_outputs(self._agents, local, CALL_TIMEOUT, folders)
+                staged[spec.name] = local
+        datasets.finish(
+            self.workspace, job, outputs_dir=dest, staged=staged, succeeded=succeeded,
+            log=self._log_line,
+        )  # fmt: skip
+
+    def _log_line(self, text: str) -> None:
+        if not self.note(text) and self._job is not None:
+            with open(self._job.log_path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+                fh.write(text.rstrip("\n") + "\n")
 
     def watched_dirs(self) -> dict[str, Path]:
         if self._writer is None or self._job is None:
@@ -411,7 +489,10 @@ class RayTarget(Target):
 
     def close(self) -> None:
         keep = bool(os.environ.get("FERRY_KEEP_WORKDIR"))
-        refs = [a.cleanup.remote(keep) for a in self._agents]
+        refs = [
+            a.cleanup.remote(keep, self._data_paths[i] if i < len(self._data_paths) else [])
+            for i, a in enumerate(self._agents)
+        ]
         for ref in refs:
             try:
                 ray.get(ref, timeout=15)

@@ -85,6 +85,17 @@ class RemoteDocker:
                 pass
         return Prepared(env_hash=self.image.spec_hash, env_lock=self.image.lock)
 
+    def _data_mounts(self) -> list[tuple[str, bool]]:
+        """The host's shared dataset copies (read-only) and dataset folders given outside the
+        run's folder, for a job with datasets."""
+        run = self.run
+        if not run.job.inputs and not run.job.outputs:
+            return []
+        assert run.session is not None
+        mounts = [(f"{run.session.work_dir}/data", True)]
+        mounts += [(path, False) for path in run.data_paths]
+        return mounts
+
     def launch_request(self, runtime_dir: str, port: int | None) -> dict[str, Any]:
         """The agent's ``launch`` request: every rank's client command line and container."""
         run = self.run
@@ -92,7 +103,7 @@ class RemoteDocker:
         hello, job = run.session.hello, run.job
         workdir = f"{run.run_dir}/wd"
         request = job_request(job, run_dir=run.run_dir, workdir=workdir, runtime_path=runtime_dir)
-        variables = {**request["set"], "PYTHONPATH": runtime_dir}
+        variables = {**request["set"], **run.data_variables(), "PYTHONPATH": runtime_dir}
         gpus = container.wants_gpus(job) and bool(hello.get("gpus"))
         plan = job.distributed
         slots: list[tuple[int, dict[str, str]]] = [(0, {})]
@@ -109,9 +120,9 @@ class RemoteDocker:
                 image=self.image.tag,
                 engine=self.engine,
                 rank=rank,
-                command=job.command.argv(self.image.python),
+                command=run.data_argv(job.command.argv(self.image.python)),
                 variables={**variables, **extra},
-                mounts=[(run.run_dir, False), (runtime_dir, True)],
+                mounts=[(run.run_dir, False), (runtime_dir, True), *self._data_mounts()],
                 workdir=workdir,
                 user=f"{hello.get('uid', os.getuid())}:{hello.get('gid', os.getgid())}",
                 gpus=gpus,

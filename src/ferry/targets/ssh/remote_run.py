@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +33,9 @@ import asyncssh
 from ferry.agent import logcap
 from ferry.envbuild import effective_environment
 from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefused
+from ferry.snapshot import Manifest
 from ferry.spec import EnvironmentSpec, JobSpec, PrepareContext, WorkspaceServices
-from ferry.targets import distributed
+from ferry.targets import datasets, distributed
 from ferry.targets.base import Prepared, Started
 from ferry.targets.container import HABIT_WITHOUT_ENGINE, without_docker
 from ferry.targets.jobenv import job_request
@@ -77,6 +80,9 @@ class RemoteRun:
         self._closing = False
         self._cancel_grace: float | None = None
         self._docker: RemoteDocker | None = None
+        self.data_inputs: dict[str, str] = {}  # input name → what the job gets on the host
+        self.data_outputs: dict[str, str] = {}  # output name → the folder it writes there
+        self.data_paths: list[str] = []  # dataset folders outside the run folder, removed after
 
     # connection ------------------------------------------------------------------------------
     async def connect(self) -> AgentSession:
@@ -159,9 +165,14 @@ class RemoteRun:
 
     # the life of the run -----------------------------------------------------------------------
     async def prepare(
-        self, ctx: PrepareContext, snapshot_id: str, files: int, runtime: Path
+        self,
+        ctx: PrepareContext,
+        snapshot_id: str,
+        files: int,
+        runtime: Path,
+        manifests: Mapping[str, Manifest] | None = None,
     ) -> Prepared:
-        """Bring the snapshot, the runtime and the environment to the host."""
+        """Bring the snapshot, the datasets, the runtime and the environment to the host."""
         self._ctx = ctx
         env, notes = effective_environment(self.job.environment)
         for note in notes:
@@ -203,6 +214,7 @@ class RemoteRun:
         )
         for warning in reply.get("warnings") or []:
             ctx.log(f"ferry: {warning}")
+        await self._datasets(ctx, manifests or {})
         if runtime_dir is None:
             runtime_dir = f"{session.work_dir}/runtime/{runtime.name}"
             await asyncio.wait_for(
@@ -237,6 +249,69 @@ class RemoteRun:
         self._ctx = None
         return Prepared(env_hash=plan.spec_hash, env_lock=(env_facts or {}).get("lock"))
 
+    async def _datasets(self, ctx: PrepareContext, manifests: Mapping[str, Manifest]) -> None:
+        """The job's input datasets in the host's cache (only the blobs it lacks are sent): a
+        shared read-only copy per version, or a copy for ``as_download``; its output folders."""
+        job = self.job
+        where = {"run_dir": self.run_dir, "workdir": f"{self.run_dir}/wd"}
+        places = datasets.input_places(job, **where)
+        for spec in job.inputs:
+            shared = spec.mechanism != "download" and spec.path_on_compute is None
+            ask = {
+                "manifest": spec.manifest_id,
+                "mechanism": spec.mechanism,
+                "dest": None if shared else places[spec.name],
+            }
+            if spec.path_on_compute is not None:
+                self.data_paths.append(places[spec.name])
+            timeout = self.settings.command_timeout + len(manifests[spec.name]) / 200
+            before = self.sent.bytes
+            reply = await self.call("dataset", timeout, **ask)
+            for _ in range(4):
+                if not reply["missing"]:
+                    break
+                await self._upload(reply["missing"])
+                reply = await self.call("dataset", timeout, **ask)
+            else:
+                raise TargetRefused(
+                    f"the blobs of dataset {spec.label} keep arriving corrupt on "
+                    f"{self.settings.where}",
+                    run_id=job.run_id,
+                    target=self.name,
+                )
+            self.data_inputs[spec.name] = datasets.job_path(spec, str(reply["path"]))
+            ctx.log(
+                f"ferry: {self.settings.where}: dataset {spec.label} as input {spec.name!r} at "
+                f"{reply['path']} ({spec.mechanism}); sent {self.sent.bytes - before} bytes"
+            )
+        self.data_outputs = datasets.output_places(job, **where)
+        if self.data_outputs:
+            await self.call("mkdirs", paths=list(self.data_outputs.values()))
+            self.data_paths += [
+                p for p in self.data_outputs.values() if not p.startswith(self.run_dir)
+            ]
+        if job.inputs:
+            datasets.record_inputs(self.workspace, job, places)
+
+    def data_variables(self) -> dict[str, str]:
+        return datasets.variables(self.job, self.data_inputs, self.data_outputs)
+
+    def data_argv(self, argv: list[str]) -> list[str]:
+        return datasets.substitute(argv, self.job, self.data_inputs, self.data_outputs)
+
+    async def collect_data_outputs(self, staging: Path) -> dict[str, Path]:
+        """Bring the job's output folders back (``staging/<name>``) to be saved."""
+        staged = {}
+        for name, remote in self.data_outputs.items():
+            local = staging / name
+            if local.exists():
+                shutil.rmtree(local)
+            await asyncio.wait_for(
+                download_folder(await self.sftp(), remote, local), self.settings.build_timeout
+            )
+            staged[name] = local
+        return staged
+
     async def _upload(self, digests: list[str]) -> None:
         assert self.session is not None
         blobs = self.workspace.blobs
@@ -263,9 +338,10 @@ class RemoteRun:
             environment=self._environment,
         )
         request["prepend"] = {**request["prepend"], **self._prepend}
+        request["set"].update(self.data_variables())
         plan = job.distributed
         ranks: list[dict[str, Any]] = [{"rank": 0}]
-        argv = job.command.argv(self._python)
+        argv = self.data_argv(job.command.argv(self._python))
         port = int((await self.call("free_port"))["port"]) if plan is not None else None
         if self._docker is not None:
             request = self._docker.launch_request(self._prepend["PYTHONPATH"], port)
@@ -377,7 +453,9 @@ class RemoteRun:
             task.cancel()
         if self.session is not None and not self.session.closed.is_set():
             try:
-                await self.call("cleanup", run=self.job.run_id, keep=keep)
+                await self.call(
+                    "cleanup", run=self.job.run_id, keep=keep, remove=list(self.data_paths)
+                )
             except FerryError:
                 pass
         conn = self.conn

@@ -38,7 +38,7 @@ from ferry.errors import (
     TargetUnavailable,
 )
 from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
-from ferry.targets import distributed
+from ferry.targets import datasets, distributed
 from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
@@ -170,11 +170,13 @@ class SshTarget(Target):
         self._job = job
         self.check_job(self.name, job)
         snapshot_id, files = self._snapshot(job, ctx)
+        manifests = datasets.local_manifests(self.workspace, job, ctx.log) if job.inputs else {}
         runtime = build_runtime_path(self.workspace.path / "runtime")
         self._loop = LoopThread(self.settings.where)
         self._run = RemoteRun(self.name, self.settings, self.workspace, job)
         return self._call(
-            lambda run: run.prepare(ctx, snapshot_id, files, runtime), cancelled=ctx.cancelled
+            lambda run: run.prepare(ctx, snapshot_id, files, runtime, manifests),
+            cancelled=ctx.cancelled,
         )
 
     def _snapshot(self, job: JobSpec, ctx: PrepareContext) -> tuple[str, int]:
@@ -251,6 +253,24 @@ class SshTarget(Target):
         if self._job is not None:
             keep_rank_logs(self.workspace, self._job.run_id, self._job.run_dir)
         self._call(lambda run: run.collect_outputs(dest))
+        if self._job is None or self._run is None:
+            return
+        job, run = self._job, self._run
+        succeeded = (run.exit or {}).get("code") == 0
+        staged = (
+            self._call(lambda r: r.collect_data_outputs(job.run_dir / "data_outputs"))
+            if succeeded and job.outputs
+            else {}
+        )
+        datasets.finish(
+            self.workspace, job, outputs_dir=dest, staged=staged, succeeded=succeeded,
+            log=self._log_line,
+        )  # fmt: skip
+
+    def _log_line(self, text: str) -> None:
+        if not self.note(text) and self._job is not None:
+            with open(self._job.log_path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+                fh.write(text.rstrip("\n") + "\n")
 
     def watched_dirs(self) -> dict[str, Path]:
         if self._run is None or self._job is None:
