@@ -70,12 +70,22 @@ def create_app(services: ServerServices, *, supervise: bool = True) -> FastAPI:
 
     @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
     def openapi(_: Any = _Principal) -> dict[str, Any]:
-        return app.openapi()
+        return api_document()
 
     app.add_middleware(
         boundary.Guard, max_body=services.config.max_body, max_blob=services.config.max_blob
     )
     return app
+
+
+def api_document() -> dict[str, Any]:
+    """The OpenAPI document of the server's API (no server needed: for clients and fuzzers)."""
+    app = FastAPI(title="ferry server", version=str(API_VERSION), description=DESCRIPTION)
+    app.include_router(routes_store.router, prefix=API_PREFIX)
+    app.include_router(routes_files.router, prefix=API_PREFIX)
+    app.include_router(routes_mlflow.router)
+    document: dict[str, Any] = app.openapi()
+    return document
 
 
 def app_from_env() -> FastAPI:

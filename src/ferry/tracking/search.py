@@ -143,23 +143,42 @@ def check(search: RunSearch) -> RunSearch:
             raise ConfigError(
                 f"runs have no attribute {clause.key!r}; one of {', '.join(ATTRIBUTES)}"
             )
-        if clause.op in ("IN", "NOT IN") and not isinstance(clause.value, tuple | list):
-            raise ConfigError(f"{clause.op} needs a list of values, got {clause.value!r}")
-        numeric = not isinstance(clause.value, bool) and isinstance(clause.value, int | float)
-        if (
-            clause.kind == "metric"
-            and clause.op in ("=", "!=", ">", ">=", "<", "<=")
-            and not numeric
-        ):
-            raise ConfigError(
-                f"metric {clause.key!r} is compared with a number, got {clause.value!r}"
-            )
+        _check_value(clause)
     for order in search.order_by:
         if order.kind not in KINDS:
             raise ConfigError(f"cannot sort on {order.kind!r}; one of {', '.join(KINDS)}")
         if order.kind == "attribute" and order.key not in ATTRIBUTES:
             raise ConfigError(f"runs have no attribute {order.key!r} to sort on")
     return search
+
+
+_NUMERIC_ATTRIBUTES = ("created_at", "start_time", "end_time")
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _check_value(clause: Clause) -> None:
+    """The clause's value has the type its field holds (numbers for metrics and times, text
+    for the rest); a list for IN and NOT IN; LIKE on text only."""
+    numeric = clause.kind == "metric" or (
+        clause.key in _NUMERIC_ATTRIBUTES and (clause.kind == "attribute")
+    )
+    what = f"{clause.kind} {clause.key!r}"
+    if clause.op in ("IN", "NOT IN"):
+        if not isinstance(clause.value, tuple | list):
+            raise ConfigError(f"{clause.op} needs a list of values, got {clause.value!r}")
+        values = list(clause.value)
+    else:
+        values = [clause.value]
+    if numeric and clause.op in ("LIKE", "ILIKE"):
+        raise ConfigError(f"{what} is a number: compare it with =, !=, <, <=, > or >=")
+    for value in values:
+        if numeric and not _is_number(value):
+            raise ConfigError(f"{what} is compared with a number, got {value!r}")
+        if not numeric and not isinstance(value, str):
+            raise ConfigError(f"{what} is compared with text, got {value!r}")
 
 
 # the same rules in Python (stores without SQL) ------------------------------------------------
