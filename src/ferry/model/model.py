@@ -302,7 +302,10 @@ class Model:
                 import ferry_runtime as runtime  # type: ignore[import-not-found]  # a job's copy
             except ImportError:
                 from ferry import runtime
-            return str(runtime.get_model_path(model_name, version))
+            try:
+                return str(runtime.get_model_path(model_name, version))
+            except runtime.ModelNotFoundException as exc:
+                raise ModelNotFoundException(str(exc)) from None
         model = Model(_workspace, model_name, version=version)
         folder = Path("azureml-models") / model.name / str(model.version)
         return model.download(folder, exist_ok=True)
