@@ -248,9 +248,17 @@ class HttpRunStore(RunStore):
     ``workspace_root`` the folder artifact paths are relative to (its parent by default).
     """
 
+    #: how often a followed run's folder copy is brought up to date
+    FOLLOW_EVERY = 0.05
+    #: a follower stops when nobody has read its run for this long
+    FOLLOW_IDLE = 30.0
+
     def __init__(self, connection: ServerConnection, mirror: Path | None = None) -> None:
         self.connection = connection
         self.mirror = mirror
+        self._folder_locks: dict[str, threading.Lock] = {}
+        self._followed: dict[str, float] = {}
+        self._guard = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HttpRunStore({self.connection.url!r})"
@@ -303,8 +311,9 @@ class HttpRunStore(RunStore):
 
     def get_run(self, run_id: str) -> RunRecord:
         record = wire.run_from_wire(self._call("GET", f"/runs/{_q(run_id)}"))
-        if self.mirror is not None:
-            self.sync_folder(run_id)
+        live = self.mirror is not None and not self.sync_folder(run_id)
+        if live and not record.status.is_terminal():
+            self.follow(run_id)
         return self._local(record)
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
@@ -474,11 +483,51 @@ class HttpRunStore(RunStore):
 
     # the run folders' copies ---------------------------------------------------------------
     def start_run(self, run_id: str) -> bool:
-        """Queue a recorded run for the server's supervisors."""
-        return bool(self._call("POST", f"/runs/{_q(run_id)}/start")["queued"])
+        """Queue a recorded run for the server's supervisors (and follow its folder: the
+        submitter usually waits for it)."""
+        queued = bool(self._call("POST", f"/runs/{_q(run_id)}/start")["queued"])
+        if self.mirror is not None:
+            self.follow(run_id)
+        return queued
 
-    def sync_folder(self, run_id: str) -> None:
-        """Bring this machine's copy of the run's logs and done marker up to date."""
+    def follow(self, run_id: str) -> None:
+        """Keep this machine's copy of a live run's folder fresh (every 50 ms, in a daemon
+        thread) while someone reads the run, so a log line or the run's end shows up here
+        as fast as in a local workspace."""
+        with self._guard:
+            running = run_id in self._followed
+            self._followed[run_id] = time.monotonic()
+        if not running:
+            threading.Thread(
+                target=self._follow, args=(run_id,), name=f"ferry-follow-{run_id}", daemon=True
+            ).start()
+
+    def _follow(self, run_id: str) -> None:
+        try:
+            while True:
+                with self._guard:
+                    idle = time.monotonic() - self._followed.get(run_id, 0.0)
+                if idle > self.FOLLOW_IDLE:
+                    break
+                try:
+                    if self.sync_folder(run_id):
+                        break
+                except (StoreError, ConfigError):
+                    break  # the next read says what is wrong
+                time.sleep(self.FOLLOW_EVERY)
+        finally:
+            with self._guard:
+                self._followed.pop(run_id, None)
+
+    def sync_folder(self, run_id: str) -> bool:
+        """Bring this machine's copy of the run's logs and done marker up to date; True once
+        the run's supervisor has finished."""
+        with self._guard:
+            lock = self._folder_locks.setdefault(run_id, threading.Lock())
+        with lock:
+            return self._sync_folder(run_id)
+
+    def _sync_folder(self, run_id: str) -> bool:
         assert self.mirror is not None
         state = self._call("GET", f"/runs/{_q(run_id)}/folder")
         folder = self.mirror / run_id
@@ -505,6 +554,7 @@ class HttpRunStore(RunStore):
         if state["done"]:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             (folder / "done").touch()
+        return bool(state["done"])
 
     def _root(self) -> Path:
         assert self.mirror is not None
