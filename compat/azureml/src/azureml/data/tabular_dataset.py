@@ -1,0 +1,5 @@
+"""``azureml.data.tabular_dataset``."""
+
+from ferry.data import TabularDataset
+
+__all__ = ["TabularDataset"]
