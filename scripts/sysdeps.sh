@@ -18,6 +18,8 @@ command -v mpicc.openmpi >/dev/null 2>&1 || need+=(libopenmpi-dev)
 # no iptables), and ferry makes its default base image from Debian's packages with mmdebstrap
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+# Node.js and npm for the Azure Storage emulator (Azurite) the data tests start on loopback
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ferry: missing system packages: ${need[*]} (install them with apt-get as root)" >&2
@@ -25,4 +27,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# Azurite (the Azure Storage emulator), once, in a cache outside the repository: the data tests
+# and benchmarks start its blob service themselves (tests/data/services.py)
+azurite_home="${HOME}/.cache/ferry-tests/azurite"
+if [ ! -x "${azurite_home}/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "${azurite_home}"
+  npm install --silent --no-audit --no-fund --prefix "${azurite_home}" azurite >/dev/null
 fi
