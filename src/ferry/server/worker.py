@@ -2,8 +2,9 @@
 
 Each API process with ``--supervisors N`` (> 0) runs one :class:`SupervisorPool`: a thread that
 claims queued runs from the shared ``dispatch`` table (a compare-and-set, so one process gets
-each run), starts each run's ordinary supervisor (``python -m ferry.supervisor``) in a session
-of its own, and at most N at once. A supervisor outlives the server process that started it: a
+each run) and starts each run's ordinary supervisor in a session of its own — forked by the
+warm zygote (:func:`ferry.cli.fast.start_supervisor_via_zygote`) or spawned
+(``python -m ferry.supervisor``) — at most N at once (its claimed runs that have not ended). A supervisor outlives the server process that started it: a
 server restarted mid-run leaves its runs running, and their supervisors keep beating.
 
 On every tick the pool also: reaps supervisors that ended (revoking their run's token); checks
@@ -33,7 +34,7 @@ from ferry.status import RunStatus
 from ferry.targets.jobenv import RUN_TOKEN_VARIABLE, SERVER_URI_VARIABLE
 
 log = logging.getLogger("ferry.server")
-TICK = 0.2
+TICK = 0.05
 SWEEP_EVERY = 2.0
 
 
@@ -88,7 +89,8 @@ class SupervisorPool:
     def _tick(self) -> None:
         self._reap()
         store = self.services.store
-        free = self.size - len(self._children)
+        mine = [run_id for run_id, owner in store.claims().items() if owner == self.owner]
+        free = self.size - len(mine)
         for run_id in store.claim_dispatch(self.owner, free):
             self._launch(run_id)
         now = time.monotonic()
@@ -98,6 +100,8 @@ class SupervisorPool:
             store.revoke_ended_run_tokens()
 
     def _reap(self) -> None:
+        """Spawned supervisors that ended: collected, their run's token revoked (those the
+        zygote started are revoked by the sweep once their run has ended)."""
         for run_id, proc in list(self._children.items()):
             if proc.poll() is None:
                 continue
@@ -138,7 +142,15 @@ class SupervisorPool:
                 self._tokens[run_id] = token.split("_")[1]
             run_dir = svc.workspace.runs_dir / run_id
             run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(run_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            log_path = run_dir / "supervisor.log"
+            if os.environ.get("FERRY_SUPERVISOR_SPAWN") != "1":
+                from ferry.cli import fast  # the warm zygote forks it: no interpreter start
+
+                if fast.start_supervisor_via_zygote(
+                    str(svc.workspace.path), run_id, env, str(log_path)
+                ):
+                    return
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 self._children[run_id] = subprocess.Popen(
                     [sys.executable, "-m", "ferry.supervisor", str(svc.workspace.path), run_id],
