@@ -132,6 +132,11 @@ class SupervisorPool:
             record = svc.store.get_run(run_id)
             if record.status.is_terminal():
                 return
+            if record.run_type == "hyperdrive":  # a sweep: its controller, on this machine
+                from ferry.hyperdrive.keeper import launch_controller
+
+                launch_controller(svc.workspace.path, svc.workspace.runs_dir, run_id)
+                return
             env = dict(os.environ)
             env.update(svc.config.to_env())
             env[SERVER_URI_VARIABLE] = svc.config.url
