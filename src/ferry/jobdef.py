@@ -242,7 +242,7 @@ def job_spec(
     spark = _mapping(definition.get("spark"), "spark")
     watched, collect = _history(definition)
     source = definition.get("sourceDirectory")
-    inputs, outputs = data_inputs(definition), data_outputs(definition)
+    inputs, outputs = data_inputs(definition), data_outputs(definition, run_id)
     environment, docker_notes = merge_run_docker(
         environment_spec(definition.get("environment") or {}),
         _mapping(definition.get("docker"), "docker"),
@@ -350,8 +350,9 @@ def data_inputs(definition: Mapping[str, Any]) -> tuple[DataInputSpec, ...]:
     return tuple(out)
 
 
-def data_outputs(definition: Mapping[str, Any]) -> tuple[DataOutputSpec, ...]:
-    """The folders of ``runDefinition["outputData"]`` that become datasets."""
+def data_outputs(definition: Mapping[str, Any], run_id: str) -> tuple[DataOutputSpec, ...]:
+    """The folders of ``runDefinition["outputData"]`` that become datasets (``{run-id}`` in a
+    destination is this run's id)."""
     raw = _mapping(definition.get("outputData"), "outputData")
     out = []
     for name, entry in raw.items():
@@ -371,7 +372,7 @@ def data_outputs(definition: Mapping[str, Any]) -> tuple[DataOutputSpec, ...]:
             DataOutputSpec(
                 name=_data_name(entry.get("environmentVariableName") or name, where),
                 datastore=store,
-                destination=path,
+                destination=path.replace("{run-id}", run_id),
                 mechanism=mechanism,  # type: ignore[arg-type]
                 path_on_compute=_compute_path(entry.get("pathOnCompute"), where),
                 overwrite=bool(entry.get("overwrite", False)),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_files
 from jobs import log_of, seen, write_job
 from services import S3Server
 
@@ -78,6 +79,14 @@ def test_paths_on_compute_are_honoured(
     assert job["argv"][0] == str(absolute)
     assert job["argv"][1] == str(run.run_dir / "wd" / "copied" / "data")
     assert job["read"]["extra"]["b.csv"] == "x,y\n5,6\n"
+    assert not absolute.exists()  # made for the run, removed after it
+    write_files(absolute, {"mine.txt": "someone's data"})
+    refused = _submit(
+        workspace, awkward_dir / "src", [registered.as_named_input("mnist").as_mount(str(absolute))]
+    )
+    assert refused.get_status() == "Failed"
+    assert "exists and is not empty" in refused.get_details()["error"]["error"]["message"]
+    assert (absolute / "mine.txt").read_text() == "someone's data"
 
 
 def test_a_tabular_input_gives_its_rows_in_the_job(

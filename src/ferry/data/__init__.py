@@ -23,7 +23,7 @@ from ferry.data.dataset import (
     TabularDataset,
     TabularDatasetFactory,
 )
-from ferry.data.datastore import DataReference, Datastore
+from ferry.data.datastore import DataPath, DataReference, Datastore
 from ferry.data.errors import (
     DataPathNotFound,
     DatasetChanged,
@@ -35,6 +35,7 @@ from ferry.data.errors import (
 from ferry.data.views import MountContext
 
 __all__ = [
+    "DataPath",
     "DataPathNotFound",
     "DataReference",
     "DataType",

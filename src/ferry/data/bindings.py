@@ -7,7 +7,8 @@ entry of ``runDefinition["data"]`` in the reference's shape (``dataLocation``, `
 and manifest. A registered version is used as it is; an unregistered dataset is saved (unnamed)
 now, so the run reads what its paths hold at submit. Outputs (``OutputFileDatasetConfig``, or a
 ``DataReference`` in upload mode) become ``runDefinition["outputData"]`` entries with the
-destination's ``{run-id}`` and ``{output-name}`` filled in. :func:`ferry.jobdef.job_spec` turns
+destination's ``{output-name}`` filled in (``{run-id}`` is each run's own: a rerun or a sweep's
+child writes its own folder). :func:`ferry.jobdef.job_spec` turns
 both into the job's typed inputs and outputs.
 
 Example::
@@ -117,7 +118,7 @@ def _input(ws: WorkspaceServices, item: Any, run_id: str) -> dict[str, Any]:
 def _output(ws: WorkspaceServices, item: OutputFileDatasetConfig, run_id: str) -> dict[str, Any]:
     store, template = item.destination
     catalog.datastore_spec(ws, store)  # an unknown datastore fails at submit
-    path = template.replace("{run-id}", run_id).replace("{output-name}", item.name)
+    path = template.replace("{output-name}", item.name)  # {run-id}: each run's own (jobdef)
     return {
         "outputLocation": {"datastore": store, "path": path},
         "mechanism": "Upload" if item.mode == "upload" else "Mount",
@@ -137,7 +138,7 @@ def _reference_output(ws: WorkspaceServices, item: DataReference, run_id: str) -
     return {
         "outputLocation": {
             "datastore": item.datastore.name,
-            "path": item.path_on_datastore or f"dataset/{run_id}/{item.data_reference_name}",
+            "path": item.path_on_datastore or f"dataset/{{run-id}}/{item.data_reference_name}",
         },
         "mechanism": "Upload",
         "environmentVariableName": item.data_reference_name,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.data import catalog, definition, versions
-from ferry.data.datastore import DataReference, Datastore
+from ferry.data.datastore import DataPath, DataReference, Datastore
 from ferry.data.errors import DataPathNotFound, DatasetNotFound
 from ferry.data.stores import clean_rel
 from ferry.errors import ConfigError
@@ -505,13 +505,15 @@ def _check_asset_name(name: object) -> str:
 
 
 def _target(target: Any) -> tuple[Datastore, str]:
-    if isinstance(target, DataReference):
+    if isinstance(target, DataReference | DataPath):
         return target.datastore, clean_rel(target.path_on_datastore or "", "target")
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], Datastore):
         return target[0], clean_rel(str(target[1] or ""), "target")
     if isinstance(target, Datastore):
         return target, ""
-    raise ConfigError("target must be (datastore, 'path on the datastore') or a DataReference")
+    raise ConfigError(
+        "target must be (datastore, 'path on the datastore'), a DataPath or a DataReference"
+    )
 
 
 def parse_sources(path: Any) -> tuple[Workspace | None, builtins.list[dict[str, str]]]:

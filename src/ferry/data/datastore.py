@@ -348,6 +348,21 @@ class Datastore:
         return hash(self.name)
 
 
+class DataPath:
+    """A path on a datastore (the reference's ``azureml.data.datapath.DataPath``), for
+    ``Dataset.File.from_files`` and ``upload_directory``'s ``target``."""
+
+    def __init__(
+        self, datastore: Datastore, path_on_datastore: str | None = None, name: str | None = None
+    ) -> None:
+        self.datastore = datastore
+        self.path_on_datastore = clean_rel(path_on_datastore or "", "path_on_datastore")
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"DataPath(datastore={self.datastore.name!r}, path={self.path_on_datastore!r})"
+
+
 class DataReference:
     """The reference's legacy reference to a path on a datastore, for a run's arguments:
     ``str(ref)`` is ``$AZUREML_DATAREFERENCE_<name>``, which the job gets as the local path of

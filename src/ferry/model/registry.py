@@ -41,11 +41,15 @@ class ModelPathNotFoundException(ConfigError):
     """``register_model`` of a path the run did not produce (the reference's name)."""
 
 
+def run_digests(ws: WorkspaceServices, run_id: str) -> tuple[Path, str]:
+    """Where a run's digest cache is (its folder, and the cache's key)."""
+    return Path(ws.runs_dir) / run_id / DIGESTS_DIR, f"run:{run_id}"
+
+
 def hash_kept_files(ws: WorkspaceServices, run_id: str, paths: Iterable[Path]) -> None:
     """Hash a run's kept files now (when its outputs are collected) and remember the digests,
     so that registering any of them later costs a lookup."""
-    folder = Path(ws.runs_dir) / run_id
-    cache = StatCache.load(folder / DIGESTS_DIR, str(folder), ws.blobs.algo)
+    cache = StatCache.load(*run_digests(ws, run_id), ws.blobs.algo)
     entries = dict(cache.entries)
     for path in paths:
         digest_of(path, entries)
@@ -55,7 +59,7 @@ def hash_kept_files(ws: WorkspaceServices, run_id: str, paths: Iterable[Path]) -
 
 def digest_of(path: Path, entries: dict[str, list[object]]) -> tuple[str, os.stat_result]:
     """The file's digest from ``entries`` when its stat is unchanged, else read (and kept)."""
-    key = str(path)
+    key = os.path.realpath(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
         st = os.fstat(fd)
@@ -105,12 +109,12 @@ def link_in(ws: WorkspaceServices, path: Path, digest: str, st: os.stat_result) 
 
 
 def manifest_of(
-    ws: WorkspaceServices, files: Sequence[tuple[str, Path]], *, link: bool, cache_dir: Path | None
+    ws: WorkspaceServices, files: Sequence[tuple[str, Path]], *, link: bool, cache: tuple[Path, str]
 ) -> Manifest:
     """The manifest of ``(path in the model, file on disk)`` pairs, every blob stored: linked
-    (a run's kept files) or copied (anything else)."""
-    cache = StatCache.load(cache_dir, "model-files", ws.blobs.algo) if cache_dir else None
-    entries_cache = dict(cache.entries) if cache else {}
+    (a run's kept files) or copied (anything else); ``cache`` is the digest cache to use."""
+    digests = StatCache.load(*cache, ws.blobs.algo)
+    entries_cache = dict(digests.entries)
     entries: dict[str, FileEntry] = {}
     for rel, path in files:
         digest, st = digest_of(path, entries_cache)
@@ -119,8 +123,8 @@ def manifest_of(
         elif ws.blobs.lacking({digest: st.st_size}):
             ws.blobs.put_file(path, digest)
         entries[rel] = FileEntry(digest, st.st_size, EXECUTABLE if st.st_mode & 0o100 else REGULAR)
-    if cache is not None and entries_cache != cache.entries:
-        cache.save(entries_cache, "", None)
+    if entries_cache != digests.entries:
+        digests.save(entries_cache, "", None)
     manifest = Manifest(entries, ws.blobs.algo)
     save_manifest(ws.blobs, manifest)
     return manifest
@@ -175,7 +179,7 @@ def register_from_run(
     run = ws.store.get_run(run_id)
     kept = ws.store.list_artifacts(run_id) if artifacts is None else artifacts
     root, is_file, files = run_files(ws, run_id, model_path, kept)
-    manifest = manifest_of(ws, files, link=True, cache_dir=Path(ws.runs_dir) / run_id / DIGESTS_DIR)
+    manifest = manifest_of(ws, files, link=True, cache=run_digests(ws, run_id))
     assets = asset_store(ws.store)
     inputs = [
         ("training", r.dataset_id)
@@ -221,7 +225,7 @@ def register_from_path(
         ]
         if not files:
             raise ModelPathNotFoundException(f"model_path {str(path)!r} holds no file")
-    manifest = manifest_of(ws, files, link=False, cache_dir=Path(ws.cache_dir) / "models")
+    manifest = manifest_of(ws, files, link=False, cache=(Path(ws.cache_dir) / "models", "local"))
     return asset_store(ws.store).register_model(
         replace(
             record,

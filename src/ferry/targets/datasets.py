@@ -27,10 +27,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ferry.errors import ConfigError, FerryError
+from ferry.snapshot import Manifest
 from ferry.spec import DataInputSpec, JobSpec, WorkspaceServices
 
 #: variables an input's name must not replace (the reference sets one per input name)
@@ -116,9 +117,14 @@ def substitute(
 
 # this machine ---------------------------------------------------------------------------------------
 def deliver_here(
-    ws: WorkspaceServices, job: JobSpec, places: Mapping[str, str], log: Log
+    ws: WorkspaceServices,
+    job: JobSpec,
+    places: Mapping[str, str],
+    log: Log,
+    made: list[str] | None = None,
 ) -> dict[str, str]:
-    """Put every input at its place on this machine; returns what the job gets per input."""
+    """Put every input at its place on this machine; returns what the job gets per input.
+    Each folder made is appended to ``made`` (to be removed after the run)."""
     from ferry.data.views import copy_view, link_view
 
     seen = {}
@@ -126,6 +132,8 @@ def deliver_here(
         manifest = _local_manifest(ws, spec, log)
         folder = Path(places[spec.name])
         _fresh(folder)
+        if made is not None:
+            made.append(str(folder))
         if spec.mechanism == "download":
             copy_view(manifest, ws.blobs, folder)
         else:
@@ -137,12 +145,12 @@ def deliver_here(
     return seen
 
 
-def local_manifests(ws: WorkspaceServices, job: JobSpec, log: Log) -> dict[str, object]:
+def local_manifests(ws: WorkspaceServices, job: JobSpec, log: Log) -> dict[str, Manifest]:
     """Every input's manifest with all its blobs in the workspace (before shipping them)."""
     return {spec.name: _local_manifest(ws, spec, log) for spec in job.inputs}
 
 
-def _local_manifest(ws: WorkspaceServices, spec: DataInputSpec, log: Log):  # type: ignore[no-untyped-def]
+def _local_manifest(ws: WorkspaceServices, spec: DataInputSpec, log: Log) -> Manifest:
     from ferry.data.versions import ensure_local
     from ferry.tracking.assets import asset_store
 
@@ -157,17 +165,37 @@ def _local_manifest(ws: WorkspaceServices, spec: DataInputSpec, log: Log):  # ty
 
 
 def _fresh(folder: Path) -> None:
-    """An input's folder: made empty (a path_on_compute used by an earlier run is replaced)."""
-    if folder.is_symlink() or folder.is_file():
-        folder.unlink()
-    elif folder.is_dir():
-        shutil.rmtree(folder)
+    """Make way for an input's folder: a link or an empty folder goes; anything else is
+    someone's data, and the run is refused with the path (never overwritten)."""
+    from ferry.agent.store import free_path
+
+    try:
+        free_path(str(folder))
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
     folder.parent.mkdir(parents=True, exist_ok=True)
 
 
-def prepare_outputs_here(places: Mapping[str, str]) -> None:
+def remove_places(places: Iterable[str], keep_under: Path) -> None:
+    """After the run: remove the dataset folders it made outside ``keep_under`` (the run's own
+    folder goes with the run)."""
+    for folder in places:
+        path = Path(folder)
+        if path.resolve().is_relative_to(keep_under.resolve()):
+            continue
+        if path.is_symlink():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def prepare_outputs_here(places: Mapping[str, str], made: list[str] | None = None) -> None:
+    """Empty output folders (one holding someone's data is refused, as for inputs)."""
     for folder in places.values():
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        _fresh(Path(folder))
+        Path(folder).mkdir()
+        if made is not None:
+            made.append(folder)
 
 
 def record_inputs(ws: WorkspaceServices, job: JobSpec, places: Mapping[str, str]) -> None:

@@ -53,6 +53,7 @@ class LocalTarget(Target):
         self._inputs: dict[str, str] = {}  # input name → what the job gets (a folder or file)
         self._outputs: dict[str, str] = {}  # output name → the folder the job writes
         self._data_env: dict[str, str] = {}
+        self._made: list[str] = []  # dataset folders this run made (removed after it)
 
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
@@ -117,9 +118,11 @@ class LocalTarget(Target):
         where = {"run_dir": str(job.run_dir), "workdir": str(self._workdir)}
         if job.inputs:
             places = datasets.input_places(job, **where)
-            self._inputs = datasets.deliver_here(self.workspace, job, places, ctx.log)
+            self._inputs = datasets.deliver_here(
+                self.workspace, job, places, ctx.log, made=self._made
+            )
         self._outputs = datasets.output_places(job, **where)
-        datasets.prepare_outputs_here(self._outputs)
+        datasets.prepare_outputs_here(self._outputs, made=self._made)
         self._data_env = datasets.variables(job, self._inputs, self._outputs)
         self._data_env.update(datasets.model_catalog(self.workspace, job.run_dir))
 
@@ -349,6 +352,10 @@ class LocalTarget(Target):
         return {name: self._workdir / name for name in self._watched}
 
     def close(self) -> None:
+        if self._spec is not None and not os.environ.get("FERRY_KEEP_WORKDIR"):
+            from ferry.targets import datasets
+
+            datasets.remove_places(self._made, self._spec.run_dir)
         if (
             self._owns_workdir
             and self._workdir is not None

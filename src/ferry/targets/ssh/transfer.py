@@ -59,7 +59,8 @@ async def upload_blobs(
         final = f"{work_dir}/blobs/{digest[:2]}/{digest[2:]}"
         tmp = f"{work_dir}/tmp/{digest}.{uuid.uuid4().hex[:8]}"
         async with limit:
-            sent.bytes += await _put(sftp, local, tmp)
+            size = await _put(sftp, local, tmp)  # not `sent.bytes += await …`: that reads
+            sent.bytes += size  # the count before the wait and loses the others' additions
             await sftp.posix_rename(tmp, final)
         sent.files += 1
 
@@ -132,7 +133,8 @@ async def upload_folder(
             for name in dirs:
                 await client.makedirs(f"{base}/{name}", exist_ok=True)
             for name in files:
-                sent.bytes += await _put(client, Path(folder, name), f"{base}/{name}")
+                size = await _put(client, Path(folder, name), f"{base}/{name}")
+                sent.bytes += size
                 sent.files += 1
 
     await publish_folder(sftp, work_dir, final, write)

@@ -1,0 +1,5 @@
+"""``azureml.data.datapath``."""
+
+from ferry.data import DataPath
+
+__all__ = ["DataPath"]
