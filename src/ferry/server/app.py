@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from ferry.server import boundary, routes_files, routes_mlflow, routes_store
+from ferry.server import boundary, routes_assets, routes_files, routes_mlflow, routes_store
 from ferry.server.auth import principal
 from ferry.server.config import API_PREFIX, API_VERSION, ServerConfig
 from ferry.server.services import ServerServices
@@ -66,6 +66,7 @@ def create_app(services: ServerServices, *, supervise: bool = True) -> FastAPI:
     boundary.install(app)
     app.include_router(routes_store.router, prefix=API_PREFIX)
     app.include_router(routes_files.router, prefix=API_PREFIX)
+    app.include_router(routes_assets.router, prefix=API_PREFIX)
     app.include_router(routes_mlflow.router)
 
     @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
@@ -83,6 +84,7 @@ def api_document() -> dict[str, Any]:
     app = FastAPI(title="ferry server", version=str(API_VERSION), description=DESCRIPTION)
     app.include_router(routes_store.router, prefix=API_PREFIX)
     app.include_router(routes_files.router, prefix=API_PREFIX)
+    app.include_router(routes_assets.router, prefix=API_PREFIX)
     app.include_router(routes_mlflow.router)
     document: dict[str, Any] = app.openapi()
     return document

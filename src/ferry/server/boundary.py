@@ -31,6 +31,7 @@ from ferry.errors import (
 from ferry.server.auth import Forbidden, Unauthenticated
 from ferry.server.config import API_VERSION, VERSION_HEADER
 from ferry.snapshot.errors import CorruptBlobError, MissingBlobError
+from ferry.tracking.assets import AssetExists, AssetNotFound
 from ferry.tracking.database import StoreUnavailable
 from ferry.tracking.mlflow_api import MlflowError, mlflow_error
 
@@ -42,6 +43,8 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (RunNotFound, 404),
     (MissingBlobError, 404),
     (InvalidTransition, 409),
+    (AssetNotFound, 404),
+    (AssetExists, 409),
     (CorruptBlobError, 409),
     (StoreUnavailable, 503),
     (MlflowError, 400),

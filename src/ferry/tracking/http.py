@@ -48,6 +48,7 @@ from ferry.tracking.base import (
     StoreOp,
 )
 from ferry.tracking.database import StoreUnavailable
+from ferry.tracking.http_assets import HttpAssets
 from ferry.tracking.search import RunPage, RunSearch
 
 API_VERSION = 1
@@ -184,6 +185,11 @@ class ServerConnection:
             return ServerAuthError(f"{where} refused: {message}")
         if code == "RunNotFound":
             return RunNotFound(message)
+        if code in ("AssetNotFound", "AssetExists"):
+            from ferry.tracking import assets
+
+            kind: type[ConfigError] = getattr(assets, code)
+            return kind(message)
         if code == "InvalidTransition":
             return InvalidTransition(message)
         if code == "CorruptBlobError":
@@ -241,7 +247,7 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-class HttpRunStore(RunStore):
+class HttpRunStore(RunStore, HttpAssets):
     """The run history a ferry server keeps, through its REST API.
 
     ``mirror`` is the local folder holding copies of run folders (``<mirror>/<run id>``) and
