@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import stat
 import uuid
@@ -296,20 +297,33 @@ class StoreFS:
         with self.errors(f"uploading {rel!r}"):
             self.fs.put_file(str(local), self.full(rel))
 
-    def put_many(self, pairs: list[tuple[Path, str]], on_done: Callable[[int], None]) -> None:
-        """Upload many files (``on_done(bytes)`` after each): folder stores copy with a few
-        threads, remote ones through the backend's own concurrent batch upload."""
+    def put_many(
+        self,
+        pairs: list[tuple[Path, str]],
+        on_done: Callable[[int], None],
+        stats: Mapping[Path, os.stat_result] | None = None,
+    ) -> None:
+        """Upload many files (``on_done(bytes)`` after each; ``stats`` of the local files when
+        the caller has them): folder stores copy with a few threads, remote ones through the
+        backend's own concurrent batch upload."""
         if not pairs:
             return
-        if self.is_folder or len(pairs) == 1:
+        if self.is_folder:
             from concurrent.futures import ThreadPoolExecutor
 
-            def one(pair: tuple[Path, str]) -> None:
-                self.put_file(*pair)
-                on_done(pair[0].stat().st_size)
+            made: set[str] = set()
+            for folder in sorted({posixpath.dirname(self.full(rel)) for _, rel in pairs}):
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
 
-            with ThreadPoolExecutor(4 if self.is_folder else 1) as pool:
-                for _ in pool.map(one, pairs):
+            def copy(pair: tuple[Path, str]) -> None:
+                local, rel = pair
+                st = stats[local] if stats is not None else os.stat(local)
+                _copy_atomic(local, Path(self.full(rel)), st, made)
+                on_done(st.st_size)
+
+            with ThreadPoolExecutor(4) as pool:
+                for _ in pool.map(copy, pairs):
                     pass
             return
         batch = 200
@@ -344,21 +358,25 @@ def _etag(info: Mapping[str, Any]) -> tuple[Any, ...]:
     return (int(info.get("size") or 0), str(tag or ""))
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
+def _copy_atomic(
+    src: Path, dest: Path, st: os.stat_result | None = None, made: set[str] | None = None
+) -> None:
     """Copy ``src`` to ``dest`` through a temporary name, keeping its modification time (so an
     unchanged file is recognised by size and time next time)."""
     import shutil
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{dest.name}")
+    parent = os.path.dirname(dest)
+    if made is None or parent not in made:
+        os.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}-{os.path.basename(dest)}"
     try:
         shutil.copyfile(src, tmp)
-        st = os.stat(src)
+        st = st if st is not None else os.stat(src)
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
 
 

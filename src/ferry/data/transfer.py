@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,8 +66,13 @@ def upload(
 ) -> Moved:
     """Upload (local file, store path) pairs; see the module docstring for what is skipped."""
     pairs = [(Path(local), clean_rel(rel)) for local, rel in pairs]
+    stats = {}
     for local, _ in pairs:
-        if not local.is_file():
+        try:
+            stats[local] = st = os.stat(local)
+        except OSError as exc:
+            raise ConfigError(f"cannot upload {str(local)!r}: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"cannot upload {str(local)!r}: it is not a file")
     if show_progress:
         print(f"Uploading an estimated of {len(pairs)} files")
@@ -78,7 +84,7 @@ def upload(
     todo: list[tuple[Path, str]] = []
     skipped = 0
     for local, rel in pairs:
-        st = local.stat()
+        st = stats[local]
         there = existing.get(rel)
         if there is not None:
             if not overwrite:
@@ -92,14 +98,14 @@ def upload(
                 skipped += 1
                 continue
         todo.append((local, rel))
-    total = sum(local.stat().st_size for local, _ in todo)
+    total = sum(stats[local].st_size for local, _ in todo)
     with _bar(show_progress, total, "Uploading") as advance:
-        store.put_many(todo, advance)
+        store.put_many(todo, advance, stats)
     if todo and not store.is_folder:
         now = {f.rel: f for f in store.find(prefix)}
         entries = dict(state.entries)
         for local, rel in todo:
-            st = local.stat()
+            st = stats[local]
             if rel in now:
                 entries[rel] = [st.st_size, st.st_mtime_ns, *now[rel].fingerprint]
         state.save(entries, "", None)

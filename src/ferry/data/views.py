@@ -48,6 +48,36 @@ def link_view(manifest: Manifest, blobs: LocalBlobStore, dest: Path) -> Path:
     return dest
 
 
+def shared_view(manifest: Manifest, blobs: LocalBlobStore, views: Path) -> Path:
+    """One read-only view per version, ``<views>/<manifest id>``, made once (in a temporary
+    folder, then renamed) and shared by every run: a run's input is then a single link to it.
+    Its folders are read-only too, so a job cannot add files other runs would see."""
+    final = Path(views) / manifest.snapshot_id
+    if final.is_dir():
+        return final
+    views.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.snapshot_id[:16]}-", dir=views))
+    try:
+        link_view(manifest, blobs, tmp)
+        for folder, _dirs, _files in os.walk(tmp, topdown=False):
+            os.chmod(folder, 0o555)
+        os.rename(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+    finally:
+        if tmp.exists():
+            remove_tree(tmp)  # another run published the same view first, or this one failed
+    return final
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a view, read-only folders included."""
+    from ferry.agent.store import remove_tree as remove
+
+    remove(str(path))
+
+
 def copy_view(manifest: Manifest, blobs: LocalBlobStore, dest: Path) -> Path:
     """Copies of the version's files in ``dest`` (new or empty), writable, verified."""
     from ferry.snapshot import materialize

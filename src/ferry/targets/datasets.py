@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
@@ -125,7 +126,7 @@ def deliver_here(
 ) -> dict[str, str]:
     """Put every input at its place on this machine; returns what the job gets per input.
     Each folder made is appended to ``made`` (to be removed after the run)."""
-    from ferry.data.views import copy_view, link_view
+    from ferry.data.views import copy_view, shared_view
 
     seen = {}
     for spec in job.inputs:
@@ -136,8 +137,8 @@ def deliver_here(
             made.append(str(folder))
         if spec.mechanism == "download":
             copy_view(manifest, ws.blobs, folder)
-        else:
-            link_view(manifest, ws.blobs, folder)
+        else:  # one link to the version's shared read-only view: nothing is copied
+            os.symlink(shared_view(manifest, ws.blobs, Path(ws.cache_dir) / "views"), folder)
         seen[spec.name] = job_path(spec, str(folder))
         log(f"ferry: dataset {spec.label} ({len(manifest)} files) as input {spec.name!r}: "
             f"{'copied' if spec.mechanism == 'download' else 'read-only view'} at {folder}")  # fmt: skip

@@ -244,6 +244,9 @@ class LocalTarget(Target):
         if not job.inputs and not job.outputs:
             return []
         mounts = [(str(self.workspace.blobs.root), True)]
+        views = self.workspace.cache_dir / "views"  # the shared views the inputs link to
+        if views.is_dir():
+            mounts.append((str(views), True))
         for folder in [*self._inputs.values(), *self._outputs.values()]:
             path = Path(folder)
             if not path.resolve().is_relative_to(job.run_dir.resolve()):
