@@ -27,12 +27,21 @@ __all__ = [
     "CondaDependencies",
     "ConfigError",
     "ContainerRegistry",
+    "DataPath",
+    "DataReference",
+    "DataType",
+    "Dataset",
+    "DatasetConsumptionConfig",
+    "DatasetNotFound",
+    "Datastore",
+    "DatastoreNotFound",
     "DockerBuildContext",
     "DockerConfiguration",
     "Environment",
     "Estimator",
     "Experiment",
     "FerryError",
+    "FileDataset",
     "Gloo",
     "GridParameterSampling",
     "HDInsightCompute",
@@ -41,10 +50,13 @@ __all__ = [
     "HyperDriveRun",
     "InteractiveRun",
     "MedianStoppingPolicy",
+    "Model",
+    "ModelNotFoundException",
     "Mpi",
     "MpiConfiguration",
     "Nccl",
     "NoTerminationPolicy",
+    "OutputFileDatasetConfig",
     "ParameterServer",
     "PrimaryMetricGoal",
     "PyTorch",
@@ -60,6 +72,7 @@ __all__ = [
     "SKLearn",
     "ScriptRunConfig",
     "SparkCompute",
+    "TabularDataset",
     "TensorFlow",
     "TensorflowConfiguration",
     "TruncationSelectionPolicy",
@@ -140,12 +153,38 @@ _LAZY = {
     "RunFailed": "ferry.errors",
     "ActivityFailedException": "ferry.errors",
     "ComputeTargetException": "ferry.errors",
+    "Dataset": "ferry.data",
+    "DataType": "ferry.data",
+    "FileDataset": "ferry.data",
+    "TabularDataset": "ferry.data",
+    "DatasetConsumptionConfig": "ferry.data",
+    "OutputFileDatasetConfig": "ferry.data",
+    "Datastore": "ferry.data",
+    "DataPath": "ferry.data",
+    "DataReference": "ferry.data",
+    "DatasetNotFound": "ferry.data",
+    "DatastoreNotFound": "ferry.data",
+    "Model": "ferry.model",
+    "ModelNotFoundException": "ferry.model",
 }
 
 if TYPE_CHECKING:
     from ferry.compute import ComputeTarget, RayCluster, RemoteCompute, SparkCompute
     from ferry.compute_aml import AmlCompute
     from ferry.compute_hdinsight import HDInsightCompute
+    from ferry.data import (
+        DataPath,
+        DataReference,
+        Dataset,
+        DatasetConsumptionConfig,
+        DatasetNotFound,
+        Datastore,
+        DatastoreNotFound,
+        DataType,
+        FileDataset,
+        OutputFileDatasetConfig,
+        TabularDataset,
+    )
     from ferry.environment import (
         CondaDependencies,
         ContainerRegistry,
@@ -193,6 +232,7 @@ if TYPE_CHECKING:
         uniform,
     )
     from ferry.interactive import InteractiveRun
+    from ferry.model import Model, ModelNotFoundException
     from ferry.run import Run
     from ferry.runconfig import (
         DockerConfiguration,

@@ -14,25 +14,51 @@ Example::
     diabetes = Dataset.File.from_files([(ds, "diabetes/")]).register(ws, "diabetes")
 """
 
-from ferry.data.consumption import DatasetConsumptionConfig, OutputFileDatasetConfig
-from ferry.data.dataset import (
-    Dataset,
-    DataType,
-    FileDataset,
-    FileDatasetFactory,
-    TabularDataset,
-    TabularDatasetFactory,
-)
-from ferry.data.datastore import DataPath, DataReference, Datastore
-from ferry.data.errors import (
-    DataPathNotFound,
-    DatasetChanged,
-    DatasetNotFound,
-    DatastoreAccessDenied,
-    DatastoreNotFound,
-    DatastoreUnavailable,
-)
-from ferry.data.views import MountContext
+from typing import TYPE_CHECKING, Any
+
+# Imported when used: the machinery (targets, the supervisor) imports this package's machinery
+# modules (stores, versions, views, publish) without loading the public classes.
+_LAZY = {
+    "DatasetConsumptionConfig": "ferry.data.consumption",
+    "OutputFileDatasetConfig": "ferry.data.consumption",
+    "Dataset": "ferry.data.dataset",
+    "DataType": "ferry.data.dataset",
+    "FileDataset": "ferry.data.dataset",
+    "FileDatasetFactory": "ferry.data.dataset",
+    "TabularDataset": "ferry.data.dataset",
+    "TabularDatasetFactory": "ferry.data.dataset",
+    "DataPath": "ferry.data.datastore",
+    "DataReference": "ferry.data.datastore",
+    "Datastore": "ferry.data.datastore",
+    "DataPathNotFound": "ferry.data.errors",
+    "DatasetChanged": "ferry.data.errors",
+    "DatasetNotFound": "ferry.data.errors",
+    "DatastoreAccessDenied": "ferry.data.errors",
+    "DatastoreNotFound": "ferry.data.errors",
+    "DatastoreUnavailable": "ferry.data.errors",
+    "MountContext": "ferry.data.views",
+}
+
+if TYPE_CHECKING:
+    from ferry.data.consumption import DatasetConsumptionConfig, OutputFileDatasetConfig
+    from ferry.data.dataset import (
+        Dataset,
+        DataType,
+        FileDataset,
+        FileDatasetFactory,
+        TabularDataset,
+        TabularDatasetFactory,
+    )
+    from ferry.data.datastore import DataPath, DataReference, Datastore
+    from ferry.data.errors import (
+        DataPathNotFound,
+        DatasetChanged,
+        DatasetNotFound,
+        DatastoreAccessDenied,
+        DatastoreNotFound,
+        DatastoreUnavailable,
+    )
+    from ferry.data.views import MountContext
 
 __all__ = [
     "DataPath",
@@ -54,3 +80,18 @@ __all__ = [
     "TabularDataset",
     "TabularDatasetFactory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ferry.data' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
