@@ -1,0 +1,378 @@
+"""The team server (issue 15) against `mlflow server` on the same PostgreSQL.
+
+1. Metric ingest under load: 50 concurrent runs each logging 100,000 values through `ferry
+   server` (every value counted back), against `mlflow server`'s `log_batch` with 50
+   concurrent clients (fewer values: it is slow). Also ferry through its own MLflow
+   `log_batch` endpoint, with the real MLflow client.
+2. Run search: 100,000 runs (a tag, a metric) written into each server's own tables on the same
+   PostgreSQL; MLflow's client asks each: a filter on a metric and a tag, the first page of
+   100 sorted by the metric.
+3. Submit to a remote workspace against a local one: a trivial script, warm, `ferry submit`.
+
+Benchmarks report ratios against their anchor measured in the same run; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import VENV_BIN, median, scratch, timed, write_result
+
+RUNS = 50
+VALUES = 100_000
+FERRY_BATCH = 10_000
+MLFLOW_VALUES = 2_000  # per run against mlflow server (1,000 per log_batch, its limit)
+SEARCH_RUNS = 100_000
+REPEAT = 15
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+    """A command that must succeed; its error output is shown when it does not."""
+    proc = subprocess.run(cmd, env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise SystemExit(f"{what} exited at start") from None
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not start")
+
+
+# ingest ----------------------------------------------------------------------------------
+def _ferry_runs(args: tuple[str, str, list[str]]) -> int:
+    url, token, run_ids = args
+    from ferry.tracking import MetricSeries
+    from ferry.tracking.http import HttpRunStore, ServerConnection
+
+    def one(run_id: str) -> int:
+        store = HttpRunStore(ServerConnection(url, token))
+        sent = 0
+        for start in range(0, VALUES, FERRY_BATCH):
+            steps = list(range(start, start + FERRY_BATCH))
+            values = [random.random() for _ in steps]
+            ts = [time.time()] * FERRY_BATCH
+            store.log_series([MetricSeries(run_id, "loss", "scalar", values, steps, ts)])
+            sent += FERRY_BATCH
+        store.close()
+        return sent
+
+    with ThreadPoolExecutor(len(run_ids)) as pool:
+        return sum(pool.map(one, run_ids))
+
+
+def _mlflow_runs(args: tuple[str, str | None, list[str], int]) -> int:
+    url, token, run_ids, values = args
+    if token:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    def one(run_id: str) -> int:
+        client = MlflowClient(url)
+        now = int(time.time() * 1000)
+        for start in range(0, values, 1000):
+            batch = [Metric("loss", random.random(), now, s) for s in range(start, start + 1000)]
+            client.log_batch(run_id, metrics=batch)
+        return values
+
+    with ThreadPoolExecutor(len(run_ids)) as pool:
+        return sum(pool.map(one, run_ids))
+
+
+def spread(run_ids: list[str], processes: int) -> list[list[str]]:
+    return [run_ids[i::processes] for i in range(processes)]
+
+
+def ingest(ferry_url: str, token: str, mlflow_url: str) -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
+    from ferry.tracking import RunRecord
+    from ferry.tracking.http import HttpRunStore, ServerConnection
+
+    store = HttpRunStore(ServerConnection(ferry_url, token))
+    ids = [f"ingest_1_{uuid.uuid4().hex[:8]}" for _ in range(RUNS)]
+    for run_id in ids:
+        store.create_run(RunRecord(id=run_id, experiment="ingest"))
+    t = time.perf_counter()
+    with ProcessPoolExecutor(5) as pool:
+        sent = sum(pool.map(_ferry_runs, [(ferry_url, token, part) for part in spread(ids, 5)]))
+    ferry_seconds = time.perf_counter() - t
+    stored = sum(len(s.values) for run_id in ids for s in store.get_series([run_id]))
+
+    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    via = MlflowClient(ferry_url)
+    exp = via.create_experiment(f"ingest-mlflow-{uuid.uuid4().hex[:6]}")
+    via_ids = [via.create_run(exp).info.run_id for _ in range(RUNS)]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(5) as pool:
+        args = [(ferry_url, token, part, 10_000) for part in spread(via_ids, 5)]
+        via_sent = sum(pool.map(_mlflow_runs, args))
+    via_seconds = time.perf_counter() - t
+    via_stored = sum(len(via.get_metric_history(r, "loss")) for r in via_ids)
+    del os.environ["MLFLOW_TRACKING_TOKEN"]
+
+    anchor = MlflowClient(mlflow_url)
+    exp = anchor.create_experiment("ingest")
+    mlflow_ids = [anchor.create_run(exp).info.run_id for _ in range(RUNS)]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(5) as pool:
+        args = [(mlflow_url, None, part, MLFLOW_VALUES) for part in spread(mlflow_ids, 5)]
+        mlflow_sent = sum(pool.map(_mlflow_runs, args))
+    mlflow_seconds = time.perf_counter() - t
+    mlflow_stored = sum(len(anchor.get_metric_history(r, "loss")) for r in mlflow_ids)
+    return {
+        "ferry": (sent, stored, ferry_seconds),
+        "ferry_mlflow": (via_sent, via_stored, via_seconds),
+        "mlflow": (mlflow_sent, mlflow_stored, mlflow_seconds),
+    }
+
+
+# search ----------------------------------------------------------------------------------
+def load_ferry(database_url: str) -> None:
+    import sqlalchemy as sa
+
+    from ferry.tracking import schema as t
+
+    engine = sa.create_engine(database_url)
+    rng = random.Random(1)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(
+            t.experiments.insert().values(
+                name="search", id=str(uuid.uuid4()), created_at=now, archived=False,
+                next_run_number=SEARCH_RUNS,
+            )
+        )
+        for start in range(0, SEARCH_RUNS, 5000):
+            runs, tags, latest = [], [], []
+            for i in range(start, start + 5000):
+                run_id = f"search_{i}_{i:08x}"
+                runs.append({
+                    "id": run_id, "experiment": "search", "status": "Completed",
+                    "target": "local", "run_type": "ferry.scriptrun", "created_at": now + i,
+                    "start_time": now + i, "end_time": now + i + 1, "definition": {},
+                    "timings": {}, "number": i + 1,
+                })
+                tags.append({"run_id": run_id, "key": "team", "value": "abcd"[i % 4]})
+                latest.append({"run_id": run_id, "name": "mse", "value": rng.random(),
+                               "step": 0, "ts": now + i})
+            conn.execute(t.runs.insert(), runs)
+            conn.execute(t.tags.insert(), tags)
+            conn.execute(t.latest_metrics.insert(), latest)
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE"))
+        conn.commit()
+    engine.dispose()
+
+
+def load_mlflow(database_url: str, experiment_id: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    meta = sa.MetaData()
+    meta.reflect(engine, only=["runs", "tags", "latest_metrics", "metrics"])
+    runs, tags, latest, metrics = (meta.tables[n] for n in ("runs", "tags", "latest_metrics", "metrics"))
+    rng = random.Random(1)
+    now = int(time.time() * 1000)
+    with engine.begin() as conn:
+        for start in range(0, SEARCH_RUNS, 5000):
+            run_rows, tag_rows, latest_rows, metric_rows = [], [], [], []
+            for i in range(start, start + 5000):
+                run_id = uuid.uuid4().hex
+                run_rows.append({
+                    "run_uuid": run_id, "name": f"run-{i}", "source_type": "LOCAL",
+                    "source_name": "", "entry_point_name": "", "user_id": "bench",
+                    "status": "FINISHED", "start_time": now + i, "end_time": now + i + 1,
+                    "source_version": "", "lifecycle_stage": "active",
+                    "artifact_uri": f"/tmp/{run_id}", "experiment_id": int(experiment_id),
+                })
+                tag_rows.append({"key": "team", "value": "abcd"[i % 4], "run_uuid": run_id})
+                value = rng.random()
+                latest_rows.append({"key": "mse", "value": value, "timestamp": now, "step": 0,
+                                    "is_nan": False, "run_uuid": run_id})
+                metric_rows.append({"key": "mse", "value": value, "timestamp": now,
+                                    "run_uuid": run_id, "step": 0, "is_nan": False})
+            conn.execute(runs.insert(), run_rows)
+            conn.execute(tags.insert(), tag_rows)
+            conn.execute(latest.insert(), latest_rows)
+            conn.execute(metrics.insert(), metric_rows)
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE"))
+        conn.commit()
+    engine.dispose()
+
+
+def search(ferry_url: str, token: str, mlflow_url: str, ferry_db: str, mlflow_db: str) -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
+    from ferry.tracking.http import HttpRunStore, ServerConnection
+    from ferry.tracking.search import Clause, OrderBy, RunSearch
+
+    load_ferry(ferry_db)
+    anchor = MlflowClient(mlflow_url)
+    exp = anchor.create_experiment("search")
+    load_mlflow(mlflow_db, exp)
+    query = "metrics.mse < 0.5 and tags.team = 'a'"
+    order = ["metrics.mse ASC"]
+    os.environ["MLFLOW_TRACKING_TOKEN"] = token
+    via = MlflowClient(ferry_url)
+    ferry_exp = via.get_experiment_by_name("search").experiment_id
+    store = HttpRunStore(ServerConnection(ferry_url, token))
+    native = RunSearch(("search",), (Clause("metric", "mse", "<", 0.5), Clause("tag", "team", "=", "a")),
+                       (OrderBy("metric", "mse"),), limit=100)
+    timings: dict[str, list[float]] = {"ferry": [], "ferry_native": [], "mlflow": []}
+    firsts: dict[str, Any] = {}
+    for _ in range(REPEAT):
+        timings["ferry"].append(timed(lambda: firsts.__setitem__(
+            "ferry", via.search_runs([ferry_exp], query, order_by=order, max_results=100))))
+        timings["ferry_native"].append(timed(lambda: firsts.__setitem__(
+            "native", store.search_runs(native))))
+        timings["mlflow"].append(timed(lambda: firsts.__setitem__(
+            "mlflow", anchor.search_runs([exp], query, order_by=order, max_results=100))))
+    del os.environ["MLFLOW_TRACKING_TOKEN"]
+    values_ferry = [r.data.metrics["mse"] for r in firsts["ferry"]]
+    values_mlflow = [r.data.metrics["mse"] for r in firsts["mlflow"]]
+    assert len(values_ferry) == 100 and values_ferry == sorted(values_ferry)
+    assert values_ferry == values_mlflow, "both servers must answer the same page"
+    return {k: median(v) for k, v in timings.items()}
+
+
+# submit ----------------------------------------------------------------------------------
+def submit(ferry_url: str, token: str, work: Path) -> tuple[float, float, float]:
+    src = work / "project"
+    src.mkdir()
+    (src / "hello.py").write_text("print('hello')\n")
+    ferry = str(VENV_BIN / "ferry")
+    local_env = {"FERRY_HOME": str(work / "local")}
+    remote = work / "remote project"
+    remote.mkdir()
+    (remote / "hello.py").write_text("print('hello')\n")
+    (remote / ".ferry").mkdir()
+    (remote / ".ferry" / "config.json").write_text(json.dumps({"server": ferry_url}))
+    remote_env = {"FERRY_HOME": str(work / "remote home"), "FERRY_TOKEN": token}
+    run([ferry, "submit", str(src / "hello.py"), "-e", "warmup"], local_env, cwd=src)
+    run([ferry, "submit", "hello.py", "-e", "warmup"], remote_env, cwd=remote)
+    bare, local, remote_times = [], [], []
+    for _ in range(REPEAT):
+        bare.append(timed(lambda: run([sys.executable, str(src / "hello.py")], {})))
+        local.append(timed(lambda: run([ferry, "submit", "hello.py", "-e", "bench"], local_env, cwd=src)))
+        remote_times.append(
+            timed(lambda: run([ferry, "submit", "hello.py", "-e", "bench"], remote_env, cwd=remote))
+        )
+    return median(bare), median(local), median(remote_times)
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+    from ferry.server.testing import shared_postgres
+    from ferry.tracking.accounts import ServerStore
+
+    work = scratch("server")
+    cluster = shared_postgres()
+    ferry_db = cluster.create_database("bench_ferry")
+    mlflow_db = cluster.create_database("bench_mlflow")
+    store = ServerStore(ferry_db)
+    store.add_user("bench")
+    token = store.create_token("bench")
+    store.close()
+    ferry_port, mlflow_port = free_port(), free_port()
+    ferry_url, mlflow_url = f"http://127.0.0.1:{ferry_port}", f"http://127.0.0.1:{mlflow_port}"
+    env = dict(os.environ, FERRY_HOME=str(work / "server home"))
+    ferry_proc = subprocess.Popen(
+        [str(VENV_BIN / "ferry"), "server", "--database-url", ferry_db, "--blob-store",
+         str(work / "blobs"), "--data-dir", str(work / "data"), "--port", str(ferry_port),
+         "--processes", "2"],
+        env=env, stdout=open(work / "ferry.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    mlflow_proc = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", mlflow_db, "--host",
+         "127.0.0.1", "--port", str(mlflow_port), "--artifacts-destination",
+         str(work / "mlflow-artifacts"), "--workers", "2"],
+        stdout=open(work / "mlflow.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_up(ferry_url + "/api/v1/info", ferry_proc, "ferry server")
+        wait_up(mlflow_url + "/health", mlflow_proc, "mlflow server")
+        t = time.perf_counter()
+        bare, local, remote = submit(ferry_url, token, work)
+        print(f"submit: {bare:.3f} {local:.3f} {remote:.3f} ({time.perf_counter() - t:.0f} s)")
+        t = time.perf_counter()
+        ing = ingest(ferry_url, token, mlflow_url)
+        print(f"ingest: {ing} ({time.perf_counter() - t:.0f} s)", flush=True)
+        t = time.perf_counter()
+        found = search(ferry_url, token, mlflow_url, ferry_db, mlflow_db)
+        print(f"search: {found} ({time.perf_counter() - t:.0f} s)", flush=True)
+    finally:
+        for proc in (ferry_proc, mlflow_proc):
+            proc.terminate()
+            proc.wait(timeout=60)
+    rate = {k: v[1] / v[2] for k, v in ing.items()}
+    write_result(
+        "server",
+        f"""
+## The team server (issue 15)
+
+`ferry server` (2 API processes) and `mlflow server` (2 workers) on one PostgreSQL 15 started
+for the benchmark (fsync off), clients on the same 2-core machine.
+
+**Metric ingest under load** — {RUNS} runs logging at once (5 client processes × 10 threads):
+
+| path | values sent | values stored | seconds | values/s | vs MLflow |
+|---|---|---|---|---|---|
+| ferry, its API (series of {FERRY_BATCH:,} values) | {ing["ferry"][0]:,} | {ing["ferry"][1]:,} | {ing["ferry"][2]:.1f} | {rate["ferry"]:,.0f} | **{rate["ferry"] / rate["mlflow"]:.0f}×** |
+| ferry, MLflow's `log_batch` (1,000 a request) | {ing["ferry_mlflow"][0]:,} | {ing["ferry_mlflow"][1]:,} | {ing["ferry_mlflow"][2]:.1f} | {rate["ferry_mlflow"]:,.0f} | {rate["ferry_mlflow"] / rate["mlflow"]:.1f}× |
+| `mlflow server`, `log_batch` (1,000 a request) | {ing["mlflow"][0]:,} | {ing["mlflow"][1]:,} | {ing["mlflow"][2]:.1f} | {rate["mlflow"]:,.0f} | 1.0× |
+
+Goal: ≥ 50× MLflow's `log_batch` throughput, every value stored (counted back per run).
+
+**Run search** — {SEARCH_RUNS:,} runs in one experiment; `metrics.mse < 0.5 and tags.team = 'a'`,
+first page of 100 sorted by `metrics.mse`, MLflow's client, median of {REPEAT}:
+
+| server | median | vs MLflow |
+|---|---|---|
+| ferry (MLflow's `search_runs` endpoint) | {found["ferry"] * 1000:.1f} ms | **{found["mlflow"] / found["ferry"]:.1f}× faster** |
+| ferry (its own search API) | {found["ferry_native"] * 1000:.1f} ms | {found["mlflow"] / found["ferry_native"]:.1f}× faster |
+| `mlflow server` | {found["mlflow"] * 1000:.1f} ms | 1.0× |
+
+Goal: ≥ 10× faster than MLflow, ≤ 100 ms at the median. Both answer the same 100 runs.
+
+**Submit to a remote workspace** — `ferry submit hello.py` (waits for the end), warm, median of {REPEAT}:
+
+| workspace | median | overhead |
+|---|---|---|
+| `python hello.py` | {bare * 1000:.0f} ms | — |
+| local folder | {local * 1000:.0f} ms | {(local - bare) * 1000:.0f} ms |
+| the server's (snapshot by hash, supervised there, log followed over HTTP) | {remote * 1000:.0f} ms | {(remote - bare) * 1000:.0f} ms |
+
+Remote minus local: **{(remote - local) * 1000:+.0f} ms** (goal ≤ +100 ms).
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
