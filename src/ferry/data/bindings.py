@@ -25,7 +25,7 @@ from ferry.data import catalog, versions
 from ferry.data.consumption import DatasetConsumptionConfig, OutputFileDatasetConfig
 from ferry.data.dataset import Dataset, FileDataset
 from ferry.data.datastore import DataReference
-from ferry.data.definition import new_definition
+from ferry.data.definition import new_definition, single_file
 from ferry.errors import ConfigError
 from ferry.spec import WorkspaceServices
 
@@ -107,7 +107,7 @@ def _input(ws: WorkspaceServices, item: Any, run_id: str) -> dict[str, Any]:
             "kind": record.kind,
             "files": record.files,
             "bytes": record.bytes,
-            "singleFile": files[0] if len(files) == 1 else None,
+            "singleFile": single_file(definition, files),
             "format": definition.get("format"),
             "transforms": definition.get("transforms") or [],
             "placeholder": placeholder,

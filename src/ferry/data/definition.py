@@ -102,6 +102,31 @@ def rel_paths(pattern: str, matched: Sequence[str]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def single_file(definition: Mapping[str, Any], files: Sequence[str]) -> str | None:
+    """The dataset path of the one file a job is given as the file itself, else None.
+
+    The reference gives a job the file's own path only when the dataset's definition names that
+    file: one path, no wildcard, no transform (``from_files((ds, 'data/x.csv'))``); a folder or
+    a pattern that happens to match one file is still given as the folder, so a script's
+    ``os.path.join(folder, 'x.csv')`` keeps working (azureml-core ``DatasetContextManager.
+    _is_single_file_no_transform``: the first file's path ends with the path asked for).
+    """
+    sources = definition.get("sources") or []
+    if len(files) != 1 or len(sources) != 1 or definition.get("transforms"):
+        return None
+    source = sources[0]
+    asked = str(source.get("path", source.get("local", source.get("url", ""))))
+    if "url" in source:
+        from urllib.parse import urlparse
+
+        asked = urlparse(asked).path
+    asked = asked.replace("\\", "/").strip("/")
+    if not asked or has_wildcard(asked):
+        return None
+    rel = files[0]
+    return rel if asked == rel or asked.endswith("/" + rel) else None
+
+
 def merge_sources(per_source: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, Any]]:
     """Dataset path → (source index, origin) over all sources; a path two sources give is an
     error naming both (the dataset would hold two different files under one name)."""

@@ -89,13 +89,6 @@ def copy_view(manifest: Manifest, blobs: LocalBlobStore, dest: Path) -> Path:
     return Path(dest)
 
 
-def single_file(manifest: Manifest) -> str | None:
-    """The one file's path when the version holds exactly one file (a single-file dataset is
-    given to a job as that file's path)."""
-    files = [rel for rel, _ in manifest.files()]
-    return files[0] if len(files) == 1 else None
-
-
 class MountContext:
     """``FileDataset.mount()``: a read-only view while the context is open."""
 

@@ -129,7 +129,12 @@ assert Model(ws, "diabetes-model").run_id == run.id
 src = ScriptRunConfig(
     source_directory=".",
     script="score.py",
-    arguments=["--data", prepared_ds.as_named_input("prepared").as_download()],
+    arguments=[
+        "--data",
+        prepared_ds.as_named_input("prepared").as_download(),
+        "--part1",
+        one_file.as_named_input("part1").as_mount(),
+    ],
     environment=env,
 )
 scoring = exp.submit(src)

@@ -1,0 +1,165 @@
+"""Idioms of the reference's tutorials that broke with ferry until fixed: which inputs a job gets
+as the file itself, legacy datastore references in the arguments, and the reference's module
+paths for datasets and models (in the driver and inside a job with ferry's runtime only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import write_files
+from jobs import log_of, seen, write_job
+
+from ferry.data import Dataset
+from ferry.data.definition import new_definition, single_file
+from ferry.experiment import Experiment
+from ferry.script_run_config import ScriptRunConfig
+
+COMPAT = Path(__file__).resolve().parents[2] / "compat" / "azureml" / "src"
+
+
+def _file(path: str, transforms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    definition = new_definition("file", [{"datastore": "workspaceblobstore", "path": path}])
+    definition["transforms"] = transforms or []
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("definition", "files", "expected"),
+    [
+        (_file("diabetes/part1.csv"), ["part1.csv"], "part1.csv"),  # names the file
+        (_file("/diabetes/part1.csv/"), ["part1.csv"], "part1.csv"),
+        (_file("diabetes"), ["part1.csv"], None),  # a folder holding one file
+        (_file("diabetes/"), ["part1.csv"], None),
+        (_file("mnist/**"), ["train.gz"], None),  # a pattern matching one file
+        (_file("mnist/*.gz"), ["train.gz"], None),
+        (_file("diabetes/part1.csv", [{"op": "take", "count": 1}]), ["part1.csv"], None),
+        (_file("a.csv"), ["a.csv", "b.csv"], None),
+        (new_definition("file", [{"local": "/data/x.csv"}]), ["x.csv"], "x.csv"),
+        (new_definition("file", [{"local": "/data"}]), ["x.csv"], None),
+        (new_definition("file", [{"url": "https://h/d/x.csv?sig=1"}]), ["x.csv"], "x.csv"),
+        (
+            new_definition("file", [{"local": "/d/x.csv"}, {"local": "/e/y.csv"}]),
+            ["x.csv"],
+            None,
+        ),
+    ],
+)
+def test_a_job_gets_the_file_itself_only_when_the_definition_names_it(
+    definition: dict[str, Any], files: list[str], expected: str | None
+) -> None:
+    assert single_file(definition, files) == expected
+
+
+def _submit(ws: Any, source: Path, arguments: list[Any]) -> Any:
+    run = Experiment(ws, "idioms").submit(ScriptRunConfig(str(source), "job.py", arguments))
+    run.wait_for_completion(raise_on_error=False)
+    return run
+
+
+def test_a_folder_or_pattern_with_one_file_comes_in_as_the_folder(
+    workspace: Any, awkward_dir: Path
+) -> None:
+    """``os.path.join(args.data_folder, 'iris.csv')`` works when the folder holds one file."""
+    ds = workspace.get_default_datastore()
+    ds.upload(str(write_files(awkward_dir / "one", {"iris.csv": "a\n1\n"})), "iris", False, True)
+    folder = Dataset.File.from_files((ds, "iris/"))
+    pattern = Dataset.File.from_files(ds.path("iris/**"))
+    named = Dataset.File.from_files((ds, "iris/iris.csv"))
+    run = _submit(
+        workspace, write_job(awkward_dir / "src"),
+        [folder.as_named_input("mnist").as_mount(), pattern.as_named_input("extra").as_download(),
+         named.as_named_input("named").as_mount()],
+    )  # fmt: skip
+    assert run.get_status() == "Completed", log_of(run)
+    job = seen(run)
+    assert job["read"]["mnist"] == job["read"]["extra"] == {"iris.csv": "a\n1\n"}  # folders
+    assert job["read"]["named"] == "a\n1\n"  # the file itself
+    assert Path(job["argv"][2]).name == "iris.csv" == Path(job["inputs"]["named"]).name
+
+
+def test_a_datastore_path_as_mount_in_the_arguments_always_binds(
+    workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    """The 2019 tutorial's ``ds.path('mnist').as_mount()``: its random name is an environment
+    variable's (it started with a digit 10 times in 16, refused at submit)."""
+    ds = workspace.get_default_datastore()
+    names = [ds.path("x").data_reference_name for _ in range(300)]
+    assert all(n[0].isalpha() and len(n) == 32 and int(n, 16) >= 0 for n in names)
+    ds.upload(str(sample), "legacy", show_progress=False)
+    source = write_job(awkward_dir / "src")
+    for _ in range(3):
+        run = _submit(workspace, source, ["--data-folder", ds.path("legacy").as_mount()])
+        assert run.get_status() == "Completed", log_of(run)
+        assert seen(run)["argv"][1].startswith(str(run.run_dir))  # the placeholder replaced
+
+
+def _python(
+    code: str, cwd: Path, python: str = sys.executable, **env: str
+) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join([str(COMPAT), *env.pop("PYTHONPATH", "").split(os.pathsep)])
+    return subprocess.run(
+        [python, "-s", "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **env, "PYTHONPATH": path.rstrip(os.pathsep)}, timeout=60,
+    )  # fmt: skip
+
+
+def test_azureml_core_exports_dataset_datastore_and_model(awkward_dir: Path) -> None:
+    done = _python(
+        """
+        import ferry
+        from azureml.core import Dataset, Datastore, Model
+        from azureml.core.dataset import Dataset as D2
+        from azureml.core.model import Model as M2
+        from azureml.data.datapath import DataPath
+        assert Dataset is D2 is ferry.Dataset and Model is M2 is ferry.Model
+        assert Datastore is ferry.Datastore and DataPath is ferry.DataPath
+        import azureml.core
+        assert {"Dataset", "Datastore", "Model"} <= set(azureml.core.__all__)
+        print("ok")
+        """,
+        awkward_dir,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_model_and_dataset_paths_work_in_a_job_with_ferrys_runtime_only(
+    awkward_dir: Path,
+) -> None:
+    """A scoring script's ``from azureml.core.model import Model`` with the compatibility package
+    on the job's path and no ferry library in its environment (only the in-job runtime)."""
+    runtime = Path(sys.modules["ferry"].__file__ or "").parent / "runtime"
+    code = """
+        import os, sys
+        from azureml.core import Run, Model as M0, Dataset as D0
+        from azureml.core.model import Model, ModelNotFoundException
+        from azureml.core.dataset import Dataset
+        assert Model is M0 and Dataset is D0
+        import ferry
+        assert not hasattr(ferry, "Workspace"), ferry.__file__
+        os.makedirs("azureml-models/m/2", exist_ok=True)
+        open("azureml-models/m/2/m.pkl", "w").close()
+        print(Model.get_model_path("m"))
+        try:
+            Model.get_model_path("nope")
+        except ModelNotFoundException as exc:
+            print("missing:", exc)
+        """
+    shims = runtime / "_shims"
+    # the runtime's own layout in a job: ferry_runtime importable, its shims first on the path
+    job_path = awkward_dir / "job path"
+    job_path.mkdir()
+    (job_path / "ferry_runtime").symlink_to(runtime)
+    bare = sys._base_executable  # this Python without the venv: no ferry library, as a job's
+    done = _python(
+        code, awkward_dir, bare, PYTHONPATH=os.pathsep.join([str(shims), str(job_path)]),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert Path(lines[0]) == awkward_dir / "azureml-models" / "m" / "2" / "m.pkl", done.stdout
+    assert lines[1].startswith("missing:"), done.stdout
