@@ -363,6 +363,17 @@ class DataPath:
         return f"DataPath(datastore={self.datastore.name!r}, path={self.path_on_datastore!r})"
 
 
+def _reference_name() -> str:
+    """A new reference's name: the reference's ``uuid4().hex``, its first character a letter.
+
+    The job receives the data under that name as an environment variable, which may not start
+    with a digit; a bare hex started with one 10 times in 16, so ``ds.path('mnist').as_mount()``
+    in a run's arguments (the 2019 tutorials) failed at submit more often than not.
+    """
+    name = uuid.uuid4().hex
+    return name if name[0].isalpha() else "abcdef"[int(name[0]) % 6] + name[1:]
+
+
 class DataReference:
     """The reference's legacy reference to a path on a datastore, for a run's arguments:
     ``str(ref)`` is ``$AZUREML_DATAREFERENCE_<name>``, which the job gets as the local path of
@@ -382,7 +393,7 @@ class DataReference:
         self.datastore = datastore
         self.path_on_datastore = path_on_datastore
         self.data_reference_name = data_reference_name or (
-            uuid.uuid4().hex if path_on_datastore else datastore.name
+            _reference_name() if path_on_datastore else datastore.name
         )
         self.mode = mode
         self.path_on_compute = path_on_compute
