@@ -112,11 +112,13 @@ def _python(
 def test_azureml_core_exports_dataset_datastore_and_model(awkward_dir: Path) -> None:
     done = _python(
         """
-        import ferry
+        import ferry, ferry.model
         from azureml.core import Dataset, Datastore, Model
         from azureml.core.dataset import Dataset as D2
         from azureml.core.model import Model as M2
         from azureml.data.datapath import DataPath
+        from azureml.core.resource_configuration import ResourceConfiguration
+        assert ResourceConfiguration is ferry.model.ResourceConfiguration
         assert Dataset is D2 is ferry.Dataset and Model is M2 is ferry.Model
         assert Datastore is ferry.Datastore and DataPath is ferry.DataPath
         import azureml.core
@@ -163,3 +165,33 @@ def test_model_and_dataset_paths_work_in_a_job_with_ferrys_runtime_only(
     lines = done.stdout.splitlines()
     assert Path(lines[0]) == awkward_dir / "azureml-models" / "m" / "2" / "m.pkl", done.stdout
     assert lines[1].startswith("missing:"), done.stdout
+
+
+def test_register_pandas_dataframe_writes_parquet_and_registers_a_version(
+    workspace: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``Dataset.Tabular.register_pandas_dataframe`` (the AutoML and deployment notebooks): the
+    frame is written under a new folder of the target and each call makes a new version."""
+    import pandas as pd
+
+    from ferry.errors import ConfigError
+
+    ds = workspace.get_default_datastore()
+    frame = pd.DataFrame({"age": [31, 52, 47], "bmi": [21.5, 30.1, 25.0], "sex": list("fmf")})
+    first = Dataset.Tabular.register_pandas_dataframe(frame, (ds, "frames"), "patients")
+    second = Dataset.Tabular.register_pandas_dataframe(
+        frame.head(2), target=ds, name="patients", description="two", show_progress=False
+    )
+    assert (first.name, first.version, second.version) == ("patients", 1, 2)
+    pd.testing.assert_frame_equal(first.to_pandas_dataframe(), frame)
+    assert len(Dataset.get_by_name(workspace, "patients").to_pandas_dataframe()) == 2
+    assert Dataset.get_by_name(workspace, "patients", version=1).description is None
+    (written,) = Dataset.File.from_files((ds, "frames/**")).to_path()
+    assert len(written.split("/")[1]) == 36 and written.endswith(".parquet"), written
+    for bad, match in (
+        (dict(dataframe=[1, 2], target=ds, name="x"), "pandas DataFrame"),
+        (dict(dataframe=frame, target="frames", name="x"), "target must be"),
+        (dict(dataframe=frame, target=ds, name="bad name!"), "name"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            Dataset.Tabular.register_pandas_dataframe(**bad)  # type: ignore[arg-type]

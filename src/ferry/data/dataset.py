@@ -458,6 +458,46 @@ class TabularDatasetFactory:
         }
         return _tabular(path, fmt, validate)
 
+    @staticmethod
+    def register_pandas_dataframe(
+        dataframe: Any,
+        target: Any,
+        name: str,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        show_progress: bool = True,
+    ) -> TabularDataset:
+        """Write ``dataframe`` as parquet under a new folder ``<target>/<uuid>/`` of the
+        datastore and register it as ``name``'s next version (the reference's AutoML and
+        model-deployment notebooks' way to make a tabular dataset from memory)."""
+        import uuid
+
+        import pandas as pd  # type: ignore[import-untyped]
+
+        from ferry.data import transfer
+
+        if not isinstance(dataframe, pd.DataFrame):
+            raise ConfigError(
+                f"dataframe must be a pandas DataFrame, not {type(dataframe).__name__}"
+            )
+        if not isinstance(name, str):
+            raise ConfigError(f"name must be text, not {name!r}")
+        _check_asset_name(name)
+        store, prefix = _target(target)
+        folder = "/".join(p for p in (prefix, str(uuid.uuid4())) if p)
+        with tempfile.TemporaryDirectory(prefix="ferry-frame-") as tmp:
+            dataframe.to_parquet(Path(tmp, "part-00000.parquet"), index=False)
+            transfer.upload(
+                store.workspace, store._store(), transfer.files_of(Path(tmp), folder),
+                overwrite=True, show_progress=show_progress,
+            )  # fmt: skip
+        dataset = TabularDatasetFactory.from_parquet_files((store, folder + "/"))
+        registered = dataset.register(
+            store.workspace, name, description=description, tags=tags, create_new_version=True
+        )
+        assert isinstance(registered, TabularDataset)
+        return registered
+
 
 Dataset.File = FileDatasetFactory
 Dataset.Tabular = TabularDatasetFactory
