@@ -42,7 +42,9 @@ class RunModels(RunState):
         from ferry.model import Model
         from ferry.model.model import _blank, dataset_pairs
         from ferry.model.registry import register_from_run
+        from ferry.model.resources import check_resources
 
+        check_resources(resource_configuration)
         record = _blank(
             model_name, tags, properties, description, model_framework, model_framework_version
         )

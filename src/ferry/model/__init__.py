@@ -10,5 +10,11 @@ Example::
 
 from ferry.model.model import Model, ModelNotFoundException
 from ferry.model.registry import ModelPathNotFoundException
+from ferry.model.resources import ResourceConfiguration
 
-__all__ = ["Model", "ModelNotFoundException", "ModelPathNotFoundException"]
+__all__ = [
+    "Model",
+    "ModelNotFoundException",
+    "ModelPathNotFoundException",
+    "ResourceConfiguration",
+]

@@ -110,6 +110,9 @@ class Model:
     ) -> Model:
         """Register a local file or folder as ``model_name``'s next version (copied into the
         workspace's blob store)."""
+        from ferry.model.resources import check_resources
+
+        check_resources(resource_configuration)
         print(f"Registering model {model_name}")
         record = _blank(
             model_name, tags, properties, description, model_framework, model_framework_version
@@ -305,7 +308,10 @@ class Model:
             try:
                 return str(runtime.get_model_path(model_name, version))
             except runtime.ModelNotFoundException as exc:
-                raise ModelNotFoundException(str(exc)) from None
+                raise ModelNotFoundException(
+                    f"{exc} Outside a run, give the workspace to fetch a registered model: "
+                    f"Model.get_model_path({model_name!r}, _workspace=ws)"
+                ) from None
         model = Model(_workspace, model_name, version=version)
         folder = Path("azureml-models") / model.name / str(model.version)
         return model.download(folder, exist_ok=True)

@@ -213,7 +213,10 @@ def register_from_path(
     """Register a local file or folder (copied into the blob store)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise ModelPathNotFoundException(f"model_path {str(path)!r} does not exist")
+        raise ModelPathNotFoundException(
+            f"model_path {str(path)!r} does not exist (looked from {os.getcwd()}); give the "
+            "path of the file or folder to register"
+        )
     root = path.resolve().name
     if path.is_file():
         files = [(root, path)]
