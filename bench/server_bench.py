@@ -287,7 +287,19 @@ def submit(ferry_url: str, token: str, work: Path) -> tuple[float, float, float]
     return median(bare), median(local), median(remote_times)
 
 
+PARTS = ("submit", "ingest", "search")
+SAVED = Path(__file__).parent / ".work" / "server-parts.json"
+
+
 def main() -> None:
+    """``--only PART[,PART]`` runs some parts; the table is written from each part's last run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(PARTS), help="submit,ingest,search")
+    chosen = parser.parse_args().only.split(",")
+    if unknown := set(chosen) - set(PARTS):
+        raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
     sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
     from ferry.server.testing import shared_postgres
     from ferry.tracking.accounts import ServerStore
@@ -315,22 +327,36 @@ def main() -> None:
          str(work / "mlflow-artifacts"), "--workers", "2"],
         stdout=open(work / "mlflow.log", "wb"), stderr=subprocess.STDOUT,
     )
+    saved: dict[str, Any] = json.loads(SAVED.read_text()) if SAVED.exists() else {}
     try:
         wait_up(ferry_url + "/api/v1/info", ferry_proc, "ferry server")
         wait_up(mlflow_url + "/health", mlflow_proc, "mlflow server")
-        t = time.perf_counter()
-        bare, local, remote = submit(ferry_url, token, work)
-        print(f"submit: {bare:.3f} {local:.3f} {remote:.3f} ({time.perf_counter() - t:.0f} s)")
-        t = time.perf_counter()
-        ing = ingest(ferry_url, token, mlflow_url)
-        print(f"ingest: {ing} ({time.perf_counter() - t:.0f} s)", flush=True)
-        t = time.perf_counter()
-        found = search(ferry_url, token, mlflow_url, ferry_db, mlflow_db)
-        print(f"search: {found} ({time.perf_counter() - t:.0f} s)", flush=True)
+        for part in PARTS:
+            if part not in chosen:
+                continue
+            t = time.perf_counter()
+            load = os.getloadavg()
+            if part == "submit":
+                found: Any = submit(ferry_url, token, work)
+            elif part == "ingest":
+                found = ingest(ferry_url, token, mlflow_url)
+            else:
+                found = search(ferry_url, token, mlflow_url, ferry_db, mlflow_db)
+            print(f"{part}: {found} ({time.perf_counter() - t:.0f} s, load {load[0]:.1f})",
+                  flush=True)
+            saved[part] = {"found": found, "load": [load[0], os.getloadavg()[0]],
+                           "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            SAVED.write_text(json.dumps(saved))
     finally:
         for proc in (ferry_proc, mlflow_proc):
             proc.terminate()
             proc.wait(timeout=60)
+    if set(saved) != set(PARTS):
+        print(f"the table needs every part; {SAVED} holds {sorted(saved)}")
+        return
+    ing, found = saved["ingest"]["found"], saved["search"]["found"]
+    bare, local, remote = saved["submit"]["found"]
+    loads = {part: "{:.1f}–{:.1f}".format(*saved[part]["load"]) for part in PARTS}
     rate = {k: v[1] / v[2] for k, v in ing.items()}
     write_result(
         "server",
@@ -338,7 +364,9 @@ def main() -> None:
 ## The team server (issue 15)
 
 `ferry server` (2 API processes) and `mlflow server` (2 workers) on one PostgreSQL 15 started
-for the benchmark (fsync off), clients on the same 2-core machine.
+for the benchmark (fsync off), clients on the same 2-core machine, which other work shared:
+1-minute load average at the start and end of each part — submit {loads["submit"]}, ingest
+{loads["ingest"]}, search {loads["search"]}.
 
 **Metric ingest under load** — {RUNS} runs logging at once (5 client processes × 10 threads):
 
