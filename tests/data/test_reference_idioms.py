@@ -195,3 +195,41 @@ def test_register_pandas_dataframe_writes_parquet_and_registers_a_version(
     ):
         with pytest.raises(ConfigError, match=match):
             Dataset.Tabular.register_pandas_dataframe(**bad)  # type: ignore[arg-type]
+
+
+def test_run_config_data_references_bind_as_the_2019_notebooks_declare_them(
+    workspace: Any, sample: Path
+) -> None:
+    """``rc.data_references = {ds.name: DataReferenceConfiguration(…)}`` with
+    ``str(ds.as_download())`` in the arguments: the key names the reference its placeholder
+    stands for. The configuration is its own JSON form, so the run's definition stores."""
+    import json
+
+    from ferry.data.bindings import bind
+    from ferry.data.datastore import DataReferenceConfiguration
+    from ferry.errors import ConfigError
+    from ferry.runconfig import RunConfiguration
+
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes", show_progress=False)
+    rc = RunConfiguration()
+    config = DataReferenceConfiguration(
+        datastore_name=ds.name, path_on_datastore="diabetes", mode="download"
+    )
+    rc.data_references = {ds.name: config, "noted": "$AZUREML_DATAREFERENCE_noted"}
+    assert json.loads(json.dumps(rc.data_references[ds.name])) == {
+        "dataStoreName": "workspaceblobstore", "mode": "download",
+        "pathOnDataStore": "diabetes", "pathOnCompute": None, "overwrite": False,
+    }  # fmt: skip
+    inputs, outputs = bind(workspace, ["--data-folder", str(ds.as_download())], rc, "r_1")
+    assert list(inputs) == ["workspaceblobstore"] and outputs == {}
+    entry = inputs["workspaceblobstore"]
+    assert entry["mechanism"] == "Download"
+    assert entry["options"]["placeholder"] == "$AZUREML_DATAREFERENCE_workspaceblobstore"
+    assert entry["options"]["files"] == 4  # the sample folder's files
+    assert ds.path("x").as_download().to_config().mode == "download"
+    rc.data_references = {"bad": DataReferenceConfiguration(mode="mount")}
+    with pytest.raises(ConfigError, match="names no datastore"):
+        bind(workspace, [], rc, "r_2")
+    with pytest.raises(ConfigError, match="mode must be"):
+        DataReferenceConfiguration("workspaceblobstore", mode="copy")

@@ -24,7 +24,7 @@ from typing import Any
 from ferry.data import catalog, versions
 from ferry.data.consumption import DatasetConsumptionConfig, OutputFileDatasetConfig
 from ferry.data.dataset import Dataset, FileDataset
-from ferry.data.datastore import DataReference
+from ferry.data.datastore import DataReference, DataReferenceConfiguration
 from ferry.data.definition import new_definition, single_file
 from ferry.errors import ConfigError
 from ferry.spec import WorkspaceServices
@@ -32,12 +32,27 @@ from ferry.spec import WorkspaceServices
 _MECHANISM = {"direct": "Direct", "mount": "Mount", "download": "Download"}
 
 
-def _candidates(arguments: Iterable[Any], run_config: Any) -> list[Any]:
+def _candidates(ws: WorkspaceServices, arguments: Iterable[Any], run_config: Any) -> list[Any]:
     found = [a for a in arguments if _is_data(a)]
     for holder in (getattr(run_config, "data", None), getattr(run_config, "output_data", None)):
         if isinstance(holder, Mapping):
             found += [v for v in holder.values() if _is_data(v)]
-    return found
+    return found + _data_references(ws, getattr(run_config, "data_references", None))
+
+
+def _data_references(ws: WorkspaceServices, references: Any) -> list[DataReference]:
+    """``run_config.data_references``: each entry a reference named by its key (the key is what
+    ``$AZUREML_DATAREFERENCE_<key>`` in the arguments names). Entries of other kinds (an
+    estimator's noted inputs) are left as they are."""
+    if not isinstance(references, Mapping):
+        return []
+    out = []
+    for key, value in references.items():
+        if isinstance(value, DataReferenceConfiguration):
+            out.append(value.reference(ws, str(key)))  # type: ignore[arg-type]
+        elif isinstance(value, DataReference):
+            out.append(value.to_config().reference(value.datastore.workspace, str(key)))
+    return out
 
 
 def _is_data(value: Any) -> bool:
@@ -56,7 +71,7 @@ def bind(
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
     seen: dict[str, Any] = {}
-    for item in _candidates(arguments, run_config):
+    for item in _candidates(ws, arguments, run_config):
         name = item.name if not isinstance(item, DataReference) else item.data_reference_name
         if name in seen:
             if seen[name] is item or repr(seen[name]) == repr(item):

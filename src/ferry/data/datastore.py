@@ -426,14 +426,12 @@ class DataReference:
             path_on_compute, overwrite,
         )  # fmt: skip
 
-    def to_config(self) -> dict[str, Any]:
-        return {
-            "dataStoreName": self.datastore.name,
-            "mode": self.mode,
-            "pathOnDataStore": self.path_on_datastore,
-            "pathOnCompute": self.path_on_compute,
-            "overwrite": self.overwrite,
-        }
+    def to_config(self) -> DataReferenceConfiguration:
+        """The reference's form for ``run_config.data_references[name]``."""
+        return DataReferenceConfiguration(
+            self.datastore.name, self.mode, self.path_on_datastore, self.path_on_compute,
+            self.overwrite,
+        )  # fmt: skip
 
     def __str__(self) -> str:
         return f"$AZUREML_DATAREFERENCE_{self.data_reference_name}"
@@ -442,4 +440,71 @@ class DataReference:
         return (
             f"DataReference(datastore={self.datastore.name!r}, path={self.path_on_datastore!r}, "
             f"mode={self.mode!r})"
+        )
+
+
+class DataReferenceConfiguration(dict[str, Any]):
+    """A datastore path a run reads or writes, kept in ``run_config.data_references[name]``
+    (the reference's ``azureml.core.runconfig.DataReferenceConfiguration``, the 2019 notebooks'
+    way: ``str(ds.as_download())`` in the arguments becomes the local path of the data).
+
+    It is its own dict form (``dataStoreName``, ``mode``, ``pathOnDataStore``, ``pathOnCompute``,
+    ``overwrite``), so a run configuration holding one stores as JSON like any other.
+
+    Example::
+
+        rc.data_references = {ds.name: DataReferenceConfiguration(ds.name, "download", "diabetes")}
+    """
+
+    def __init__(
+        self,
+        datastore_name: str | None = None,
+        mode: str = "mount",
+        path_on_datastore: str | None = None,
+        path_on_compute: str | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        if mode not in ("mount", "download", "upload"):
+            raise ConfigError(f"mode must be 'mount', 'download' or 'upload', not {mode!r}")
+        super().__init__(
+            dataStoreName=datastore_name, mode=mode, pathOnDataStore=path_on_datastore,
+            pathOnCompute=path_on_compute, overwrite=bool(overwrite),
+        )  # fmt: skip
+
+    @property
+    def data_store_name(self) -> str | None:
+        return self["dataStoreName"]  # type: ignore[no-any-return]
+
+    @property
+    def path_on_data_store(self) -> str | None:
+        return self["pathOnDataStore"]  # type: ignore[no-any-return]
+
+    @property
+    def path_on_compute(self) -> str | None:
+        return self["pathOnCompute"]  # type: ignore[no-any-return]
+
+    @property
+    def mode(self) -> str:
+        return str(self["mode"])
+
+    @property
+    def overwrite(self) -> bool:
+        return bool(self["overwrite"])
+
+    def reference(self, workspace: Workspace, name: str) -> DataReference:
+        """The ``DataReference`` called ``name`` that this configuration describes."""
+        if not self.data_store_name:
+            raise ConfigError(
+                f"run_config.data_references[{name!r}] names no datastore; give "
+                "DataReferenceConfiguration(datastore_name=…)"
+            )
+        return DataReference(
+            Datastore.get(workspace, self.data_store_name), name, self.path_on_data_store,
+            self.mode, self.path_on_compute, self.overwrite,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"DataReferenceConfiguration(datastore_name={self.data_store_name!r}, "
+            f"mode={self.mode!r}, path_on_datastore={self.path_on_data_store!r})"
         )

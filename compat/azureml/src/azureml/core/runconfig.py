@@ -10,3 +10,4 @@ from ferry.runconfig import (  # noqa: F401
     SparkConfiguration,
     TensorflowConfiguration,
 )
+from ferry.data.datastore import DataReferenceConfiguration  # noqa: F401
