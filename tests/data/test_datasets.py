@@ -244,7 +244,7 @@ def test_names_versions_and_paths_that_do_not_exist_are_named(workspace: Any, sa
     with pytest.raises(DatasetNotFound):
         Dataset.get_by_id(workspace, "not-an-id")
     with pytest.raises(ConfigError, match="not valid"):
-        Dataset.File.from_files((ds, "s/")).register(workspace, "bad name")
+        Dataset.File.from_files((ds, "s/")).register(workspace, " leading space")
     with pytest.raises(ConfigError, match="inside the datastore"):
         Dataset.File.from_files((ds, "../outside"))
     with pytest.raises(ConfigError, match="environment variable"):

@@ -191,7 +191,7 @@ def test_register_pandas_dataframe_writes_parquet_and_registers_a_version(
     for bad, match in (
         (dict(dataframe=[1, 2], target=ds, name="x"), "pandas DataFrame"),
         (dict(dataframe=frame, target="frames", name="x"), "target must be"),
-        (dict(dataframe=frame, target=ds, name="bad name!"), "name"),
+        (dict(dataframe=frame, target=ds, name=" bad"), "dataset name"),
     ):
         with pytest.raises(ConfigError, match=match):
             Dataset.Tabular.register_pandas_dataframe(**bad)  # type: ignore[arg-type]
@@ -233,3 +233,25 @@ def test_run_config_data_references_bind_as_the_2019_notebooks_declare_them(
         bind(workspace, [], rc, "r_2")
     with pytest.raises(ConfigError, match="mode must be"):
         DataReferenceConfiguration("workspaceblobstore", mode="copy")
+
+
+def test_dataset_names_may_hold_spaces_as_in_the_references_labs(
+    workspace: Any, sample: Path
+) -> None:
+    """The labs register 'diabetes dataset' inside ``try: … except Exception as ex: print(ex)``:
+    a refusal there surfaced later as ``None.as_named_input``."""
+    from ferry.errors import ConfigError
+
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes-data", show_progress=False)
+    tabular = Dataset.Tabular.from_delimited_files(path=(ds, "diabetes-data/*.csv"))
+    tabular.register(workspace, "diabetes dataset", "diabetes data", {"format": "CSV"}, True)
+    files = Dataset.File.from_files(path=(ds, "diabetes-data/*.csv"))
+    files.register(workspace, name="Diabetes file dataset (v2)", create_new_version=True)
+    assert workspace.datasets.get("diabetes dataset").version == 1
+    assert Dataset.get_by_name(workspace, "Diabetes file dataset (v2)").to_path() == [
+        "/a.csv", "/b.csv",
+    ]  # fmt: skip
+    for bad in ("", " diabetes", "diabetes ", "tab\there", "-x", "x" * 256, 7):
+        with pytest.raises(ConfigError, match="dataset name"):
+            files.register(workspace, bad, create_new_version=True)  # type: ignore[arg-type]

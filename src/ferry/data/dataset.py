@@ -535,11 +535,16 @@ def _seed(seed: int | None) -> int:
     return seed
 
 
+#: a dataset's name: the reference's service takes spaces and punctuation (its labs register
+#: 'diabetes dataset' and 'diabetes file dataset'); no control characters, no trailing space
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9](?:[^\x00-\x1f\x7f]{0,253}[^\x00-\x20\x7f])?$")
+
+
 def _check_asset_name(name: object) -> str:
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$", name):
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
         raise ConfigError(
-            f"dataset name {name!r} is not valid: start with a letter or digit, then letters, "
-            "digits, '.', '_' or '-' (at most 255)"
+            f"dataset name {name!r} is not valid: start with a letter or digit, at most 255 "
+            "characters, no control characters and no space at the end"
         )
     return name
 
