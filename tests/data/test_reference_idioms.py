@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,59 @@ def test_dataset_names_may_hold_spaces_as_in_the_references_labs(
     for bad in ("", " diabetes", "diabetes ", "tab\there", "-x", "x" * 256, 7):
         with pytest.raises(ConfigError, match="dataset name"):
             files.register(workspace, bad, create_new_version=True)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    """A static HTTP server on loopback serving ``tmp_path/www`` (stopped after the test)."""
+    import socket
+    import time
+    import urllib.request
+
+    root = write_files(tmp_path / "www", {"mnist/train.gz": "train", "mnist/test.gz": "test"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            urllib.request.urlopen(base + "/mnist/train.gz", timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("the loopback HTTP server did not start")
+            time.sleep(0.05)
+    yield base
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_web_urls_as_the_keras_notebook_gives_them(
+    workspace: Any, web: str, awkward_dir: Path
+) -> None:
+    from ferry.data import DataPathNotFound, DatastoreUnavailable
+
+    web_paths = [f"{web}/mnist/train.gz", f"{web}/mnist/test.gz"]
+    dataset = Dataset.File.from_files(path=web_paths)
+    assert dataset.to_path() == ["/test.gz", "/train.gz"]
+    dataset = dataset.register(workspace, "mnist-dataset", "training and test dataset", None, True)
+    run = _submit(
+        workspace, write_job(awkward_dir / "src"),
+        ["--data-folder", dataset.as_named_input("mnist").as_mount(),
+         Dataset.File.from_files(path=web_paths[0]).as_named_input("extra").as_download()],
+    )  # fmt: skip
+    assert run.get_status() == "Completed", log_of(run)
+    assert seen(run)["read"] == {
+        "mnist": {"test.gz": "test", "train.gz": "train"},
+        "extra": "train",
+    }
+    with pytest.raises(DataPathNotFound, match="matches no file"):
+        Dataset.File.from_files(path=f"{web}/mnist/absent.gz")
+    with pytest.raises(DatastoreUnavailable, match=r"cannot be reached.*retry"):
+        Dataset.File.from_files(path="http://127.0.0.1:1/mnist/train.gz")

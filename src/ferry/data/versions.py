@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from ferry.data.catalog import open_datastore
 from ferry.data.definition import apply_transforms, merge_sources, rel_paths
-from ferry.data.errors import DataPathNotFound, DatasetChanged
+from ferry.data.errors import DataPathNotFound, DatasetChanged, DatastoreUnavailable
 from ferry.data.stores import DatastoreSpec, StoreFS, clean_rel
 from ferry.errors import ConfigError, FerryError
 from ferry.snapshot import FileEntry, Manifest, save_manifest
@@ -183,7 +183,13 @@ def _match_http(url: str) -> dict[str, tuple[str, int, tuple[Any, ...], str | No
     fs = fsspec.filesystem("http")
     try:
         info = fs.info(url)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        # fsspec says FileNotFoundError for a refused connection too; its cause tells which
+        if isinstance(exc.__cause__, OSError | TimeoutError):  # aiohttp's connect errors
+            raise DatastoreUnavailable(
+                f"the URL {url!r} cannot be reached ({exc.__cause__}); check the address and "
+                "that the server is up, then retry"
+            ) from None
         raise DataPathNotFound(f"the URL {url!r} matches no file (404)") from None
     except Exception as exc:
         raise DataPathNotFound(
