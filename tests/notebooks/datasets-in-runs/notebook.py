@@ -64,7 +64,15 @@ train, test = tabular.random_split(percentage=0.8, seed=123)
 n_train, n_test = len(train.to_pandas_dataframe()), len(test.to_pandas_dataframe())
 print(n_train, n_test)
 assert n_train + n_test == 120 and 80 <= n_train <= 110
-tabular = tabular.register(workspace=ws, name="diabetes-table", create_new_version=True)
+tabular.register(
+    workspace=ws,
+    name="diabetes table",
+    description="diabetes data",
+    tags={"format": "CSV"},
+    create_new_version=True,
+)
+tabular = ws.datasets.get("diabetes table")  # the labs' spelling: a name with a space
+print(tabular.name, tabular.version, tabular.tags)
 
 # %% [markdown]
 # Train: the file dataset mounted and downloaded, the tabular one direct, and an output dataset
