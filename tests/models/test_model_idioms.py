@@ -67,3 +67,40 @@ def test_lookups_that_find_nothing_name_the_fix(
     assert "_workspace=ws" in message
     with pytest.raises(ModelNotFoundException, match=r"Model\.list"):
         Model(workspace, "never-registered")
+
+
+JOB = """
+import os
+from azureml.core import Run
+run = Run.get_context()
+os.makedirs("outputs/model", exist_ok=True)
+with open("outputs/model/weights.bin", "wb") as fh:
+    fh.write(b"w" * 100)
+with open("outputs/model.pkl", "wb") as fh:
+    fh.write(b"pickled")
+run.register_model(model_name="in-job", model_path="./outputs/model.pkl")
+"""
+
+
+def test_a_model_path_is_normalised_as_the_references(workspace: Any, awkward_dir: Path) -> None:
+    """``model_path='./outputs/model.pkl'`` or ``'outputs/model/'`` (the reference applies
+    ``os.path.normpath``), on the driver and inside the job."""
+    from jobs import log_of
+
+    from ferry.experiment import Experiment
+    from ferry.script_run_config import ScriptRunConfig
+
+    write_files(awkward_dir / "src", {"train.py": JOB})
+    run = Experiment(workspace, "norm").submit(
+        ScriptRunConfig(str(awkward_dir / "src"), "train.py")
+    )
+    run.wait_for_completion(raise_on_error=False)
+    assert run.get_status() == "Completed", log_of(run)
+    assert Model(workspace, "in-job").run_id == run.id
+    dotted = run.register_model(model_name="dotted", model_path="./outputs/model.pkl")
+    folder = run.register_model(model_name="folder", model_path="outputs/model/")
+    assert dotted.download(str(awkward_dir / "d1")).endswith("model.pkl")
+    assert Path(folder.download(str(awkward_dir / "d2")), "weights.bin").read_bytes() == b"w" * 100
+    for wrong in ("../outputs/model.pkl", ".", "outputs/absent.pkl"):
+        with pytest.raises(ModelPathNotFoundException, match="Could not locate"):
+            run.register_model(model_name="never", model_path=wrong)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import stat
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -135,7 +136,9 @@ def run_files(
 ) -> tuple[str, bool, list[tuple[str, Path]]]:
     """(root name, is one file, [(path in the model, file)]) for a run artifact path: the file
     of that name, or every file below that folder. ModelPathNotFoundException otherwise."""
-    wanted = model_path.replace("\\", "/").strip("/")
+    # the reference normalises the path first: './outputs/model.pkl' and 'outputs/m/' work
+    wanted = posixpath.normpath(model_path.replace("\\", "/")).strip("/")
+    wanted = "" if wanted == "." else wanted
     kept = {a.name: a for a in artifacts}
     if wanted in kept:
         chosen = [(wanted.rsplit("/", 1)[-1], kept[wanted])]
