@@ -312,3 +312,22 @@ def test_web_urls_as_the_keras_notebook_gives_them(
         Dataset.File.from_files(path=f"{web}/mnist/absent.gz")
     with pytest.raises(DatastoreUnavailable, match=r"cannot be reached.*retry"):
         Dataset.File.from_files(path="http://127.0.0.1:1/mnist/train.gz")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "register_azure_file_share", "register_azure_data_lake", "register_azure_data_lake_gen2",
+        "register_azure_sql_database", "register_azure_postgre_sql", "register_azure_my_sql",
+        "register_dbfs", "register_hdfs",
+    ],
+)  # fmt: skip
+def test_the_references_other_datastore_kinds_are_refused_naming_what_to_use(
+    workspace: Any, method: str
+) -> None:
+    from ferry.data import Datastore
+    from ferry.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"Datastore.{method}: .*register_azure_blob_container"):
+        getattr(Datastore, method)(workspace, "store", account_name="a", account_key="k")
+    assert set(Datastore.list(workspace)) == {"workspaceblobstore"}  # nothing registered

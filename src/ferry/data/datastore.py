@@ -348,6 +348,36 @@ class Datastore:
         return hash(self.name)
 
 
+#: the reference's other datastore kinds: refused with what to use instead (not AttributeError)
+_OTHER_KINDS = {
+    "register_azure_file_share": "Azure file shares",
+    "register_azure_data_lake": "Azure Data Lake Gen1 stores",
+    "register_azure_data_lake_gen2": "Azure Data Lake Gen2 stores",
+    "register_azure_sql_database": "Azure SQL databases",
+    "register_azure_postgre_sql": "PostgreSQL databases",
+    "register_azure_my_sql": "MySQL databases",
+    "register_dbfs": "Databricks file systems",
+    "register_hdfs": "HDFS stores",
+}
+
+
+def _refusal(method: str, kind: str) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> Datastore:
+        raise ConfigError(
+            f"Datastore.{method}: {kind} are not a datastore kind of ferry (it keeps data in "
+            "Azure Blob containers, S3 buckets and local folders); copy the data to one and "
+            "register it with Datastore.register_azure_blob_container, register_s3 or "
+            "register_local_folder"
+        )
+
+    refuse.__name__ = method
+    return staticmethod(refuse)
+
+
+for _method, _kind in _OTHER_KINDS.items():
+    setattr(Datastore, _method, _refusal(_method, _kind))
+
+
 class DataPath:
     """A path on a datastore (the reference's ``azureml.data.datapath.DataPath``), for
     ``Dataset.File.from_files`` and ``upload_directory``'s ``target``."""
