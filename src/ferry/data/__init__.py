@@ -27,8 +27,9 @@ _LAZY = {
     "FileDatasetFactory": "ferry.data.dataset",
     "TabularDataset": "ferry.data.dataset",
     "TabularDatasetFactory": "ferry.data.dataset",
-    "DataPath": "ferry.data.datastore",
-    "DataReference": "ferry.data.datastore",
+    "DataPath": "ferry.data.references",
+    "DataReference": "ferry.data.references",
+    "DataReferenceConfiguration": "ferry.data.references",
     "Datastore": "ferry.data.datastore",
     "DataPathNotFound": "ferry.data.errors",
     "DatasetChanged": "ferry.data.errors",
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
         TabularDataset,
         TabularDatasetFactory,
     )
-    from ferry.data.datastore import DataPath, DataReference, Datastore
+    from ferry.data.datastore import Datastore
     from ferry.data.errors import (
         DataPathNotFound,
         DatasetChanged,
@@ -58,12 +59,14 @@ if TYPE_CHECKING:
         DatastoreNotFound,
         DatastoreUnavailable,
     )
+    from ferry.data.references import DataPath, DataReference, DataReferenceConfiguration
     from ferry.data.views import MountContext
 
 __all__ = [
     "DataPath",
     "DataPathNotFound",
     "DataReference",
+    "DataReferenceConfiguration",
     "DataType",
     "Dataset",
     "DatasetChanged",

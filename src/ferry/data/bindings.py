@@ -24,8 +24,8 @@ from typing import Any
 from ferry.data import catalog, versions
 from ferry.data.consumption import DatasetConsumptionConfig, OutputFileDatasetConfig
 from ferry.data.dataset import Dataset, FileDataset
-from ferry.data.datastore import DataReference, DataReferenceConfiguration
 from ferry.data.definition import new_definition, single_file
+from ferry.data.references import DataReference, DataReferenceConfiguration
 from ferry.errors import ConfigError
 from ferry.spec import WorkspaceServices
 

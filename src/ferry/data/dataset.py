@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.data import catalog, definition, versions
-from ferry.data.datastore import DataPath, DataReference, Datastore
+from ferry.data.datastore import Datastore
 from ferry.data.errors import DataPathNotFound, DatasetNotFound
+from ferry.data.references import DataPath, DataReference
 from ferry.data.stores import clean_rel
 from ferry.errors import ConfigError
 from ferry.tracking.assets import AssetNotFound, DatasetRecord

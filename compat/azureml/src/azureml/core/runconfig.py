@@ -1,5 +1,6 @@
 """``azureml.core.runconfig``: the run configuration and its sections."""
 
+from ferry.data import DataReferenceConfiguration  # noqa: F401
 from ferry.runconfig import *  # noqa: F403
 from ferry.runconfig import (  # noqa: F401
     DockerConfiguration,
@@ -10,4 +11,3 @@ from ferry.runconfig import (  # noqa: F401
     SparkConfiguration,
     TensorflowConfiguration,
 )
-from ferry.data.datastore import DataReferenceConfiguration  # noqa: F401
