@@ -117,13 +117,16 @@ class Supervisor:
         self._ended_by: RunStatus | None = None
         self._target: Target | None = None
         self._ingestor: SpoolIngestor | None = None
+        #: set once the job has ended and its log is complete: from then on ferry's lines are
+        #: written here (a watchdog on its way out would drop them)
+        self._job_over = False
         #: the status this supervisor last set (restored after a NotResponding spell)
         self.phase = RunStatus.QUEUED
 
     # helpers ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
         """A line of ferry's own in the run's log (preparation, environment builds, notes)."""
-        if self._target is not None and self._target.note(message):
+        if not self._job_over and self._target is not None and self._target.note(message):
             return  # the job's watchdog writes the log while the job runs
         path = self.run_dir / LOG_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,6 +317,7 @@ class Supervisor:
         if self._ended_by is None:
             self._status(RunStatus.FINALIZING)
         target.sync()
+        self._job_over = True
         ingestor = self._ingestor_for(job)
         if self._ended_by is not None:
             ingestor.resync()  # whoever ended the run may have read the spool meanwhile

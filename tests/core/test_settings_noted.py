@@ -28,7 +28,6 @@ def test_defaults_carry_no_note() -> None:
     [
         ("priority", 5, "priority"),
         ("credential_passthrough", True, "credentialPassthrough"),
-        ("data", {"x": {"dataLocation": {}}}, "data"),
         ("source_directory_data_store", "store", "sourceDirectoryDataStore"),
     ],
 )

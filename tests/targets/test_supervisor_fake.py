@@ -313,3 +313,14 @@ def test_a_second_supervisor_of_the_same_run_leaves(workspace: Workspace) -> Non
     first.join(30)
     assert workspace.store.get_run(run_id).status == RunStatus.COMPLETED
     assert workspace.store.get_series([run_id])[0].values == [1]
+
+
+def test_notes_after_the_job_ended_reach_the_log_even_if_its_watchdog_is_gone(
+    workspace: Workspace,
+) -> None:
+    """While the job runs its watchdog writes ferry's lines; the notes of the last spool read
+    come after the job's end, when its watchdog takes no more: the supervisor writes them."""
+    forged = [{"k": "status", "status": "Completed", "error": None}] * 3
+    run_id = _record(workspace, {"spool": forged, "exit_code": 3, "watchdog_notes": True})
+    assert supervise_here(workspace, run_id) == RunStatus.FAILED
+    assert _log(workspace, run_id).count("spool record ignored") == 3

@@ -131,6 +131,9 @@ def store(
     from ferry.server.services import ServerServices
     from ferry.tracking.http import HttpRunStore, ServerConnection
 
+    # the contract is the store's: no heartbeat verdict (the server judges liveness on reads)
+    # may move a hand-made run while a test on a loaded machine is slow
+    request.getfixturevalue("monkeypatch").setenv("FERRY_HEARTBEAT_SECONDS", "3600")
     server = request.getfixturevalue("http_server")
     config = ServerConfig(
         database_url=store_url,

@@ -29,12 +29,12 @@ def test_schema_is_created_by_alembic(empty_url: str) -> None:
     store.close()
     engine = sa.create_engine(empty_url)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0005"
         tables = set(sa.inspect(conn).get_table_names())
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
-    assert HEAD_REVISION == "0004"
+    assert HEAD_REVISION == "0005"
     expected = {"runs", "metric_series", "tags", "properties", "artifacts", "experiments"}
     assert expected | {"spool_cursors", "environments"} <= tables
 

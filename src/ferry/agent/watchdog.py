@@ -323,6 +323,7 @@ class Watchdog:
             )
             proc.stop_tree(self.me, self.leftover_grace, self._reap, self._groups())
         self._drain(2.0)
+        self._last_notes()
         for rank in self.ranks:
             rank.log.close()
         first = self.ranks[0]
@@ -338,6 +339,15 @@ class Watchdog:
             "failed_at": failed_at,
             "leftovers": self.leftovers,
         }
+
+    def _last_notes(self) -> None:
+        """Write the notes already sent, then close the control pipe: from then on the
+        supervisor's writes fail (EPIPE) and it writes its lines to the log itself."""
+        while self.control >= 0 and select.select([self.control], [], [], 0)[0]:
+            self._read_control()
+        if self.control >= 0:
+            os.close(self.control)
+            self.control = -1
 
     def _drain(self, seconds: float) -> None:
         """Read what is left in the pipes (every writer is gone, so this ends quickly)."""

@@ -43,6 +43,7 @@ _KEYS = {
     "ignore_cancel": (bool,),
     "late_log": (list,),
     "wait_for": (str,),
+    "watchdog_notes": (bool,),
 }
 
 
@@ -73,6 +74,7 @@ class FakeTarget(Target):
         self._grace = 0.0
         self._wd: Path | None = None
         self._job: JobSpec | None = None  # until its late log lines are written
+        self._job_path: Path | None = None
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +101,7 @@ class FakeTarget(Target):
         assert self._wd is not None
         self._started = time.monotonic()
         self._job = job
+        self._job_path = job.log_path
         job.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(job.log_path, "a", encoding="utf-8") as fh:
             for line in self.config.get("log", []):
@@ -158,6 +161,19 @@ class FakeTarget(Target):
 
     def watched_dirs(self) -> dict[str, Path]:
         return {"logs": self._wd / "logs"} if self._wd is not None else {}
+
+    def note(self, text: str) -> bool:
+        """With ``watchdog_notes``, plays a job's watchdog: it takes ferry's lines while the job
+        runs and refuses them once the job has ended (its control pipe is closed)."""
+        if (
+            not self.config.get("watchdog_notes")
+            or self._job_path is None
+            or self.poll() is not None
+        ):
+            return False
+        with open(self._job_path, "a", encoding="utf-8") as fh:
+            fh.write(text.rstrip("\n") + "\n")
+        return True
 
 
 class RecordingContext:
