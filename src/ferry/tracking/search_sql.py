@@ -1,9 +1,12 @@
-"""A :class:`~ferry.tracking.search.RunSearch` as one SQL query (SQLite and PostgreSQL).
+"""A :class:`~ferry.tracking.search.RunSearch` as SQL (SQLite and PostgreSQL).
 
 Each metric clause joins ``latest_metrics`` on ``(run_id, name)`` and compares its indexed
 value; tag and property clauses join their tables on their primary keys; a sort on a metric is
 an outer join, its runs without the metric last. One more row than the page is fetched to know
-whether a next page exists.
+whether a next page exists. The page's ids are found, sorted and cut over narrow rows in a
+subquery joined to ``runs``, so the page's rows come back in one query; its tags, properties
+and latest metrics follow, one query each, the ids as one array parameter on PostgreSQL
+(:func:`among`) — a search is four round trips whatever the page size.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from ferry.tracking import schema as t
@@ -45,8 +49,9 @@ def _condition(column: Any, clause: Clause) -> Any:
 
 
 def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
-    """One page of runs: the ids are found, sorted and cut in one query over narrow rows
-    (an index walk when the sort is on a filtered metric), then the page's records are read."""
+    """One page of runs: the ids are found, sorted and cut over narrow rows (an index walk
+    when the sort is on a filtered metric) and joined to their rows, then the page's tags,
+    properties and metrics are read."""
     check(query)
     runs = t.runs
     stmt = sa.select(runs.c.id).where(runs.c.experiment.in_(list(query.experiments)))
@@ -69,7 +74,7 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
             ).where(_condition(table.c.value, clause))
         else:
             stmt = stmt.where(_condition(runs.c[clause.key], clause))
-    ordering: list[Any] = []
+    keys: list[tuple[Any, bool | None]] = []  # each sort column and whether it ascends
     for number, order in enumerate(query.order_by):
         if order.kind == "metric":
             latest = filtered.get(order.key)
@@ -87,23 +92,42 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
             column = table.c.value
         else:
             column = runs.c[order.key]
-        ordering.append((column.asc() if order.ascending else column.desc()).nulls_last())
-    ordering += [runs.c.created_at.desc(), runs.c.id.desc()]
-    stmt = stmt.order_by(*ordering).limit(query.limit + 1).offset(query.offset)
-    ids = list(conn.execute(stmt).scalars())
-    more = len(ids) > query.limit
-    ids = ids[: query.limit]
-    found: dict[str, sa.Row[Any]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for row in conn.execute(sa.select(runs).where(runs.c.id.in_(chunk))):
-            found[row.id] = row
-    page = records(conn, [found[i] for i in ids if i in found])
-    return RunPage(
-        page,
-        query.offset + query.limit if more else None,
-        latest_values(conn, [r.id for r in page]),
+        keys.append((column, order.ascending))
+    # the tie-breakers keep their index order (no NULLS LAST: never null)
+    keys += [(runs.c.created_at, None), (runs.c.id, None)]
+    labels = [column.label(f"key{n}") for n, (column, _) in enumerate(keys)]
+    page = (
+        stmt.with_only_columns(*labels)
+        .order_by(*_ordering(keys))
+        .limit(query.limit + 1)
+        .offset(query.offset)
+        .subquery("page")
     )
+    # the page's rows in one query: the ids cut over narrow rows, then joined to their runs
+    sorted_keys = [(page.c[f"key{n}"], up) for n, (_, up) in enumerate(keys)]
+    page_id = page.c[f"key{len(keys) - 1}"]
+    found = conn.execute(
+        sa.select(runs).join(page, runs.c.id == page_id).order_by(*_ordering(sorted_keys))
+    ).all()
+    more = len(found) > query.limit
+    page_runs = records(conn, found[: query.limit])
+    return RunPage(
+        page_runs,
+        query.offset + query.limit if more else None,
+        latest_values(conn, [r.id for r in page_runs]),
+    )
+
+
+def _ordering(keys: Sequence[tuple[Any, bool | None]]) -> list[Any]:
+    """ORDER BY terms: ascending (True) or descending (False) with NULLs last; None:
+    descending as the database sorts it."""
+    terms = []
+    for column, up in keys:
+        if up is None:
+            terms.append(column.desc())
+        else:
+            terms.append((column.asc() if up else column.desc()).nulls_last())
+    return terms
 
 
 def latest_values(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -113,7 +137,15 @@ def latest_values(conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[st
     for start in range(0, len(run_ids), 500):
         chunk = list(run_ids[start : start + 500])
         for run_id, name, value in conn.execute(
-            sa.select(c.run_id, c.name, c.value).where(c.run_id.in_(chunk))
+            sa.select(c.run_id, c.name, c.value).where(among(conn, c.run_id, chunk))
         ):
             out[run_id][name] = value
     return out
+
+
+def among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``: on PostgreSQL one array parameter (``= ANY``), so the statement
+    is the same text for any number of values (compiled and prepared once, not per length)."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(sa.String)))
+    return column.in_(list(values))

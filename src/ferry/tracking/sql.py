@@ -41,6 +41,7 @@ from ferry.tracking.base import (
 )
 from ferry.tracking.database import damaged_record, make_engine, translate
 from ferry.tracking.search import RunPage, RunSearch
+from ferry.tracking.search_sql import among
 
 _OPS = (MetricSeries, SetTags, RemoveTags, AddProperties, AddArtifacts, CreateRun, SetStatus)
 
@@ -192,13 +193,13 @@ class SqlRunStore(RunStore):
             chunk = ids[chunk_start : chunk_start + 500]
             for run_id, key, value in conn.execute(
                 sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
-                    t.tags.c.run_id.in_(chunk)
+                    among(conn, t.tags.c.run_id, chunk)
                 )
             ):
                 tag_map[run_id][key] = value
             for run_id, key, value in conn.execute(
                 sa.select(t.properties.c.run_id, t.properties.c.key, t.properties.c.value).where(
-                    t.properties.c.run_id.in_(chunk)
+                    among(conn, t.properties.c.run_id, chunk)
                 )
             ):
                 prop_map[run_id][key] = value
