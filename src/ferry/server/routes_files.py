@@ -7,8 +7,10 @@ Clients ask which blobs are lacking first (``POST /blobs/lacking``) and send onl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +35,9 @@ User = Depends(require_user)
 Admin = Depends(require_admin)
 Anyone = Depends(principal)
 _CHUNK = 1 << 20
+#: longest a follower's folder request waits for news (seconds), and how often it looks
+MAX_WAIT = 10.0
+_WAIT_STEP = 0.01
 
 
 class Sizes(BaseModel):
@@ -116,11 +121,32 @@ def get_blob(digest: str, svc: ServerServices = Svc, _: TokenRecord = User) -> F
 
 # run folders ---------------------------------------------------------------------------------
 @router.get("/runs/{run_id}/folder", tags=["files"])
-def folder_state(
-    run_id: str, svc: ServerServices = Svc, who: TokenRecord = Anyone
+async def folder_state(
+    run_id: str,
+    wait: float = Query(0.0, ge=0.0, le=MAX_WAIT),
+    known: str | None = Query(None, max_length=64),
+    svc: ServerServices = Svc,
+    who: TokenRecord = Anyone,
 ) -> dict[str, Any]:
-    require_runs(svc, who, [run_id])
-    return runfiles.folder_state(svc.workspace, run_id)
+    """The run's logs (their sizes) and whether its supervisor finished, with the state's
+    ``mark``. A follower sends the last mark it saw as ``known`` and ``wait`` seconds: the
+    answer then comes as soon as the folder differs from that state (or the wait is over), so
+    a log line or the run's end reaches it within ~10 ms instead of a polling interval."""
+
+    def first() -> dict[str, Any]:
+        require_runs(svc, who, [run_id])
+        return runfiles.folder_state(svc.workspace, run_id)
+
+    state = await run_in_threadpool(first)
+    mark = runfiles.state_mark(state)
+    if known is not None and wait > 0:
+        folder = svc.workspace.runs_dir / run_id
+        deadline = time.monotonic() + wait
+        while mark == known and time.monotonic() < deadline:
+            await asyncio.sleep(_WAIT_STEP)
+            state = runfiles.scan_folder(folder)  # a few stats of a local folder
+            mark = runfiles.state_mark(state)
+    return {**state, "mark": mark}
 
 
 @router.get("/runs/{run_id}/log", tags=["files"], response_class=Response)

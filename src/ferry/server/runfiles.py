@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import uuid
@@ -43,7 +45,19 @@ def _run_dir(ws: WorkspaceServices, run_id: str) -> Path:
 
 def folder_state(ws: WorkspaceServices, run_id: str) -> dict[str, Any]:
     """The run's log files with their sizes, and whether its supervisor has finished."""
-    folder = _run_dir(ws, run_id)
+    return scan_folder(_run_dir(ws, run_id))
+
+
+def state_mark(state: dict[str, Any]) -> str:
+    """A short name of a folder state: equal marks, nothing new for a follower."""
+    shown = json.dumps([state["done"], sorted(state["logs"].items())]).encode()
+    return hashlib.sha256(shown).hexdigest()[:16]
+
+
+def scan_folder(folder: Path) -> dict[str, Any]:
+    """:func:`folder_state` of a run folder already checked (a few stats, no database). The
+    done marker is looked at first: when it is there, the sizes read after it are final."""
+    done = (folder / DONE_MARKER).exists()
     logs: dict[str, int] = {}
     user_logs = folder / "user_logs"
     try:
@@ -54,7 +68,7 @@ def folder_state(ws: WorkspaceServices, run_id: str) -> dict[str, Any]:
         name = f"user_logs/{entry.name}"
         if _LOG.match(name) and entry.is_file(follow_symlinks=False):
             logs[name] = entry.stat(follow_symlinks=False).st_size
-    return {"logs": logs, "done": (folder / DONE_MARKER).exists()}
+    return {"logs": logs, "done": done}
 
 
 def read_log(ws: WorkspaceServices, run_id: str, name: str, offset: int = 0) -> bytes:
