@@ -87,6 +87,14 @@ def _preload() -> None:
         import ferry.targets.ssh.target  # the package alone no longer loads asyncssh
     except ImportError:
         pass
+    import ferry.snapshot.blobstore.http
+    import ferry.tracking.http  # a server's workspace: httpx, warm for its clients
+
+    try:  # PostgreSQL (the server extra): the server's supervisors open its database
+        importlib.import_module("psycopg")
+        importlib.import_module("sqlalchemy.dialects.postgresql.psycopg")
+    except ImportError:
+        pass
     _ = (rich, sqlalchemy, ferry)
 
 
