@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from ferry import liveness
 from ferry.server.config import ServerConfig
@@ -23,6 +25,8 @@ from ferry.tracking.accounts import ServerStore
 from ferry.workspace import Workspace
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from ferry.server.worker import SupervisorPool
 
 
@@ -46,6 +50,7 @@ class ServerServices:
             os.environ.update(config.to_env())
         store = ServerStore(config.database_url)
         store.list_experiments()  # reachable, migrated, ours: or a StoreError saying why
+        fast_toast(store.engine)
         blobs = LocalBlobStore(config.blob_path())
         workspace = Workspace.serving(config.data_dir, store, blobs)
         return cls(config, store, blobs, workspace)
@@ -69,3 +74,31 @@ class ServerServices:
 
     def close(self) -> None:
         self.store.close()
+
+
+def fast_toast(engine: Engine) -> None:
+    """Compress large values with lz4 on this engine's PostgreSQL connections, when the
+    server has it. A batch of 10,000 metric values is ~0.5 MB of JSON text: PostgreSQL's
+    default (pglz) spends ~10 ms a column compressing it, lz4 under 1 ms (values written
+    before stay readable: each value names its own method)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
+                "AND 'lz4' = ANY(enumvals)"
+            )
+        ).first()
+    if found is None:
+        return
+
+    def use_lz4(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True  # a session setting, outside any transaction
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET default_toast_compression = 'lz4'")
+        dbapi_conn.autocommit = autocommit
+
+    sa.event.listen(engine, "connect", use_lz4)
+    engine.dispose()  # the connections opened so far were made without it

@@ -217,9 +217,9 @@ def series_row(series: MetricSeries) -> dict[str, Any]:
             "type": series.type,
             "description": series.description,
             "count": len(series.values),
-            "values_json": json.dumps(series.values),
-            "steps_json": None if series.steps is None else json.dumps(series.steps),
-            "ts_json": json.dumps(series.ts),
+            "values_json": _json_list(series.values),
+            "steps_json": None if series.steps is None else _json_list(series.steps),
+            "ts_json": _json_list(series.ts),
             "latest": latest_value(series),
         }
     except (TypeError, ValueError) as exc:
@@ -227,6 +227,19 @@ def series_row(series: MetricSeries) -> dict[str, Any]:
             f"metric {series.name!r} of run {series.run_id} has a value that cannot be stored "
             f"({exc})"
         ) from exc
+
+
+def _json_list(values: Sequence[Any]) -> str:
+    """A list as json writes it; thousands of plain numbers (a batch from a server's client)
+    through pydantic-core when it is installed, ~20x faster on floats, the same numbers."""
+    if len(values) >= 1000 and all(type(v) in (float, int) for v in values):
+        try:
+            from pydantic_core import to_json
+        except ImportError:
+            pass
+        else:
+            return to_json(values, inf_nan_mode="constants").decode()
+    return json.dumps(values)
 
 
 def insert_series(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
