@@ -331,3 +331,17 @@ def test_the_references_other_datastore_kinds_are_refused_naming_what_to_use(
     with pytest.raises(ConfigError, match=f"Datastore.{method}: .*register_azure_blob_container"):
         getattr(Datastore, method)(workspace, "store", account_name="a", account_key="k")
     assert set(Datastore.list(workspace)) == {"workspaceblobstore"}  # nothing registered
+
+
+def test_a_datastore_sets_itself_as_the_default(workspace: Any, awkward_dir: Path) -> None:
+    from ferry.data import DataPathNotFound, Datastore
+
+    with pytest.raises(DataPathNotFound, match=r"does not exist; .*create_if_not_exists=True"):
+        Datastore.register_local_folder(workspace, "local_data", str(awkward_dir / "store"))
+    other = Datastore.register_local_folder(
+        workspace, "local_data", str(awkward_dir / "store"), create_if_not_exists=True
+    )
+    other.set_as_default()
+    assert workspace.get_default_datastore().name == "local_data"
+    Datastore.get(workspace, "workspaceblobstore").set_as_default()
+    assert workspace.get_default_datastore().name == "workspaceblobstore"

@@ -104,3 +104,10 @@ def test_a_model_path_is_normalised_as_the_references(workspace: Any, awkward_di
     for wrong in ("../outputs/model.pkl", ".", "outputs/absent.pkl"):
         with pytest.raises(ModelPathNotFoundException, match="Could not locate"):
             run.register_model(model_name="never", model_path=wrong)
+
+
+def test_serving_a_model_is_refused_naming_how_to_get_its_files(workspace: Any) -> None:
+    """The deployment notebooks' ``Model.deploy(ws, "svc", [model], inference_config, …)``."""
+    for call in (Model.deploy, Model.package, Model.profile):
+        with pytest.raises(ConfigError, match=r"not part of ferry.*download\(target_dir\)"):
+            call(workspace, "svc", [], None, None)

@@ -198,6 +198,10 @@ class Datastore:
             raise
         return Datastore._of(workspace, spec)
 
+    def set_as_default(self) -> None:
+        """Make this datastore the workspace's default (``ws.get_default_datastore()``)."""
+        self.workspace.set_default_datastore(self.name)
+
     def unregister(self) -> None:
         """Forget this datastore and its secrets (its data stays where it is)."""
         if self.name == DEFAULT_NAME:

@@ -189,7 +189,8 @@ class StoreFS:
             if self.is_folder:
                 if not os.path.isdir(self.root):
                     raise DataPathNotFound(
-                        f"the folder {self.root} of datastore {self.name!r} is gone"
+                        f"the folder {self.root} of datastore {self.name!r} does not exist; "
+                        "create it, or register the datastore with create_if_not_exists=True"
                     )
                 return
             self.fs.invalidate_cache()

@@ -30,6 +30,13 @@ if TYPE_CHECKING:
     from ferry.workspace import Workspace
 
 
+_NO_SERVING = (
+    "{what} is not part of ferry: it trains and keeps models but has no web services to deploy "
+    "them to; fetch the files with Model(ws, name).download(target_dir) or "
+    "Model.get_model_path(name, _workspace=ws) and serve them with a server of your own"
+)
+
+
 class ModelNotFoundException(AssetNotFound):
     """No model of that name or version in the workspace (the reference's name)."""
 
@@ -340,6 +347,20 @@ class Model:
 
     def delete(self) -> None:
         asset_store(self.workspace.store).delete_model(self.name, self.version)
+
+    # serving: not ferry's -----------------------------------------------------------------
+    @staticmethod
+    def deploy(*args: Any, **kwargs: Any) -> Any:
+        """The reference deploys to its web services; ferry trains and keeps models only."""
+        raise ConfigError(_NO_SERVING.format(what="Model.deploy"))
+
+    @staticmethod
+    def package(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigError(_NO_SERVING.format(what="Model.package"))
+
+    @staticmethod
+    def profile(*args: Any, **kwargs: Any) -> Any:
+        raise ConfigError(_NO_SERVING.format(what="Model.profile"))
 
     def __repr__(self) -> str:
         return f"Model(workspace={self.workspace.name!r}, name={self.name!r}, id={self.id!r}, version={self.version})"
