@@ -65,11 +65,24 @@ def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> No
     }
     failure: list[BaseException] = []
 
+    retry_until = time.monotonic() + 3 * settings.connect_timeout
+
     def init() -> None:
-        try:
-            ray.init(address=settings.address, **kwargs)
-        except BaseException as exc:  # handed to the waiting thread
-            failure.append(exc)
+        while True:
+            try:
+                ray.init(address=settings.address, **kwargs)
+                return
+            except ConnectionError as exc:
+                # Ray Client's proxy starts a server per driver; on a loaded head that start
+                # can fail once ("Initialization failure from server"): try again for a while
+                if settings.address.startswith("ray://") and time.monotonic() < retry_until:
+                    time.sleep(1.0)
+                    continue
+                failure.append(exc)
+                return
+            except BaseException as exc:  # handed to the waiting thread
+                failure.append(exc)
+                return
 
     thread = threading.Thread(target=init, name="ferry-ray-connect", daemon=True)
     thread.start()

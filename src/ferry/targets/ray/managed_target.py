@@ -25,7 +25,6 @@ from dataclasses import replace
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group
 
 from ferry.errors import TargetRefused, TargetUnavailable
 from ferry.spec import JobSpec, PrepareContext, WorkspaceServices
@@ -115,13 +114,7 @@ class ManagedRayTarget(RayTarget):
         placement = Placement(
             [dict(bundle) for _ in range(wanted)], "STRICT_SPREAD" if wanted > 1 else "PACK"
         )
-        self._pg = placement_group(
-            placement.bundles, strategy=placement.strategy, name=f"ferry:{job.run_id}"
-        )
-        self._wait_for_placement(placement, ctx)
-        self._start_agents(placement, job)
-        self._ship(manifest, snapshot_id, job, ctx)
-        return self._resolve_environments(job, ctx)
+        return self._prepare_on_nodes(placement, manifest, snapshot_id, job, ctx)
 
     def _wait_for_placement(self, placement: Placement, ctx: PrepareContext) -> None:
         """Wait for the nodes, saying (the run shows Queued) how many the autoscaler starts."""

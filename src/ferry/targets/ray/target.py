@@ -146,6 +146,14 @@ class RayTarget(Target):
         reason = why_impossible(placement, [n.total for n in nodes() if n.alive])
         if reason:
             raise self._error(TargetRefused, reason)
+        return self._prepare_on_nodes(placement, manifest, snapshot_id, job, ctx)
+
+    def _prepare_on_nodes(
+        self, placement: Placement, manifest: Any, snapshot_id: str, job: JobSpec,
+        ctx: PrepareContext,
+    ) -> Prepared:  # fmt: skip
+        """Once connected: reserve the nodes, start an agent on each and bring them the
+        snapshot, the input datasets and the environments (shared with the managed target)."""
         self._pg = placement_group(
             placement.bundles, strategy=placement.strategy, name=f"ferry:{job.run_id}"
         )
