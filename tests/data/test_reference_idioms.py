@@ -345,3 +345,12 @@ def test_a_datastore_sets_itself_as_the_default(workspace: Any, awkward_dir: Pat
     assert workspace.get_default_datastore().name == "local_data"
     Datastore.get(workspace, "workspaceblobstore").set_as_default()
     assert workspace.get_default_datastore().name == "workspaceblobstore"
+
+
+def test_tabular_sources_ferry_does_not_read_are_refused_naming_what_to_use() -> None:
+    from ferry.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"from_json_lines_files: .*from_parquet_files"):
+        Dataset.Tabular.from_json_lines_files(path="events.jsonl")
+    with pytest.raises(ConfigError, match=r"from_sql_query: .*register_pandas_dataframe"):
+        Dataset.Tabular.from_sql_query(("sqlstore", "SELECT * FROM t"))

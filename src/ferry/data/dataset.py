@@ -460,6 +460,25 @@ class TabularDatasetFactory:
         return _tabular(path, fmt, validate)
 
     @staticmethod
+    def from_json_lines_files(path: Any, *args: Any, **kwargs: Any) -> TabularDataset:
+        """The reference reads JSON lines files too; ferry's tables are CSV or parquet."""
+        raise ConfigError(
+            "Dataset.Tabular.from_json_lines_files: ferry's tabular datasets read delimited "
+            "(CSV) and parquet files; convert the JSON lines (pandas.read_json(path, "
+            "lines=True).to_parquet(…)) and use from_parquet_files, or read them as a "
+            "Dataset.File in the script"
+        )
+
+    @staticmethod
+    def from_sql_query(query: Any, *args: Any, **kwargs: Any) -> TabularDataset:
+        """The reference queries SQL datastores; ferry has none."""
+        raise ConfigError(
+            "Dataset.Tabular.from_sql_query: ferry has no SQL datastores; export the query's "
+            "rows to CSV or parquet on a datastore and use from_delimited_files or "
+            "from_parquet_files, or register_pandas_dataframe(pandas.read_sql(…), …)"
+        )
+
+    @staticmethod
     def register_pandas_dataframe(
         dataframe: Any,
         target: Any,
