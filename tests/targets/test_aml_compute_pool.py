@@ -173,10 +173,16 @@ def test_a_run_gets_a_node_started_on_a_pool_host_over_ssh(
         t0 = time.monotonic()
         run = exp.submit(ScriptRunConfig(str(source), "job.py", compute_target=NAME))
         log_path = ws.runs_dir / run.id / "user_logs" / "std_log.txt"
-        wait_until(
-            lambda p=log_path: p.exists() and "node ip:" in p.read_text(errors="replace"),
-            timeout=180, what="the job's first line",
-        )  # fmt: skip
+        try:
+            wait_until(
+                lambda p=log_path: p.exists() and "node ip:" in p.read_text(errors="replace"),
+                timeout=180, what="the job's first line",
+            )  # fmt: skip
+        except AssertionError as exc:
+            said = log_path.read_text(errors="replace") if log_path.exists() else "(no log)"
+            supervisor = ws.runs_dir / run.id / "supervisor.log"
+            tail = supervisor.read_text(errors="replace")[-3000:] if supervisor.exists() else ""
+            raise AssertionError(f"{exc}; run {run.get_status()}:\n{said}\n{tail}") from None
         latency[f"{kind}_first_line_s"] = round(time.monotonic() - t0, 2)
         details = run.wait_for_completion(raise_on_error=False, timeout_seconds=180)
         log = log_path.read_text(encoding="utf-8")
