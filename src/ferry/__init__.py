@@ -29,6 +29,7 @@ __all__ = [
     "ContainerRegistry",
     "DataPath",
     "DataReference",
+    "DataReferenceConfiguration",
     "DataType",
     "Dataset",
     "DatasetConsumptionConfig",
@@ -64,6 +65,7 @@ __all__ = [
     "RandomParameterSampling",
     "RayCluster",
     "RemoteCompute",
+    "ResourceConfiguration",
     "Run",
     "RunConfiguration",
     "RunDetails",
@@ -162,9 +164,11 @@ _LAZY = {
     "Datastore": "ferry.data",
     "DataPath": "ferry.data",
     "DataReference": "ferry.data",
+    "DataReferenceConfiguration": "ferry.data",
     "DatasetNotFound": "ferry.data",
     "DatastoreNotFound": "ferry.data",
     "Model": "ferry.model",
+    "ResourceConfiguration": "ferry.model",
     "ModelNotFoundException": "ferry.model",
 }
 
@@ -175,6 +179,7 @@ if TYPE_CHECKING:
     from ferry.data import (
         DataPath,
         DataReference,
+        DataReferenceConfiguration,
         Dataset,
         DatasetConsumptionConfig,
         DatasetNotFound,
@@ -232,7 +237,7 @@ if TYPE_CHECKING:
         uniform,
     )
     from ferry.interactive import InteractiveRun
-    from ferry.model import Model, ModelNotFoundException
+    from ferry.model import Model, ModelNotFoundException, ResourceConfiguration
     from ferry.run import Run
     from ferry.runconfig import (
         DockerConfiguration,

@@ -185,8 +185,9 @@ def _history(definition: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
 #: settings of the reference that ferry records but does not act on: (key, default, why)
 _NOT_ACTED_ON: tuple[tuple[str, Any, str], ...] = (
     ("priority", None, "ferry starts runs in the order they are submitted"),
-    ("dataReferences", {}, "data references are not mounted from run_config; put "
-                           "datastore.path('…') or dataset.as_named_input('…') in the arguments"),
+    ("dataReferences", {}, "entries other than a DataReferenceConfiguration are not mounted "
+                           "from run_config; put datastore.path('…') or "
+                           "dataset.as_named_input('…') in the arguments"),
     ("datacaches", [], "data caches are not used by this ferry"),
     ("sourceDirectoryDataStore", None, "the source is snapshotted into the workspace instead"),
     ("autoClusterComputeSpecification", None, "compute is the target's"),
@@ -205,8 +206,11 @@ def ignored_settings(definition: Mapping[str, Any]) -> list[str]:
     """One note per setting of the reference that is set here but that ferry does not act on
     (nothing is accepted and silently ignored)."""
     notes = []
+    bound = {**(definition.get("data") or {}), **(definition.get("outputData") or {})}
     for key, default, why in _NOT_ACTED_ON:
         value = definition.get(key, default)
+        if key == "dataReferences" and isinstance(value, Mapping):  # those bound are acted on
+            value = {name: v for name, v in value.items() if name not in bound}
         if value not in (default, None) and value != {} and value != []:
             notes.append(f"{key}={json.dumps(value, default=str)[:80]} is not used: {why}")
     return notes

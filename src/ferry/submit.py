@@ -132,7 +132,11 @@ def data_bindings(ws: Any, arguments: list[Any], rc: Any, run_id: str) -> dict[s
     """The run's datasets as definition entries (``data``, ``outputData``): the versions it
     reads, fixed now (an unregistered dataset is saved as it is at submit), and the folders it
     writes. Empty when the run uses no dataset, which then costs no import."""
-    holders = [getattr(rc, "data", None), getattr(rc, "output_data", None)]
+    holders = [
+        getattr(rc, "data", None),
+        getattr(rc, "output_data", None),
+        getattr(rc, "data_references", None),
+    ]
     values = [*arguments, *(v for h in holders if isinstance(h, dict) for v in h.values())]
     if not any(type(v).__module__.startswith("ferry.data.") for v in values):
         return {}

@@ -467,6 +467,11 @@ class Workspace:
 
         return Run.get(self, run_id)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Workspace:
+        """A workspace is a handle on shared state (its store, its folder): copies of what
+        holds one (a run configuration with a dataset in it) share it."""
+        return self
+
     def __repr__(self) -> str:
         if self.server is not None:
             return f"Workspace(server={self.server!r})"

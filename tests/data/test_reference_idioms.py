@@ -354,3 +354,86 @@ def test_tabular_sources_ferry_does_not_read_are_refused_naming_what_to_use() ->
         Dataset.Tabular.from_json_lines_files(path="events.jsonl")
     with pytest.raises(ConfigError, match=r"from_sql_query: .*register_pandas_dataframe"):
         Dataset.Tabular.from_sql_query(("sqlstore", "SELECT * FROM t"))
+
+
+def _reader(folder: Path) -> Path:
+    """A job that prints the files under the folder its first argument names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.py").write_text(
+        "import os, sys\n"
+        "root = sys.argv[sys.argv.index('--data') + 1]\n"
+        "print('files:', sorted(n for _, _, ns in os.walk(root) for n in ns))\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_run_config_data_references_alone_are_mounted_in_a_run_without_a_note(
+    workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    from ferry.data import DataReferenceConfiguration
+    from ferry.runconfig import RunConfiguration
+
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes", show_progress=False)
+    rc = RunConfiguration()
+    rc.data_references = {
+        "diabetes": DataReferenceConfiguration(ds.name, path_on_datastore="diabetes")
+    }
+    src = ScriptRunConfig(
+        str(_reader(awkward_dir / "refs")), "job.py",
+        ["--data", "$AZUREML_DATAREFERENCE_diabetes"], run_config=rc,
+    )  # fmt: skip
+    run = Experiment(workspace, "idioms").submit(src)
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed"
+    log = run.get_details_with_logs()["logFiles"]["user_logs/std_log.txt"]
+    assert "files: [" in log and "[]" not in log.split("files:")[1].splitlines()[0], log
+    assert "dataReferences" not in log  # acted on: no "is not used" note
+
+
+def test_an_estimators_script_params_take_a_dataset_as_the_2019_tutorials_pass_it(
+    workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    from ferry.estimator import Estimator
+
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes", show_progress=False)
+    dataset = Dataset.File.from_files(path=[(ds, "diabetes/**")])
+    est = Estimator(
+        source_directory=str(_reader(awkward_dir / "est")),
+        entry_script="job.py",
+        script_params={"--data": dataset.as_named_input("diabetes").as_mount()},
+        compute_target="local",
+        use_docker=False,
+        user_managed=True,
+    )
+    run = Experiment(workspace, "idioms").submit(est)
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed"
+    log = run.get_details_with_logs()["logFiles"]["user_logs/std_log.txt"]
+    assert "files: [" in log and "DatasetConsumptionConfig" not in log, log
+
+
+def test_an_estimators_inputs_and_script_params_take_a_datastore_path(
+    workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    """2019's ``script_params={'--data': ds.path('diabetes').as_mount()}`` with the same
+    reference also in ``inputs=[…]``: mounted once, its files in the job."""
+    from ferry.estimator import Estimator
+
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes", show_progress=False)
+    reference = ds.path("diabetes").as_mount()
+    est = Estimator(
+        source_directory=str(_reader(awkward_dir / "est-refs")),
+        entry_script="job.py",
+        script_params={"--data": reference},
+        inputs=[reference],
+        compute_target="local",
+        use_docker=False,
+        user_managed=True,
+    )
+    run = Experiment(workspace, "idioms").submit(est)
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed"
+    log = run.get_details_with_logs()["logFiles"]["user_logs/std_log.txt"]
+    assert "files: [" in log and "AZUREML_DATAREFERENCE" not in log, log
+    assert "dataReferences" not in log  # mounted: no "is not used" note

@@ -86,3 +86,34 @@ def test_a_bandit_policy_cuts_a_bad_child_short_which_keeps_what_it_logged(
     assert "Bandit" in (bad.get_tags().get("ferry.hyperdrive.terminated") or "")
     assert "terminated at interval" in (run.run_dir / "user_logs" / "std_log.txt").read_text()
     assert run.get_best_run_by_primary_metric().id == good.id  # type: ignore[union-attr]
+
+
+def test_each_child_of_a_sweep_reads_the_dataset_its_arguments_name(
+    experiment: Experiment, source: Path
+) -> None:
+    """The Keras/TensorFlow tuning notebooks pass ``dataset.as_mount()`` in the arguments: every
+    child gets the path to the version fixed at submit, not the placeholder's text."""
+    from ferry.data import Dataset
+
+    ws = experiment.workspace
+    data = source.parent / "mnist"
+    data.mkdir()
+    (data / "train.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+    ds = ws.get_default_datastore()
+    ds.upload(str(data), "mnist", show_progress=False)
+    dataset = Dataset.File.from_files(path=[(ds, "mnist/**")])
+    (source / "train.py").write_text(
+        "import argparse, os\nfrom ferry import Run\n"
+        "p = argparse.ArgumentParser()\np.add_argument('--data')\np.add_argument('--alpha')\n"
+        "a = p.parse_args()\n"
+        "Run.get_context().log('acc', float(os.path.isfile(os.path.join(a.data, 'train.csv'))))\n",
+        encoding="utf-8",
+    )
+    config = sweep_config(
+        source, "local", arguments=["--data", dataset.as_named_input("mnist").as_mount()],
+        hyperparameter_sampling=GridParameterSampling({"--alpha": choice(1, 2)}),
+        max_total_runs=2, max_concurrent_runs=2,
+    )  # fmt: skip
+    run = experiment.submit(config)
+    assert run.wait_for_completion(timeout_seconds=240)["status"] == "Completed"
+    assert sorted(m["acc"] for m in run.get_metrics().values()) == [1.0, 1.0]

@@ -46,6 +46,8 @@ def script_params_to_arguments(owner: str, params: Mapping[Any, Any]) -> list[An
                 flat.append(item)
             elif isinstance(item, os.PathLike):
                 flat.append(os.fspath(item))
+            elif type(item).__module__.startswith("ferry.data."):
+                flat.append(item)  # a dataset or data reference: bound when the run is submitted
             else:
                 raise ConfigError(
                     f"{owner}: script_params[{key!r}] is a {type(item).__name__}; give a str, "
@@ -134,19 +136,23 @@ def check_duration(owner: str, value: Any) -> int | None:
     return value
 
 
-def input_references(owner: str, inputs: Any) -> dict[str, str]:
-    """``inputs`` recorded as the run's data references, by name (noted at submit: ferry does
-    not mount them yet)."""
+def input_references(owner: str, inputs: Any) -> dict[str, Any]:
+    """``inputs`` as the run's data references, by name: a datastore path's reference
+    (``ds.path('mnist').as_mount()``) is mounted as the reference does; other entries are
+    recorded and noted at submit."""
     if inputs is None:
         return {}
     if isinstance(inputs, str) or not isinstance(inputs, list | tuple):
         raise ConfigError(f"{owner}: inputs must be a list of data references")
-    out: dict[str, str] = {}
+    from ferry.data.references import DataReference
+
+    out: dict[str, Any] = {}
     for index, item in enumerate(inputs):
         if item is None:
             raise ConfigError(f"{owner}: inputs[{index}] is None")
         name = getattr(item, "data_reference_name", None) or getattr(item, "name", None)
-        out[str(name) if name else f"input_{index}"] = str(item)
+        key = str(name) if name else f"input_{index}"
+        out[key] = item.to_config() if isinstance(item, DataReference) else str(item)
     return out
 
 

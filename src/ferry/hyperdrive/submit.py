@@ -100,7 +100,7 @@ def submit_sweep(
     from ferry.environment import Environment
     from ferry.hyperdrive.keeper import launch_controller
     from ferry.hyperdrive.run import HyperDriveRun
-    from ferry.submit import check_job, snapshot_source, submitter, validate_tags
+    from ferry.submit import check_job, data_bindings, snapshot_source, submitter, validate_tags
 
     if kwargs:
         raise ConfigError(
@@ -119,6 +119,9 @@ def submit_sweep(
     definition = rc.to_dict()
     definition["sourceDirectory"] = str(source)
     definition["submittedBy"] = submitter()
+    sweep_id = _sweep_id(config, experiment)
+    # the children read the dataset versions fixed now ({run-id} in an output is each child's)
+    definition.update(data_bindings(ws, src.arguments, rc, sweep_id))
     sampling = config.hyperparameter_sampling.spec
     definition["arguments"], removed = remove_parameters(definition["arguments"], sampling.names)
     if removed:
@@ -129,7 +132,6 @@ def submit_sweep(
             stacklevel=4,
         )
     seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
-    sweep_id = _sweep_id(config, experiment)
     check_job(
         ws,
         compute.type,
