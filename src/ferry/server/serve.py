@@ -60,5 +60,3 @@ def serve(config: ServerConfig) -> None:
         Multiprocess(shared, sockets=[shared.bind_socket()]).run()
         return
     uvicorn.run(create_app(services), host=config.host, port=config.port, log_level="warning")
-
-

@@ -2,10 +2,13 @@
 
 Each API process with ``--supervisors N`` (> 0) runs one :class:`SupervisorPool`: a thread that
 claims queued runs from the shared ``dispatch`` table (a compare-and-set, so one process gets
-each run) and starts each run's ordinary supervisor in a session of its own — forked by the
-warm zygote (:func:`ferry.cli.fast.start_supervisor_via_zygote`) or spawned
-(``python -m ferry.supervisor``) — at most N at once (its claimed runs that have not ended). A supervisor outlives the server process that started it: a
-server restarted mid-run leaves its runs running, and their supervisors keep beating.
+each run) and starts each run's ordinary supervisor in a session of its own — the one the pool
+started ahead of its run (:mod:`ferry.server.standby`: imported, its database connected; a new
+one is started for the next run), else forked by the warm zygote
+(:func:`ferry.cli.fast.start_supervisor_via_zygote`), else spawned (``python -m
+ferry.supervisor``) — at most N at once (its claimed runs that have not ended). A supervisor
+outlives the server process that started it: a server restarted mid-run leaves its runs
+running, and their supervisors keep beating.
 
 On every tick the pool also: reaps supervisors that ended (revoking their run's token); checks
 every live run's heartbeat (:func:`ferry.liveness.sweep`), so a run whose supervisor died with
@@ -18,8 +21,10 @@ submitted it; it is revoked when the supervisor ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -30,12 +35,14 @@ from ferry import liveness
 from ferry.agent.proc import pid_alive
 from ferry.errors import FerryError
 from ferry.server.services import ServerServices
+from ferry.server.standby import READY
 from ferry.status import RunStatus
 from ferry.targets.jobenv import RUN_TOKEN_VARIABLE, SERVER_URI_VARIABLE
 
 log = logging.getLogger("ferry.server")
 TICK = 0.05
 SWEEP_EVERY = 2.0
+STANDBY_RETRY = 10.0
 
 
 class SupervisorPool:
@@ -51,6 +58,11 @@ class SupervisorPool:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
+        #: a supervisor started ahead of its run (:mod:`ferry.server.standby`), and whether
+        #: it said it is ready
+        self._standby: subprocess.Popen[bytes] | None = None
+        self._standby_ready = False
+        self._next_standby = 0.0  # a standby that died is not replaced before this moment
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="ferry-supervisors", daemon=True)
@@ -62,6 +74,7 @@ class SupervisorPool:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._drop_standby()
 
     def wake(self) -> None:
         self._wake.set()
@@ -93,6 +106,7 @@ class SupervisorPool:
         free = self.size - len(mine)
         for run_id in store.claim_dispatch(self.owner, free):
             self._launch(run_id)
+        self._keep_standby()
         now = time.monotonic()
         if now - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = now
@@ -126,6 +140,75 @@ class SupervisorPool:
                 log.info("run %s: its server process %s died; starting it here", run_id, owner)
                 self._launch(run_id)
 
+    # the supervisor started ahead ------------------------------------------------------------
+    def _keep_standby(self) -> None:
+        """Have a supervisor ready for the next run (when there is room for one)."""
+        if os.environ.get("FERRY_SUPERVISOR_SPAWN") == "1" or self.size < 1:
+            return
+        if self._standby is not None and self._standby.poll() is None:
+            return
+        now = time.monotonic()
+        if self._standby is not None:  # it died waiting (its database went away?)
+            self._drop_standby()
+            self._next_standby = now + STANDBY_RETRY
+        if now < self._next_standby:
+            return
+        svc = self.services
+        env = dict(os.environ)
+        env.update(svc.config.to_env())
+        env[SERVER_URI_VARIABLE] = svc.config.url
+        try:
+            self._standby = subprocess.Popen(
+                [sys.executable, "-m", "ferry.server.standby", str(svc.workspace.path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                cwd=str(svc.workspace.path),
+                env=env,
+            )
+        except OSError as exc:
+            log.warning("could not start a supervisor ahead of its run: %s", exc)
+
+    def _hand_to_standby(self, run_id: str, env: dict[str, str], log_path: str) -> bool:
+        """Give the run to the supervisor waiting for one, if it is ready; False otherwise."""
+        proc = self._standby
+        if proc is None or proc.stdin is None or proc.stdout is None or proc.poll() is not None:
+            return False
+        if not self._standby_ready:
+            readable, _, _ = select.select([proc.stdout], [], [], 0)
+            if not readable:
+                return False  # still starting: the zygote is faster for this run
+            self._standby_ready = os.read(proc.stdout.fileno(), 64).startswith(READY)
+            if not self._standby_ready:
+                self._drop_standby()
+                return False
+        request = json.dumps({"run": run_id, "log": log_path, "env": env}) + "\n"
+        try:
+            proc.stdin.write(request.encode())
+            proc.stdin.close()
+        except OSError:
+            self._drop_standby()
+            return False
+        proc.stdout.close()
+        self._children[run_id] = proc
+        self._standby, self._standby_ready = None, False
+        return True
+
+    def _drop_standby(self) -> None:
+        proc, self._standby, self._standby_ready = self._standby, None, False
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()  # its input closed: it leaves (no run was given to it)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def _launch(self, run_id: str) -> None:
         svc = self.services
         try:
@@ -148,6 +231,9 @@ class SupervisorPool:
             run_dir = svc.workspace.runs_dir / run_id
             run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             log_path = run_dir / "supervisor.log"
+            run_env = {RUN_TOKEN_VARIABLE: env[RUN_TOKEN_VARIABLE]} if user is not None else {}
+            if self._hand_to_standby(run_id, run_env, str(log_path)):
+                return
             if os.environ.get("FERRY_SUPERVISOR_SPAWN") != "1":
                 from ferry.cli import fast  # the warm zygote forks it: no interpreter start
 
