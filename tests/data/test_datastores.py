@@ -228,3 +228,19 @@ def test_a_folder_datastore_reads_and_writes_its_own_folder(
     assert _tree(folder / "t") == _tree(sample)
     assert not [p for p in folder.rglob("*") if ".ferry-upload-" in p.name]
     assert os.stat(folder / "t" / "a.csv").st_mtime_ns == os.stat(sample / "a.csv").st_mtime_ns
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_a_remote_upload_is_one_batch_whose_bar_moves_by_each_files_bytes(
+    kind: str, request: pytest.FixtureRequest, sample: Path
+) -> None:
+    """The backend gets every file in one call (its whole concurrency), and the progress bar
+    is told every byte, whether or not the backend reports them file by file."""
+    store = request.getfixturevalue(f"{kind}_store")._store()
+    pairs = [(p, f"bar/{p.relative_to(sample)}") for p in sorted(sample.rglob("*")) if p.is_file()]
+    seen: list[int] = []
+    store.put_many(pairs, seen.append)
+    assert sum(seen) == sum(p.stat().st_size for p, _ in pairs)
+    if kind == "s3":  # s3fs reports each file as it lands
+        assert len(seen) >= len(pairs)
+    assert sorted(f.rel for f in store.find("bar")) == sorted(rel for _, rel in pairs)

@@ -327,12 +327,18 @@ class StoreFS:
                 for _ in pool.map(copy, pairs):
                     pass
             return
-        batch = 200
-        for start in range(0, len(pairs), batch):
-            chunk = pairs[start : start + batch]
-            with self.errors("uploading files"):
-                self.fs.put([str(p) for p, _ in chunk], [self.full(r) for _, r in chunk])
-            on_done(sum(p.stat().st_size for p, _ in chunk))
+        # one call, so the backend keeps its whole concurrency (batches would wait for their
+        # slowest file); the bar moves as the backend reports each file's bytes
+        total = sum((stats[p] if stats is not None else os.stat(p)).st_size for p, _ in pairs)
+        progress = _Progress(on_done)
+        with self.errors("uploading files"):
+            self.fs.put(
+                [str(p) for p, _ in pairs],
+                [self.full(r) for _, r in pairs],
+                callback=progress.callback,
+            )
+        if total > progress.reported:  # a backend that reports no bytes: the bar ends full
+            on_done(total - progress.reported)
 
     def get_file(self, rel: str, local: Path) -> None:
         """Copy the file at ``rel`` to the new local path ``local`` (written whole)."""
@@ -475,3 +481,25 @@ def _few_retries(fs: Any) -> None:
                              ("initial_backoff", 0.3), ("increment_base", 2)):  # fmt: skip
         if hasattr(policy, attribute):
             setattr(policy, attribute, value)
+
+
+class _Progress:
+    """An fsspec callback that hands each file's uploaded bytes to ``on_done`` (the backend
+    calls it from its event loop's thread; a branch per file reports that file's bytes)."""
+
+    def __init__(self, on_done: Callable[[int], None]) -> None:
+        from fsspec.callbacks import Callback
+
+        outer = self
+        self.reported = 0
+
+        class _FileBytes(Callback):  # type: ignore[misc]
+            def relative_update(self, inc: int = 1) -> None:
+                outer.reported += inc
+                on_done(inc)
+
+        class _Files(Callback):  # type: ignore[misc]
+            def branched(self, path_1: Any, path_2: Any, **kwargs: Any) -> Callback:
+                return _FileBytes()
+
+        self.callback = _Files()
