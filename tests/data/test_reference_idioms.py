@@ -437,3 +437,53 @@ def test_an_estimators_inputs_and_script_params_take_a_datastore_path(
     log = run.get_details_with_logs()["logFiles"]["user_logs/std_log.txt"]
     assert "files: [" in log and "AZUREML_DATAREFERENCE" not in log, log
     assert "dataReferences" not in log  # mounted: no "is not used" note
+
+
+TRAIN_WITH_DATASETS = """\
+import argparse
+from ferry import Run
+from {module} import Dataset
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--input-data", type=str)
+parser.add_argument("--files", type=str)
+args = parser.parse_args()
+run = Run.get_context()
+ws = run.experiment.workspace
+table = Dataset.get_by_id(ws, id=args.input_data)
+print("rows:", len(table.to_pandas_dataframe()))
+files = Dataset.get_by_name(ws, name="diabetes files")
+print("files:", len(files.to_path()), len(files.download()))
+try:
+    Dataset.get_by_name(ws, name="nope")
+except Exception as exc:
+    print("refused:", exc)
+"""
+
+
+@pytest.mark.parametrize("module", ["ferry", "ferry.runtime.datasets"])
+def test_the_train_with_datasets_idiom_finds_the_runs_inputs_through_its_workspace(
+    module: str, workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    """``ws = run.experiment.workspace; Dataset.get_by_id(ws, id=args.input_data)``, as the
+    reference's "train with datasets" article writes it, with ferry or with its runtime only."""
+    ds = workspace.get_default_datastore()
+    ds.upload(str(sample), "diabetes", show_progress=False)
+    table = Dataset.Tabular.from_delimited_files(path=[(ds, "diabetes/*.csv")])
+    files = Dataset.File.from_files(path=[(ds, "diabetes/**")]).register(
+        workspace, "diabetes files"
+    )
+    source = awkward_dir / f"twd-{module}"
+    source.mkdir()
+    (source / "job.py").write_text(TRAIN_WITH_DATASETS.format(module=module), encoding="utf-8")
+    arguments = [
+        "--input-data", table.as_named_input("diabetes"),
+        "--files", files.as_named_input("files").as_download(),
+    ]  # fmt: skip
+    run = Experiment(workspace, "idioms").submit(ScriptRunConfig(str(source), "job.py", arguments))
+    details = run.wait_for_completion(raise_on_error=False)
+    log = log_of(run)
+    assert details["status"] == "Completed", log
+    rows = len(table.to_pandas_dataframe())
+    assert f"rows: {rows}" in log and "files: 4 4" in log, log
+    assert "refused: this run has no input dataset with name 'nope'" in log, log

@@ -64,7 +64,12 @@ class Dataset:
     # finding ----------------------------------------------------------------------------------
     @staticmethod
     def get_by_name(workspace: Workspace, name: str, version: int | str = "latest") -> Dataset:
-        """A registered version (``"latest"`` or a number); DatasetNotFound naming what exists."""
+        """A registered version (``"latest"`` or a number); DatasetNotFound naming what exists.
+        Inside a job (``run.experiment.workspace``): the run's input of that name."""
+        if getattr(workspace, "_ferry_job", False):
+            from ferry.runtime.datasets import job_dataset
+
+            return job_dataset(name, "name")  # type: ignore[no-any-return]
         if version == "latest":
             number = None
         elif isinstance(version, int) and not isinstance(version, bool) and version >= 1:
@@ -81,6 +86,12 @@ class Dataset:
 
     @staticmethod
     def get_by_id(workspace: Workspace, id: str) -> Dataset:
+        """A dataset by id; inside a job (``run.experiment.workspace``), the run's input whose
+        id (or the path its argument was given) it is."""
+        if getattr(workspace, "_ferry_job", False):
+            from ferry.runtime.datasets import job_dataset
+
+            return job_dataset(id, "id")  # type: ignore[no-any-return]
         try:
             return _of_record(workspace, catalog.assets(workspace).get_dataset_by_id(id))
         except AssetNotFound as exc:

@@ -251,16 +251,71 @@ class Model:
         return get_model_path(model_name, version)
 
 
+class FileInput:
+    """A file dataset given to the job, as ``Dataset.get_by_id`` returns it inside a job."""
+
+    def __init__(self, name: str, entry: Mapping[str, Any]) -> None:
+        self.name = name
+        self.path = str(entry.get("path") or "")
+        self.id = entry.get("id")
+
+    def to_path(self) -> List[str]:
+        return ["/" + name for name, _ in _files_below(self.path)]
+
+    def download(self, target_path: Optional[str] = None, overwrite: bool = False) -> List[str]:
+        """The dataset's files (copied under ``target_path`` when one is given)."""
+        files = _files_below(self.path)
+        if target_path is None:
+            return [p for _, p in files]
+        import shutil
+
+        out = []
+        for rel, src in files:
+            dest = os.path.join(target_path, rel)
+            if os.path.exists(dest) and not overwrite:
+                raise RuntimeError(f"{dest} exists; pass overwrite=True to replace it")
+            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+            shutil.copyfile(src, dest)
+            out.append(dest)
+        return out
+
+    def __repr__(self) -> str:
+        return f"FileDataset(name={self.name!r}, path={self.path!r})"
+
+
+def job_dataset(key: str, by: str, environ: Mapping[str, str] = os.environ) -> Any:
+    """The run's input that ``key`` names — by ``"id"`` (its dataset id, or the path the job
+    was given for it, which is what its argument holds) or by ``"name"`` (the registered name
+    or the input's name) — as a tabular or file dataset; a clear error otherwise."""
+    for name, entry in _json(environ, INPUTS_VARIABLE).items():
+        if not isinstance(entry, dict):
+            continue
+        label = str(entry.get("label") or "")
+        keys = (
+            {entry.get("id"), entry.get("path")}
+            if by == "id"
+            else {name, label.rpartition(":")[0] or label}
+        )
+        if key in keys:
+            if entry.get("kind") == "tabular":
+                return TabularInput(name, entry)
+            return FileInput(name, entry)
+    raise RuntimeError(
+        f"this run has no input dataset with {by} {key!r}: inside a ferry job, datasets come in "
+        "through the run — pass dataset.as_named_input('name') in the run's arguments and read "
+        "Run.get_context().input_datasets['name'] (or Dataset.get_by_id(ws, id=<that argument>))"
+    )
+
+
 class Dataset:
-    """The reference's ``Dataset`` inside a job: datasets come in through the run."""
+    """The reference's ``Dataset`` inside a job: the run's own inputs, by id or name."""
 
     @staticmethod
-    def _refuse(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(
-            "inside a ferry job, datasets come in through the run: pass "
-            "dataset.as_named_input('name') in the run's arguments and read "
-            "Run.get_context().input_datasets['name']"
-        )
+    def get_by_id(workspace: Any = None, id: str = "", **kwargs: Any) -> Any:
+        return job_dataset(id, "id")
 
-    get_by_name = _refuse
-    get_by_id = _refuse
+    @staticmethod
+    def get_by_name(
+        workspace: Any = None, name: str = "", version: Any = "latest", **kwargs: Any
+    ) -> Any:
+        return job_dataset(name, "name")

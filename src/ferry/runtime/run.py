@@ -9,6 +9,7 @@ lines. Both answer ``get_metrics``, ``get_children`` and ``get_tags`` from their
 from __future__ import annotations
 
 import abc
+import os
 import time
 import warnings
 from types import TracebackType
@@ -26,6 +27,19 @@ Record = Dict[str, Any]
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
+class JobWorkspace:
+    """The workspace as a job sees it: a name, and the way ``Dataset.get_by_id(ws, id)`` and
+    ``Model.get_model_path(…, _workspace=ws)`` find the run's own inputs and models."""
+
+    _ferry_job = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Workspace.create(name={self.name!r}) (inside a job)"
+
+
 class JobExperiment:
     """The experiment a run belongs to; inside a job only its name is known.
 
@@ -36,6 +50,11 @@ class JobExperiment:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @property
+    def workspace(self) -> JobWorkspace:
+        """The reference's ``run.experiment.workspace``, for ``Dataset.get_by_id(ws, id=…)``."""
+        return JobWorkspace(os.environ.get("FERRY_WORKSPACE_NAME") or "workspace")
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r})"

@@ -81,7 +81,8 @@ def variables(
     described = {}
     for spec in job.inputs:
         entry: dict[str, object] = {"path": inputs[spec.name], "mechanism": spec.mechanism,
-                                    "kind": spec.kind, "id": spec.dataset_id}  # fmt: skip
+                                    "kind": spec.kind, "id": spec.dataset_id,
+                                    "label": spec.label}  # fmt: skip
         if spec.tabular:
             entry.update(spec.tabular)
         described[spec.name] = entry
