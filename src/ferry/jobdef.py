@@ -286,7 +286,9 @@ def job_spec(
 
 
 # datasets ---------------------------------------------------------------------------------------
-_DATA_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: an input's or output's name: the job gets it as an environment variable (a data
+#: reference is named after its datastore, whose name may hold '-' and start with a digit)
+_DATA_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$")
 _MECHANISMS = {"mount": "mount", "download": "download", "direct": "direct", "upload": "upload"}
 
 
@@ -304,8 +306,8 @@ def _compute_path(value: Any, where: str) -> str | None:
 def _data_name(name: object, where: str) -> str:
     if not isinstance(name, str) or not _DATA_NAME.match(name):
         raise ConfigError(
-            f"{where}: the name {name!r} is not valid (letters, digits and '_', not starting "
-            "with a digit: it becomes an environment variable)"
+            f"{where}: the name {name!r} is not valid (letters, digits, '_' and '-', at most "
+            "255: it becomes an environment variable)"
         )
     return name
 

@@ -487,3 +487,22 @@ def test_the_train_with_datasets_idiom_finds_the_runs_inputs_through_its_workspa
     rows = len(table.to_pandas_dataframe())
     assert f"rows: {rows}" in log and "files: 4 4" in log, log
     assert "refused: this run has no input dataset with name 'nope'" in log, log
+
+
+def test_a_datastore_whose_name_holds_a_dash_mounts_as_a_reference(
+    workspace: Any, sample: Path, awkward_dir: Path
+) -> None:
+    """``ds.as_mount()`` is named after its datastore; '-' is allowed in a datastore's name,
+    so the job gets it (its variable is set as it is)."""
+    from ferry.data import Datastore
+
+    ds = Datastore.register_local_folder(workspace, "team-data", str(sample))
+    run = _submit_reader(workspace, _reader(awkward_dir / "dash"), ["--data", ds.as_mount()])
+    assert run.get_status() == "Completed", log_of(run)
+    assert "files: [" in log_of(run) and "AZUREML_DATAREFERENCE" not in log_of(run)
+
+
+def _submit_reader(ws: Any, source: Path, arguments: list[Any]) -> Any:
+    run = Experiment(ws, "idioms").submit(ScriptRunConfig(str(source), "job.py", arguments))
+    run.wait_for_completion(raise_on_error=False)
+    return run
