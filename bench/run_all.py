@@ -24,6 +24,7 @@ ORDER = [
     "spark_bench.py",
     "ray_bench.py",
     "sweep_bench.py",
+    "docker_bench.py",
     "data_bench.py",
     "server_bench.py",
 ]

@@ -10,7 +10,9 @@ Shaped like the Azure ML SDK v1 so that driver code ports by changing imports::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ferry._lazy import lazy_names
 
 __version__ = "0.1.0"
 #: the reference's ``azureml.core.VERSION``: this ferry's version
@@ -253,17 +255,4 @@ if TYPE_CHECKING:
     from ferry.widgets import RunDetails
     from ferry.workspace import Workspace
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)

@@ -14,7 +14,9 @@ Example::
     diabetes = Dataset.File.from_files([(ds, "diabetes/")]).register(ws, "diabetes")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ferry._lazy import lazy_names
 
 # Imported when used: the machinery (targets, the supervisor) imports this package's machinery
 # modules (stores, versions, views, publish) without loading the public classes.
@@ -84,17 +86,4 @@ __all__ = [
     "TabularDatasetFactory",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ferry.data' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
