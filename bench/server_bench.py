@@ -414,10 +414,10 @@ array parameter).
 | the server's (snapshot by hash, supervised there, log followed over HTTP) | {remote * 1000:.0f} ms | {(remote - bare) * 1000:.0f} ms |
 
 Remote minus local: **{(remote - local) * 1000:+.0f} ms** (goal ≤ +100 ms). Each submit makes ~16
-requests (3–6 ms each under load, where the local workspace reads SQLite); the server's run
-(queued → ended) takes ~100–150 ms more than the local one (its supervisor, started ahead of
-the run, is handed it over a pipe; the job's run phase is the longer part). The run's end
-reaches the client by a long poll (the server answers when the run folder changes).
+requests (3–6 ms each under load, where the local workspace reads SQLite). The server's pool
+hands the run over a pipe to a supervisor it started ahead, while it ran nothing (imported,
+its database connected); the job's log and the run's end
+reach the client by a long poll (the server answers when the run folder changes).
 """,
     )
 
