@@ -58,6 +58,10 @@ class EnvironmentBuildError(FerryError):
     """An environment specification cannot be resolved or built."""
 
 
+class BuildCancelled(EnvironmentBuildError):
+    """An environment's build was stopped because its run was canceled."""
+
+
 class TargetError(FerryError):
     """A compute target is unknown, unreachable, or refused the job."""
 

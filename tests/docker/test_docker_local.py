@@ -270,3 +270,64 @@ def test_the_references_image_and_python_run_in_ferrys_default_base(
     log = _log(workspace, run.id)
     assert "ferry's default base image stands in" in log
     assert "PY (3, 8) 1.17.0" in log, log
+
+
+def _silent_server() -> tuple[int, socket.socket]:
+    """A package index that accepts connections and never answers: a build waits on it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1], server
+
+
+def _cancel_when(ws: Workspace, run: Any, text: str) -> float:
+    deadline = time.monotonic() + 120
+    while text not in (_log(ws, run.id) if (ws.runs_dir / run.id / "user_logs").exists() else ""):
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.1)
+    run.cancel()
+    asked = time.monotonic()
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    return time.monotonic() - asked
+
+
+def test_a_run_canceled_while_its_packages_install_stops_the_build_at_once(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    port, server = _silent_server()
+    env = Environment("hangs")
+    env.python.conda_dependencies.add_pip_package("ferry-never-answered==1.0")
+    env.python.conda_dependencies.set_pip_option(f"--index-url http://127.0.0.1:{port}/simple")
+    source = _source(awkward_dir / "src", "print('never')\n")
+    run = Experiment(workspace, "cancel-build").submit(
+        ScriptRunConfig(str(source), "job.py", environment=env,
+                        docker_runtime_config=DockerConfiguration(use_docker=True)),
+    )  # fmt: skip
+    took = _cancel_when(workspace, run, "installing 1 package(s)")
+    server.close()
+    assert took < 15, (took, (workspace.runs_dir / run.id / "supervisor.log").read_text()[-3000:])  # uv alone would wait 30 s for the silent index
+    assert "the run was canceled" in _log(workspace, run.id)
+    assert image_tag(docker_hash(env.to_spec())) not in ferry_images(client())
+    assert client().containers.list(filters={"label": "ferry.build"}) == []
+
+
+def test_a_run_canceled_while_its_dockerfile_builds_stops_the_build(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    from ferry.envbuild.docker_base import base_tag
+
+    source = _source(awkward_dir / "src", "print('never')\n")
+    env = Environment.from_dockerfile("slow", f"FROM {base_tag()}\nRUN echo step && sleep 120\n")
+    run = Experiment(workspace, "cancel-build").submit(
+        ScriptRunConfig(str(source), "job.py", environment=env)
+    )
+    took = _cancel_when(workspace, run, "step")
+    assert took < 15, took

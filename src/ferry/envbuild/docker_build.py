@@ -27,8 +27,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import re
 import tarfile
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +45,7 @@ from ferry.envbuild.docker_spec import (
     docker_canonical,
     docker_hash,
 )
+from ferry.errors import BuildCancelled
 
 if TYPE_CHECKING:
     from ferry.envbuild.resolver import ResolvedEnvironment
@@ -49,6 +54,8 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 REPOSITORY = "ferry-env"
 LABEL_HASH = "ferry.spec-hash"
+LABEL_BUILD = "ferry.build-id"  # on a build's own containers, so a cancel finds them
+_RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})\b")
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,17 @@ def build_image(
     return ensure_image(env, address, log=log or (lambda _: None), lock_dir=workspace.envs_dir)
 
 
-def ensure_image(env: EnvironmentSpec, address: str, *, log: Log, lock_dir: Path) -> DockerImage:
-    """The environment's image, built first when the engine lacks it."""
+def ensure_image(
+    env: EnvironmentSpec,
+    address: str,
+    *,
+    log: Log,
+    lock_dir: Path,
+    cancelled: Callable[[], bool] | None = None,
+) -> DockerImage:
+    """The environment's image, built first when the engine lacks it. When ``cancelled()``
+    turns true during the build, the build is stopped (its containers killed, the engine's
+    build stream closed) and :class:`BuildCancelled` raised; nothing is published."""
     from ferry.envbuild.docker_prune import record_use
 
     found = lookup_image(env, address)
@@ -131,9 +147,20 @@ def ensure_image(env: EnvironmentSpec, address: str, *, log: Log, lock_dir: Path
         started = time.monotonic()
         log(f"environment {env.name!r}: building image {image_tag(digest)}")
         client = make_client(address)
+        build_id = uuid.uuid4().hex
+        watch = _CancelWatch(address, build_id, cancelled) if cancelled is not None else None
         try:
-            image = _build(client, env, digest, log)
+            image = _build(client, env, digest, log, {LABEL_BUILD: build_id}, watch)
+        except BaseException as exc:
+            if watch is not None and watch.fired:
+                raise BuildCancelled(
+                    f"environment {env.name!r}: the build of image {image_tag(digest)} was "
+                    "stopped: the run was canceled"
+                ) from exc
+            raise
         finally:
+            if watch is not None:
+                watch.stop()
             client.close()
         log(
             f"environment {env.name!r}: built image {image.tag} in "
@@ -142,7 +169,73 @@ def ensure_image(env: EnvironmentSpec, address: str, *, log: Log, lock_dir: Path
         return image
 
 
-def _build(client: Any, env: EnvironmentSpec, digest: str, log: Log) -> DockerImage:
+class _CancelWatch:
+    """Stops a build when its run is canceled: every 0.25 s asks ``cancelled()``; once true,
+    kills the build's containers (its own by their label, a Dockerfile's steps by the ids its
+    output names) until the build gives up."""
+
+    def __init__(self, address: str, build_id: str, cancelled: Callable[[], bool]) -> None:
+        self.address, self.build_id, self.cancelled = address, build_id, cancelled
+        self.fired = False
+        self.steps: set[str] = set()  # containers a Dockerfile's RUN steps started
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ferry-build-cancel", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.25):
+            if not self.fired:
+                try:
+                    self.fired = bool(self.cancelled())
+                except Exception:  # a context that cannot answer: go on building
+                    logging.getLogger("ferry.docker").warning("cancel check failed", exc_info=True)
+                    continue
+            if self.fired:  # until the build gives up: a step may start a container after
+                try:
+                    self._stop_build()
+                except Exception:  # an engine that went away: the build fails on its own
+                    logging.getLogger("ferry.docker").warning("stopping a build", exc_info=True)
+
+    def _stop_build(self) -> None:
+        from ferry.envbuild.docker_engine import client as make_client
+
+        killer = make_client(self.address)
+        try:
+            boxes = killer.containers.list(filters={"label": f"{LABEL_BUILD}={self.build_id}"})
+            for box in [*boxes, *(killer.containers.get(i) for i in list(self.steps))]:
+                try:
+                    box.kill()
+                except Exception:  # it ended meanwhile
+                    pass
+            self.steps.clear()
+        finally:
+            killer.close()
+
+    def log(self, log: Log) -> Log:
+        """``log``, noting the containers a Dockerfile build's steps run in (its own output
+        names them: " ---> Running in 3f2a…"), so that a cancel can kill them."""
+
+        def noting(line: str) -> None:
+            found = _RUNNING_IN.search(line)
+            if found:
+                self.steps.add(found.group(1))
+            log(line)
+
+        return noting
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+
+def _build(
+    client: Any,
+    env: EnvironmentSpec,
+    digest: str,
+    log: Log,
+    build_labels: dict[str, str],
+    watch: _CancelWatch | None,
+) -> DockerImage:
     from ferry.envbuild.defaults import effective_environment
     from ferry.envbuild.docker_steps import (
         base_config,
@@ -155,6 +248,8 @@ def _build(client: Any, env: EnvironmentSpec, digest: str, log: Log) -> DockerIm
     effective, notes = effective_environment(env)
     for note in notes:
         log(f"environment {env.name!r}: {note}")
+    if watch is not None:
+        log = watch.log(log)
     base = resolve_base(client, env.docker, log)
     config = base_config(client, base)
     labels = {
@@ -167,7 +262,7 @@ def _build(client: Any, env: EnvironmentSpec, digest: str, log: Log) -> DockerIm
         labels["ferry.python"] = python
         image_id = publish(client, base, config, labels, image_tag(digest), env=None)
         return DockerImage(image_tag(digest), image_id, digest, python, None, built=True)
-    base, config, lock = install_packages(client, effective, base, config, log)
+    base, config, lock = install_packages(client, effective, base, config, log, build_labels)
     labels.update({"ferry.python": f"{VENV_IN_IMAGE}/bin/python", "ferry.lock": lock})
     image_id = publish(client, base, config, labels, image_tag(digest), env=VENV_IN_IMAGE)
     return DockerImage(

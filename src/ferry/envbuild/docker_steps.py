@@ -276,7 +276,12 @@ def _script(python: str, arguments: list[str], cert: bool) -> str:
 
 
 def install_packages(
-    client: Any, env: EnvironmentSpec, base: str, config: dict[str, Any], log: Log
+    client: Any,
+    env: EnvironmentSpec,
+    base: str,
+    config: dict[str, Any],
+    log: Log,
+    labels: dict[str, str] | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
     """Run the packages' build container; returns it (stopped, to be committed), the base's
     configuration and the lock. The container is removed when the build fails."""
@@ -312,7 +317,7 @@ def install_packages(
         user="0:0" if config.get("User") else None,
         network_mode="host",
         mounts=mounts,
-        labels={"ferry.build": "packages"},
+        labels={"ferry.build": "packages", **(labels or {})},
     )
     try:
         box.put_archive("/", _archive(files))

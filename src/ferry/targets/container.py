@@ -98,12 +98,21 @@ def check_docker_job(name: str, kind: str, job: JobSpec, *, engine_here: bool = 
         check_engine(run_id=job.run_id, target=name)
 
 
-def prepare_image(job: JobSpec, engine: str, envs_dir: Path, log: Log) -> Any:
+def prepare_image(
+    job: JobSpec,
+    engine: str,
+    envs_dir: Path,
+    log: Log,
+    cancelled: Callable[[], bool] | None = None,
+) -> Any:
     """The environment's image on ``engine`` (built first when missing, the build streamed to
-    ``log``)."""
+    ``log``; stopped when ``cancelled()`` turns true)."""
     from ferry.envbuild.docker_build import ensure_image
 
-    return ensure_image(job.environment, engine, log=lambda line: log(line), lock_dir=envs_dir)
+    return ensure_image(
+        job.environment, engine, log=lambda line: log(line), lock_dir=envs_dir,
+        cancelled=cancelled,
+    )  # fmt: skip
 
 
 def container_name(run_id: str, rank: int) -> str:

@@ -100,7 +100,9 @@ class LocalTarget(Target):
             from ferry.envbuild.docker_engine import engine_address
 
             self._engine = engine_address()
-            image = container.prepare_image(job, self._engine, self.workspace.envs_dir, ctx.log)
+            image = container.prepare_image(
+                job, self._engine, self.workspace.envs_dir, ctx.log, ctx.cancelled
+            )
             self._image, self._python = image.tag, image.python
             self._env_vars = dict(job.environment.variables)
             return Prepared(env_hash=image.spec_hash, env_lock=image.lock)

@@ -74,7 +74,11 @@ class RemoteDocker:
             self.image = await loop.run_in_executor(
                 None,
                 lambda: ensure_image(
-                    job.environment, f"unix://{local}", log=ctx.log, lock_dir=envs
+                    job.environment,
+                    f"unix://{local}",
+                    log=ctx.log,
+                    lock_dir=envs,
+                    cancelled=ctx.cancelled,
                 ),
             )
         finally:
