@@ -97,7 +97,9 @@ def show(ctx: Context, ref: str, version: int | None, show_files: int, as_json: 
         except AssetNotFound:
             raise DatasetNotFound(str(exc)) from None
     listing = load_listing(ctx.ws, record)
-    files = [{"path": rel, "size": e.size, "digest": e.digest} for rel, e in listing.manifest.files()]
+    files = [
+        {"path": rel, "size": e.size, "digest": e.digest} for rel, e in listing.manifest.files()
+    ]
     runs = [
         {"runId": r.run_id, "direction": r.direction, "name": r.name, "mechanism": r.mechanism}
         for r in store.list_run_datasets(dataset_id=record.id)

@@ -109,4 +109,3 @@ def download(
         emit_json({"path": path})
     else:
         click.echo(path)
-
