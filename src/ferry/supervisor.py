@@ -616,10 +616,12 @@ def supervise_detached_child(workspace_path: str, run_id: str) -> int:
     """Run a run's supervisor in this (fresh, detached) process; returns the exit code."""
     from ferry.workspace import Workspace
 
-    return _main(Workspace(workspace_path), run_id)
+    return supervise(Workspace(workspace_path), run_id)
 
 
-def _main(workspace: WorkspaceServices, run_id: str) -> int:
+def supervise(workspace: WorkspaceServices, run_id: str) -> int:
+    """Supervise a run in this process to its end (one supervisor per run: a second leaves at
+    once); returns the exit code. For a fresh process: it sets the umask and logging."""
     global _job_umask
     _job_umask = os.umask(0o077)  # the run's files are the user's alone; the job keeps its own
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

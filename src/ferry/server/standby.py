@@ -44,7 +44,7 @@ def main(workspace_path: str) -> int:
     os.close(null)
     os.environ.update({str(k): str(v) for k, v in request["env"].items()})
     # what supervise_detached_child does after opening the workspace, which is open already
-    return supervisor._main(workspace, str(request["run"]))
+    return supervisor.supervise(workspace, str(request["run"]))
 
 
 if __name__ == "__main__":
