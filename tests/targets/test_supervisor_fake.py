@@ -292,7 +292,7 @@ def test_a_bad_fake_script_is_refused(bad: dict[str, Any]) -> None:
 def test_a_second_supervisor_of_the_same_run_leaves(workspace: Workspace) -> None:
     """A zygote that answered too late, so the submitter spawned a supervisor too: the run
     still has exactly one."""
-    from ferry.supervisor import _main
+    from ferry.supervisor import supervise
 
     run_id = _record(
         workspace, {"run_seconds": 1.0, "spool": [{"k": "metric", "name": "m", "value": 1}]}
@@ -302,9 +302,9 @@ def test_a_second_supervisor_of_the_same_run_leaves(workspace: Workspace) -> Non
 
     held = _one_supervisor(workspace.runs_dir / run_id)
     assert held is not None
-    umask = os.umask(0o022)  # _main sets the umask of its (normally dedicated) process
+    umask = os.umask(0o022)  # supervise sets the umask of its (normally dedicated) process
     try:
-        assert _main(workspace, run_id) == 0  # leaves at once: the lock is held
+        assert supervise(workspace, run_id) == 0  # leaves at once: the lock is held
         assert workspace.store.get_run(run_id).status == RunStatus.QUEUED
     finally:
         os.umask(umask)
