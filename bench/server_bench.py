@@ -164,7 +164,10 @@ def load_ferry(database_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             t.experiments.insert().values(
-                name="search", id=str(uuid.uuid4()), created_at=now, archived=False,
+                name="search",
+                id=str(uuid.uuid4()),
+                created_at=now,
+                archived=False,
                 next_run_number=SEARCH_RUNS,
             )
         )
@@ -172,15 +175,31 @@ def load_ferry(database_url: str) -> None:
             runs, tags, latest = [], [], []
             for i in range(start, start + 5000):
                 run_id = f"search_{i}_{i:08x}"
-                runs.append({
-                    "id": run_id, "experiment": "search", "status": "Completed",
-                    "target": "local", "run_type": "ferry.scriptrun", "created_at": now + i,
-                    "start_time": now + i, "end_time": now + i + 1, "definition": {},
-                    "timings": {}, "number": i + 1,
-                })
+                runs.append(
+                    {
+                        "id": run_id,
+                        "experiment": "search",
+                        "status": "Completed",
+                        "target": "local",
+                        "run_type": "ferry.scriptrun",
+                        "created_at": now + i,
+                        "start_time": now + i,
+                        "end_time": now + i + 1,
+                        "definition": {},
+                        "timings": {},
+                        "number": i + 1,
+                    }
+                )
                 tags.append({"run_id": run_id, "key": "team", "value": "abcd"[i % 4]})
-                latest.append({"run_id": run_id, "name": "mse", "value": rng.random(),
-                               "step": 0, "ts": now + i})
+                latest.append(
+                    {
+                        "run_id": run_id,
+                        "name": "mse",
+                        "value": rng.random(),
+                        "step": 0,
+                        "ts": now + i,
+                    }
+                )
             conn.execute(t.runs.insert(), runs)
             conn.execute(t.tags.insert(), tags)
             conn.execute(t.latest_metrics.insert(), latest)
@@ -196,7 +215,9 @@ def load_mlflow(database_url: str, experiment_id: str) -> None:
     engine = sa.create_engine(database_url)
     meta = sa.MetaData()
     meta.reflect(engine, only=["runs", "tags", "latest_metrics", "metrics"])
-    runs, tags, latest, metrics = (meta.tables[n] for n in ("runs", "tags", "latest_metrics", "metrics"))
+    runs, tags, latest, metrics = (
+        meta.tables[n] for n in ("runs", "tags", "latest_metrics", "metrics")
+    )
     rng = random.Random(1)
     now = int(time.time() * 1000)
     with engine.begin() as conn:
@@ -204,19 +225,45 @@ def load_mlflow(database_url: str, experiment_id: str) -> None:
             run_rows, tag_rows, latest_rows, metric_rows = [], [], [], []
             for i in range(start, start + 5000):
                 run_id = uuid.uuid4().hex
-                run_rows.append({
-                    "run_uuid": run_id, "name": f"run-{i}", "source_type": "LOCAL",
-                    "source_name": "", "entry_point_name": "", "user_id": "bench",
-                    "status": "FINISHED", "start_time": now + i, "end_time": now + i + 1,
-                    "source_version": "", "lifecycle_stage": "active",
-                    "artifact_uri": f"/tmp/{run_id}", "experiment_id": int(experiment_id),
-                })
+                run_rows.append(
+                    {
+                        "run_uuid": run_id,
+                        "name": f"run-{i}",
+                        "source_type": "LOCAL",
+                        "source_name": "",
+                        "entry_point_name": "",
+                        "user_id": "bench",
+                        "status": "FINISHED",
+                        "start_time": now + i,
+                        "end_time": now + i + 1,
+                        "source_version": "",
+                        "lifecycle_stage": "active",
+                        "artifact_uri": f"/tmp/{run_id}",
+                        "experiment_id": int(experiment_id),
+                    }
+                )
                 tag_rows.append({"key": "team", "value": "abcd"[i % 4], "run_uuid": run_id})
                 value = rng.random()
-                latest_rows.append({"key": "mse", "value": value, "timestamp": now, "step": 0,
-                                    "is_nan": False, "run_uuid": run_id})
-                metric_rows.append({"key": "mse", "value": value, "timestamp": now,
-                                    "run_uuid": run_id, "step": 0, "is_nan": False})
+                latest_rows.append(
+                    {
+                        "key": "mse",
+                        "value": value,
+                        "timestamp": now,
+                        "step": 0,
+                        "is_nan": False,
+                        "run_uuid": run_id,
+                    }
+                )
+                metric_rows.append(
+                    {
+                        "key": "mse",
+                        "value": value,
+                        "timestamp": now,
+                        "run_uuid": run_id,
+                        "step": 0,
+                        "is_nan": False,
+                    }
+                )
             conn.execute(runs.insert(), run_rows)
             conn.execute(tags.insert(), tag_rows)
             conn.execute(latest.insert(), latest_rows)
@@ -227,7 +274,9 @@ def load_mlflow(database_url: str, experiment_id: str) -> None:
     engine.dispose()
 
 
-def search(ferry_url: str, token: str, mlflow_url: str, ferry_db: str, mlflow_db: str) -> dict[str, Any]:
+def search(
+    ferry_url: str, token: str, mlflow_url: str, ferry_db: str, mlflow_db: str
+) -> dict[str, Any]:
     from mlflow.tracking import MlflowClient
 
     from ferry.tracking.http import HttpRunStore, ServerConnection
@@ -243,17 +292,32 @@ def search(ferry_url: str, token: str, mlflow_url: str, ferry_db: str, mlflow_db
     via = MlflowClient(ferry_url)
     ferry_exp = via.get_experiment_by_name("search").experiment_id
     store = HttpRunStore(ServerConnection(ferry_url, token))
-    native = RunSearch(("search",), (Clause("metric", "mse", "<", 0.5), Clause("tag", "team", "=", "a")),
-                       (OrderBy("metric", "mse"),), limit=100)
+    native = RunSearch(
+        ("search",),
+        (Clause("metric", "mse", "<", 0.5), Clause("tag", "team", "=", "a")),
+        (OrderBy("metric", "mse"),),
+        limit=100,
+    )
     timings: dict[str, list[float]] = {"ferry": [], "ferry_native": [], "mlflow": []}
     firsts: dict[str, Any] = {}
     for _ in range(REPEAT):
-        timings["ferry"].append(timed(lambda: firsts.__setitem__(
-            "ferry", via.search_runs([ferry_exp], query, order_by=order, max_results=100))))
-        timings["ferry_native"].append(timed(lambda: firsts.__setitem__(
-            "native", store.search_runs(native))))
-        timings["mlflow"].append(timed(lambda: firsts.__setitem__(
-            "mlflow", anchor.search_runs([exp], query, order_by=order, max_results=100))))
+        timings["ferry"].append(
+            timed(
+                lambda: firsts.__setitem__(
+                    "ferry", via.search_runs([ferry_exp], query, order_by=order, max_results=100)
+                )
+            )
+        )
+        timings["ferry_native"].append(
+            timed(lambda: firsts.__setitem__("native", store.search_runs(native)))
+        )
+        timings["mlflow"].append(
+            timed(
+                lambda: firsts.__setitem__(
+                    "mlflow", anchor.search_runs([exp], query, order_by=order, max_results=100)
+                )
+            )
+        )
     del os.environ["MLFLOW_TRACKING_TOKEN"]
     values_ferry = [r.data.metrics["mse"] for r in firsts["ferry"]]
     values_mlflow = [r.data.metrics["mse"] for r in firsts["mlflow"]]
@@ -280,7 +344,9 @@ def submit(ferry_url: str, token: str, work: Path) -> tuple[float, float, float]
     bare, local, remote_times = [], [], []
     for _ in range(REPEAT):
         bare.append(timed(lambda: run([sys.executable, str(src / "hello.py")], {})))
-        local.append(timed(lambda: run([ferry, "submit", "hello.py", "-e", "bench"], local_env, cwd=src)))
+        local.append(
+            timed(lambda: run([ferry, "submit", "hello.py", "-e", "bench"], local_env, cwd=src))
+        )
         remote_times.append(
             timed(lambda: run([ferry, "submit", "hello.py", "-e", "bench"], remote_env, cwd=remote))
         )
@@ -319,17 +385,44 @@ def main() -> None:
     ferry_port, mlflow_port = free_port(), free_port()
     ferry_url, mlflow_url = f"http://127.0.0.1:{ferry_port}", f"http://127.0.0.1:{mlflow_port}"
     env = dict(os.environ, FERRY_HOME=str(work / "server home"))
+    ferry_log = open(work / "ferry.log", "wb")  # noqa: SIM115 - the server's, for its life
+    mlflow_log = open(work / "mlflow.log", "wb")  # noqa: SIM115 - likewise
     ferry_proc = subprocess.Popen(
-        [str(VENV_BIN / "ferry"), "server", "--database-url", ferry_db, "--blob-store",
-         str(work / "blobs"), "--data-dir", str(work / "data"), "--port", str(ferry_port),
-         "--processes", "2"],
-        env=env, stdout=open(work / "ferry.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            str(VENV_BIN / "ferry"),
+            "server",
+            "--database-url",
+            ferry_db,
+            "--blob-store",
+            str(work / "blobs"),
+            "--data-dir",
+            str(work / "data"),
+            "--port",
+            str(ferry_port),
+            "--processes",
+            "2",
+        ],
+        env=env,
+        stdout=ferry_log,
+        stderr=subprocess.STDOUT,
     )
     mlflow_proc = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", mlflow_db, "--host",
-         "127.0.0.1", "--port", str(mlflow_port), "--artifacts-destination",
-         str(work / "mlflow-artifacts"), "--workers", "2"],
-        stdout=open(work / "mlflow.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            mlflow_db,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+            "--artifacts-destination",
+            str(work / "mlflow-artifacts"),
+            "--workers",
+            "2",
+        ],
+        stdout=mlflow_log,
+        stderr=subprocess.STDOUT,
     )
     saved: dict[str, Any] = json.loads(SAVED.read_text()) if SAVED.exists() else {}
     try:
@@ -346,15 +439,21 @@ def main() -> None:
                 found = ingest(ferry_url, token, mlflow_url)
             else:
                 found = search(ferry_url, token, mlflow_url, ferry_db, mlflow_db)
-            print(f"{part}: {found} ({time.perf_counter() - t:.0f} s, load {load[0]:.1f})",
-                  flush=True)
-            saved[part] = {"found": found, "load": [load[0], os.getloadavg()[0]],
-                           "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            print(
+                f"{part}: {found} ({time.perf_counter() - t:.0f} s, load {load[0]:.1f})", flush=True
+            )
+            saved[part] = {
+                "found": found,
+                "load": [load[0], os.getloadavg()[0]],
+                "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
             SAVED.write_text(json.dumps(saved))
     finally:
         for proc in (ferry_proc, mlflow_proc):
             proc.terminate()
             proc.wait(timeout=60)
+        ferry_log.close()
+        mlflow_log.close()
     if set(saved) != set(PARTS):
         print(f"the table needs every part; {SAVED} holds {sorted(saved)}")
         return

@@ -313,7 +313,10 @@ def test_a_run_canceled_while_its_packages_install_stops_the_build_at_once(
     )  # fmt: skip
     took = _cancel_when(workspace, run, "installing 1 package(s)")
     server.close()
-    assert took < 15, (took, (workspace.runs_dir / run.id / "supervisor.log").read_text()[-3000:])  # uv alone would wait 30 s for the silent index
+    assert took < 15, (
+        took,
+        (workspace.runs_dir / run.id / "supervisor.log").read_text()[-3000:],
+    )  # uv alone would wait 30 s for the silent index
     assert "the run was canceled" in _log(workspace, run.id)
     assert image_tag(docker_hash(env.to_spec())) not in ferry_images(client())
     assert client().containers.list(filters={"label": "ferry.build"}) == []
