@@ -99,3 +99,26 @@ def test_the_client_s_copy_follows_the_server_s_folder(thread_server: Any, tmp_p
         assert copy.read_text() == "first\nsecond\n"
     finally:
         store.close()
+
+
+def test_closing_the_store_while_it_follows_a_run_ends_the_follower_quietly(
+    thread_server: Any, tmp_path: Path
+) -> None:
+    run_id, _ = _run(thread_server)
+    store = HttpRunStore(ServerConnection(thread_server.url, thread_server.token), tmp_path)
+    failures: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: failures.append(args.exc_value)  # type: ignore[assignment]
+    try:
+        store.follow(run_id)
+        copy = tmp_path / run_id / "user_logs" / "std_log.txt"
+        deadline = time.monotonic() + 10
+        while not copy.exists():  # the follower is now waiting on the server for news
+            assert time.monotonic() < deadline, "the follower never copied the log"
+            time.sleep(0.01)
+        store.close()
+        follower = next(t for t in threading.enumerate() if t.name == f"ferry-follow-{run_id}")
+        follower.join(timeout=HttpRunStore.FOLLOW_WAIT + 5)
+        assert not follower.is_alive() and failures == []
+    finally:
+        threading.excepthook = previous

@@ -534,6 +534,7 @@ class HttpRunStore(RunStore, HttpAssets):
         )
 
     def close(self) -> None:
+        self._closing = True  # followers still waiting on the server leave quietly
         self.connection.close()
 
     # the run folders' copies ---------------------------------------------------------------
@@ -580,6 +581,12 @@ class HttpRunStore(RunStore, HttpAssets):
                         break
                 except (StoreError, ConfigError):
                     break  # the next read says what is wrong
+                except RuntimeError:  # the store was closed while the server was asked
+                    if getattr(self, "_closing", False):
+                        break
+                    raise
+                if getattr(self, "_closing", False):
+                    break
                 time.sleep(max(0.0, asked + self.FOLLOW_EVERY - time.monotonic()))
         finally:
             with self._guard:
