@@ -123,3 +123,16 @@ def test_submit_with_a_requirements_file_and_logs_as_json(ferry, awkward_dir: Pa
     run_id = res.json()["runId"]
     logs = ferry("runs", "logs", run_id, "--json").json()
     assert "six 1.16.0" in logs["user_logs/std_log.txt"]
+
+
+def test_a_relative_workspace_folder_is_found_from_here(
+    ferry, awkward_dir: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """``ferry -w ws runs list`` in the folder holding ``ws`` lists its runs: a bare name is a
+    folder here, not the reference's named workspace under $FERRY_HOME."""
+    _script(awkward_dir, "print('hi')\n")
+    monkeypatch.chdir(awkward_dir)
+    assert ferry("submit", "train.py", "-e", "rel", workspace=Path("ws")).code == 0
+    listed = ferry("runs", "list", "--json", workspace=Path("ws"))
+    assert listed.code == 0 and '"experiment": "rel"' in listed.out
+    assert (awkward_dir / "ws" / "ferry.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ class Context:
         if self._ws is None:
             from ferry.workspace import Workspace
 
-            self._ws = Workspace.create(self._path) if self._path else Workspace.from_config()
+            # -w is a folder (relative to here), never the reference's bare workspace name,
+            # which Workspace.create would open under $FERRY_HOME
+            self._ws = (
+                Workspace.create(os.path.abspath(os.path.expanduser(self._path)))
+                if self._path
+                else Workspace.from_config()
+            )
         return self._ws
 
 
