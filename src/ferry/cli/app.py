@@ -17,6 +17,11 @@ class Context:
         self._ws: Any = None
 
     @property
+    def path_given(self) -> bool:
+        """Whether -w/--workspace (or FERRY_WORKSPACE) chose the workspace."""
+        return self._path is not None
+
+    @property
     def ws(self) -> Any:
         if self._ws is None:
             from ferry.workspace import Workspace
@@ -77,11 +82,15 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the workspace lives (default: DIRECTORY/.ferry).",
 )
-def init(directory: Path, workspace_dir: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def init(directory: Path, workspace_dir: Path | None, as_json: bool) -> None:
     """Create a workspace for this project and write .ferry/config.json."""
     from ferry.workspace import CONFIG_DIR, Workspace
 
     directory.mkdir(parents=True, exist_ok=True)
     ws = Workspace.create(workspace_dir or directory / CONFIG_DIR)
     config = ws.write_config(directory)
+    if as_json:
+        emit_json({"workspace": str(ws.path), "configFile": str(config)})
+        return
     click.echo(f"workspace {ws.path}\nconfig    {config}")

@@ -12,8 +12,10 @@ import click
 from ferry.cli import (
     data,
     environments,
+    experiments,
     login,
     models,
+    run_actions,
     runs,
     server,
     snapshots,
@@ -34,6 +36,10 @@ cli.add_command(data.data)
 cli.add_command(models.models)
 cli.add_command(server.server)
 cli.add_command(login.login)
+cli.add_command(experiments.experiments)
+cli.add_command(experiments.workspace)
+runs.runs.add_command(run_actions.tag)
+runs.runs.add_command(run_actions.compare)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,12 +62,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
+        if wants_json(args):
+            json_error(exc.format_message(), " ".join(["see `ferry", *_words(args), "--help`"]))
         sys.exit(2)
     except click.Abort:
         click.echo("ferry: aborted", err=True)
         sys.exit(130)
     except FerryError as exc:
         click.echo(f"ferry: error: {exc}", err=True)
+        if wants_json(args):
+            json_error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo(
@@ -71,6 +81,40 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether ``--json`` was given to ferry itself (not among a script's arguments after --)."""
+    head = args[: args.index("--")] if "--" in args else args
+    return "--json" in head
+
+
+def json_error(message: str, fix: str | None = None) -> None:
+    """An error as the one JSON object a ``--json`` caller (the VS Code extension) reads from
+    standard output: ``{"error": message, "fix": how to fix it or null}``.
+
+    ferry's messages name the fix after the problem ("X is wrong; do Y"): without an explicit
+    fix, the part after the first "; " is it."""
+    from ferry.cli.render import to_json
+
+    if fix is None:
+        _problem, sep, rest = message.partition("; ")
+        fix = rest if sep and rest else None
+    click.echo(to_json({"error": message, "fix": fix}))
+
+
+def _words(args: list[str]) -> list[str]:
+    """The command words of ``args`` (``runs``, ``list``), for a --help hint."""
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-w", "--workspace"):
+            next(rest, None)
+        elif arg.startswith("-") or len(words) == 2:
+            break
+        else:
+            words.append(arg)
+    return words
 
 
 def not_utf8(args: list[str]) -> str | None:

@@ -30,7 +30,14 @@ def _run(ctx: Context, run_id: str) -> Any:
 @click.option("--status", help="Only runs with this status.")
 @click.option("--tag", "tags", multiple=True, help="KEY or KEY=VALUE (repeatable).")
 @click.option("--include-children", is_flag=True)
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--parent", help="Only the children of this run (a sweep's: best first).")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1, max=50_000), default=50, show_default=True
+)
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many runs.")
+@click.option(
+    "--page", "as_page", is_flag=True, help='With --json: {"runs": [...], "nextOffset": N|null}.'
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def list_runs(
@@ -39,50 +46,36 @@ def list_runs(
     status: str | None,
     tags: tuple[str, ...],
     include_children: bool,
+    parent: str | None,
     limit: int,
+    offset: int,
+    as_page: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first."""
-    from ferry import liveness
-    from ferry.status import parse_status
-    from ferry.tracking import RunQuery
+    """List runs, newest first (a sweep's children by its primary metric)."""
+    from ferry.cli.run_pages import page_of_runs, summary
 
     tag_filter = {k: (v if sep else None) for k, sep, v in (t.partition("=") for t in tags)} or None
-    records = ctx.ws.store.list_runs(
-        RunQuery(
-            experiment=experiment,
-            top_level_only=not include_children,
-            statuses=[parse_status(status)] if status else None,
-            tags=tag_filter,
-            limit=limit,
-        )
+    page = page_of_runs(
+        ctx,
+        experiment=experiment,
+        status=status,
+        tags=tag_filter,
+        include_children=include_children,
+        parent=parent,
+        limit=limit,
+        offset=offset,
     )
-    records = [
-        liveness.check(ctx.ws.store, r) if not r.status.is_terminal() else r for r in records
-    ]
     if as_json:
-        emit_json([_summary(r) for r in records])
+        rows = [summary(r, page.latest.get(r.id, {}), page.primary) for r in page.runs]
+        emit_json({"runs": rows, "nextOffset": page.next_offset} if as_page else rows)
         return
     table = render.table("run", "experiment", "status", "target", "created", "duration")
-    for r in records:
+    for r in page.runs:
         table.add_row(
             r.id, r.experiment, r.status.value, r.target, _when(r.created_at), _duration(r)
         )
     render.show(table)
-
-
-def _summary(r: Any) -> dict[str, Any]:
-    return {
-        "runId": r.id,
-        "experiment": r.experiment,
-        "status": r.status.value,
-        "target": r.target,
-        "parentRunId": r.parent_id,
-        "createdAt": r.created_at,
-        "startTime": r.start_time,
-        "endTime": r.end_time,
-        "tags": dict(r.tags),
-    }
 
 
 def _when(ts: float | None) -> str:
@@ -176,13 +169,23 @@ def _seconds(value: Any) -> str:
 @runs.command("logs")
 @click.argument("run_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep following until the run ends.")
-@click.option("--json", "as_json", is_flag=True, help="Every log file of the run, by name.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Every log file of the run, by name (with -f: JSON lines as the log grows).",
+)
 @pass_ctx
 def logs(ctx: Context, run_id: str, follow: bool, as_json: bool) -> None:
     """Print a run's log (and follow it live with -f)."""
     from ferry.targets.base import LOG_NAME
 
     run = _run(ctx, run_id)
+    if as_json and follow:  # JSON lines: log text as it comes, then the end (run_actions)
+        from ferry.cli.run_actions import stream
+
+        stream(run)
+        return
     if as_json:
         files = run.get_details()["logFiles"]
         emit_json(
@@ -225,11 +228,15 @@ def metrics(ctx: Context, run_id: str, name: str | None, recursive: bool, as_jso
 
 @runs.command("cancel")
 @click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def cancel(ctx: Context, run_id: str) -> None:
+def cancel(ctx: Context, run_id: str, as_json: bool) -> None:
     """Ask a run to stop (TERM, then KILL after the grace period)."""
     run = _run(ctx, run_id)
-    if run.cancel():
+    requested = run.cancel()
+    if as_json:
+        emit_json({"runId": run_id, "cancelRequested": requested, "status": run.get_status()})
+    elif requested:
         click.echo(f"cancel requested for {run_id}")
     else:
         click.echo(f"run {run_id} had already ended ({run.get_status()})")
@@ -274,12 +281,17 @@ def download(ctx: Context, run_id: str, output: Path, prefix: str | None) -> Non
     help="A new or empty folder (or an archive path with --zip).",
 )
 @click.option("--zip", "as_zip", is_flag=True, help="Write a .zip archive instead of a folder.")
+@click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def restore(ctx: Context, run_id: str, output: Path, as_zip: bool) -> None:
+def restore(ctx: Context, run_id: str, output: Path, as_zip: bool, as_json: bool) -> None:
     """Write a run's exact source snapshot to a folder (or a zip)."""
     if as_zip and output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
-    click.echo(_run(ctx, run_id).restore_snapshot(path=output))
+    written = _run(ctx, run_id).restore_snapshot(path=output)
+    if as_json:
+        emit_json({"runId": run_id, "path": written})
+        return
+    click.echo(written)
 
 
 @runs.command("diff")
@@ -315,13 +327,26 @@ def diff(ctx: Context, run_a: str, run_b: str, stat_only: bool, as_json: bool) -
 @click.argument("run_id")
 @click.option("-t", "--target", "target", help="Another compute target (default: the original's).")
 @click.option("--no-wait", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The new run's id (or with --stream …).")
+@click.option("--stream", is_flag=True, help="With --json: JSON lines until it ends.")
 @pass_ctx
-def rerun(ctx: Context, run_id: str, target: str | None, no_wait: bool) -> None:
+def rerun(
+    ctx: Context, run_id: str, target: str | None, no_wait: bool, as_json: bool, stream: bool
+) -> None:
     """Run a past run again, exactly: its stored snapshot, script, arguments, environment."""
     from ferry.cli.submit import following, print_summary
 
     run = _run(ctx, run_id).rerun(compute_target=target)
     click.echo(f"run {run.id} queued (rerun of {run_id})", err=True)
+    if as_json and stream:
+        from ferry.cli import run_actions
+
+        queued = {"experiment": run.experiment.name, "target": run.record.target}
+        status = run_actions.stream(run, queued={**queued, "rerunOf": run_id})
+        sys.exit(0 if status == "Completed" else 1)
+    if as_json and no_wait:
+        emit_json({"runId": run.id, "rerunOf": run_id, "status": run.get_status()})
+        return
     if no_wait:
         click.echo(run.id)
         return

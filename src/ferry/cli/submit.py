@@ -40,6 +40,11 @@ from ferry.errors import ConfigError
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
 @click.option("--no-wait", is_flag=True, help="Return once the run is queued.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final details as JSON.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="With --json: JSON lines as the run goes (queued, log text, end with the details).",
+)
 @pass_ctx
 def submit(
     ctx: Context,
@@ -53,6 +58,7 @@ def submit(
     tags: tuple[str, ...],
     no_wait: bool,
     as_json: bool,
+    stream: bool,
 ) -> None:
     """Submit a training script (or a job YAML file) and follow it."""
     from ferry.experiment import Experiment
@@ -99,8 +105,17 @@ def submit(
     name = experiment or _default_experiment(Path(config.source_directory))
     run = Experiment(ctx.ws, name).submit(config, tags=tag_map)
     click.echo(f"run {run.id} queued on {config.run_config.target}", err=True)
+    queued = {"experiment": name, "target": config.run_config.target}
+    if as_json and stream:
+        from ferry.cli import run_actions
+
+        status = run_actions.stream(run, queued=queued)
+        sys.exit(0 if status == "Completed" else 1)
     if no_wait:
-        click.echo(run.id)
+        if as_json:
+            emit_json({"runId": run.id, **queued})
+        else:
+            click.echo(run.id)
         return
     started = time.monotonic()
     if not as_json:  # load the summary's renderer while the job runs, not after it
