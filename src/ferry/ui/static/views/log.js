@@ -1,0 +1,104 @@
+// The Log tab: the last 256 KB of the chosen log, then new bytes as they arrive on the run's
+// event stream; "Load earlier" pages back through a huge log (never the whole thing at once).
+import { html, useEffect, useRef, useState } from "../vendor/htm-preact-standalone.module.js";
+import { followRun, get } from "../api.js";
+import { ErrorBox, fmtBytes, isTerminal } from "../common.js";
+
+const PAGE = 262144;
+const MAX_SHOWN = 4 * 1024 * 1024; // characters kept on the page while following
+
+function defaultLog(logs) {
+  const names = logs.map((l) => l.name);
+  return names.find((n) => /70_driver_log(_0)?\.txt$/.test(n)) || names.find((n) => /driver/.test(n)) || names[0] || "azureml-logs/70_driver_log.txt";
+}
+
+export function LogTab({ runId, detail, onStatus, onMetrics }) {
+  const logs = detail.logs || [];
+  const [name, setName] = useState(() => defaultLog(logs));
+  const [text, setText] = useState("");
+  const [start, setStart] = useState(0); // byte offset of the first byte shown
+  const [loaded, setLoaded] = useState(false);
+  const [error, setError] = useState(null);
+  const [follow, setFollow] = useState(true);
+  const [ended, setEnded] = useState(isTerminal(detail.run.status));
+  const pre = useRef(null);
+
+  useEffect(() => {
+    if (!logs.some((l) => l.name === name) && logs.length) setName(defaultLog(logs));
+  }, [logs.map((l) => l.name).join("\n")]);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    setText("");
+    setLoaded(false);
+    setError(null);
+    (async () => {
+      let next = 0;
+      const known = logs.some((l) => l.name === name);
+      if (known) {
+        const page = await get(`/ui/runs/${encodeURIComponent(runId)}/log?name=${encodeURIComponent(name)}&offset=-1&limit=${PAGE}`, { signal });
+        setText(page.text);
+        setStart(page.offset);
+        next = page.next_offset;
+      }
+      setLoaded(true);
+      if (isTerminal(detail.run.status) && known) return;
+      setEnded(false);
+      await followRun(runId, {
+        log: name,
+        offset: next,
+        signal,
+        handlers: {
+          status: onStatus,
+          metrics: onMetrics,
+          log: (chunk) => {
+            if (chunk.name !== name) return;
+            setText((t) => {
+              const joined = t + chunk.text;
+              return joined.length > MAX_SHOWN ? joined.slice(joined.length - MAX_SHOWN) : joined;
+            });
+          },
+          end: () => setEnded(true),
+        },
+      });
+      setEnded(true);
+    })().catch((err) => err.name === "AbortError" || setError(err));
+    return () => controller.abort();
+  }, [runId, name]);
+
+  useEffect(() => {
+    if (follow && pre.current) pre.current.scrollTop = pre.current.scrollHeight;
+  }, [text, follow]);
+
+  const earlier = async () => {
+    const from = Math.max(0, start - PAGE);
+    try {
+      const page = await get(`/ui/runs/${encodeURIComponent(runId)}/log?name=${encodeURIComponent(name)}&offset=${from}&limit=${start - from}`);
+      setText((t) => page.text + t);
+      setStart(from);
+      setFollow(false);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const onScroll = (event) => {
+    const el = event.currentTarget;
+    setFollow(el.scrollHeight - el.scrollTop - el.clientHeight < 24);
+  };
+  const size = logs.find((l) => l.name === name)?.size;
+
+  return html`<section class="log" data-testid="log">
+    <div class="toolbar">
+      ${logs.length > 1
+        ? html`<label>Log <select data-testid="log-select" value=${name} onChange=${(e) => setName(e.target.value)}>${logs.map((l) => html`<option value=${l.name}>${l.name}</option>`)}</select></label>`
+        : html`<code>${name}</code>`}
+      ${size != null && html`<span class="muted">${fmtBytes(size)}</span>`}
+      ${start > 0 && html`<button type="button" data-testid="load-earlier" onClick=${earlier}>Load earlier (${fmtBytes(start)} before)</button>`}
+      <label><input type="checkbox" checked=${follow} onChange=${(e) => setFollow(e.target.checked)} /> Follow</label>
+      <span class="muted" data-testid="log-state">${ended ? "complete" : html`<span class="live-dot" aria-hidden="true"></span> live`}</span>
+    </div>
+    <${ErrorBox} error=${error} />
+    <pre class="logtext" ref=${pre} onScroll=${onScroll} tabindex="0" aria-label=${`Log ${name}`} data-testid="log-text" data-start=${start}>${loaded ? text || (ended ? "(empty)" : "Waiting for output…") : "Loading…"}</pre>
+  </section>`;
+}
