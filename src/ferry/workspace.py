@@ -328,7 +328,8 @@ class Workspace:
 
     @cached_property
     def blobs(self) -> LocalBlobStore:
-        """The blob store: ``blobs/`` in the folder (or ``$FERRY_BLOB_STORE``); for a server's
+        """The blob store: ``blobs/`` in the folder (or ``$FERRY_BLOB_STORE``: a folder, or a
+        bucket URL whose blobs are cached in ``blobs/``); for a server's
         workspace, the server's store with this machine's copies as a cache."""
         from ferry.snapshot import LocalBlobStore
 
@@ -336,8 +337,12 @@ class Workspace:
             from ferry.server.client import http_blobs
 
             return http_blobs(self.server, self._token, self.path / "blobs")
-        folder = os.environ.get("FERRY_BLOB_STORE")
-        return LocalBlobStore(Path(folder) if folder else self.path / "blobs")
+        location = os.environ.get("FERRY_BLOB_STORE")
+        if location:  # a folder, or a bucket (s3://…) cached in blobs/
+            from ferry.snapshot.blobstore.remote import open_blob_store
+
+            return open_blob_store(location, self.path / "blobs")
+        return LocalBlobStore(self.path / "blobs")
 
     def start_run(self, run_id: str) -> bool:
         """Start a recorded run: a supervisor on this machine, or, for a server's workspace,

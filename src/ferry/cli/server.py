@@ -1,10 +1,10 @@
 """``ferry server``: run the team server, and manage its users and tokens.
 
-``ferry server --database-url postgresql+psycopg://… --blob-store PATH`` serves the workspace
-(migrating the database first); ``ferry server user add NAME [--admin]`` and ``ferry server
-token create USER [--json]`` work on the database directly (``--database-url`` or
-``FERRY_DATABASE_URL``), so the first admin can be made before the server runs. A token is
-printed once and stored only as a hash.
+``ferry server --database-url postgresql+psycopg://… --blob-store PATH|s3://BUCKET/PREFIX``
+serves the workspace (migrating the database first, checking the bucket); ``ferry server user
+add NAME [--admin]`` and ``ferry server token create USER [--json]`` work on the database
+directly (``--database-url`` or ``FERRY_DATABASE_URL``), so the first admin can be made before
+the server runs. A token is printed once and stored only as a hash.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def _store(url: str | None):  # type: ignore[no-untyped-def]
 @click.option(
     "--blob-store",
     envvar="FERRY_BLOB_STORE",
-    help="Folder of the shared blob store (snapshots, datasets, models).",
+    help="The shared blob store (snapshots, datasets, models): a folder, or a bucket URL "
+    "(s3://BUCKET/PREFIX, az://, gs:// …) whose credentials come from the environment "
+    "(AWS_ACCESS_KEY_ID …, AWS_PROFILE, AWS_ENDPOINT_URL).",
 )
 @click.option(
     "--data-dir",
@@ -81,7 +83,10 @@ def server(
     from ferry.workspace import default_home
 
     if not blob_store:
-        raise ConfigError("give the shared blob store: --blob-store FOLDER (or FERRY_BLOB_STORE)")
+        raise ConfigError(
+            "give the shared blob store: --blob-store FOLDER or --blob-store s3://BUCKET/PREFIX "
+            "(or set FERRY_BLOB_STORE)"
+        )
     config = ServerConfig(
         database_url=_database(database_url),
         blob_store=blob_store,

@@ -4,12 +4,15 @@ Plain data, read from the command line (``ferry server --database-url … --blob
 carried to every API process through environment variables (uvicorn starts ``--processes N``
 copies of the app from :func:`ferry.server.app.app_from_env`). The database URL may hold a
 password: it is passed only in ``FERRY_DATABASE_URL`` (which no job ever sees) and shown
-everywhere else without it.
+everywhere else without it. The blob store is a folder or a bucket URL (``s3://bucket/prefix``);
+a bucket's credentials are never part of the configuration: each process's backend finds them
+in its environment (``AWS_ACCESS_KEY_ID`` …, ``~/.aws``, an instance role).
 
 Example::
 
     config = ServerConfig(database_url="postgresql+psycopg://ferry@db/ferry",
                           blob_store="/srv/ferry/blobs", data_dir=Path("/srv/ferry"))
+    config = ServerConfig(..., blob_store="s3://team-ferry/blobs", ...)  # shared by servers
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ferry.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ferry.snapshot.blobstore.local import LocalBlobStore
 
 #: the REST API's version; a client speaking another one is refused with the reason
 API_VERSION = 1
@@ -54,21 +61,40 @@ class ServerConfig:
     def url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    @property
+    def blobs_remote(self) -> bool:
+        """Whether the blob store is a bucket (``s3://…``, any fsspec URL) rather than a folder."""
+        from ferry.snapshot.blobstore.remote import is_remote
+
+        return is_remote(self.blob_store)
+
+    def blob_location(self) -> str:
+        """The blob store as every process of this server opens it: the bucket's URL (checked:
+        no credentials in it), or the folder's absolute path."""
+        if self.blobs_remote:
+            from ferry.snapshot.blobstore.remote import check_url
+
+            return check_url(self.blob_store)
+        return str(self.blob_path())
+
     def blob_path(self) -> Path:
-        """The blob store's folder (an ``s3://`` store is not supported by this build)."""
-        if "://" in self.blob_store and not self.blob_store.startswith("file://"):
-            scheme = self.blob_store.split("://", 1)[0]
-            raise ConfigError(
-                f"blob store {self.blob_store!r}: the {scheme}:// scheme is not supported yet; "
-                "give a folder (shared by every server process)"
-            )
+        """Where blobs are on this machine: the store's folder, or, for a bucket, the folder
+        caching the blobs read from it (``<data_dir>/blobs``, the server workspace's own)."""
+        if self.blobs_remote:
+            return self.data_dir / "blobs"
         return Path(self.blob_store.removeprefix("file://")).expanduser().resolve()
+
+    def open_blobs(self) -> LocalBlobStore:
+        """The blob store (a bucket's with its local cache); cheap, nothing is contacted."""
+        from ferry.snapshot.blobstore.remote import open_blob_store
+
+        return open_blob_store(self.blob_location(), self.blob_path())
 
     def to_env(self) -> dict[str, str]:
         """The variables :meth:`from_env` reads back (in the API processes uvicorn starts)."""
         return {
             "FERRY_DATABASE_URL": self.database_url,
-            "FERRY_BLOB_STORE": str(self.blob_path()),
+            "FERRY_BLOB_STORE": self.blob_location(),
             "FERRY_SERVER_DATA_DIR": str(self.data_dir),
             "FERRY_SERVER_HOST": self.host,
             "FERRY_SERVER_PORT": str(self.port),

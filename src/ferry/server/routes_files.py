@@ -2,7 +2,10 @@
 
 Blob uploads are verified on arrival: the body is hashed as it is written to a temporary file,
 and a body that does not hash to the digest in the URL is refused (422) with nothing stored.
-Clients ask which blobs are lacking first (``POST /blobs/lacking``) and send only those.
+Clients ask which blobs are lacking first (``POST /blobs/lacking``) and send only those. With
+the blob store in a bucket (``--blob-store s3://…``) a verified upload goes on to the bucket
+(:class:`~ferry.snapshot.blobstore.remote.RemoteBlobStore`), and blobs are served from this
+server's cache of it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from ferry.server import runfiles
 from ferry.server.auth import principal, require_admin, require_runs, require_user, services
 from ferry.server.config import API_VERSION
 from ferry.server.services import ServerServices
+from ferry.snapshot.blobstore.remote import RemoteBlobStore
 from ferry.snapshot.digest import is_digest, new_hasher
-from ferry.snapshot.errors import MissingBlobError
+from ferry.snapshot.errors import CorruptBlobError, MissingBlobError
 from ferry.tracking.accounts import TokenRecord
 
 router = APIRouter()
@@ -109,8 +113,22 @@ def aside_mark(svc: ServerServices = Svc, _: TokenRecord = User) -> dict[str, st
 
 @router.get("/blobs/{digest}", tags=["blobs"], response_class=FileResponse)
 def get_blob(digest: str, svc: ServerServices = Svc, _: TokenRecord = User) -> FileResponse:
-    """The blob, verified before it is sent: a corrupt one is set aside and refused (409)."""
-    path = svc.blobs.path(_digest(svc, digest))
+    """The blob, verified before it is sent: a corrupt one is set aside and refused (409).
+
+    A bucket's blob is sent from this server's cache (downloaded and verified on the first
+    request); a cached copy found damaged is set aside and downloaded again before anything
+    is refused, since the bucket's may be intact."""
+    digest = _digest(svc, digest)
+    try:
+        return _verified_file(svc, digest)
+    except CorruptBlobError:
+        if not isinstance(svc.blobs, RemoteBlobStore):
+            raise
+        return _verified_file(svc, digest)
+
+
+def _verified_file(svc: ServerServices, digest: str) -> FileResponse:
+    path = svc.blobs.path(digest)  # (a bucket's: fetched into the cache; MissingBlobError)
     if not path.is_file():
         raise MissingBlobError(digest)
     with svc.blobs.open(digest) as reader:  # CorruptBlobError (set aside) at the end

@@ -6,7 +6,11 @@ shared blob store, so supervisors started by the server (:mod:`ferry.server.work
 same workspace from the same variables.
 
 Opening checks the database at once: an unreachable one, or one written by a newer ferry, is a
-clear :class:`~ferry.errors.StoreError` before the server listens.
+clear :class:`~ferry.errors.StoreError` before the server listens. A blob store in a bucket
+(``s3://…``) is checked too (one small object written, read and removed): a missing bucket or
+missing or refused credentials is a :class:`~ferry.errors.ConfigError` naming the fix, an
+unreachable endpoint a StoreError. Its blobs read here are cached in the data folder's
+``blobs/``, where supervisors and targets find them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sqlalchemy as sa
 from ferry import liveness
 from ferry.server.config import ServerConfig
 from ferry.snapshot import LocalBlobStore
+from ferry.snapshot.blobstore.remote import RemoteBlobStore
 from ferry.tracking import RunRecord
 from ferry.tracking.accounts import ServerStore
 from ferry.workspace import Workspace
@@ -51,7 +56,13 @@ class ServerServices:
         store = ServerStore(config.database_url)
         store.list_experiments()  # reachable, migrated, ours: or a StoreError saying why
         fast_toast(store.engine)
-        blobs = LocalBlobStore(config.blob_path())
+        blobs = config.open_blobs()
+        if isinstance(blobs, RemoteBlobStore):
+            try:
+                blobs.probe()  # the bucket, its credentials: or a ConfigError saying the fix
+            except BaseException:
+                store.close()
+                raise
         workspace = Workspace.serving(config.data_dir, store, blobs)
         return cls(config, store, blobs, workspace)
 
