@@ -188,7 +188,11 @@ class RunState:
         return logs
 
     def get_portal_url(self) -> str:
-        return f"file://{self.run_dir}"
+        """The run's page in ferry's UI when one serves the workspace (``ferry ui``, or the
+        workspace's server), else the run's folder."""
+        from ferry.ui.address import run_url
+
+        return run_url(self.workspace, self.id) or f"file://{self.run_dir}"
 
 
 def _current_user() -> str:

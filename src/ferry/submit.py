@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,8 +206,17 @@ def submitter() -> str:
 _CARRIED_PROPERTIES = ("azureml.git.", "mlflow.source.git.", "ferry.git.")
 
 
-def rerun(original: Run, compute_target: Any = None, experiment: Experiment | None = None) -> Run:
-    """Submit ``original``'s stored snapshot again as a new run (``ferry.rerun_of``)."""
+def rerun(
+    original: Run,
+    compute_target: Any = None,
+    experiment: Experiment | None = None,
+    *,
+    start: Callable[[str], object] | None = None,
+) -> Run:
+    """Submit ``original``'s stored snapshot again as a new run (``ferry.rerun_of``).
+
+    ``start`` starts the recorded run instead of a supervisor here (the server queues it for
+    its own supervisors)."""
     from ferry.compute import target_name
     from ferry.run import Run
     from ferry.snapshot import load_manifest
@@ -257,5 +266,8 @@ def rerun(original: Run, compute_target: Any = None, experiment: Experiment | No
             run_dir=str(ws.runs_dir / run_id),
         )
     )
-    _launch(ws, run_id)
+    if start is None:
+        _launch(ws, run_id)
+    else:
+        start(run_id)
     return Run(exp, run_id)

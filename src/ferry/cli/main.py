@@ -22,6 +22,7 @@ from ferry.cli import (
     submit,
     sweep,
     targets,
+    ui,
 )
 from ferry.cli.app import cli
 from ferry.errors import FerryError
@@ -36,6 +37,7 @@ cli.add_command(data.data)
 cli.add_command(models.models)
 cli.add_command(server.server)
 cli.add_command(login.login)
+cli.add_command(ui.ui)
 cli.add_command(experiments.experiments)
 cli.add_command(experiments.workspace)
 runs.runs.add_command(run_actions.tag)

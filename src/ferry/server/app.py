@@ -23,6 +23,7 @@ from ferry.server import boundary, routes_assets, routes_files, routes_mlflow, r
 from ferry.server.auth import principal
 from ferry.server.config import API_PREFIX, API_VERSION, ServerConfig
 from ferry.server.services import ServerServices
+from ferry.ui import routes as ui_routes
 
 DESCRIPTION = """ferry's workspace over HTTP: experiments, runs, statuses, metrics, tags,
 properties, files, snapshots (blobs by hash), environments and compute targets, plus MLflow's
@@ -68,11 +69,13 @@ def create_app(services: ServerServices, *, supervise: bool = True) -> FastAPI:
     app.include_router(routes_files.router, prefix=API_PREFIX)
     app.include_router(routes_assets.router, prefix=API_PREFIX)
     app.include_router(routes_mlflow.router)
+    app.include_router(ui_routes.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/openapi.json", tags=["server"], include_in_schema=False)
     def openapi(_: Any = _Principal) -> dict[str, Any]:
         return api_document()
 
+    ui_routes.install_pages(app)
     app.add_middleware(
         boundary.Guard, max_body=services.config.max_body, max_blob=services.config.max_blob
     )

@@ -61,6 +61,8 @@ _MLFLOW_STATUSES["RUNNING"] = tuple(
     for s in RunStatus
     if not s.is_terminal() and s.value not in _MLFLOW_STATUSES["SCHEDULED"]
 )
+#: ferry's own status names work too (``status = 'Completed'``), in any case
+_FERRY_STATUSES: dict[str, tuple[str, ...]] = {s.value.lower(): (s.value,) for s in RunStatus}
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -192,9 +194,12 @@ def _status_clause(op: str, value: Any) -> Clause:
     wanted = value if isinstance(value, tuple) else (value,)
     statuses: list[str] = []
     for name in wanted:
-        found = _MLFLOW_STATUSES.get(str(name).upper())
+        found = _MLFLOW_STATUSES.get(str(name).upper()) or _FERRY_STATUSES.get(str(name).lower())
         if found is None:
-            raise ConfigError(f"unknown run status {name!r}; one of {', '.join(_MLFLOW_STATUSES)}")
+            raise ConfigError(
+                f"unknown run status {name!r}; one of {', '.join(_MLFLOW_STATUSES)} "
+                f"(MLflow's) or {', '.join(s.value for s in RunStatus)}"
+            )
         statuses.extend(found)
     if op in ("=", "IN"):
         return Clause("attribute", "status", "IN", tuple(statuses))

@@ -46,6 +46,7 @@ ATTRIBUTES = (
     "end_time",
     "target",
     "experiment",
+    "parent_id",
 )
 MAX_PAGE = 50_000
 #: longest metric name kept in latest_metrics (its column's width)

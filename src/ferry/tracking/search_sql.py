@@ -54,26 +54,7 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
     properties and metrics are read."""
     check(query)
     runs = t.runs
-    stmt = sa.select(runs.c.id).where(runs.c.experiment.in_(list(query.experiments)))
-    if query.top_level_only:
-        stmt = stmt.where(runs.c.parent_id.is_(None))
-    filtered: dict[str, Any] = {}  # metric name -> the alias its clause joined
-    for number, clause in enumerate(query.clauses):
-        if clause.kind == "metric":
-            latest = filtered.get(clause.key)
-            if latest is None:
-                latest = filtered[clause.key] = t.latest_metrics.alias(f"m{number}")
-                stmt = stmt.join(
-                    latest, sa.and_(latest.c.run_id == runs.c.id, latest.c.name == clause.key)
-                )
-            stmt = stmt.where(_condition(latest.c.value, clause))
-        elif clause.kind in ("tag", "property"):
-            table = (t.tags if clause.kind == "tag" else t.properties).alias(f"k{number}")
-            stmt = stmt.join(
-                table, sa.and_(table.c.run_id == runs.c.id, table.c.key == clause.key)
-            ).where(_condition(table.c.value, clause))
-        else:
-            stmt = stmt.where(_condition(runs.c[clause.key], clause))
+    stmt, filtered = _matching(query)
     keys: list[tuple[Any, bool | None]] = []  # each sort column and whether it ascends
     for number, order in enumerate(query.order_by):
         if order.kind == "metric":
@@ -116,6 +97,41 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
         query.offset + query.limit if more else None,
         latest_values(conn, [r.id for r in page_runs]),
     )
+
+
+def count(conn: Connection, query: RunSearch) -> int:
+    """How many runs match ``query``'s experiments and clauses (its page aside)."""
+    check(query)
+    stmt, _ = _matching(query)
+    found = conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar()
+    return int(found or 0)
+
+
+def _matching(query: RunSearch) -> tuple[Any, dict[str, Any]]:
+    """The ids of the runs matching the query's experiments and clauses, and the
+    ``latest_metrics`` alias each metric clause joined (a sort on that metric reuses it)."""
+    runs = t.runs
+    stmt = sa.select(runs.c.id).where(runs.c.experiment.in_(list(query.experiments)))
+    if query.top_level_only:
+        stmt = stmt.where(runs.c.parent_id.is_(None))
+    filtered: dict[str, Any] = {}  # metric name -> the alias its clause joined
+    for number, clause in enumerate(query.clauses):
+        if clause.kind == "metric":
+            latest = filtered.get(clause.key)
+            if latest is None:
+                latest = filtered[clause.key] = t.latest_metrics.alias(f"m{number}")
+                stmt = stmt.join(
+                    latest, sa.and_(latest.c.run_id == runs.c.id, latest.c.name == clause.key)
+                )
+            stmt = stmt.where(_condition(latest.c.value, clause))
+        elif clause.kind in ("tag", "property"):
+            table = (t.tags if clause.kind == "tag" else t.properties).alias(f"k{number}")
+            stmt = stmt.join(
+                table, sa.and_(table.c.run_id == runs.c.id, table.c.key == clause.key)
+            ).where(_condition(table.c.value, clause))
+        else:
+            stmt = stmt.where(_condition(runs.c[clause.key], clause))
+    return stmt, filtered
 
 
 def _ordering(keys: Sequence[tuple[Any, bool | None]]) -> list[Any]:

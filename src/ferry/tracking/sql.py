@@ -491,6 +491,82 @@ class SqlRunStore(RunStore):
         with self._read() as conn:
             return search_sql.search(conn, search, self._records)
 
+    def count_runs(self, search: RunSearch) -> int:
+        """How many runs a search finds (every page): the UI's "1–50 of 100,000"."""
+        from ferry.tracking import search_sql
+
+        with self._read() as conn:
+            return search_sql.count(conn, search)
+
+    def count_children(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """{run id: how many child runs it has} (runs without children are left out)."""
+        c = t.runs.c
+        out: dict[str, int] = {}
+        with self._read() as conn:
+            for start in range(0, len(run_ids), 500):
+                chunk = list(run_ids[start : start + 500])
+                for parent, number in conn.execute(
+                    sa.select(c.parent_id, sa.func.count())
+                    .where(among(conn, c.parent_id, chunk))
+                    .group_by(c.parent_id)
+                ):
+                    out[parent] = int(number)
+        return out
+
+    def experiment_activity(self) -> dict[str, tuple[int, int, float | None]]:
+        """{experiment: (top-level runs, of them not ended, newest run's creation time)}."""
+        c = t.runs.c
+        ended = [s.value for s in RunStatus if s.is_terminal()]
+        active = sa.func.sum(sa.case((c.status.not_in(ended), 1), else_=0))
+        stmt = (
+            sa.select(c.experiment, sa.func.count(), active, sa.func.max(c.created_at))
+            .where(c.parent_id.is_(None))
+            .group_by(c.experiment)
+        )
+        with self._read() as conn:
+            return {
+                name: (int(total), int(busy or 0), newest)
+                for name, total, busy, newest in conn.execute(stmt)
+            }
+
+    def metric_names(self, run_id: str) -> list[tuple[str, str, int]]:
+        """The run's metrics as (name, type, values logged), in first-logged order, without
+        reading their values."""
+        c = t.metrics.c
+        stmt = (
+            sa.select(c.name, c.type, sa.func.sum(c.count), sa.func.min(c.id))
+            .where(c.run_id == run_id)
+            .group_by(c.name, c.type)
+            .order_by(sa.func.min(c.id))
+        )
+        with self._read() as conn:
+            return [(name, kind, int(n)) for name, kind, n, _ in conn.execute(stmt)]
+
+    def recent_keys(self, experiments: Sequence[str], runs: int = 500) -> dict[str, list[str]]:
+        """The metric, tag and property names of the newest ``runs`` top-level runs of the
+        experiments (the UI's column chooser: reading every run's keys would scan them all)."""
+        c = t.runs.c
+        recent = (
+            sa.select(c.id)
+            .where(c.experiment.in_(list(experiments)), c.parent_id.is_(None))
+            .order_by(c.created_at.desc())
+            .limit(runs)
+            .subquery()
+        )
+        out: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for kind, table, column in (
+                ("metrics", t.latest_metrics, "name"),
+                ("tags", t.tags, "key"),
+                ("params", t.properties, "key"),
+            ):
+                key = table.c[column]
+                found = conn.execute(
+                    sa.select(key).distinct().where(table.c.run_id.in_(sa.select(recent.c.id)))
+                )
+                out[kind] = sorted(str(k) for (k,) in found)
+        return out
+
     def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         from ferry.tracking import search_sql
 
