@@ -7,9 +7,10 @@ import { ErrorBox, fmtBytes, isTerminal } from "../common.js";
 const PAGE = 262144;
 const MAX_SHOWN = 4 * 1024 * 1024; // characters kept on the page while following
 
+/** The main log: user_logs/std_log.txt, else rank 0's, else the first one listed. */
 function defaultLog(logs) {
   const names = logs.map((l) => l.name);
-  return names.find((n) => /70_driver_log(_0)?\.txt$/.test(n)) || names.find((n) => /driver/.test(n)) || names[0] || "azureml-logs/70_driver_log.txt";
+  return names.find((n) => /(^|\/)std_log\.txt$/.test(n)) || names.find((n) => /std_log_rank_0+\.txt$/.test(n)) || names.find((n) => /driver_log/.test(n)) || names[0] || "user_logs/std_log.txt";
 }
 
 export function LogTab({ runId, detail, onStatus, onMetrics }) {
