@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SYSDEPS := .venv-sysdeps
 
-.PHONY: install sysdeps run test lint bench clean
+.PHONY: install sysdeps run test lint bench clean vsix code-server
 
 install: $(STAMP)
 
@@ -31,13 +31,27 @@ sysdeps:
 run: install
 	$(BIN)/ferry submit examples/quickstart/train.py -e quickstart -- --alpha 0.5
 
-test: sysdeps install $(TORCH)
+test: sysdeps install $(TORCH) vsix code-server
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check src tests bench compat
 	$(BIN)/ruff format --check src tests bench compat
 	$(BIN)/mypy
+
+# the VS Code extension (editors/vscode): esbuild bundle + vsce package, version in step with
+# pyproject.toml; code-server (a real VS Code for its end-to-end tests) cached outside the clone
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+VSIX    := dist/ferry-vscode-$(VERSION).vsix
+vsix: $(VSIX)
+
+$(VSIX): $(wildcard editors/vscode/src/*.ts) editors/vscode/package.json editors/vscode/README.md pyproject.toml
+	mkdir -p dist && cd editors/vscode && (test -d node_modules || npm ci --no-audit --no-fund) \
+	  && npm pkg set version=$(VERSION) && npx tsc --noEmit -p . && node build.mjs --minify \
+	  && npx vsce package --no-dependencies --allow-missing-repository -o ../../$(VSIX)
+
+code-server: sysdeps
+	@./scripts/code-server.sh >/dev/null
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -35,3 +35,22 @@ if [ ! -x "${azurite_home}/node_modules/.bin/azurite-blob" ]; then
   mkdir -p "${azurite_home}"
   npm install --silent --no-audit --no-fund --prefix "${azurite_home}" azurite >/dev/null
 fi
+# code-server (a real VS Code for the extension's end-to-end tests, scripts/code-server.sh): its
+# native modules build with node-gyp against these headers; Debian's ripgrep replaces the one
+# @vscode/ripgrep would download; Playwright drives Debian's chromium
+need2=()
+command -v rg >/dev/null 2>&1 || need2+=(ripgrep)
+command -v chromium >/dev/null 2>&1 || need2+=(chromium)
+command -v g++ >/dev/null 2>&1 || need2+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need2+=(pkg-config)
+[ -f /usr/include/krb5.h ] || [ -f /usr/include/krb5/krb5.h ] || need2+=(libkrb5-dev)
+[ -f /usr/include/X11/extensions/XKBfile.h ] || need2+=(libxkbfile-dev)
+pkg-config --exists libsecret-1 2>/dev/null || need2+=(libsecret-1-dev)
+if [ ${#need2[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "ferry: missing system packages: ${need2[*]} (install them with apt-get as root)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need2[@]}"
+fi

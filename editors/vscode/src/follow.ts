@@ -1,0 +1,152 @@
+// Following a run: its log streams into an output channel as the job writes it, a status-bar
+// item shows the active run's status and elapsed time, and a notification at the end offers
+// Open Run, Show Metrics and (when the studio UI serves the workspace) Open in ferry UI.
+
+import * as vscode from "vscode";
+import { Ferry, Stream, StreamEvent } from "./cli";
+import { formatDuration, isTerminal } from "./format";
+
+export interface FollowHooks {
+  /** A run was queued or changed status (the tree reloads its experiment). */
+  onRunChanged(runId: string, experiment: string | undefined): void;
+  /** The studio UI's address, when one serves this workspace. */
+  uiUrl(): string;
+}
+
+export class Follower implements vscode.Disposable {
+  readonly channel: vscode.OutputChannel;
+  private readonly status: vscode.StatusBarItem;
+  private ticker: ReturnType<typeof setInterval> | undefined;
+  private current: { stream: Stream; runId: string | null; stopped: boolean } | null = null;
+  /** The run the status bar shows (the cancel command's default). */
+  activeRunId: string | null = null;
+  private activeStatus = "";
+  private started = 0;
+
+  constructor(private readonly hooks: FollowHooks) {
+    this.channel = vscode.window.createOutputChannel("ferry run log");
+    this.status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
+    this.status.name = "ferry run";
+  }
+
+  dispose(): void {
+    this.stopCurrent();
+    this.channel.dispose();
+    this.status.dispose();
+  }
+
+  /**
+   * Follow a JSON-lines command (`submit --json --stream`, `runs rerun --json --stream`,
+   * `runs logs -f --json`): `notify` shows the end notification (a submit or a rerun).
+   */
+  follow(ferry: Ferry, args: string[], options: { cwd?: string; notify: boolean; title: string }): Promise<string | null> {
+    this.stopCurrent();
+    this.channel.clear();
+    this.channel.appendLine(`ferry: ${options.title}`);
+    this.channel.show(true);
+    const state: { stream: Stream; runId: string | null; stopped: boolean } = {
+      stream: undefined as unknown as Stream,
+      runId: null,
+      stopped: false,
+    };
+    let experiment: string | undefined;
+    let endStatus: string | null = null;
+    const onEvent = (event: StreamEvent): void => {
+      if (state.stopped) {
+        return;
+      }
+      if (event.error !== undefined) {
+        this.channel.appendLine(`ferry: error: ${event.error}`);
+        showError(event.error, event.fix ?? null);
+        this.setStatus(state.runId, "Error");
+        return;
+      }
+      if (event.runId && !state.runId) {
+        state.runId = event.runId;
+        this.activeRunId = event.runId;
+        this.started = Date.now();
+      }
+      if (event.event === "queued") {
+        experiment = event.experiment;
+        this.channel.appendLine(`run ${event.runId} queued on ${event.target} (experiment ${event.experiment})`);
+        this.setStatus(event.runId ?? null, "Queued");
+        this.hooks.onRunChanged(event.runId ?? "", experiment);
+      } else if (event.event === "log" && event.text !== undefined) {
+        if (this.activeStatus !== "Running") {
+          this.setStatus(state.runId, "Running");
+        }
+        this.channel.append(event.text);
+      } else if (event.event === "end") {
+        endStatus = event.status ?? "Unknown";
+        this.channel.appendLine(`\nferry: run ${event.runId} ${endStatus}`);
+        this.setStatus(state.runId, endStatus);
+        this.hooks.onRunChanged(event.runId ?? "", experiment);
+        if (options.notify) {
+          void this.notifyEnd(event);
+        }
+      }
+    };
+    state.stream = ferry.stream(args, onEvent, options.cwd);
+    this.current = state;
+    this.setStatus(null, "Submitting");
+    return state.stream.done.then(() => {
+      if (this.current === state) {
+        this.current = null;
+      }
+      return endStatus;
+    });
+  }
+
+  /** Stop following (the run itself goes on). */
+  stopCurrent(): void {
+    if (this.current) {
+      this.current.stopped = true;
+      this.current.stream.stop();
+      this.current = null;
+    }
+  }
+
+  private setStatus(runId: string | null, status: string): void {
+    this.activeStatus = status;
+    const icon = status === "Completed" ? "$(pass)" : status === "Failed" || status === "Error" ? "$(error)" : status === "Canceled" ? "$(circle-slash)" : "$(sync~spin)";
+    const render = (): void => {
+      const elapsed = this.started ? formatDuration((Date.now() - this.started) / 1000) : "";
+      this.status.text = `${icon} ferry: ${status}${elapsed ? " " + elapsed : ""}`;
+      this.status.tooltip = runId ? `ferry run ${runId}: ${status}` : `ferry: ${status}`;
+    };
+    render();
+    this.status.command = runId ? { command: "ferry.showDetails", title: "Show Details", arguments: [runId] } : undefined;
+    this.status.show();
+    if (this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
+    if (!isTerminal(status) && status !== "Error") {
+      this.ticker = setInterval(render, 1000);
+    }
+  }
+
+  private async notifyEnd(event: StreamEvent): Promise<void> {
+    const runId = event.runId ?? "";
+    const seconds = this.started ? (Date.now() - this.started) / 1000 : null;
+    const message = `ferry: run ${runId} ${event.status}${seconds !== null ? ` in ${formatDuration(seconds)}` : ""}`;
+    const actions = ["Open Run", "Show Metrics", ...(this.hooks.uiUrl() ? ["Open in ferry UI"] : [])];
+    const choice =
+      event.status === "Completed"
+        ? await vscode.window.showInformationMessage(message, ...actions)
+        : await vscode.window.showWarningMessage(message, ...actions);
+    if (choice === "Open Run") {
+      await vscode.commands.executeCommand("ferry.showDetails", runId);
+    } else if (choice === "Show Metrics") {
+      await vscode.commands.executeCommand("ferry.showMetrics", runId);
+    } else if (choice === "Open in ferry UI") {
+      await vscode.env.openExternal(vscode.Uri.parse(`${this.hooks.uiUrl().replace(/\/$/, "")}/#/runs/${encodeURIComponent(runId)}`));
+    }
+  }
+}
+
+/** A CLI error as a VS Code error: its message, and the fix when the CLI named one. */
+export function showError(message: string, fix: string | null): void {
+  const text = fix && !message.includes(fix) ? `ferry: ${message} — ${fix}` : `ferry: ${message}`;
+  void vscode.window.showErrorMessage(text);
+}
