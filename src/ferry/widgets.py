@@ -1,7 +1,8 @@
 """RunDetails: a run's status, log, metrics and children, live — a widget in Jupyter, text elsewhere.
 
-As the reference's ``azureml.widgets.RunDetails(run).show()``: in a Jupyter kernel it displays an
-ipywidgets widget (``pip install 'ferry[notebook]'``) and returns at once, a background thread
+As the reference's ``azureml.widgets.RunDetails(run).show()``: in a Jupyter kernel it embeds the
+run's live page of ferry's UI when one serves the workspace (``ferry ui``, or the workspace's
+server — a HyperDrive run's page shows its sweep), else an ipywidgets widget (``pip install 'ferry[notebook]'``) and returns at once, a background thread
 updating it until the run ends. Anywhere else — a script, a notebook run in batch (nbclient,
 papermill: requests that do not allow stdin), or ipywidgets missing — it prints a live text view
 (status changes, new log lines, then the metrics and children) and returns when the run ends.
@@ -350,9 +351,33 @@ class RunDetails:
             return
         from IPython.display import display
 
+        studio = self.studio_url()
+        if studio is not None and os.environ.get("FERRY_RUN_DETAILS", "").lower() != "widget":
+            from IPython.display import IFrame
+
+            display(IFrame(studio, width="100%", height=760))  # type: ignore[no-untyped-call,unused-ignore]
+            return
         display(self.widget())  # type: ignore[no-untyped-call,unused-ignore]
         if os.environ.get("AMLWIDGET_SYNC") == "1":
             self.wait()
+
+    def studio_url(self) -> str | None:
+        """The run's live page in ferry's UI, framed for a notebook (``?embed=1``), when a UI
+        serves the run's workspace (``ferry ui``, or its server); None otherwise. A local UI's
+        token rides in the address (the page keeps it and drops it from the address bar)."""
+        from ferry.ui.address import serving
+
+        ws = getattr(getattr(self.run, "experiment", None), "workspace", None)
+        run_id = getattr(self.run, "id", None)
+        if ws is None or not run_id:
+            return None
+        if getattr(ws, "server", None):
+            return f"{str(ws.server).rstrip('/')}/runs/{run_id}?embed=1"
+        studio = serving(Path(ws.path))
+        if studio is None:
+            return None
+        token = f"&token={studio.token}" if studio.token else ""
+        return f"{studio.url}/runs/{run_id}?embed=1{token}"
 
     def widget(self) -> Any:
         """The live ipywidgets widget (updates start now, from a background thread)."""

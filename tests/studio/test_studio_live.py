@@ -176,3 +176,28 @@ def test_portal_url_without_a_ui_is_the_run_folder(tmp_path: Path) -> None:
     assert run_url(ws, "r1") is None
     path.write_text("{not json")
     assert run_url(ws, "r1") is None
+
+
+def test_run_details_embeds_the_live_run_page_where_a_ui_serves(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an interactive Jupyter kernel ``RunDetails(run).show()`` frames the run's page (the
+    kernel's front end is what is stood in for here: ``display`` records what it is given)."""
+    import IPython.display
+
+    from ferry import widgets
+
+    source = served["tmp"] / "src"
+    source.mkdir()
+    (source / "quick.py").write_text("print('hi')\n")
+    run = Experiment(served["ws"], "nb").submit(ScriptRunConfig(str(source), "quick.py"))
+    shown: list[Any] = []
+    monkeypatch.setattr(widgets, "choose_view", lambda environ, shell: "widget")
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    widgets.RunDetails(run).show()
+    assert isinstance(shown[0], IPython.display.IFrame)
+    src = shown[0].src
+    assert src == f"{served['base']}/runs/{run.id}?embed=1&token={served['token']}"
+    with httpx.Client(timeout=10) as client:
+        assert client.get(src).status_code == 200
+    run.wait_for_completion()
