@@ -1,5 +1,6 @@
-"""moto's S3 server for the server's blob-store tests (the one the data tests start), and the
-environment a ferry process needs to reach it: credentials and endpoint only in variables."""
+"""Storage services for the bucket blob-store tests — moto's S3 server and Azurite, the ones the
+data tests start — and the environment a ferry process needs to reach them: credentials and
+endpoints only in the backends' standard variables."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ def s3_env(s3: Any) -> dict[str, str]:
 
 def new_bucket(s3: Any) -> str:
     return str(s3.make_bucket(f"ferry-{uuid.uuid4().hex[:12]}"))
+
+
+def azurite() -> Iterator[Any]:
+    """Azurite's blob service on loopback; FAILS (never skips) when it is not installed."""
+    try:
+        with services.azurite() as az:
+            yield az
+    except services.ServiceUnavailable as exc:
+        pytest.fail(f"the Azure blob store tests need Azurite: {exc}", pytrace=False)
+
+
+def azure_env(az: Any) -> dict[str, str]:
+    """The standard variable adlfs reads: the emulator's (public) development account."""
+    return {
+        "AZURE_STORAGE_CONNECTION_STRING": (
+            f"DefaultEndpointsProtocol=http;AccountName={az.account_name};"
+            f"AccountKey={az.account_key};BlobEndpoint={az.endpoint};"
+        )
+    }
+
+
+def new_container(az: Any) -> str:
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"ferry-{uuid.uuid4().hex[:12]}"
+    client = BlobServiceClient.from_connection_string(
+        azure_env(az)["AZURE_STORAGE_CONNECTION_STRING"]
+    )
+    client.create_container(name)
+    return name

@@ -15,6 +15,7 @@ unreachable endpoint a StoreError. Its blobs read here are cached in the data fo
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,9 @@ class ServerServices:
         fast_toast(store.engine)
         blobs = config.open_blobs()
         if isinstance(blobs, RemoteBlobStore):
+            for name in ("botocore", "aiobotocore", "s3fs", "azure", "adlfs"):
+                # their INFO lines ("Found credentials in …") are noise in the server's log
+                logging.getLogger(name).setLevel(logging.WARNING)
             try:
                 blobs.probe()  # the bucket, its credentials: or a ConfigError saying the fix
             except BaseException:

@@ -75,15 +75,17 @@ _SECRET_VARIABLES = (
     "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_STORAGE_SAS_TOKEN",
     "AZURE_CLIENT_SECRET",
+    "AZURE_STORAGE_CLIENT_SECRET",
 )
+#: where each backend looks for credentials (said after "set" or "check")
 _CREDENTIAL_HINT = {
-    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials, "
-    "an instance role) in the server's environment",
-    "az": "set AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or "
-    "AZURE_STORAGE_CONNECTION_STRING, or a service principal's AZURE_CLIENT_* variables) in "
-    "the server's environment",
-    "gs": "set GOOGLE_APPLICATION_CREDENTIALS (or run `gcloud auth application-default login`) "
-    "for the server",
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials, an "
+    "instance role) in the server's environment",
+    "az": "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "
+    "AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN, or a service principal's "
+    "AZURE_STORAGE_CLIENT_* variables) in the server's environment",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS (or `gcloud auth application-default login`) for the "
+    "server",
 }
 
 
@@ -369,27 +371,37 @@ def translate(exc: BaseException, url: str, protocol: str, doing: str) -> FerryE
     raw = scrub(f"{type(exc).__name__}: {exc}", _secrets())
     text = raw.splitlines()[0][:300] if raw else type(exc).__name__
     family = {"s3a": "s3", "abfs": "az", "abfss": "az", "gcs": "gs"}.get(protocol, protocol)
-    hint = _CREDENTIAL_HINT.get(family, "give the backend's credentials in the environment")
+    hint = _CREDENTIAL_HINT.get(family, "the backend's credentials in the environment")
     where = f"blob store {url}"
     if "NoCredentialsError" in names or "Unable to locate credentials" in text:
-        return ConfigError(f"{where}: no credentials found while {doing}; {hint}")
+        return ConfigError(f"{where}: no credentials found while {doing}; set {hint}")
     if "PermissionError" in names or "ClientAuthenticationError" in names or any(
         code in text
         for code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden",
                      "AuthenticationFailed", "AuthorizationFailure", "does not match the signature")
     ):  # fmt: skip
-        return ConfigError(f"{where} refused the credentials while {doing}: {text}; {hint}")
-    if "NoSuchBucket" in text or "bucket does not exist" in text or "ContainerNotFound" in text:
-        bucket = urlsplit(url).netloc
+        return ConfigError(f"{where} refused the credentials while {doing}: {text}; check {hint}")
+    bucket = urlsplit(url).netloc
+    if any(
+        sign in text
+        for sign in ("NoSuchBucket", "bucket does not exist", "ContainerNotFound",
+                     "container does not exist")
+    ):  # fmt: skip
+        make = {
+            "s3": f"`aws s3 mb s3://{bucket}`",
+            "az": f"`az storage container create --name {bucket}`",
+            "gs": f"`gcloud storage buckets create gs://{bucket}`",
+        }.get(family, "the backend's tools")
         return ConfigError(
-            f"{where}: the bucket {bucket!r} does not exist; create it (for S3: `aws s3 mb "
-            f"s3://{bucket}`) or give another with --blob-store"
+            f"{where}: the bucket {bucket!r} does not exist; create it ({make}) or give another "
+            "with --blob-store"
         )
     if isinstance(exc, FileNotFoundError):
         return SnapshotError(f"{where}: not found while {doing}: {text}")
+    endpoint = " (AWS_ENDPOINT_URL for an S3-compatible service)" if family == "s3" else ""
     return BlobStoreUnavailable(
         f"{where} cannot be used while {doing}: {text}; check that the service is up and its "
-        "endpoint is right (AWS_ENDPOINT_URL for an S3-compatible service), then retry"
+        f"endpoint is right{endpoint}, then retry"
     )
 
 
