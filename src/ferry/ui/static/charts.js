@@ -24,6 +24,7 @@ export function Chart({ series, xLabel = "step", height = 260, bars = false, tes
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
     const axisColour = cssVar("--fg-muted", "#666");
     const gridColour = cssVar("--grid", "#8884");
+    const integers = series.every((s) => s.x.every(Number.isInteger));
     const axis = { stroke: axisColour, grid: { stroke: gridColour, width: 1 }, ticks: { stroke: gridColour } };
     const opts = {
       width: Math.max(200, el.clientWidth),
@@ -31,7 +32,7 @@ export function Chart({ series, xLabel = "step", height = 260, bars = false, tes
       scales: { x: { time: false } },
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
-      axes: [{ ...axis, label: xLabel }, { ...axis, size: 60 }],
+      axes: [{ ...axis, label: xLabel, ...(integers ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7] } : {}) }, { ...axis, size: 60 }],
       series: [
         { label: xLabel },
         ...series.map((s, i) => ({

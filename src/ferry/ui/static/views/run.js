@@ -85,7 +85,7 @@ function Overview({ detail, setTags }) {
       <section><h2>Parameters</h2><${KeyValues} data=${run.params} /></section>
       <section><h2>Latest metrics</h2><${KeyValues} data=${run.metrics} /></section>
     </div>
-    <section><h2>Arguments</h2>${run.arguments?.length ? html`<pre class="code">${run.arguments.map((a) => JSON.stringify(a)).join(" ")}</pre>` : html`<p class="muted">None.</p>`}</section>
+    <section><h2>Arguments</h2>${run.arguments?.length ? html`<pre class="code">${run.arguments.map((a) => (/^[\w.,:=/+@%-]+$/.test(String(a)) ? String(a) : JSON.stringify(String(a)))).join(" ")}</pre>` : html`<p class="muted">None.</p>`}</section>
     <section><h2>Properties</h2><${KeyValues} data=${run.properties} /></section>
     <section><details><summary>Run definition</summary><${Json} value=${run.definition} /></details></section>
   </div>`;

@@ -41,9 +41,11 @@ function defaultShown(all, showExperiment) {
   if (showExperiment) keys.splice(1, 0, "experiment");
   let metrics = 0;
   let params = 0;
+  let tags = 0;
   for (const c of all) {
     if (c.group === "metrics" && metrics++ < 5) keys.push(c.key);
     if (c.group === "params" && params++ < 3) keys.push(c.key);
+    if (c.group === "tags" && tags++ < 3) keys.push(c.key);
   }
   return keys;
 }

@@ -55,14 +55,17 @@ export function ParallelCoordinates({ children, hyperparameters, metric, goal })
   </svg>`;
 }
 
-function ChildCharts({ children, metric }) {
+/** A child's short name: its number after the parent's id (HD_…_3 → child 3). */
+const childLabel = (parentId, id) => (id.startsWith(`${parentId}_`) ? `child ${id.slice(parentId.length + 1)}` : id);
+
+function ChildCharts({ parentId, children, metric }) {
   const [series, setSeries] = useState(null);
   const [error, setError] = useState(null);
   const ids = children.slice(0, CHART_CHILDREN).map((c) => c.id);
   useEffect(() => {
     const controller = new AbortController();
     post("/ui/metrics/compare", { runs: ids, name: metric, points: 500 }, { signal: controller.signal }).then(
-      (data) => setSeries(data.series.filter((s) => s.x?.length).map((s) => ({ label: s.run_id, x: s.x, y: s.y }))),
+      (data) => setSeries(data.series.filter((s) => s.x?.length).map((s) => ({ label: childLabel(parentId, s.run_id), x: s.x, y: s.y }))),
       (err) => err.name === "AbortError" || setError(err),
     );
     return () => controller.abort();
@@ -84,13 +87,13 @@ export function SweepView({ runId, detail }) {
       <thead><tr><th scope="col">#</th><th scope="col">Child</th><th scope="col">Status</th><th scope="col" class="num">${metric}</th>${hyperparameters.map((h) => html`<th scope="col">${h}</th>`)}<th scope="col">Early termination</th></tr></thead>
       <tbody>${children.map((c, i) => html`<tr class=${c.best ? "best" : ""} data-run-id=${c.id} data-early=${c.early_terminated ? "true" : "false"}>
         <td>${i + 1}${c.best ? html` <span class="badge status-completed" title="best">best</span>` : ""}</td>
-        <td><${Link} href=${runHref(c.id)}>${c.id}</${Link}></td>
+        <td><${Link} href=${runHref(c.id)} title=${c.id}>${childLabel(runId, c.id)}</${Link}></td>
         <td><${StatusBadge} status=${c.status} /></td>
         <td class="num">${fmtValue(c.metric)}</td>
         ${hyperparameters.map((h) => html`<td>${fmtValue(c.params?.[h])}</td>`)}
         <td>${c.early_terminated ? html`<span class="badge status-canceled">stopped</span> ${c.reason || ""}` : ""}</td>
       </tr>`)}</tbody></table></div></section>
-    <section><h2>${metric} over time</h2><${ChildCharts} children=${children} metric=${metric} /></section>
+    <section><h2>${metric} over time</h2><${ChildCharts} parentId=${runId} children=${children} metric=${metric} /></section>
     <section><h2>Hyperparameters against ${metric}</h2>
       ${children.length ? html`<${ParallelCoordinates} children=${children} hyperparameters=${hyperparameters} metric=${metric} goal=${goal} />` : html`<p class="muted">No children yet.</p>`}
       <p class="muted small">Lines coloured from blue (worst) to yellow (best); dashed: stopped early or no metric.</p></section>

@@ -1,0 +1,88 @@
+"""A real ``ferry ui`` over a workspace with real runs, and Debian's chromium driven by Playwright.
+
+The workspace is made once per session (runs logging a 200-point series, a table and a confusion
+matrix; a second run with changed code; a 400 KB log; a three-child sweep), then ``ferry ui
+--port 0 --no-browser`` serves it. Tests that need a live run submit their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from studio_helpers import (
+    BIG_LOG,
+    CHROMIUM,
+    SLOW,
+    SWEEP_JOB,
+    SWEEP_TRAIN,
+    TRAIN,
+    Studio,
+    environment,
+    start_ui,
+    stop,
+)
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    root = tmp_path_factory.mktemp("ui") / "wörk space 'q'"
+    project = root / "project"
+    (project / "sweep").mkdir(parents=True)
+    env = environment(root / "home")
+    (project / "train.py").write_text(TRAIN.replace("ACC", "0.8"), encoding="utf-8")
+    (project / "slow.py").write_text(SLOW, encoding="utf-8")
+    (project / "big_log.py").write_text(BIG_LOG, encoding="utf-8")
+    (project / "sweep" / "train.py").write_text(SWEEP_TRAIN, encoding="utf-8")
+    (project / "job.yml").write_text(SWEEP_JOB, encoding="utf-8")
+    studio = Studio("", "", root / "ws", project, env)
+    runs = studio.runs
+    runs["first"] = studio.submit("train.py", "--lr", "0.1", experiment="ui-metrics", tag="team=a")
+    # the second run's code differs (a comment and the accuracy): compare shows the diff
+    (project / "train.py").write_text(
+        "# variant two\n" + TRAIN.replace("ACC", "0.9"), encoding="utf-8"
+    )
+    runs["second"] = studio.submit("train.py", "--lr", "0.5", experiment="ui-metrics", tag="team=b")
+    runs["big_log"] = studio.submit("big_log.py", experiment="ui-logs")
+    summary = json.loads(studio.ferry("sweep", "job.yml", "--json", timeout=180))
+    runs["sweep"] = summary["runId"]
+    proc, studio.base, studio.token = start_ui(studio.workspace, env)
+    try:
+        yield studio
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the UI tests need Playwright: pip install -e '.[dev]' (playwright>=1.40)")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"the UI tests drive Debian's chromium at {CHROMIUM}, which is missing: install it "
+            "with `sudo apt-get install chromium` (Playwright's own browser download is not used)"
+        )
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, studio: Studio) -> Iterator[Any]:
+    """A signed-in page at a laptop's screen size; page errors fail the test."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{studio.base}/?token={studio.token}")
+    page.wait_for_selector("[data-testid=experiments]")
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"

@@ -1,0 +1,187 @@
+"""Helpers of the studio's browser tests: the scripts the runs execute, ``ferry ui`` started and
+stopped, screenshots, polling.
+
+Kept apart from conftest.py so test modules import them by a unique name.
+
+The workspace is made once per session (runs logging a 200-point series, a table and a confusion
+matrix; a second run with changed code; a three-child sweep), then ``ferry ui --port 0
+--no-browser`` serves it. Tests that need a live run submit their own. Screenshots go to
+``$FERRY_UI_SCREENSHOTS`` (default ``tests/ui/screenshots/``) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+FERRY = str(Path(sys.executable).with_name("ferry"))
+SCREENSHOTS = Path(
+    os.environ.get("FERRY_UI_SCREENSHOTS") or Path(__file__).with_name("screenshots")
+)
+
+TRAIN = """\
+import math, sys
+from ferry import Run
+
+run = Run.get_context()
+lr = float(sys.argv[sys.argv.index("--lr") + 1])
+for step in range(200):
+    run.log("loss", math.exp(-step * lr / 10))
+run.log("acc", ACC)
+run.log_table("per_class", {"label": ["a", "b", "c"], "recall": [0.5, 0.75, 1.0]})
+run.log_confusion_matrix("confusion", {"schema_type": "confusion_matrix", "schema_version": "1.0.0",
+    "data": {"class_labels": ["cat", "dog"], "matrix": [[5, 1], [2, 7]]}})
+print("trained with lr", lr, flush=True)
+"""
+
+SLOW = """\
+import time
+for i in range(400):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.3)
+"""
+
+BIG_LOG = """\
+for i in range(4000):
+    print(f"line {i:05d} " + "x" * 90)
+"""
+
+SWEEP_TRAIN = """\
+import argparse
+from ferry import Run
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--alpha", type=float)
+parser.add_argument("--kernel")
+args = parser.parse_args()
+run = Run.get_context()
+for step in range(1, 6):
+    run.log("acc", args.alpha * step / 5 + (0.05 if args.kernel == "rbf" else 0.0))
+"""
+
+SWEEP_JOB = """\
+experiment: ui-sweep
+source_directory: sweep
+script: train.py
+compute_target: local
+sweep:
+  sampling: grid
+  parameters:
+    --alpha: "choice(0.2, 0.5, 0.9)"
+    --kernel: "choice('linear')"
+  metric: acc
+  goal: maximize
+  max_total_runs: 3
+  max_concurrent_runs: 3
+"""
+
+
+@dataclass
+class Studio:
+    """The served workspace: its address, token and the runs made for the tests."""
+
+    base: str
+    token: str
+    workspace: Path
+    project: Path
+    env: dict[str, str]
+    runs: dict[str, str] = field(default_factory=dict)
+
+    def ferry(self, *args: str, timeout: float = 120) -> str:
+        """Run the real CLI on the workspace; its stdout (a failure shows stderr)."""
+        done = subprocess.run(
+            [FERRY, "-w", str(self.workspace), *args],
+            cwd=self.project, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        assert done.returncode == 0, f"ferry {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
+
+    def submit(
+        self, script: str, *args: str, experiment: str, tag: str = "", wait: bool = True
+    ) -> str:
+        """Submit a script of the project; the run id (waits for the end unless wait=False)."""
+        options = [
+            "-e",
+            experiment,
+            *(("--tag", tag) if tag else ()),
+            "--json" if wait else "--no-wait",
+        ]
+        out = self.ferry("submit", script, *options, "--", *args)
+        return str(json.loads(out)["runId"]) if wait else out.split()[-1]
+
+    def status(self, run_id: str) -> str:
+        return str(json.loads(self.ferry("runs", "show", run_id, "--json"))["status"])
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("FERRY_WORKSPACE", "FERRY_DATABASE_URL")
+    }
+    env.update(
+        FERRY_HOME=str(home),
+        FERRY_HEARTBEAT_SECONDS="0.3",
+        FERRY_KILL_GRACE_SECONDS="2",
+        DOCKER_HOST=f"unix://{home / 'no-docker-engine.sock'}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def start_ui(
+    workspace: Path, env: dict[str, str], *extra: str
+) -> tuple[subprocess.Popen[str], str, str]:
+    """``ferry ui --port 0 --no-browser``: the process, its base address and its token.
+
+    The server runs in this very process (FERRY_NO_DAEMON: not in a warm zygote's worker), so
+    killing it takes the server away, as a test of a server that went away needs.
+    """
+    proc = subprocess.Popen(
+        [FERRY, "-w", str(workspace), "ui", "--port", "0", "--no-browser", *extra],
+        env={**env, "FERRY_NO_DAEMON": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the first line is the address (blocks until printed)
+    match = re.match(r"ferry ui: (http://[^/]+)/\?token=(\S+)", line)
+    if not match:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"ferry ui did not print its address (got {line!r}):\n{err}")
+    return proc, match.group(1), match.group(2)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Leave a picture of the view for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_until(check: Any, timeout: float = 20, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns a truthy value (the value), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
