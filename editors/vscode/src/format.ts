@@ -82,7 +82,8 @@ export function formatMetric(value: number | string): string {
 
 /** The tree row of a run: its label and the description after it. */
 export function runLabel(run: RunSummary, now: number = Date.now() / 1000): { label: string; description: string } {
-  const label = run.displayName || (run.number !== null ? `#${run.number} ${run.runId}` : run.runId);
+  // the id is long and alike within an experiment: the number first, the id in the tooltip
+  const label = run.displayName || (run.number !== null && !run.parentRunId ? `Run ${run.number}` : run.runId);
   let duration = run.durationSeconds;
   if (!isTerminal(run.status) && run.startTime !== null) {
     duration = now - run.startTime; // a live run's clock keeps going between refreshes
@@ -121,6 +122,13 @@ export function jobFileText(job: JobChoices): string {
     lines.push(`environment: ${yamlScalar(job.environment)}`);
   }
   return lines.join("\n") + "\n";
+}
+
+/** The name ferry gives an experiment from a folder's name (shown as the default pick; the
+ * job file then names none and ferry decides: src/ferry/cli/submit.py _default_experiment). */
+export function folderExperiment(folderName: string): string {
+  const name = folderName.replace(/[^A-Za-z0-9_-]/g, "-").replace(/^[-_]+|[-_]+$/g, "").slice(0, 255) || "default";
+  return /^[A-Za-z0-9]/.test(name) ? name : `x${name}`;
 }
 
 /** The job file's name beside a script: train.py → train.job.yml. */

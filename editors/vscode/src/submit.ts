@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { Ferry } from "./cli";
-import { JobChoices, jobFileName, jobFileText, splitArguments } from "./format";
+import { JobChoices, folderExperiment, jobFileName, jobFileText, splitArguments } from "./format";
 
 export const LAST_JOB_KEY = "ferry.lastJobFile";
 
@@ -60,9 +60,12 @@ export async function askChoices(
       ])
     : [[], [{ name: "local", type: "local" }], []];
 
-  const first = activeExperiment || defaultName;
-  const expItems: Pick<string | null>[] = [
-    { label: first, description: activeExperiment ? "active experiment" : "the script folder's name", value: first },
+  // no active experiment: ferry names it after the script's folder (the job file says nothing)
+  const first = activeExperiment || folderExperiment(defaultName);
+  const expItems: Pick<string | null | undefined>[] = [
+    activeExperiment
+      ? { label: first, description: "active experiment", value: first }
+      : { label: first, description: "the script folder's name", value: undefined },
     ...experiments.filter((e) => e.name !== first).map((e) => ({ label: e.name, value: e.name })),
     { label: "$(add) New experiment…", value: null },
   ];
@@ -80,7 +83,7 @@ export async function askChoices(
       (await vscode.window.showInputBox({
         title: "ferry: new experiment",
         prompt: "Letters, digits, - and _ (up to 255)",
-        value: defaultName,
+        value: folderExperiment(defaultName),
         ignoreFocusOut: true,
       })) ?? null;
     if (!experiment) {
@@ -136,7 +139,7 @@ export async function askChoices(
     return null;
   }
   return {
-    experiment,
+    experiment: experiment ?? undefined,
     script: path.basename(script.fsPath),
     arguments: splitArguments(typed),
     computeTarget: targetPick.value,
