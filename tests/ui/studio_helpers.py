@@ -31,7 +31,7 @@ SCREENSHOTS = Path(
 )
 
 TRAIN = """\
-import math, sys
+import math, struct, sys, zlib
 from ferry import Run
 
 run = Run.get_context()
@@ -42,6 +42,33 @@ run.log("acc", ACC)
 run.log_table("per_class", {"label": ["a", "b", "c"], "recall": [0.5, 0.75, 1.0]})
 run.log_confusion_matrix("confusion", {"schema_type": "confusion_matrix", "schema_version": "1.0.0",
     "data": {"class_labels": ["cat", "dog"], "matrix": [[5, 1], [2, 7]]}})
+run.log_list("per_epoch", [3, 2, 1])
+run.log_residuals("residuals", {"schema_type": "residuals", "schema_version": "1.0.0",
+    "data": {"bin_edges": [-1, 0, 1, 2], "bin_counts": [3, 5, 2]}})
+run.log_predictions("predictions", {"schema_type": "predictions", "schema_version": "1.0.0",
+    "data": {"bin_averages": [0.5, 1.5, 2.4], "bin_errors": [0.1, 0.1, 0.2],
+             "bin_counts": [4, 5, 6], "bin_edges": [0, 1, 2, 3]}})
+run.log_accuracy_table("accuracy", {"schema_type": "accuracy_table", "schema_version": "1.0.1",
+    "data": {"probability_thresholds": [0.0, 0.5, 1.0], "percentile_thresholds": [0, 50, 100],
+             "class_labels": ["cat", "dog"],
+             "probability_tables": [[[5, 5, 0, 0], [4, 1, 4, 1], [0, 0, 5, 5]],
+                                    [[5, 5, 0, 0], [3, 2, 3, 2], [0, 0, 5, 5]]],
+             "percentile_tables": [[[5, 5, 0, 0], [4, 1, 4, 1], [0, 0, 5, 5]],
+                                   [[5, 5, 0, 0], [3, 2, 3, 2], [0, 0, 5, 5]]]}})
+
+
+def png(path, width=8, height=6):
+    # a small red PNG, written with the standard library
+    raw = b"".join(b"\\x00" + b"\\xff\\x00\\x00" * width for _ in range(height))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as fh:
+        fh.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+png("red.png")
+run.log_image("sample", path="red.png")
 print("trained with lr", lr, flush=True)
 """
 

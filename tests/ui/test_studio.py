@@ -177,6 +177,19 @@ def test_metric_charts_show_the_logged_values(page: Any, studio: Studio) -> None
         "[data-metric=confusion] [data-testid=confusion-matrix] td"
     ).all_inner_texts()
     assert cells == ["5", "1", "2", "7"]
+    for name, attribute, value in [
+        ("residuals", "data-points", "3"),  # the reference's chart kinds, drawn
+        ("predictions", "data-points", "3"),
+        ("accuracy", "data-series", "2"),
+        ("per_epoch", "data-points", "3"),
+    ]:
+        drawn = page.locator(f"[data-metric={name}] [data-testid=chart]")
+        assert drawn.get_attribute(attribute) == value, name
+        assert drawn.locator("canvas").count() == 1, name
+    image = page.locator("[data-metric=sample] [data-testid=metric-image]")
+    wait_until(
+        lambda: image.evaluate("img => img.complete && img.naturalWidth") == 8, what="the image"
+    )
     chart.hover()  # the legend reads the value under the cursor
     wait_until(
         lambda: re.search(

@@ -130,10 +130,18 @@ export async function request(path, { method = "GET", body, signal, retry = true
 export const get = (path, opts) => request(path, opts);
 export const post = (path, body, opts) => request(path, { ...opts, method: "POST", body });
 
-/** A run file as an object URL (images, downloads): fetched with the token, not by <img src>. */
+const IMAGE_TYPES = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", bmp: "image/bmp", webp: "image/webp", svg: "image/svg+xml", tif: "image/tiff", tiff: "image/tiff" };
+
+/**
+ * A run file as an object URL (images, downloads): fetched with the token, not by <img src>.
+ * A file served as octet-stream gets its image type from its name (an SVG shows only so typed).
+ */
 export async function fileBlobUrl(runId, name, signal) {
   const response = await request(`/runs/${encodeURIComponent(runId)}/files/${name.split("/").map(encodeURIComponent).join("/")}`, { signal, raw: true });
-  return URL.createObjectURL(await response.blob());
+  let blob = await response.blob();
+  const type = IMAGE_TYPES[name.split(".").pop().toLowerCase()];
+  if (type && (!blob.type || blob.type === "application/octet-stream")) blob = new Blob([blob], { type });
+  return URL.createObjectURL(blob);
 }
 
 export async function download(runId, name) {

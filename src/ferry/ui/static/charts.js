@@ -29,7 +29,13 @@ export function Chart({ series, xLabel = "step", height = 260, bars = false, tes
     const opts = {
       width: Math.max(200, el.clientWidth),
       height,
-      scales: { x: { time: false } },
+      scales: bars
+        ? {
+            // bars: the y axis from 0, and half a bar of room at each end of x
+            x: { time: false, range: (u, lo, hi) => { const half = (hi - lo) / Math.max(1, data[0].length - 1) / 2 || 0.5; return [lo - half, hi + half]; } },
+            y: { range: (u, lo, hi) => [Math.min(0, lo), hi > 0 ? hi * 1.08 : 1] },
+          }
+        : { x: { time: false } },
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       axes: [{ ...axis, label: xLabel, ...(integers ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7] } : {}) }, { ...axis, size: 60 }],

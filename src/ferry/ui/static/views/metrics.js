@@ -12,7 +12,7 @@ function TableView({ columns }) {
   const rows = Math.max(0, ...names.map((n) => (columns[n] || []).length));
   return html`<div class="table-wrap small"><table class="grid" data-testid="metric-table" data-rows=${rows}>
     <thead><tr>${names.map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>
-    <tbody>${Array.from({ length: Math.min(rows, ROWS) }, (_, i) => html`<tr>${names.map((n) => html`<td class="num">${fmtValue(columns[n][i])}</td>`)}</tr>`)}</tbody>
+    <tbody>${Array.from({ length: Math.min(rows, ROWS) }, (_, i) => html`<tr>${names.map((n) => html`<td class=${typeof columns[n][i] === "number" ? "num" : ""}>${fmtValue(columns[n][i])}</td>`)}</tr>`)}</tbody>
   </table>${rows > ROWS ? html`<p class="muted">First ${ROWS} of ${rows} rows.</p>` : ""}</div>`;
 }
 
@@ -37,6 +37,12 @@ function MetricBody({ runId, data }) {
         <p class="readout muted" data-testid="readout">${data.y.length} points${data.downsampled ? ` (downsampled from ${data.total})` : ""} · last ${fmtValue(data.y[data.y.length - 1])} · min ${fmtValue(Math.min(...data.y))} · max ${fmtValue(Math.max(...data.y))}</p>`;
     case "value":
       return html`<p class="big-value" data-testid="metric-value">${fmtValue(data.value)}</p>`;
+    case "list": {
+      const values = data.values || [];
+      const numeric = values.length > 1 && values.every((v) => typeof v === "number");
+      return html`${numeric ? html`<${Chart} xLabel="index" series=${[{ label: data.name, x: values.map((_, i) => i), y: values }]} />` : html`<${TableView} columns=${{ [data.name]: values }} />`}
+        ${data.truncated ? html`<p class="muted">Values cut for the page.</p>` : ""}`;
+    }
     case "table":
       return html`<${TableView} columns=${data.columns} />${data.truncated ? html`<p class="muted">Values cut for the page.</p>` : ""}`;
     case "json":
