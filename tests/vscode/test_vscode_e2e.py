@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import codeserver
+import pytest
 
 pytestmark = pytest.mark.vscode
 
@@ -222,9 +221,7 @@ def test_cancel_a_long_run(driver: Driver, project: Path) -> None:
 
 def test_snapshot_diff_against_the_working_folder(driver: Driver, project: Path) -> None:
     page = driver.page
-    completed = [
-        r for r in _ferry_json(project, "runs", "list") if r["status"] == "Completed"
-    ]
+    completed = [r for r in _ferry_json(project, "runs", "list") if r["status"] == "Completed"]
     assert completed, "the submit test leaves a completed run"
     run_id = completed[0]["runId"]
     script = project / "train.py"
