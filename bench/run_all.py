@@ -27,6 +27,7 @@ ORDER = [
     "docker_bench.py",
     "data_bench.py",
     "server_bench.py",
+    "ui_bench.py",
 ]
 
 

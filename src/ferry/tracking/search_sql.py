@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ferry.tracking import schema as t
 from ferry.tracking.base import RunRecord
-from ferry.tracking.search import Clause, RunPage, RunSearch, check
+from ferry.tracking.search import Clause, OrderBy, RunPage, RunSearch, check
 
 Records = Callable[[Connection, Sequence[sa.Row[Any]]], list[RunRecord]]
 
@@ -54,16 +54,53 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
     properties and metrics are read."""
     check(query)
     runs = t.runs
-    stmt, filtered = _matching(query)
-    keys: list[tuple[Any, bool | None]] = []  # each sort column and whether it ascends
-    for number, order in enumerate(query.order_by):
+    if conn.dialect.name == "sqlite" and query.order_by and query.order_by[0].kind == "metric":
+        ids = _metric_first(conn, query)
+        by_id = {row.id: row for row in conn.execute(sa.select(runs).where(runs.c.id.in_(ids)))}
+        found = [by_id[i] for i in ids if i in by_id]
+    else:
+        stmt, filtered = _matching(query)
+        stmt, keys = _sort_keys(stmt, filtered, query.order_by, outer=True)
+        labels = [column.label(f"key{n}") for n, (column, _) in enumerate(keys)]
+        page = (
+            stmt.with_only_columns(*labels)
+            .order_by(*_ordering(keys))
+            .limit(query.limit + 1)
+            .offset(query.offset)
+            .subquery("page")
+        )
+        # the page's rows in one query: the ids cut over narrow rows, then joined to their runs
+        sorted_keys = [(page.c[f"key{n}"], up) for n, (_, up) in enumerate(keys)]
+        page_id = page.c[f"key{len(keys) - 1}"]
+        found = list(
+            conn.execute(
+                sa.select(runs).join(page, runs.c.id == page_id).order_by(*_ordering(sorted_keys))
+            ).all()
+        )
+    more = len(found) > query.limit
+    page_runs = records(conn, found[: query.limit])
+    return RunPage(
+        page_runs,
+        query.offset + query.limit if more else None,
+        latest_values(conn, [r.id for r in page_runs]),
+    )
+
+
+def _sort_keys(
+    stmt: Any, filtered: dict[str, Any], orders: Sequence[OrderBy], *, outer: bool, first: int = 0
+) -> tuple[Any, list[tuple[Any, bool | None]]]:
+    """The statement joined to what ``orders`` sort on, and the sort keys (each column and
+    whether it ascends) ending with the tie-breakers. A metric, tag or property a run lacks
+    is an outer join (sorted last)."""
+    runs = t.runs
+    keys: list[tuple[Any, bool | None]] = []
+    for number, order in enumerate(orders, start=first):
         if order.kind == "metric":
             latest = filtered.get(order.key)
-            if latest is None:  # runs without the metric sort last
+            if latest is None:
                 latest = t.latest_metrics.alias(f"o{number}")
-                stmt = stmt.outerjoin(
-                    latest, sa.and_(latest.c.run_id == runs.c.id, latest.c.name == order.key)
-                )
+                on = sa.and_(latest.c.run_id == runs.c.id, latest.c.name == order.key)
+                stmt = stmt.outerjoin(latest, on) if outer else stmt.join(latest, on)
             column: Any = latest.c.value
         elif order.kind in ("tag", "property"):
             table = (t.tags if order.kind == "tag" else t.properties).alias(f"p{number}")
@@ -76,44 +113,79 @@ def search(conn: Connection, query: RunSearch, records: Records) -> RunPage:
         keys.append((column, order.ascending))
     # the tie-breakers keep their index order (no NULLS LAST: never null)
     keys += [(runs.c.created_at, None), (runs.c.id, None)]
-    labels = [column.label(f"key{n}") for n, (column, _) in enumerate(keys)]
-    page = (
-        stmt.with_only_columns(*labels)
+    return stmt, keys
+
+
+def _metric_first(conn: Connection, query: RunSearch) -> list[str]:
+    """The page's ids (one more than the page) for a sort on a metric, on SQLite.
+
+    SQLite's planner walks the runs of the experiment and sorts them all when the metric is an
+    outer join (~0.5 s at 100,000 runs). Here the runs that have the metric come first from an
+    index walk of ``latest_metrics(name, value)`` (the runs table's own indexes hidden from the
+    planner so it starts there; ~1 ms), and only past their end the runs without it follow,
+    in the usual order — the same page the outer join gives."""
+    runs = t.runs
+    lead, rest = query.order_by[0], query.order_by[1:]
+    want = query.limit + 1
+    stmt, filtered = _matching(query, hide_run_indexes=True)
+    latest = filtered.get(lead.key)
+    if latest is None:
+        latest = filtered[lead.key] = t.latest_metrics.alias("o_lead")
+        stmt = stmt.join(latest, sa.and_(latest.c.run_id == runs.c.id, latest.c.name == lead.key))
+    having = stmt
+    stmt, keys = _sort_keys(stmt, filtered, rest, outer=True, first=1)
+    keys.insert(0, (latest.c.value, lead.ascending))
+    ids = list(
+        conn.execute(
+            stmt.with_only_columns(runs.c.id)
+            .order_by(*_ordering(keys))
+            .limit(want)
+            .offset(query.offset)
+        ).scalars()
+    )
+    if len(ids) == want or any(c.kind == "metric" and c.key == lead.key for c in query.clauses):
+        return ids  # a page of runs with the metric (or a filter on it: nobody lacks it)
+    have = query.offset + len(ids) if ids else _count(conn, having)
+    lacking, filtered = _matching(query)
+    other = t.latest_metrics.alias("o_none")
+    lacking = lacking.where(
+        ~sa.exists().where(other.c.run_id == runs.c.id, other.c.name == lead.key)
+    )
+    lacking, keys = _sort_keys(lacking, filtered, rest, outer=True, first=1)
+    ids += conn.execute(
+        lacking.with_only_columns(runs.c.id)
         .order_by(*_ordering(keys))
-        .limit(query.limit + 1)
-        .offset(query.offset)
-        .subquery("page")
-    )
-    # the page's rows in one query: the ids cut over narrow rows, then joined to their runs
-    sorted_keys = [(page.c[f"key{n}"], up) for n, (_, up) in enumerate(keys)]
-    page_id = page.c[f"key{len(keys) - 1}"]
-    found = conn.execute(
-        sa.select(runs).join(page, runs.c.id == page_id).order_by(*_ordering(sorted_keys))
-    ).all()
-    more = len(found) > query.limit
-    page_runs = records(conn, found[: query.limit])
-    return RunPage(
-        page_runs,
-        query.offset + query.limit if more else None,
-        latest_values(conn, [r.id for r in page_runs]),
-    )
+        .limit(want - len(ids))
+        .offset(max(0, query.offset - have))
+    ).scalars()
+    return ids
 
 
 def count(conn: Connection, query: RunSearch) -> int:
     """How many runs match ``query``'s experiments and clauses (its page aside)."""
     check(query)
     stmt, _ = _matching(query)
+    return _count(conn, stmt)
+
+
+def _count(conn: Connection, stmt: Any) -> int:
     found = conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar()
     return int(found or 0)
 
 
-def _matching(query: RunSearch) -> tuple[Any, dict[str, Any]]:
+def _matching(query: RunSearch, *, hide_run_indexes: bool = False) -> tuple[Any, dict[str, Any]]:
     """The ids of the runs matching the query's experiments and clauses, and the
-    ``latest_metrics`` alias each metric clause joined (a sort on that metric reuses it)."""
+    ``latest_metrics`` alias each metric clause joined (a sort on that metric reuses it).
+    ``hide_run_indexes`` compares ``experiment || ''`` (and ``parent_id || ''``): the same
+    rows, but SQLite's planner no longer starts from the runs table's indexes."""
     runs = t.runs
-    stmt = sa.select(runs.c.id).where(runs.c.experiment.in_(list(query.experiments)))
+    experiment: Any = runs.c.experiment
+    parent: Any = runs.c.parent_id
+    if hide_run_indexes:
+        experiment, parent = experiment.concat(""), parent.concat("")
+    stmt = sa.select(runs.c.id).where(experiment.in_(list(query.experiments)))
     if query.top_level_only:
-        stmt = stmt.where(runs.c.parent_id.is_(None))
+        stmt = stmt.where(parent.is_(None))
     filtered: dict[str, Any] = {}  # metric name -> the alias its clause joined
     for number, clause in enumerate(query.clauses):
         if clause.kind == "metric":
