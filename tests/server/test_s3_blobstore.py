@@ -132,13 +132,18 @@ def test_asking_lists_folders_instead_of_one_request_per_blob(
 
 
 def test_snapshots_send_only_what_the_bucket_lacks(bucket_url: str, tmp_path: Path) -> None:
+    """Asked in one batch; the blobs reported lacking are then sent without asking again."""
     store = RemoteBlobStore(bucket_url, tmp_path / "c")
+    asked = []
+    real_info = store.fs.info
+    store.fs.info = lambda *a, **k: asked.append(a) or real_info(*a, **k)
     src = tmp_path / "src"
     src.mkdir()
     for i in range(40):
         (src / f"f{i}.py").write_text(f"print({i})\n" * (i + 1))
     first = take_snapshot(src, store, tmp_path / "stat1")
     assert first.stats.new_files == 40
+    assert len(asked) <= 1  # the manifest, stored after its files; never one per file
     other = RemoteBlobStore(bucket_url, tmp_path / "other cache")  # another server
     again = take_snapshot(src, other, tmp_path / "stat2")
     assert again.stats.new_files == 0 and again.snapshot_id == first.snapshot_id

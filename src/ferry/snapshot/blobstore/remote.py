@@ -55,6 +55,7 @@ SMALL = 16 * 1024 * 1024
 #: up to this many digests are asked one by one; more, by listing their folders
 FEW = 8
 _THREADS = 16
+_REPORTED_MAX = 1_000_000
 #: the package to install for each protocol fsspec names
 _INSTALL = {
     "s3": "pip install 'ferry[data]' (s3fs)",
@@ -129,6 +130,10 @@ class RemoteBlobStore(LocalBlobStore):
         self.protocol = urlsplit(self.url).scheme
         self._fs = fs
         self._prefix = ""
+        #: digest -> size (None: any) of blobs :meth:`lacking` or :meth:`has` just reported
+        #: absent: the puts that follow send them without asking again (a miss costs s3fs
+        #: two requests)
+        self._reported: dict[str, int | None] = {}
 
     def __repr__(self) -> str:
         return f"RemoteBlobStore({self.url!r}, cache={str(self.root)!r})"
@@ -166,7 +171,10 @@ class RemoteBlobStore(LocalBlobStore):
 
     # asking ----------------------------------------------------------------------------------
     def has(self, digests: Iterable[str]) -> set[str]:
-        return set(self._sizes(digests))
+        wanted = list(digests)
+        present = set(self._sizes(wanted))
+        self._remember({d: None for d in wanted if d not in present})
+        return present
 
     def lacking(self, sizes: Mapping[str, int]) -> set[str]:
         found = self._sizes(sizes)
@@ -178,7 +186,13 @@ class RemoteBlobStore(LocalBlobStore):
                 stored = None
             if stored is None:
                 out.add(digest)
+        self._remember({d: sizes[d] for d in out})
         return out
+
+    def _remember(self, absent: Mapping[str, int | None]) -> None:
+        if len(self._reported) > _REPORTED_MAX:
+            self._reported.clear()
+        self._reported.update(absent)
 
     def aside_mark(self) -> str:
         with self._errors("listing the blobs set aside"):
@@ -261,7 +275,11 @@ class RemoteBlobStore(LocalBlobStore):
         return True
 
     def _needs(self, digest: str, size: int) -> bool:
-        """Whether the blob must be sent: absent, or stored with another size (set aside)."""
+        """Whether the blob must be sent: absent, or stored with another size (set aside).
+        One just reported lacking is sent without asking: if another writer stored it since,
+        the same bytes are written again."""
+        if digest in self._reported and self._reported.pop(digest, -1) in (None, size):
+            return True
         stored = self._sizes([digest]).get(digest)
         if stored == size:
             return False
