@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,10 +39,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     (project / "big_log.py").write_text(BIG_LOG, encoding="utf-8")
     (project / "sweep" / "train.py").write_text(SWEEP_TRAIN, encoding="utf-8")
     (project / "job.yml").write_text(SWEEP_JOB, encoding="utf-8")
+    git_env = {**env, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}  # fmt: skip
+    for git in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "first"]):
+        subprocess.run(["git", *git], cwd=project, env=git_env, check=True)
     studio = Studio("", "", root / "ws", project, env)
     runs = studio.runs
     runs["first"] = studio.submit("train.py", "--lr", "0.1", experiment="ui-metrics", tag="team=a")
-    # the second run's code differs (a comment and the accuracy): compare shows the diff
+    # the second run's code differs (a comment and the accuracy, not committed): compare and
+    # its Git tab show the diff
     (project / "train.py").write_text(
         "# variant two\n" + TRAIN.replace("ACC", "0.9"), encoding="utf-8"
     )

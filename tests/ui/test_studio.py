@@ -154,8 +154,20 @@ def test_each_tab_of_the_run_page_loads(page: Any, studio: Studio) -> None:
         lambda: "# variant two" in page.inner_text("[data-testid=file-view]"),
         what="the snapshot file",
     )
-    page.keyboard.press("Shift+Tab")  # arrow keys move between tabs
-    page.focus("[role=tab][data-tab=snapshot]")
+    page.click("[role=tab][data-tab=git]")
+    assert "main" in page.inner_text("[data-testid=git]")
+    assert "+# variant two" in page.locator("[data-testid=git] .d-add").all_inner_texts()
+    page.click("[role=tab][data-tab=files]")
+    page.click("[data-testid=files-logs] button.link")
+    wait_until(
+        lambda: "trained with lr 0.5" in page.inner_text("[data-testid=file-view]"),
+        what="the log file",
+    )
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download red.png").click()
+    assert download.value.suggested_filename == "red.png"
+    assert download.value.path().read_bytes().startswith(b"\x89PNG")
+    page.focus("[role=tab][data-tab=snapshot]")  # arrow keys move between tabs
     page.keyboard.press("ArrowRight")
     page.wait_for_selector("[data-testid=tab-environment]")
 

@@ -167,7 +167,8 @@ export function RunPage({ runId, tab }) {
     navigate(url.pathname + url.search, { replace: true });
   };
   const onTabKey = (event) => {
-    const i = tabs.findIndex(([k]) => k === current);
+    const focused = event.target?.dataset?.tab || current; // move from the focused tab
+    const i = tabs.findIndex(([k]) => k === focused);
     const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
     if (!step) return;
     event.preventDefault();
