@@ -5,6 +5,7 @@ refuses bad settings with the fix in the message."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,31 @@ def test_an_unknown_or_missing_backend_names_what_to_install(tmp_path: Path) -> 
     if importlib.util.find_spec("gcsfs") is None:  # not a dependency of ferry
         with pytest.raises(ConfigError, match="pip install gcsfs"):
             RemoteBlobStore("gs://bucket/p", tmp_path / "c").has([hash_bytes(b"x")])
+
+
+def test_a_local_workspace_keeps_its_blobs_in_the_bucket(
+    bucket_url: str, awkward_dir: Path, monkeypatch: pytest.MonkeyPatch, s3: Any
+) -> None:
+    """FERRY_BLOB_STORE=s3://… : the snapshot goes to the bucket and the supervisor (its own
+    process, same variables) materializes the run from it."""
+    from ferry import Experiment, ScriptRunConfig
+    from ferry.workspace import Workspace
+
+    monkeypatch.setenv("FERRY_BLOB_STORE", bucket_url)
+    src = awkward_dir / "src"
+    src.mkdir()
+    (src / "train.py").write_text("print('ran from the bucket')\n")
+    ws = Workspace.create(awkward_dir / "ws")
+    try:
+        assert isinstance(ws.blobs, RemoteBlobStore)
+        run = Experiment(ws, "bucket").submit(ScriptRunConfig(str(src), "train.py"))
+        out = io.StringIO()
+        details = run.wait_for_completion(show_output=True, out=out, timeout_seconds=120)
+        assert details["status"] == "Completed", out.getvalue()
+        assert "ran from the bucket" in out.getvalue()
+    finally:
+        ws.store.close()
+    digest = hash_bytes(b"print('ran from the bucket')\n")
+    bucket = bucket_url.split("/")[2]
+    keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert f"team blobs/{digest[:2]}/{digest[2:]}" in keys

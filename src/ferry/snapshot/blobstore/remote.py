@@ -56,6 +56,8 @@ SMALL = 16 * 1024 * 1024
 FEW = 8
 _THREADS = 16
 _REPORTED_MAX = 1_000_000
+#: bytes asked for at once when downloading a blob (one ranged GET each)
+_READ_BLOCK = 8 * CHUNK
 #: the package to install for each protocol fsspec names
 _INSTALL = {
     "s3": "pip install 'ferry[data]' (s3fs)",
@@ -317,7 +319,7 @@ class RemoteBlobStore(LocalBlobStore):
         def download(fd: int) -> None:
             with self._errors(f"reading blob {digest}"):
                 try:
-                    reader = self.fs.open(key, "rb", block_size=CHUNK)
+                    reader = self.fs.open(key, "rb", block_size=_READ_BLOCK)
                 except FileNotFoundError:
                     raise MissingBlobError(digest, self.url) from None
                 with reader:
