@@ -54,6 +54,7 @@ def start_ui(workspace: Path, *args: str) -> tuple[subprocess.Popen[str], str, s
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     ws = Workspace.create(str(tmp_path / "ws"))
+    ws.store.list_experiments()  # the workspace's database exists: a real workspace
     proc, base, token = start_ui(ws.path)
     try:
         yield {"ws": ws, "base": base, "token": token, "proc": proc, "tmp": tmp_path}
@@ -201,3 +202,14 @@ def test_run_details_embeds_the_live_run_page_where_a_ui_serves(
     with httpx.Client(timeout=10) as client:
         assert client.get(src).status_code == 200
     run.wait_for_completion()
+
+
+def test_a_folder_without_a_workspace_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [FERRY, "-w", str(tmp_path / "typo"), "ui", "--no-browser", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert "there is no workspace with runs in" in done.stderr and "-w" in done.stderr

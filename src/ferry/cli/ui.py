@@ -20,6 +20,8 @@ from ferry.cli.app import Context, pass_ctx
 @pass_ctx
 def ui(ctx: Context, port: int, host: str, no_browser: bool) -> None:
     """Serve the web UI of this workspace: runs, live logs, charts, compare, sweeps."""
-    from ferry.ui.local import serve
+    from ferry.ui.local import check_host, check_workspace, serve
 
+    check_host(host)
+    check_workspace(ctx.ws.path)
     serve(ctx.ws, host, port, open_browser=not no_browser)
