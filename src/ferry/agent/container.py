@@ -8,7 +8,10 @@ streams the container's output into the rank's log and exits with its exit code,
 watchdog minds it like any process. What the client cannot promise — a container stopped when
 the client itself is killed — the watchdog does through the engine's API, by the container's
 name (:func:`kill`): on cancel, on a time limit, when the supervisor is gone, and for whatever
-is left when the job ends. This module is that small API client (a few calls over the engine's
+is left when the job ends. An MPI run's ranks are containers that ``mpirun`` starts, one per
+rank (:mod:`ferry.targets.mpi_rank`): the watchdog knows them by one name ending in ``*``,
+``ferry-<run id>-*``, which :func:`kill` takes as every container whose name starts so. This
+module is that small API client (a few calls over the engine's
 Unix socket or plain TCP); builds and everything else use the ``docker`` library.
 
 The engine is found as Docker's own clients find it: ``DOCKER_HOST``, else the default socket.
@@ -113,7 +116,12 @@ def inspect_image(address: str, ref: str) -> Optional[Dict[str, Any]]:
 
 
 def kill(address: str, name: str, signal_name: str = "KILL") -> bool:
-    """Send a signal to the container ``name``; False when it is not running (or gone)."""
+    """Send a signal to the container ``name``; False when it is not running (or gone).
+
+    A name ending in ``*`` names every running container whose name starts with the rest (the
+    ranks of an MPI run, which mpirun starts): True when any of them was signalled."""
+    if name.endswith("*"):
+        return any([kill(address, box, signal_name) for box in named_like(address, name[:-1])])
     try:
         status, _ = call(
             address, "POST", "/containers/%s/kill?signal=%s" % (quote(name, safe=""), signal_name)
@@ -121,6 +129,21 @@ def kill(address: str, name: str, signal_name: str = "KILL") -> bool:
     except EngineError:
         return False
     return status == 204
+
+
+def named_like(address: str, prefix: str) -> List[str]:
+    """The names of the running containers whose names start with ``prefix`` ([] when the
+    engine does not answer)."""
+    filters = json.dumps({"name": [prefix]})  # the engine's filter matches anywhere in the name
+    try:
+        status, data = call(address, "GET", "/containers/json?filters=%s" % quote(filters))
+    except EngineError:
+        return []
+    if status != 200:
+        return []
+    names = [n.lstrip("/") for box in json.loads(data.decode("utf-8", "replace"))
+             for n in box.get("Names") or []]  # fmt: skip
+    return [n for n in names if n.startswith(prefix)]
 
 
 def running(address: str, name: str) -> bool:
@@ -147,7 +170,7 @@ def _mount_option(source: str, target: str, read_only: bool) -> str:
 def run_argv(spec: Mapping[str, Any]) -> List[str]:
     """The ``docker run`` command line of one rank (see the module docstring).
 
-    ``spec``: ``image``, ``name``, ``command``; optionally ``docker`` (the client, default
+    ``spec``: ``image``, ``command``, ``name`` (only an MPI rank's launcher adds its own); optionally ``docker`` (the client, default
     ``docker``), ``user`` ("uid:gid"), ``workdir``, ``mounts`` (``[path, read_only]`` each,
     mounted at the same path), ``env_names`` (passed by name from the client's environment),
     ``env`` (small values given inline), ``shm_size``, ``gpus`` (True: every GPU),
@@ -156,7 +179,9 @@ def run_argv(spec: Mapping[str, Any]) -> List[str]:
     argv = [str(spec.get("docker") or "docker"), "run", "--rm", "--init"]
     # the host's process view: the job's pids are the machine's (lifelines and pid files keep
     # their meaning), and when the container ends, every process left in it ends too
-    argv += ["--name", str(spec["name"]), "--network", "host", "--pid", "host"]
+    if spec.get("name"):  # an MPI rank's name is added by its launcher
+        argv += ["--name", str(spec["name"])]
+    argv += ["--network", "host", "--pid", "host"]
     argv += ["--env", "TINI_SUBREAPER=1"]  # --init's tini reaps orphans without being pid 1
     if spec.get("user"):
         argv += ["--user", str(spec["user"])]

@@ -2,7 +2,9 @@
 
 A Docker environment that names no image (``env.docker.enabled = True`` alone, the reference's
 default ``mcr.microsoft.com/azureml/…`` images, ferry's curated names) starts from this image:
-Debian (``bookworm``, minimal) with Python 3, CA certificates and ``python`` naming ``python3``.
+Debian (``bookworm``, minimal) with Python 3, CA certificates, ``python`` naming ``python3``
+and Open MPI (``openmpi-bin``: the ranks of an MPI run in containers load its library and
+connect to the host's ``mpirun``, which must be the same series — Debian's, on these machines).
 It is made once with ``mmdebstrap`` into a root file system tarball, kept in a cache folder
 (``$FERRY_DOCKER_BASE_CACHE``, else ``~/.cache/ferry/docker-base``), and imported into each
 engine that lacks it (``docker import``: seconds), tagged by the hash of its recipe. Only Debian's
@@ -36,9 +38,10 @@ from ferry.errors import EnvironmentBuildError
 Log = Callable[[str], None]
 
 SUITE = "bookworm"
-PACKAGES = ("python3", "python-is-python3", "ca-certificates")
-#: bump when the recipe changes what the image holds
-BASE_RECIPE = 1
+PACKAGES = ("python3", "python-is-python3", "ca-certificates", "openmpi-bin")
+#: bump when the recipe changes what the image holds (its tag changes, so does every image
+#: built on it: see ``docker_spec.base_of``)
+BASE_RECIPE = 2
 REPOSITORY = "ferry-base"
 _CHANGES = ["ENV LANG=C.UTF-8", 'CMD ["python3"]']
 

@@ -188,7 +188,9 @@ def base_of(docker: DockerSpec) -> dict[str, Any]:
         return {"dockerfile": hashlib.sha256(docker.base_dockerfile.encode()).hexdigest()}
     image = docker.base_image
     if image is None or image.startswith(REFERENCE_IMAGE_PREFIX):
-        return {"default": True}
+        from ferry.envbuild.docker_base import base_tag
+
+        return {"default": base_tag()}  # a new default base means new images on it
     registry = (docker.registry or "").strip().rstrip("/")
     if registry and not image.startswith(registry + "/"):
         image = f"{registry}/{image}"

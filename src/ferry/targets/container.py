@@ -15,6 +15,14 @@ rank as Docker's client in the foreground under the job's watchdog (:func:`rank_
   the log keeps the order in which lines were written;
 * one container per rank, named ``ferry-<run id>-<rank>``: the watchdog stops it by that name.
 
+An MPI run (:func:`mpi_launch`) is this machine's ``mpirun`` under the watchdog, as a plain
+MPI run is; each rank it starts is Docker's client running that rank's container
+(:mod:`ferry.targets.mpi_rank`), whose Open MPI finds this mpirun through the variables it is
+given and the session folder it mounts (:func:`ferry.targets.mpi.container_options`). The
+watchdog stops them all by the name ``ferry-<run id>-*``. The image must hold the same Open MPI
+series as this machine (:func:`check_image_mpi`, at prepare): ferry's default base image has
+Debian's, an image of the user's own is named with the fix when it has none.
+
 Example::
 
     image = prepare_image(job, engine, envs_dir, ctx.log)
@@ -24,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +43,7 @@ from typing import Any
 from ferry.agent import container
 from ferry.errors import TargetRefused
 from ferry.spec import DockerSpec, EnvironmentSpec, JobSpec
+from ferry.targets.mpi import OpenMpi
 
 Log = Callable[[str], None]
 
@@ -46,6 +56,16 @@ class RankContainer:
     env: dict[str, str]
     name: str
     stop: dict[str, str] = field(default_factory=dict)  # the watchdog's {"engine", "name"}
+    first_line: str = ""  # ferry's line at the top of the log (how an MPI run starts)
+
+
+@dataclass(frozen=True)
+class ImageMpi:
+    """What an image holds for MPI ranks: Open MPI's version (``Open MPI v4.1.4``, "" when it
+    has none) and whether the job's Python has mpi4py."""
+
+    version: str
+    mpi4py: bool
 
 
 #: said in the run's log when Docker by habit runs as a plain environment
@@ -78,19 +98,11 @@ def runs_in_container_here(env: EnvironmentSpec) -> bool:
 
 def check_docker_job(name: str, kind: str, job: JobSpec, *, engine_here: bool = True) -> None:
     """Refuse at submit a Docker job that cannot run: no engine on this machine (with how to
-    start one; ``engine_here=False`` where the engine is another machine's), an MPI job (its
-    ranks would need mpirun inside the image), a build context that is not usable."""
+    start one; ``engine_here=False`` where the engine is another machine's), a build context
+    that is not usable. (An MPI job's image is checked once it exists: :func:`prepare_image`.)"""
     from ferry.envbuild.docker_context import check_context
     from ferry.envbuild.docker_engine import check_engine
 
-    plan = job.distributed
-    if plan is not None and plan.kind == "mpi":
-        raise TargetRefused(
-            f"compute target {name!r} ({kind}) does not start MPI jobs in containers; use "
-            "PyTorchConfiguration (one container per rank), or a plain environment for MPI",
-            run_id=job.run_id,
-            target=name,
-        )
     context = job.environment.docker.build_context
     if context is not None:
         check_context(context.location, context.dockerfile)
@@ -106,13 +118,81 @@ def prepare_image(
     cancelled: Callable[[], bool] | None = None,
 ) -> Any:
     """The environment's image on ``engine`` (built first when missing, the build streamed to
-    ``log``; stopped when ``cancelled()`` turns true)."""
+    ``log``; stopped when ``cancelled()`` turns true). For an MPI job, the image must hold
+    this machine's Open MPI series (:func:`check_image_mpi`)."""
     from ferry.envbuild.docker_build import ensure_image
 
-    return ensure_image(
+    image = ensure_image(
         job.environment, engine, log=lambda line: log(line), lock_dir=envs_dir,
         cancelled=cancelled,
     )  # fmt: skip
+    if job.distributed is not None and job.distributed.kind == "mpi":
+        from ferry.targets import mpi
+
+        host = mpi.find_open_mpi("local", job.run_id).version
+        found = image_mpi(engine, image.tag, image.python)
+        check_image_mpi(image.tag, host, found, environment=job.environment.name,
+                        run_id=job.run_id)  # fmt: skip
+    return image
+
+
+#: one shell line, run in the image: Open MPI's version, then whether the Python has mpi4py
+_PROBE_MPI = (
+    "(ompi_info --version || mpirun --version) 2>/dev/null | head -n 1; echo; "
+    '"$0" -c \'import importlib.util as u; print(u.find_spec("mpi4py") is not None)\' '
+    "2>/dev/null || true"
+)
+
+
+@functools.lru_cache(maxsize=32)
+def image_mpi(engine: str, tag: str, python: str) -> ImageMpi:
+    """What ``tag`` (a content-addressed image) holds for MPI ranks, asked once per process
+    with one short container."""
+    from ferry.envbuild.docker_engine import client
+
+    try:
+        said = client(engine).containers.run(
+            tag, ["-c", _PROBE_MPI, python], entrypoint="/bin/sh", remove=True,
+            network_mode="none", stderr=False,
+        )  # fmt: skip
+    except Exception as exc:  # the docker library's errors: no shell in the image, say
+        raise TargetRefused(
+            f"cannot look into the image {tag} for Open MPI ({exc}); an MPI job's image needs "
+            "a shell (/bin/sh) and Open MPI"
+        ) from exc
+    lines = said.decode("utf-8", "replace").splitlines()
+    version = lines[0].strip() if lines else ""
+    return ImageMpi(version if "Open MPI" in version or "OpenRTE" in version else "",
+                    bool(lines) and lines[-1].strip() == "True")  # fmt: skip
+
+
+def check_image_mpi(
+    tag: str, host_version: str, found: ImageMpi, *, environment: str, run_id: str | None
+) -> None:
+    """Refuse an MPI job whose image has no Open MPI, or another series than this machine's
+    mpirun (which starts the ranks, and to which their library connects)."""
+    from ferry.targets import mpi
+
+    wanted = mpi.series(host_version) or host_version
+    fix = (
+        "use ferry's default base image (leave env.docker.base_image unset: it has Debian's "
+        f"Open MPI), or install Open MPI {wanted} in the image (on Debian or Ubuntu: "
+        f"apt-get install openmpi-bin, of version {wanted}.x like this machine's {host_version})"
+    )
+    name = environment or "(unnamed)"
+    if not found.version:
+        raise TargetRefused(
+            f"the MPI job's ranks run in the image of environment {name!r} ({tag}), started by "
+            f"this machine's mpirun ({host_version}), and that image has no Open MPI: {fix}",
+            run_id=run_id,
+        )
+    if mpi.series(found.version) != mpi.series(host_version):
+        raise TargetRefused(
+            f"the image of environment {name!r} ({tag}) has {found.version}, and this "
+            f"machine's mpirun, which starts the ranks, is {host_version}: the two must be "
+            f"the same series; {fix}",
+            run_id=run_id,
+        )
 
 
 def container_name(run_id: str, rank: int) -> str:
@@ -154,6 +234,12 @@ def rank_launch(
 
     ``variables`` are what the job sees (the protocol's, the environment's, the run's and the
     rank's); ``base_env`` is the client's own environment on that machine."""
+    if job.distributed is not None and job.distributed.kind == "mpi":
+        raise TargetRefused(  # each container would be an MPI world of one: wrong, silently
+            "an MPI job's ranks in containers are started by mpirun (mpi_launch), not one by "
+            "one; this target does not start them so: use a plain environment for MPI",
+            run_id=job.run_id,
+        )
     name = container_name(job.run_id, rank)
     inline = {} if "HOME" in variables else {"HOME": "/tmp"}
     argv = container.run_argv(
@@ -177,6 +263,69 @@ def rank_launch(
     )
     env = {**base_env, **variables, "DOCKER_HOST": engine}
     return RankContainer(argv, env, name, {"engine": engine, "name": name})
+
+
+def mpi_launch(
+    job: JobSpec,
+    mpirun: OpenMpi,
+    *,
+    image: str,
+    engine: str,
+    python: str,
+    command: Sequence[str],
+    variables: Mapping[str, str],
+    mounts: Sequence[tuple[str, bool]],
+    workdir: str,
+    user: str,
+    gpus: bool,
+    base_env: Mapping[str, str],
+    docker: str = "docker",
+) -> RankContainer:
+    """The one process the watchdog starts for an MPI run in containers: this machine's
+    ``mpirun``, whose ranks each run Docker's client for a container of their own (see the
+    module docstring). The arguments are :func:`rank_launch`'s; ``command`` is the job's
+    command line inside (``python -m mpi4py`` is put before a script when the image has it)."""
+    from ferry.targets import distributed, mpi
+
+    plan = job.distributed
+    assert plan is not None and plan.kind == "mpi"
+    argv, note = list(command), ""
+    if job.command.kind == "script":
+        argv, note = mpi.under_mpi4py(argv, image_mpi(engine, image, python).mpi4py)
+    session = job.run_dir / "mpi"  # mounted with the run folder, at the same path
+    session.mkdir(parents=True, exist_ok=True)
+    host = "127.0.0.1"
+    shared = distributed.shared_environment(plan, host, distributed.free_port(host))
+    seen = {**variables, **shared}
+    inline = {} if "HOME" in seen else {"HOME": "/tmp"}
+    whole = container.run_argv(
+        {
+            "docker": docker,
+            "image": image,
+            "user": user,
+            "workdir": workdir,
+            "mounts": [[path, read_only] for path, read_only in mounts],
+            "env_names": sorted(seen),
+            "env": inline,
+            "shm_size": job.environment.docker.shm_size,
+            "gpus": gpus,
+            "labels": {"ferry.run": job.run_id},
+            "arguments": list(job.environment.docker.arguments),
+            "command": ["/bin/sh", "-c", 'exec "$@" 2>&1', "ferry-job"],
+        }
+    )
+    cut = len(whole) - 5  # the image, then the four words of the wrapper
+    name = container_name(job.run_id, 0)[:-1]  # "ferry-<run id>-": each rank adds its number
+    box = {"head": whole[:cut], "tail": whole[cut:], "name": name}
+    written = mpi.write_command(job.run_dir, argv, job.log_path.parent, box)
+    as_root = os.geteuid() == 0
+    options = mpi.container_options(session)
+    launch = mpi.mpirun_argv(mpirun, plan, written, as_root=as_root, options=options)
+    shown = mpi.describe(mpirun, plan, as_root=as_root).rstrip("\n")
+    first = f"{shown} (one container per rank, image {image})\n{note}"
+    env = {**base_env, **seen, "DOCKER_HOST": engine}
+    stop = {"engine": engine, "name": name + "*"}
+    return RankContainer(launch, env, name + "*", stop, first)
 
 
 def docker_client_path(environ: Mapping[str, str] = os.environ) -> str:

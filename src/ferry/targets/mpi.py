@@ -18,6 +18,10 @@ started without it would each be an MPI world of one, and the job would run wron
 Kinds that do not start mpirun refuse MPI jobs for the same reason
 (:func:`refuse_where_mpirun_is_not_started`).
 
+In a Docker run the same mpirun, on this machine, starts every rank in a container of its own
+(:func:`ferry.targets.container.mpi_launch`, :func:`container_options`); the image holds the
+same Open MPI series as this machine (ferry's default base image has Debian's).
+
 Example::
 
     mpirun = find_open_mpi("local")                       # raises TargetRefused, with the fix
@@ -33,9 +37,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ferry.agent.files import write_json
 from ferry.errors import TargetRefused
@@ -110,12 +115,18 @@ def rank_command(command: JobCommand, python: str, env: Mapping[str, str]) -> tu
     argv = command.argv(python)
     if command.kind != "script":
         return argv, ""
-    if not _has_mpi4py(python, env):
+    return under_mpi4py(argv, _has_mpi4py(python, env))
+
+
+def under_mpi4py(argv: list[str], has_mpi4py: bool) -> tuple[list[str], str]:
+    """A script's command line (``[python, script, …]``) run by mpi4py's runner when the job's
+    Python has it, and ferry's line about it."""
+    if not has_mpi4py:
         return argv, (
             "ferry: mpi4py is not in the job's environment, so the script runs as given; a rank "
             "that fails without calling MPI_Abort may leave the others waiting\n"
         )
-    return [python, "-m", "mpi4py", *argv[1:]], (
+    return [argv[0], "-m", "mpi4py", *argv[1:]], (
         "ferry: the script runs as `python -m mpi4py`: an uncaught error on one rank aborts "
         "them all\n"
     )
@@ -146,11 +157,36 @@ def refuse_where_mpirun_is_not_started(target: str, kind: str, job: JobSpec) -> 
     )
 
 
-def write_command(run_dir: Path, argv: list[str], logs: Path) -> Path:
-    """The job's command line and the rank logs' folder, for :mod:`~ferry.targets.mpi_rank`."""
+def write_command(
+    run_dir: Path, argv: list[str], logs: Path, container: Mapping[str, Any] | None = None
+) -> Path:
+    """The job's command line and the rank logs' folder, for :mod:`~ferry.targets.mpi_rank`
+    (and, for ranks in containers, Docker's command line around it)."""
     path = run_dir / COMMAND_FILE
-    write_json(str(path), {"argv": argv, "logs": str(logs)})
+    command: dict[str, Any] = {"argv": argv, "logs": str(logs)}
+    if container is not None:
+        command["container"] = dict(container)
+    write_json(str(path), command)
     return path
+
+
+def container_options(session_dir: Path) -> list[str]:
+    """mpirun's options when its ranks run in containers (each in its own file system and
+    ``/dev/shm``): Open MPI's session folder — where PMIx keeps what the ranks read at
+    ``MPI_Init`` — and the shared-memory transport's files go to ``session_dir``, which every
+    rank's container mounts at the same path; the single-copy path (CMA's
+    ``process_vm_readv``, which the kernel refuses between containers) is off, so messages go
+    through those shared files instead of failing with "Read -1, expected …, errno = 1"."""
+    folder = str(session_dir)
+    return ["--mca", "orte_tmpdir_base", folder, "--mca", "btl_vader_backing_directory", folder,
+            "--mca", "btl_vader_single_copy_mechanism", "none"]  # fmt: skip
+
+
+def series(version: str) -> str | None:
+    """``4.1`` of ``Open MPI 4.1.4`` (or of ``Open MPI v4.1.4``): what must match between
+    the mpirun outside and the library inside a rank's container; None when it says none."""
+    found = re.search(r"(\d+)\.(\d+)", version)
+    return f"{found.group(1)}.{found.group(2)}" if found else None
 
 
 def mpirun_options(mpirun: OpenMpi, plan: DistributedPlan, *, as_root: bool) -> list[str]:
@@ -172,11 +208,13 @@ def mpirun_argv(
     *,
     as_root: bool,
     python: str = sys.executable,
+    options: Sequence[str] = (),
 ) -> list[str]:
     """The one command line the watchdog starts for an MPI job on this machine; the job's own
-    command line is in ``command`` (see :func:`write_command`)."""
+    command line is in ``command`` (see :func:`write_command`); ``options`` are mpirun's more
+    (:func:`container_options`)."""
     launcher = [python, "-I", "-S", str(RANK_LAUNCHER), str(command)]
-    return [*mpirun_options(mpirun, plan, as_root=as_root), *launcher]
+    return [*mpirun_options(mpirun, plan, as_root=as_root), *options, *launcher]
 
 
 def describe(mpirun: OpenMpi, plan: DistributedPlan, *, as_root: bool) -> str:

@@ -10,6 +10,13 @@ job's watchdog writes to the run's main log; rank N appends to ``std_log_rank_N.
 Standard library only: it runs before the job's environment exists.
 
 ``command.json``: ``{"argv": ["/env/bin/python", "train.py", …], "logs": "…/user_logs"}``.
+
+In a Docker run each rank is a container (:func:`ferry.targets.container.mpi_launch`):
+``command.json`` then also holds ``"container": {"head": ["docker", "run", …options],
+"name": "ferry-<run id>-", "tail": [image, wrapper…]}``, and the rank execs Docker's client
+with ``head``, its own name and label, the MPI variables by name (``--env OMPI_…``: Open MPI's
+and PMIx's, which connect the rank inside to this mpirun outside), ``tail`` and ``argv`` — so the
+client is mpirun's child, and the container's output is the rank's.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 
 def rank_variables(environ: Mapping[str, str]) -> dict[str, str]:
@@ -26,6 +34,24 @@ def rank_variables(environ: Mapping[str, str]) -> dict[str, str]:
     local = environ.get("OMPI_COMM_WORLD_LOCAL_RANK", rank)
     node = environ.get("OMPI_COMM_WORLD_NODE_RANK", "0")
     return {"RANK": rank, "LOCAL_RANK": local, "NODE_RANK": node, "GROUP_RANK": node}
+
+
+#: the variables mpirun gives a rank that its container must see (by name: values stay off
+#: the command line)
+MPI_PREFIXES = ("OMPI_", "PMIX_", "OPAL_", "ORTE_")
+
+
+def in_container(box: Mapping[str, Any], job: list[str], env: Mapping[str, str]) -> list[str]:
+    """Docker's client command line that runs ``job`` as this rank in a container of its own."""
+    head = [str(a) for a in box["head"]]
+    tail = [str(a) for a in box["tail"]]
+    rank = env["RANK"]
+    mine = ["--name", f"{box['name']}{rank}", "--label", f"ferry.rank={rank}"]
+    names = sorted(n for n in env if n.startswith(MPI_PREFIXES))
+    names += sorted(rank_variables(env))
+    for name in names:
+        mine += ["--env", name]
+    return head + mine + tail + job
 
 
 def rank_log(logs: str, rank: int) -> str:
@@ -42,6 +68,8 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     env.update(rank_variables(env))
     rank = int(env["RANK"])
+    if command.get("container"):
+        job = in_container(command["container"], job, env)
     if rank == 0:
         os.dup2(1, 2)  # one stream into the main log, in the order it was written
     else:

@@ -1,0 +1,206 @@
+"""MPI runs in containers on the local target: this machine's mpirun, one container per rank.
+
+Proved with a real mpi4py all-reduce across ranks in separate containers, a cancel that leaves
+no container, an image without Open MPI named with the fix, and the pieces (each rank's
+``docker run``, the watchdog's stop of every rank by one name) on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferry import Environment, Experiment, ScriptRunConfig, Workspace
+from ferry.agent import container as agent
+from ferry.envbuild.docker_engine import client
+from ferry.runconfig import DockerConfiguration, MpiConfiguration
+from ferry.targets.container import ImageMpi, check_image_mpi
+from ferry.targets.mpi_rank import in_container
+
+#: what each rank reports: its MPI world, its variables, its container (cgroup) and the sum
+REPORT = """
+import json, os, sys
+from mpi4py import MPI
+world = MPI.COMM_WORLD
+total = world.allreduce(world.rank + 1)
+big = bytearray(8 << 20)  # a message larger than the eager limits: the shared-memory path
+world.Bcast(big, root=world.size - 1)
+print("RANK " + json.dumps({
+    "rank": world.rank, "size": world.size, "sum": total, "uid": os.getuid(),
+    "ompi": os.environ.get("OMPI_COMM_WORLD_RANK"), "torch": os.environ.get("RANK"),
+    "world": os.environ.get("WORLD_SIZE"), "run": os.environ.get("FERRY_RUN_ID"),
+    "box": open("/proc/self/cgroup").read().strip(),
+}), flush=True)
+"""
+
+
+def _mpi_env(name: str = "mpi-box") -> Environment:
+    env = Environment(name)
+    env.python.conda_dependencies.add_pip_package("mpi4py>=4.0")
+    return env
+
+
+def _submit(ws: Workspace, folder: Path, body: str, env: Environment, ranks: int) -> Any:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
+    config = ScriptRunConfig(
+        str(folder), "job.py", environment=env,
+        distributed_job_config=MpiConfiguration(process_count_per_node=ranks),
+        docker_runtime_config=DockerConfiguration(use_docker=True),
+    )  # fmt: skip
+    return Experiment(ws, "mpi-docker").submit(config)
+
+
+def _logs(ws: Workspace, run_id: str) -> dict[str, str]:
+    folder = ws.runs_dir / run_id / "user_logs"
+    return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob("std_log*.txt"))}
+
+
+def _reports(logs: dict[str, str]) -> list[dict[str, Any]]:
+    return sorted(
+        (json.loads(line[5:]) for text in logs.values() for line in text.splitlines()
+         if line.startswith("RANK ")),
+        key=lambda r: int(r["rank"]),
+    )  # fmt: skip
+
+
+def _boxes(run_id: str) -> list[Any]:
+    return list(client().containers.list(all=True, filters={"label": f"ferry.run={run_id}"}))
+
+
+# ------------------------------------------------------------------------------------------------
+# the pieces
+
+
+def test_each_rank_runs_dockers_client_with_its_name_and_the_mpi_variables_by_name() -> None:
+    box = {"head": ["docker", "run", "--rm"], "tail": ["img", "sh"], "name": "ferry-r1-"}
+    env = {"OMPI_COMM_WORLD_RANK": "2", "PMIX_RANK": "2", "RANK": "2", "SECRETISH": "x"}
+    argv = in_container(box, ["python", "job.py", ":"], env)
+    assert argv[:3] == ["docker", "run", "--rm"] and argv[-5:-3] == ["img", "sh"]
+    assert argv[argv.index("--name") + 1] == "ferry-r1-2"
+    assert "ferry.rank=2" in argv and argv[-3:] == ["python", "job.py", ":"]
+    passed = {argv[i + 1] for i, word in enumerate(argv) if word == "--env"}
+    assert {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "RANK", "LOCAL_RANK"} <= passed
+    assert "SECRETISH" not in passed and not any("=" in name for name in passed)
+
+
+def test_an_image_without_open_mpi_or_of_another_series_is_named_with_the_fix() -> None:
+    from ferry.errors import TargetRefused
+
+    def check(found: ImageMpi) -> None:
+        check_image_mpi("img:1", "Open MPI 4.1.4", found, environment="mine", run_id="r1")
+
+    with pytest.raises(TargetRefused, match=r"'mine'.*has no Open MPI: use ferry's default base"):
+        check(ImageMpi("", False))
+    with pytest.raises(TargetRefused, match=r"Open MPI v3\.1\.6.*same series.*openmpi-bin.*4\.1"):
+        check(ImageMpi("Open MPI v3.1.6", True))
+    check(ImageMpi("Open MPI v4.1.5", True))  # the same series: it works
+
+
+def test_one_name_stops_every_rank_container_of_a_run_and_no_other(engine: Any) -> None:
+    from ferry.envbuild.docker_base import ensure_default_base
+
+    docker = client()
+    base = ensure_default_base(docker, print)
+    names = ["ferry-mpiA-0", "ferry-mpiA-1", "ferry-mpiAB-0"]
+    for name in names:
+        docker.containers.run(base, ["sleep", "60"], name=name, detach=True, remove=True,
+                              network_mode="host")  # fmt: skip
+    try:
+        assert agent.kill(engine.address, "ferry-mpiA-*", "KILL")
+        deadline = time.monotonic() + 20
+        while any(agent.running(engine.address, n) for n in names[:2]):
+            assert time.monotonic() < deadline, "the run's containers still run"
+            time.sleep(0.1)
+        assert agent.running(engine.address, "ferry-mpiAB-0")
+        assert not agent.kill(engine.address, "ferry-mpiA-*", "KILL")  # none left
+    finally:
+        agent.kill(engine.address, "ferry-mpiAB-0", "KILL")
+
+
+# ------------------------------------------------------------------------------------------------
+# real runs
+
+
+def test_an_mpi4py_all_reduce_across_ranks_in_one_container_each(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    run = _submit(workspace, awkward_dir / "src", REPORT, _mpi_env(), ranks=3)
+    details = run.wait_for_completion(raise_on_error=False)
+    logs = _logs(workspace, run.id)
+    assert details["status"] == "Completed", logs
+    reports = _reports(logs)
+    assert [r["rank"] for r in reports] == [0, 1, 2], logs
+    for r in reports:
+        assert (r["size"], r["sum"], r["world"], r["run"]) == (3, 6, "3", run.id), r
+        assert r["ompi"] == r["torch"] == str(r["rank"]) and r["uid"] == __import__("os").getuid()
+    assert len({r["box"] for r in reports}) == 3, "each rank in a container of its own"
+    assert set(logs) == {"std_log.txt", "std_log_rank_1.txt", "std_log_rank_2.txt"}
+    assert '"rank": 1' in logs["std_log_rank_1.txt"] and '"rank": 0' in logs["std_log.txt"]
+    assert "one container per rank" in logs["std_log.txt"]
+    assert "python -m mpi4py" in logs["std_log.txt"]
+    assert _boxes(run.id) == []
+
+
+def test_a_failing_rank_fails_the_run_with_its_error(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    body = """
+    from mpi4py import MPI
+    if MPI.COMM_WORLD.rank == 1:
+        raise KeyError("rank one has no key")
+    MPI.COMM_WORLD.Barrier()
+    """
+    run = _submit(workspace, awkward_dir / "src", body, _mpi_env(), ranks=2)
+    details = run.wait_for_completion(raise_on_error=False)
+    logs = _logs(workspace, run.id)
+    assert details["status"] == "Failed", logs
+    assert "rank one has no key" in logs["std_log.txt"], logs  # repeated in the main log
+    assert _boxes(run.id) == []
+
+
+def test_cancel_stops_every_rank_container(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    body = """
+    import time
+    from mpi4py import MPI
+    MPI.COMM_WORLD.Barrier()
+    print("READY", MPI.COMM_WORLD.rank, flush=True)
+    time.sleep(300)
+    """
+    run = _submit(workspace, awkward_dir / "src", body, _mpi_env(), ranks=3)
+    deadline = time.monotonic() + 180  # the first run of the session builds the image
+    while sum("READY" in t for t in _logs(workspace, run.id).values()) < 3:
+        assert time.monotonic() < deadline, _logs(workspace, run.id)
+        time.sleep(0.2)
+    assert len([b for b in _boxes(run.id) if b.status == "running"]) == 3
+    run.cancel()
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    deadline = time.monotonic() + 20
+    while _boxes(run.id):
+        assert time.monotonic() < deadline, [b.name for b in _boxes(run.id)]
+        time.sleep(0.1)
+
+
+def test_an_image_without_open_mpi_fails_the_run_saying_how_to_fix_it(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    from ferry.envbuild.docker_base import base_tag
+
+    env = Environment.from_dockerfile(
+        "no-mpi",
+        f"FROM {base_tag()}\nRUN apt-get purge -y -qq 'openmpi-*' 'libopenmpi*' >/dev/null\n",
+    )
+    run = _submit(workspace, awkward_dir / "src", "print('never')\n", env, ranks=2)
+    details = run.wait_for_completion(raise_on_error=False)
+    log = _logs(workspace, run.id)["std_log.txt"]
+    assert details["status"] == "Failed", log
+    assert "has no Open MPI: use ferry's default base image" in log, log
+    assert "apt-get install openmpi-bin" in log and "never" not in log
+    assert _boxes(run.id) == []
