@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from studio_helpers import (
     BIG_LOG,
     CHROMIUM,
+    INTERACTIVE_RUNS,
     SLOW,
     SWEEP_JOB,
     SWEEP_TRAIN,
@@ -53,6 +55,10 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     )
     runs["second"] = studio.submit("train.py", "--lr", "0.5", experiment="ui-metrics", tag="team=b")
     runs["big_log"] = studio.submit("big_log.py", experiment="ui-logs")
+    (project / "interactive.py").write_text(INTERACTIVE_RUNS, encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "interactive.py", str(studio.workspace)], cwd=project, env=env, check=True
+    )  # twelve interactive runs: more than a page of ten
     summary = json.loads(studio.ferry("sweep", "job.yml", "--json", timeout=180))
     runs["sweep"] = summary["runId"]
     proc, studio.base, studio.token = start_ui(studio.workspace, env)

@@ -84,6 +84,16 @@ for i in range(4000):
     print(f"line {i:05d} " + "x" * 90)
 """
 
+INTERACTIVE_RUNS = """\
+import sys
+from ferry import Experiment, Workspace
+
+exp = Experiment(Workspace.create(sys.argv[1]), "ui-paging")
+for i in range(12):
+    with exp.start_logging(snapshot_directory=None, outputs=False, display_name=f"page run {i:02d}") as run:
+        run.log("i", i)
+"""
+
 SWEEP_TRAIN = """\
 import argparse
 from ferry import Run

@@ -105,6 +105,27 @@ def test_a_malformed_filter_shows_the_message_under_the_box(page: Any, studio: S
     )
 
 
+def test_pages_of_ten_and_a_sort_across_all_pages(page: Any, studio: Studio) -> None:
+    open_path(
+        page, studio, "/experiments/ui-paging", "[data-testid=runs-table] tbody tr[data-run-id]"
+    )
+    page.select_option("[data-testid=page-size]", "10")
+    info = page.locator("[data-testid=page-info]")
+    wait_until(lambda: info.inner_text() == "1–10 of 12", what="a page of ten")
+    page.click("button[data-sort='metrics.i']")  # highest first, over all twelve runs
+    names = "[data-testid=runs-table] tbody tr[data-run-id] td:nth-child(2) a"
+    wait_until(lambda: page.locator(names).first.inner_text() == "page run 11", what="run 11 first")
+    page.click("[data-testid=next]")
+    wait_until(lambda: info.inner_text() == "11–12 of 12", what="the second page")
+    assert page.locator(names).all_inner_texts() == ["page run 01", "page run 00"]
+    assert page.locator("[data-testid=next]").is_disabled()
+    screenshot(page, "runs-second-page")
+    page.click("[data-testid=previous]")
+    wait_until(lambda: info.inner_text() == "1–10 of 12", what="the first page again")
+    page.reload()  # the page size is remembered
+    wait_until(lambda: info.inner_text() == "1–10 of 12", what="ten rows after a reload")
+
+
 def test_column_chooser_hides_a_column_and_remembers_it(page: Any, studio: Studio) -> None:
     open_path(
         page, studio, "/experiments/ui-metrics", "[data-testid=runs-table] tbody tr[data-run-id]"

@@ -1,11 +1,12 @@
 // The runs table: one experiment's runs, every experiment's, or a run's children. Paging, sorting
-// and filtering (MLflow's search syntax) happen on the server; the page shows 50 rows and keeps
+// and filtering (MLflow's search syntax) happen on the server; a page holds 50 rows (10–200) and keeps
 // their statuses live (events of the few running rows, or a 5 s re-query when many are running).
 import { html, useEffect, useMemo, useRef, useState } from "../vendor/htm-preact-standalone.module.js";
 import { followRun, post } from "../api.js";
 import { ErrorBox, Link, NotFound, StatusBadge, experimentHref, fmtDuration, fmtTime, fmtValue, isTerminal, navigate, runHref } from "../common.js";
 
-const PAGE = 50;
+const PAGE_SIZES = [10, 25, 50, 100, 200];
+const PAGE_KEY = "ferry.pageSize";
 const LIVE_STREAMS = 3; // browsers allow ~6 connections per host: keep room for the rest
 const REQUERY_MS = 5000;
 
@@ -71,6 +72,7 @@ export function RunsTable({ experiment = null, parent = null, title = null }) {
   const [filter, setFilter] = useState("");
   const [order, setOrder] = useState({ sort: "attributes.created", dir: "DESC" });
   const [offset, setOffset] = useState(0);
+  const [limit, setLimit] = useState(() => (PAGE_SIZES.includes(Number(localStorage.getItem(PAGE_KEY))) ? Number(localStorage.getItem(PAGE_KEY)) : 50));
   const [page, setPage] = useState(null);
   const [error, setError] = useState(null);
   const [filterError, setFilterError] = useState(null);
@@ -82,7 +84,7 @@ export function RunsTable({ experiment = null, parent = null, title = null }) {
 
   useEffect(() => {
     const controller = new AbortController();
-    const body = { experiment, filter, order_by: [`${order.sort} ${order.dir}`], offset, limit: PAGE, parent, top_level_only: !parent };
+    const body = { experiment, filter, order_by: [`${order.sort} ${order.dir}`], offset, limit, parent, top_level_only: !parent };
     post("/ui/runs", body, { signal: controller.signal }).then(
       (data) => {
         setPage(data);
@@ -98,7 +100,7 @@ export function RunsTable({ experiment = null, parent = null, title = null }) {
       },
     );
     return () => controller.abort();
-  }, [experiment, parent, filter, order.sort, order.dir, offset, tick]);
+  }, [experiment, parent, filter, order.sort, order.dir, offset, limit, tick]);
 
   // live statuses: follow the first few running rows' events; re-query every 5 s if more run
   const running = (page?.runs || []).filter((r) => !isTerminal(r.status)).map((r) => r.id);
@@ -189,9 +191,15 @@ export function RunsTable({ experiment = null, parent = null, title = null }) {
       </table>
     </div>
     <nav class="pager" aria-label="Pages">
-      <button type="button" disabled=${offset === 0} onClick=${() => setOffset(Math.max(0, offset - PAGE))}>‹ Previous</button>
+      <label>Rows <select data-testid="page-size" value=${limit} onChange=${(e) => {
+        const size = Number(e.target.value);
+        localStorage.setItem(PAGE_KEY, String(size));
+        setLimit(size);
+        setOffset(0);
+      }}>${PAGE_SIZES.map((n) => html`<option value=${n}>${n}</option>`)}</select></label>
+      <button type="button" data-testid="previous" disabled=${offset === 0} onClick=${() => setOffset(Math.max(0, offset - limit))}>‹ Previous</button>
       <span data-testid="page-info">${total ? `${offset + 1}–${offset + runs.length} of ${total}` : page ? "0 runs" : "Loading…"}</span>
-      <button type="button" disabled=${!page || page.next_offset == null} onClick=${() => setOffset(page.next_offset)}>Next ›</button>
+      <button type="button" data-testid="next" disabled=${!page || page.next_offset == null} onClick=${() => setOffset(page.next_offset)}>Next ›</button>
     </nav>
   </section>`;
 }
