@@ -89,6 +89,7 @@ def api_document() -> dict[str, Any]:
     app.include_router(routes_files.router, prefix=API_PREFIX)
     app.include_router(routes_assets.router, prefix=API_PREFIX)
     app.include_router(routes_mlflow.router)
+    app.include_router(ui_routes.router, prefix=API_PREFIX)
     document: dict[str, Any] = app.openapi()
     return document
 
