@@ -74,8 +74,12 @@ print("trained with lr", lr, flush=True)
 
 SLOW = """\
 import time
+from ferry import Run
+
+run = Run.get_context()
 for i in range(400):
     print(f"tick {i}", flush=True)
+    run.log("tick", i)
     time.sleep(0.3)
 """
 

@@ -274,6 +274,22 @@ def test_live_log_grows_while_the_run_runs(page: Any, studio: Studio) -> None:
         studio.ferry("runs", "cancel", run)
 
 
+def test_a_live_runs_chart_grows_without_a_reload(page: Any, studio: Studio) -> None:
+    run = studio.submit("slow.py", experiment="ui-live", wait=False)
+    try:
+        open_path(page, studio, f"/runs/{run}?tab=metrics", "[data-metric=tick]")
+        chart = page.locator("[data-metric=tick] [data-testid=chart]")
+        first = wait_until(
+            lambda: chart.count() and int(chart.get_attribute("data-points")),
+            timeout=30,
+            what="a chart",
+        )
+        wait_until(lambda: int(chart.get_attribute("data-points")) >= first + 5, what="more points")
+        assert float(chart.get_attribute("data-last")) >= first + 4
+    finally:
+        studio.ferry("runs", "cancel", run)
+
+
 def test_cancel_button_cancels_the_run(page: Any, studio: Studio) -> None:
     run = studio.submit("slow.py", experiment="ui-live", wait=False)
     open_path(page, studio, f"/runs/{run}", "[data-testid=run-page]")
