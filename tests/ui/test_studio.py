@@ -82,6 +82,10 @@ def test_filter_narrows_the_table_and_enter_applies_it(page: Any, studio: Studio
     wait_until(lambda: rows(page) == [studio.runs["first"]], what="only team a")
     assert page.inner_text("[data-testid=page-info]") == "1–1 of 1"
     screenshot(page, "runs-filtered")
+    assert "filter=" in page.url
+    page.reload()  # the filter lives in the address
+    wait_until(lambda: rows(page) == [studio.runs["first"]], what="the filter after a reload")
+    assert box.input_value() == "tags.team = 'a' and status = 'Completed'"
 
 
 def test_a_malformed_filter_shows_the_message_under_the_box(page: Any, studio: Studio) -> None:

@@ -6,6 +6,7 @@ import { followRun, post } from "../api.js";
 import { ErrorBox, Link, NotFound, StatusBadge, experimentHref, fmtDuration, fmtTime, fmtValue, isTerminal, navigate, runHref } from "../common.js";
 
 const PAGE_SIZES = [10, 25, 50, 100, 200];
+const DEFAULT_ORDER = { sort: "attributes.created", dir: "DESC" };
 const PAGE_KEY = "ferry.pageSize";
 const LIVE_STREAMS = 3; // browsers allow ~6 connections per host: keep room for the rest
 const REQUERY_MS = 5000;
@@ -68,10 +69,25 @@ function ColumnChooser({ all, shown, setShown }) {
 /** The runs table. experiment: a name or null (all); parent: a run id to list its children. */
 export function RunsTable({ experiment = null, parent = null, title = null }) {
   const storeKey = `ferry.columns.${parent ? "children" : experiment ?? "*"}`;
-  const [filterText, setFilterText] = useState("");
-  const [filter, setFilter] = useState("");
-  const [order, setOrder] = useState({ sort: "attributes.created", dir: "DESC" });
-  const [offset, setOffset] = useState(0);
+  // the filter, the sort and the page live in the address (a link or a reload keeps them)
+  const inUrl = !parent;
+  const initial = inUrl ? new URLSearchParams(location.search) : new URLSearchParams();
+  const [filterText, setFilterText] = useState(initial.get("filter") || "");
+  const [filter, setFilter] = useState(initial.get("filter") || "");
+  const [order, setOrder] = useState(() => {
+    const m = /^(.+) (ASC|DESC)$/.exec(initial.get("sort") || "");
+    return m ? { sort: m[1], dir: m[2] } : DEFAULT_ORDER;
+  });
+  const [offset, setOffset] = useState(Math.max(0, Number(initial.get("offset")) || 0));
+  useEffect(() => {
+    if (!inUrl) return;
+    const url = new URL(location.href);
+    const put = (key, value) => (value ? url.searchParams.set(key, value) : url.searchParams.delete(key));
+    put("filter", filter);
+    put("sort", order.sort === DEFAULT_ORDER.sort && order.dir === DEFAULT_ORDER.dir ? "" : `${order.sort} ${order.dir}`);
+    put("offset", offset ? String(offset) : "");
+    if (url.search !== location.search) history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  }, [filter, order.sort, order.dir, offset]);
   const [limit, setLimit] = useState(() => (PAGE_SIZES.includes(Number(localStorage.getItem(PAGE_KEY))) ? Number(localStorage.getItem(PAGE_KEY)) : 50));
   const [page, setPage] = useState(null);
   const [error, setError] = useState(null);
