@@ -17,7 +17,8 @@ from s3_helpers import moto_s3, new_bucket, s3_env
 from ferry.errors import ConfigError, SnapshotError
 from ferry.snapshot import BlobStore, take_snapshot
 from ferry.snapshot.blobstore import remote
-from ferry.snapshot.blobstore.remote import BlobStoreUnavailable, RemoteBlobStore, open_blob_store
+from ferry.snapshot.blobstore.bucket import BlobStoreUnavailable
+from ferry.snapshot.blobstore.remote import RemoteBlobStore, open_blob_store
 from ferry.snapshot.digest import hash_bytes
 
 _spec = importlib.util.spec_from_file_location(

@@ -72,7 +72,7 @@ class ServerConfig:
         """The blob store as every process of this server opens it: the bucket's URL (checked:
         no credentials in it), or the folder's absolute path."""
         if self.blobs_remote:
-            from ferry.snapshot.blobstore.remote import check_url
+            from ferry.snapshot.blobstore.bucket import check_url
 
             return check_url(self.blob_store)
         return str(self.blob_path())

@@ -43,12 +43,15 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ferry.agent.files import write_all
-from ferry.data.credentials import scrub
 from ferry.errors import ConfigError, FerryError, SnapshotError
+from ferry.snapshot.blobstore.bucket import (
+    check_url,
+    file_system,
+    translate,
+)
 from ferry.snapshot.blobstore.local import LocalBlobStore
 from ferry.snapshot.digest import CHUNK, DEFAULT_ALGO, hash_bytes, is_digest, new_hasher
 from ferry.snapshot.errors import CorruptBlobError, MissingBlobError
-from ferry.tracking.database import StoreUnavailable
 
 #: blobs up to this size are uploaded in one request, from memory; larger ones through tmp/
 SMALL = 16 * 1024 * 1024
@@ -58,42 +61,6 @@ _THREADS = 16
 _REPORTED_MAX = 1_000_000
 #: bytes asked for at once when downloading a blob (one ranged GET each)
 _READ_BLOCK = 8 * CHUNK
-#: the package to install for each protocol fsspec names
-_INSTALL = {
-    "s3": "pip install 'ferry[data]' (s3fs)",
-    "s3a": "pip install 'ferry[data]' (s3fs)",
-    "az": "pip install 'ferry[data]' (adlfs)",
-    "abfs": "pip install 'ferry[data]' (adlfs)",
-    "abfss": "pip install 'ferry[data]' (adlfs)",
-    "gs": "pip install gcsfs",
-    "gcs": "pip install gcsfs",
-}
-#: environment variables holding secrets the backends read (scrubbed from every message)
-_SECRET_VARIABLES = (
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AZURE_STORAGE_KEY",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_STORAGE_CLIENT_SECRET",
-)
-#: where each backend looks for credentials (said after "set" or "check")
-_CREDENTIAL_HINT = {
-    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials, an "
-    "instance role) in the server's environment",
-    "az": "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "
-    "AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_TOKEN, or a service principal's "
-    "AZURE_STORAGE_CLIENT_* variables) in the server's environment",
-    "gs": "GOOGLE_APPLICATION_CREDENTIALS (or `gcloud auth application-default login`) for the "
-    "server",
-}
-
-
-class BlobStoreUnavailable(StoreUnavailable):
-    """The bucket cannot be reached now (refused, timed out): a retry may work (HTTP 503)."""
 
 
 def is_remote(location: str) -> bool:
@@ -107,20 +74,6 @@ def open_blob_store(location: str, cache: Path, algo: str = DEFAULT_ALGO) -> Loc
     if is_remote(location):
         return RemoteBlobStore(location, cache, algo)
     return LocalBlobStore(Path(location.removeprefix("file://")).expanduser(), algo)
-
-
-def check_url(url: str) -> str:
-    """``url`` if it names a bucket without a secret in it; else a ConfigError saying why."""
-    parts = urlsplit(url)
-    if "@" in parts.netloc or parts.query or parts.password:
-        raise ConfigError(
-            f"blob store {scrub(url, [parts.password or ''])!r}: a URL must not carry "
-            "credentials or options; give them in the server's environment (for S3: "
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL …)"
-        )
-    if not parts.scheme or not parts.netloc:
-        raise ConfigError(f"blob store {url!r}: give a bucket URL such as s3://BUCKET/PREFIX")
-    return url.rstrip("/")
 
 
 class RemoteBlobStore(LocalBlobStore):
@@ -145,7 +98,7 @@ class RemoteBlobStore(LocalBlobStore):
     def fs(self) -> Any:
         """The fsspec file system (made on first use: the constructor stays cheap)."""
         if self._fs is None:
-            self._fs, self._prefix = _file_system(self.url, self.protocol)
+            self._fs, self._prefix = file_system(self.url, self.protocol)
         elif not self._prefix:
             self._prefix = self._fs._strip_protocol(self.url).rstrip("/")
         return self._fs
@@ -382,72 +335,6 @@ class RemoteBlobStore(LocalBlobStore):
             raise
         except Exception as exc:
             raise translate(exc, self.url, self.protocol, doing) from None
-
-
-def translate(exc: BaseException, url: str, protocol: str, doing: str) -> FerryError:
-    """The ferry error for a backend error: refused credentials and a missing bucket are
-    ConfigErrors naming the fix; an unreachable service is :class:`BlobStoreUnavailable`."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    raw = scrub(f"{type(exc).__name__}: {exc}", _secrets())
-    text = raw.splitlines()[0][:300] if raw else type(exc).__name__
-    family = {"s3a": "s3", "abfs": "az", "abfss": "az", "gcs": "gs"}.get(protocol, protocol)
-    hint = _CREDENTIAL_HINT.get(family, "the backend's credentials in the environment")
-    where = f"blob store {url}"
-    if "NoCredentialsError" in names or "Unable to locate credentials" in text:
-        return ConfigError(f"{where}: no credentials found while {doing}; set {hint}")
-    if "PermissionError" in names or "ClientAuthenticationError" in names or any(
-        code in text
-        for code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden",
-                     "AuthenticationFailed", "AuthorizationFailure", "does not match the signature")
-    ):  # fmt: skip
-        return ConfigError(f"{where} refused the credentials while {doing}: {text}; check {hint}")
-    bucket = urlsplit(url).netloc
-    if any(
-        sign in text
-        for sign in ("NoSuchBucket", "bucket does not exist", "ContainerNotFound",
-                     "container does not exist")
-    ):  # fmt: skip
-        make = {
-            "s3": f"`aws s3 mb s3://{bucket}`",
-            "az": f"`az storage container create --name {bucket}`",
-            "gs": f"`gcloud storage buckets create gs://{bucket}`",
-        }.get(family, "the backend's tools")
-        return ConfigError(
-            f"{where}: the bucket {bucket!r} does not exist; create it ({make}) or give another "
-            "with --blob-store"
-        )
-    if isinstance(exc, FileNotFoundError):
-        return SnapshotError(f"{where}: not found while {doing}: {text}")
-    endpoint = " (AWS_ENDPOINT_URL for an S3-compatible service)" if family == "s3" else ""
-    return BlobStoreUnavailable(
-        f"{where} cannot be used while {doing}: {text}; check that the service is up and its "
-        f"endpoint is right{endpoint}, then retry"
-    )
-
-
-def _file_system(url: str, protocol: str) -> tuple[Any, str]:
-    """fsspec's file system for ``url`` and the path of the store's root in it."""
-    import fsspec
-
-    try:
-        fs, root = fsspec.core.url_to_fs(url, use_listings_cache=False, skip_instance_cache=True)
-    except ImportError:
-        hint = _INSTALL.get(protocol, "install the fsspec backend for it")
-        raise ConfigError(
-            f"blob store {url}: the {protocol}:// backend is not installed: {hint}"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"blob store {url}: {scrub(str(exc), _secrets())}") from None
-    except Exception as exc:
-        raise translate(exc, url, protocol, "opening it") from None
-    root = str(root).rstrip("/")
-    if not root:
-        raise ConfigError(f"blob store {url}: name a bucket, e.g. s3://BUCKET/PREFIX")
-    return fs, root
-
-
-def _secrets() -> list[str]:
-    return [os.environ.get(name, "") for name in _SECRET_VARIABLES]
 
 
 def _changed(path: Path, digest: str) -> SnapshotError:
