@@ -21,6 +21,7 @@ from ferry.envbuild.docker_engine import client
 from ferry.runconfig import DockerConfiguration, MpiConfiguration
 from ferry.targets.container import ImageMpi, check_image_mpi
 from ferry.targets.mpi_rank import in_container
+from ferry.testing.conformance import wait_until
 
 #: what each rank reports: its MPI world, its variables, its container (cgroup) and the sum
 REPORT = """
@@ -36,6 +37,15 @@ print("RANK " + json.dumps({
     "world": os.environ.get("WORLD_SIZE"), "run": os.environ.get("FERRY_RUN_ID"),
     "box": open("/proc/self/cgroup").read().strip(),
 }), flush=True)
+"""
+
+#: each rank says it is ready once every rank is, then waits to be stopped
+SLEEPER = """
+import time
+from mpi4py import MPI
+MPI.COMM_WORLD.Barrier()
+print("READY", MPI.COMM_WORLD.rank, flush=True)
+time.sleep(300)
 """
 
 
@@ -167,18 +177,8 @@ def test_a_failing_rank_fails_the_run_with_its_error(
 def test_cancel_stops_every_rank_container(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    body = """
-    import time
-    from mpi4py import MPI
-    MPI.COMM_WORLD.Barrier()
-    print("READY", MPI.COMM_WORLD.rank, flush=True)
-    time.sleep(300)
-    """
-    run = _submit(workspace, awkward_dir / "src", body, _mpi_env(), ranks=3)
-    deadline = time.monotonic() + 180  # the first run of the session builds the image
-    while sum("READY" in t for t in _logs(workspace, run.id).values()) < 3:
-        assert time.monotonic() < deadline, _logs(workspace, run.id)
-        time.sleep(0.2)
+    run = _submit(workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=3)
+    _wait_ready(workspace, run.id, 3)
     assert len([b for b in _boxes(run.id) if b.status == "running"]) == 3
     run.cancel()
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
@@ -186,6 +186,28 @@ def test_cancel_stops_every_rank_container(
     while _boxes(run.id):
         assert time.monotonic() < deadline, [b.name for b in _boxes(run.id)]
         time.sleep(0.1)
+
+
+def _wait_ready(ws: Workspace, run_id: str, ranks: int) -> None:
+    deadline = time.monotonic() + 180  # the first run of the session builds the image
+    while sum("READY" in t for t in _logs(ws, run_id).values()) < ranks:
+        assert time.monotonic() < deadline, _logs(ws, run_id)
+        time.sleep(0.2)
+
+
+def test_the_rank_containers_go_with_a_supervisor_that_dies(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    import os
+    import signal
+
+    run = _submit(workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=2)
+    _wait_ready(workspace, run.id, 2)
+    assert len(_boxes(run.id)) == 2
+    supervisor = workspace.store.get_run(run.id).supervisor_pid
+    assert supervisor
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not _boxes(run.id), timeout=20, what="the rank containers to go")
 
 
 def test_an_image_without_open_mpi_fails_the_run_saying_how_to_fix_it(

@@ -150,8 +150,9 @@ def image_mpi(engine: str, tag: str, python: str) -> ImageMpi:
     with one short container."""
     from ferry.envbuild.docker_engine import client
 
+    engine_client = client(engine)
     try:
-        said = client(engine).containers.run(
+        said = engine_client.containers.run(
             tag, ["-c", _PROBE_MPI, python], entrypoint="/bin/sh", remove=True,
             network_mode="none", stderr=False,
         )  # fmt: skip
@@ -160,6 +161,8 @@ def image_mpi(engine: str, tag: str, python: str) -> ImageMpi:
             f"cannot look into the image {tag} for Open MPI ({exc}); an MPI job's image needs "
             "a shell (/bin/sh) and Open MPI"
         ) from exc
+    finally:
+        engine_client.close()
     lines = said.decode("utf-8", "replace").splitlines()
     version = lines[0].strip() if lines else ""
     return ImageMpi(version if "Open MPI" in version or "OpenRTE" in version else "",
