@@ -214,7 +214,7 @@ export async function followRun(runId, { log = null, offset = 0, signal, handler
         } catch {
           continue;
         }
-        if (event === "log" && payload.name === log) offset = payload.offset + new TextEncoder().encode(payload.text).length;
+        if (event === "log" && payload.name === log) offset = payload.next_offset ?? payload.offset + new TextEncoder().encode(payload.text).length;
         if (event === "end") ended = true;
         handlers[event]?.(payload);
       }

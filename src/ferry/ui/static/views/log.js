@@ -18,6 +18,7 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
   const [name, setName] = useState(() => defaultLog(logs));
   const [text, setText] = useState("");
   const [start, setStart] = useState(0); // byte offset of the first byte shown
+  const [end, setEnd] = useState(0); // byte offset after the last byte shown
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState(null);
   const [follow, setFollow] = useState(true);
@@ -32,6 +33,7 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
     const controller = new AbortController();
     const { signal } = controller;
     setText("");
+    setEnd(0);
     setLoaded(false);
     setError(null);
     (async () => {
@@ -42,6 +44,7 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
         setText(page.text);
         setStart(page.offset);
         next = page.next_offset;
+        setEnd(next);
       }
       setLoaded(true);
       if (isTerminal(detail.run.status) && known) return;
@@ -55,6 +58,7 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
           metrics: onMetrics,
           log: (chunk) => {
             if (chunk.name !== name) return;
+            setEnd(chunk.next_offset ?? chunk.offset + new TextEncoder().encode(chunk.text).length);
             setText((t) => {
               const joined = t + chunk.text;
               return joined.length > MAX_SHOWN ? joined.slice(joined.length - MAX_SHOWN) : joined;
@@ -87,14 +91,14 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
     const el = event.currentTarget;
     setFollow(el.scrollHeight - el.scrollTop - el.clientHeight < 24);
   };
-  const size = logs.find((l) => l.name === name)?.size;
+  const size = Math.max(end, logs.find((l) => l.name === name)?.size || 0);
 
   return html`<section class="log" data-testid="log">
     <div class="toolbar">
       ${logs.length > 1
         ? html`<label>Log <select data-testid="log-select" value=${name} onChange=${(e) => setName(e.target.value)}>${logs.map((l) => html`<option value=${l.name}>${l.name}</option>`)}</select></label>`
         : html`<code>${name}</code>`}
-      ${size != null && html`<span class="muted">${fmtBytes(size)}</span>`}
+      <span class="muted" data-testid="log-size">${fmtBytes(size)}</span>
       ${start > 0 && html`<button type="button" data-testid="load-earlier" onClick=${earlier}>Load earlier (${fmtBytes(start)} before)</button>`}
       <label><input type="checkbox" checked=${follow} onChange=${(e) => setFollow(e.target.checked)} /> Follow</label>
       <span class="muted" data-testid="log-state">${ended ? "complete" : html`<span class="live-dot" aria-hidden="true"></span> live`}</span>

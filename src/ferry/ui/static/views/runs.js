@@ -192,7 +192,7 @@ export function RunsTable({ experiment = null, parent = null, title = null }) {
             const aria = active ? (order.dir === "ASC" ? "ascending" : "descending") : "none";
             return html`<th scope="col" aria-sort=${aria} class=${c.numeric ? "num" : ""} title=${c.group ? `${c.group}.${c.label}` : c.label}>
               ${c.sort
-                ? html`<button type="button" class="sort" data-sort=${c.sort} onClick=${() => sortBy(c)}>${c.group === "tags" ? "🏷 " : c.group === "params" ? "⚙ " : ""}${c.label}<span class="arrow" aria-hidden="true">${active ? (order.dir === "ASC" ? " ▲" : " ▼") : ""}</span></button>`
+                ? html`<button type="button" class="sort" data-sort=${c.sort} onClick=${() => sortBy(c)}>${c.group === "tags" || c.group === "params" ? html`<span class="col-kind">${c.group === "tags" ? "tag" : "param"}</span> ` : ""}${c.label}<span class="arrow" aria-hidden="true">${active ? (order.dir === "ASC" ? " ▲" : " ▼") : ""}</span></button>`
                 : c.label}
             </th>`;
           })}
