@@ -101,6 +101,27 @@ def test_a_remote_run_snapshots_into_the_bucket_runs_and_can_be_restored(
         ws.store.close()
     log = team.log.read_text(errors="replace")
     assert team.env["AWS_SECRET_ACCESS_KEY"] not in log and "Traceback" not in log
+    stored = _database_text(team.database)
+    assert "s3" in stored  # (the run's rows are there) ...
+    assert team.env["AWS_SECRET_ACCESS_KEY"] not in stored  # ... the bucket's secrets are not
+    assert team.env["AWS_ACCESS_KEY_ID"] not in stored
+
+
+def _database_text(url: str) -> str:
+    """Every row of every table, as text."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            return "\n".join(
+                repr(row)
+                for table in tables
+                for row in conn.execute(sa.text(f'SELECT * FROM "{table}"'))
+            )
+    finally:
+        engine.dispose()
 
 
 def test_a_second_server_on_the_same_database_and_bucket_serves_the_blobs(
