@@ -31,7 +31,7 @@ SCREENSHOTS = Path(
 )
 
 TRAIN = """\
-import math, struct, sys, zlib
+import math, os, struct, sys, zlib
 from ferry import Run
 
 run = Run.get_context()
@@ -69,6 +69,10 @@ def png(path, width=8, height=6):
 
 png("red.png")
 run.log_image("sample", path="red.png")
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.pkl", "wb") as fh:
+    fh.write(b"weights")
+run.register_model(model_name="ui-model", model_path="outputs/model.pkl")
 print("trained with lr", lr, flush=True)
 """
 

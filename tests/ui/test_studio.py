@@ -179,6 +179,9 @@ def test_each_tab_of_the_run_page_loads(page: Any, studio: Studio) -> None:
         lambda: "# variant two" in page.inner_text("[data-testid=file-view]"),
         what="the snapshot file",
     )
+    page.click("[role=tab][data-tab=models]")  # registered from the run
+    assert "ui-model" in page.inner_text("[data-testid=models]")
+    screenshot(page, "run-models")
     page.click("[role=tab][data-tab=git]")
     assert "main" in page.inner_text("[data-testid=git]")
     assert "+# variant two" in page.locator("[data-testid=git] .d-add").all_inner_texts()
