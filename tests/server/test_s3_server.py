@@ -158,6 +158,35 @@ def test_a_second_server_on_the_same_database_and_bucket_serves_the_blobs(
     assert "Traceback" not in log.read_text(errors="replace")
 
 
+def test_a_damaged_blob_in_the_bucket_is_set_aside_and_a_damaged_cached_copy_refetched(
+    team: S3Team,
+) -> None:
+    headers = {"Authorization": f"Bearer {team.token}"}
+    client = team.s3.client()
+    for label in ("bucket", "cache"):
+        data = f"intact content for the {label} case\n".encode()
+        digest = hash_bytes(data)
+        put = httpx.put(f"{team.url}/api/v1/blobs/{digest}", content=data, headers=headers)
+        assert put.status_code == 201
+        key = f"team/{digest[:2]}/{digest[2:]}"
+        if label == "bucket":  # same size: only a read can tell
+            client.put_object(Bucket=team.bucket, Key=key, Body=data.upper())
+            got = httpx.get(f"{team.url}/api/v1/blobs/{digest}", headers=headers)
+            assert got.status_code == 409, got.text
+            assert "set aside" in got.text and f"team/corrupt/{digest}." in got.text
+            assert key not in _keys(team)  # the next submit stores the intact content
+            assert any(k.startswith(f"team/corrupt/{digest}.") for k in _keys(team))
+        else:
+            first = httpx.get(f"{team.url}/api/v1/blobs/{digest}", headers=headers)
+            assert first.content == data
+            cached = team.folder / "data" / "blobs" / digest[:2] / digest[2:]
+            cached.chmod(0o600)
+            cached.write_bytes(data.upper())
+            got = httpx.get(f"{team.url}/api/v1/blobs/{digest}", headers=headers)
+            assert got.status_code == 200 and got.content == data  # fetched again
+            assert key in _keys(team)
+
+
 # bad settings at start ---------------------------------------------------------------------
 def _start(team: S3Team, tmp_path: Path, blob_store: str, **env: str | None) -> Any:
     full = dict(team.env)

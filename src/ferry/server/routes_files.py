@@ -119,21 +119,17 @@ def get_blob(digest: str, svc: ServerServices = Svc, _: TokenRecord = User) -> F
     request); a cached copy found damaged is set aside and downloaded again before anything
     is refused, since the bucket's may be intact."""
     digest = _digest(svc, digest)
+    path = svc.blobs.path(digest)  # (a bucket's: fetched into the cache, verified on the way)
+    if not path.is_file():
+        raise MissingBlobError(digest)
     try:
-        return _verified_file(svc, digest)
+        with svc.blobs.open(digest) as reader:  # CorruptBlobError (set aside) at the end
+            while reader.read(_CHUNK):
+                pass
     except CorruptBlobError:
         if not isinstance(svc.blobs, RemoteBlobStore):
             raise
-        return _verified_file(svc, digest)
-
-
-def _verified_file(svc: ServerServices, digest: str) -> FileResponse:
-    path = svc.blobs.path(digest)  # (a bucket's: fetched into the cache; MissingBlobError)
-    if not path.is_file():
-        raise MissingBlobError(digest)
-    with svc.blobs.open(digest) as reader:  # CorruptBlobError (set aside) at the end
-        while reader.read(_CHUNK):
-            pass
+        path = svc.blobs.path(digest)  # the cached copy was set aside: fetched again
     return FileResponse(path, media_type="application/octet-stream")
 
 
