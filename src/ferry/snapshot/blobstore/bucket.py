@@ -1,4 +1,4 @@
-"""Reaching a bucket: its URL checked, fsspec's file system for it, and its errors in ferry's terms.
+"""Reaching a bucket: its URL checked, fsspec's file system for it, its errors in ferry's terms.
 
 Credentials are never part of a URL (one carrying them is refused) and never part of a message:
 the backends find them in the environment and their standard files, and every error text is
@@ -9,7 +9,7 @@ ferry: no credentials, refused credentials and a missing bucket are a
 
 Example::
 
-    fs, root = file_system("s3://team-ferry/blobs")      # ("S3FileSystem", "team-ferry/blobs")
+    fs, root = file_system("s3://team-ferry/blobs", "s3")   # (S3FileSystem, "team-ferry/blobs")
     raise translate(exc, "s3://team-ferry/blobs", "s3", "storing blob ab12…")
 """
 
