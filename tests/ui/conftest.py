@@ -61,6 +61,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     )  # twelve interactive runs: more than a page of ten
     summary = json.loads(studio.ferry("sweep", "job.yml", "--json", timeout=180))
     runs["sweep"] = summary["runId"]
+    studio.stopped_early = {c["run_id"] for c in summary["children"] if c["status"] == "Canceled"}
     proc, studio.base, studio.token = start_ui(studio.workspace, env)
     try:
         yield studio

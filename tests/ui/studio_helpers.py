@@ -103,7 +103,7 @@ for i in range(12):
 """
 
 SWEEP_TRAIN = """\
-import argparse
+import argparse, time
 from ferry import Run
 
 parser = argparse.ArgumentParser()
@@ -111,8 +111,9 @@ parser.add_argument("--alpha", type=float)
 parser.add_argument("--kernel")
 args = parser.parse_args()
 run = Run.get_context()
-for step in range(1, 6):
-    run.log("acc", args.alpha * step / 5 + (0.05 if args.kernel == "rbf" else 0.0))
+for step in range(1, 11):  # long enough for the bandit policy to stop the weaker children
+    run.log("acc", args.alpha * step / 10 + (0.05 if args.kernel == "rbf" else 0.0))
+    time.sleep(0.3)
 """
 
 SWEEP_JOB = """\
@@ -125,6 +126,7 @@ sweep:
   parameters:
     --alpha: "choice(0.2, 0.5, 0.9)"
     --kernel: "choice('linear')"
+  policy: {bandit: {slack_factor: 0.1, evaluation_interval: 1}}
   metric: acc
   goal: maximize
   max_total_runs: 3
@@ -142,6 +144,7 @@ class Studio:
     project: Path
     env: dict[str, str]
     runs: dict[str, str] = field(default_factory=dict)
+    stopped_early: set[str] = field(default_factory=set)
 
     def ferry(self, *args: str, timeout: float = 120) -> str:
         """Run the real CLI on the workspace; its stdout (a failure shows stderr)."""

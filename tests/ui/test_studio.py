@@ -368,6 +368,14 @@ def test_sweep_page_ranks_children_and_draws_parallel_coordinates(
     table = page.locator("[data-testid=sweep-table] tbody tr")
     assert table.count() == 3
     assert "best" in table.first.inner_text() and "0.9" in table.first.inner_text()
+    # the children the bandit policy stopped are marked, with its reason
+    assert studio.stopped_early, "the sweep's bandit policy stopped no child (too fast a machine?)"
+    marked = page.eval_on_selector_all(
+        "[data-testid=sweep-table] tr[data-early=true]", "rows => rows.map(r => r.dataset.runId)"
+    )
+    assert set(marked) == studio.stopped_early
+    for run_id in marked:
+        assert "Bandit" in page.inner_text(f"[data-testid=sweep-table] tr[data-run-id='{run_id}']")
     svg = page.wait_for_selector("[data-testid=parcoords]")
     assert svg.get_attribute("data-lines") == "3"
     assert page.locator("[data-testid=parcoords] polyline").count() == 3
