@@ -78,8 +78,16 @@ def status_from_wire(value: Any) -> RunStatus:
 
 
 # runs ----------------------------------------------------------------------------------------
+_RUN_FIELD_NAMES = tuple(f.name for f in fields(RunRecord))
+
+
 def run_to_wire(record: RunRecord) -> dict[str, Any]:
-    data = asdict(record)
+    """The run as JSON-ready data. A shallow copy (mappings as dicts): ``dataclasses.asdict``
+    deep-copies every definition and took ~0.1 ms a run — a tenth of a search of 100 runs."""
+    data: dict[str, Any] = {}
+    for name in _RUN_FIELD_NAMES:
+        value = getattr(record, name)
+        data[name] = dict(value) if isinstance(value, Mapping) else value
     data["status"] = record.status.value
     return data
 
