@@ -32,15 +32,16 @@ Example::
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ferry.agent import container
+from ferry.agent.files import write_json
 from ferry.errors import TargetRefused
 from ferry.spec import DockerSpec, EnvironmentSpec, JobSpec
 from ferry.targets.mpi import OpenMpi
@@ -130,10 +131,22 @@ def prepare_image(
         from ferry.targets import mpi
 
         host = mpi.find_open_mpi("local", job.run_id).version
-        found = image_mpi(engine, image.tag, image.python)
+        found = image_mpi(engine, image.image_id, image.python, envs_dir / "docker-mpi")
         check_image_mpi(image.tag, host, found, environment=job.environment.name,
                         run_id=job.run_id)  # fmt: skip
+        session_dir(job).mkdir(parents=True, exist_ok=True)
+        write_json(str(session_dir(job) / IMAGE_MPI_FILE), asdict(found))  # for mpi_launch
     return image
+
+
+def session_dir(job: JobSpec) -> Path:
+    """Open MPI's session folder for an MPI run in containers (inside the run folder, which
+    every rank's container mounts at the same path)."""
+    return job.run_dir / "mpi"
+
+
+#: what prepare found in the image (:class:`ImageMpi`), beside the session folder
+IMAGE_MPI_FILE = "image.json"
 
 
 #: one shell line, run in the image: Open MPI's version, then whether the Python has mpi4py
@@ -144,21 +157,32 @@ _PROBE_MPI = (
 )
 
 
-@functools.lru_cache(maxsize=32)
-def image_mpi(engine: str, tag: str, python: str) -> ImageMpi:
-    """What ``tag`` (a content-addressed image) holds for MPI ranks, asked once per process
-    with one short container."""
+def image_mpi(engine: str, image_id: str, python: str, cache: Path) -> ImageMpi:
+    """What the image ``image_id`` holds for MPI ranks: asked with one short container (about
+    a second), the answer kept in ``cache`` by the image's id (its content's hash)."""
+    known = cache / f"{image_id.removeprefix('sha256:')}.json"
+    try:
+        return ImageMpi(**json.loads(known.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        pass
+    found = _probe_image_mpi(engine, image_id, python)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_json(str(known), asdict(found))
+    return found
+
+
+def _probe_image_mpi(engine: str, image_id: str, python: str) -> ImageMpi:
     from ferry.envbuild.docker_engine import client
 
     engine_client = client(engine)
     try:
         said = engine_client.containers.run(
-            tag, ["-c", _PROBE_MPI, python], entrypoint="/bin/sh", remove=True,
+            image_id, ["-c", _PROBE_MPI, python], entrypoint="/bin/sh", remove=True,
             network_mode="none", stderr=False,
         )  # fmt: skip
     except Exception as exc:  # the docker library's errors: no shell in the image, say
         raise TargetRefused(
-            f"cannot look into the image {tag} for Open MPI ({exc}); an MPI job's image needs "
+            f"cannot look into the image {image_id} for Open MPI ({exc}); an MPI job's image needs "
             "a shell (/bin/sh) and Open MPI"
         ) from exc
     finally:
@@ -274,7 +298,6 @@ def mpi_launch(
     *,
     image: str,
     engine: str,
-    python: str,
     command: Sequence[str],
     variables: Mapping[str, str],
     mounts: Sequence[tuple[str, bool]],
@@ -294,8 +317,8 @@ def mpi_launch(
     assert plan is not None and plan.kind == "mpi"
     argv, note = list(command), ""
     if job.command.kind == "script":
-        argv, note = mpi.under_mpi4py(argv, image_mpi(engine, image, python).mpi4py)
-    session = job.run_dir / "mpi"  # mounted with the run folder, at the same path
+        argv, note = mpi.under_mpi4py(argv, _prepared_mpi4py(job))
+    session = session_dir(job)
     session.mkdir(parents=True, exist_ok=True)
     host = "127.0.0.1"
     shared = distributed.shared_environment(plan, host, distributed.free_port(host))
@@ -329,6 +352,15 @@ def mpi_launch(
     env = {**base_env, **seen, "DOCKER_HOST": engine}
     stop = {"engine": engine, "name": name + "*"}
     return RankContainer(launch, env, name + "*", stop, first)
+
+
+def _prepared_mpi4py(job: JobSpec) -> bool:
+    """Whether prepare found mpi4py in the image (False when it did not say)."""
+    try:
+        found = json.loads((session_dir(job) / IMAGE_MPI_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(found.get("mpi4py")) if isinstance(found, dict) else False
 
 
 def docker_client_path(environ: Mapping[str, str] = os.environ) -> str:
