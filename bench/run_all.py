@@ -28,6 +28,7 @@ ORDER = [
     "data_bench.py",
     "server_bench.py",
     "ui_bench.py",
+    "vscode_bench.py",
 ]
 
 

@@ -24,6 +24,8 @@ import pytest
 pytestmark = pytest.mark.vscode
 
 SHOTS = Path(__file__).resolve().parent / "screenshots"
+#: the read-only editor a run's log grows in (ferry-log:/RUN.log)
+LOG = ".monaco-editor[data-uri^='ferry-log:'] .view-lines"
 
 TRAIN = """
 import time
@@ -170,13 +172,14 @@ def test_submit_current_script_follows_the_run_to_completed(driver: Driver, proj
     assert (project / ".ferry" / "config.json").is_file() or page.locator(
         ".notifications-toasts", has_text="created a workspace"
     ).count()
-    # log lines stream into the output channel while the run goes on
-    driver.wait_text(".output-view .view-lines", "epoch 0", timeout=30_000)
+    # log lines stream into the run's log editor while the run goes on
+    driver.wait_text(LOG, "epoch 0 loss 1.000", timeout=30_000)
     status = page.locator(".statusbar-item", has_text="ferry:")
     assert "Running" in status.first.inner_text() or "Queued" in status.first.inner_text()
     driver.shot("log-streaming")
     driver.wait_text(".notifications-toasts", "Completed", timeout=60_000)
-    driver.wait_text(".output-view .view-lines", "training done")
+    driver.wait_text(LOG, "training done")
+    driver.wait_text(LOG, "Completed")
     driver.shot("notification-completed")
     assert (project / "train.job.yml").is_file()
     job = (project / "train.job.yml").read_text(encoding="utf-8")
@@ -202,11 +205,12 @@ def test_cancel_a_long_run(driver: Driver, project: Path) -> None:
     page = driver.page
     driver.open_file("slow.py")
     driver.submit_defaults()
-    driver.wait_text(".output-view .view-lines", "slow job started", timeout=30_000)
+    driver.wait_text(LOG, "slow job started", timeout=30_000)
     driver.shot("slow-running")
     driver.palette("ferry: Cancel Run")
     driver.wait_text(".notifications-toasts", "cancel requested", timeout=20_000)
     driver.wait_text(".notifications-toasts", "Canceled", timeout=60_000)
+    driver.wait_text(LOG, "Canceled")
     driver.shot("canceled")
     deadline = time.monotonic() + 30
     statuses: list[str] = []

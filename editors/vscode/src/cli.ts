@@ -140,6 +140,13 @@ export interface Stream {
   stop(): void;
 }
 
+/** Where each command's duration goes when tracing is on (the setting ferry.trace). */
+let trace: ((line: string) => void) | null = null;
+
+export function setTrace(sink: ((line: string) => void) | null): void {
+  trace = sink;
+}
+
 /** The ferry CLI at `command`, run in `cwd` with the workspace option when one is set. */
 export class Ferry {
   constructor(
@@ -178,21 +185,27 @@ export class Ferry {
 
   run(args: string[], cwd: string = this.cwd): Promise<{ stdout: string; stderr: string; code: number | null }> {
     return new Promise((resolve, reject) => {
+      const started = Date.now();
       const child = spawn(this.located.command, this.argv(args), { cwd, env: this.env });
       let stdout = "";
       let stderr = "";
       child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
       child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       child.on("error", (err) => reject(new FerryError(`cannot run ${this.located.command}: ${err.message}`)));
-      child.on("close", (code) => resolve({ stdout, stderr, code }));
+      child.on("close", (code) => {
+        trace?.(`${Date.now() - started} ms  ferry ${args.join(" ")} (exit ${code})`);
+        resolve({ stdout, stderr, code });
+      });
     });
   }
 
   /** Start a JSON-lines command; each parsed line goes to `onEvent` as it arrives. */
   stream(args: string[], onEvent: (event: StreamEvent) => void, cwd: string = this.cwd): Stream {
     const full = args.includes("--json") ? args : [...args, "--json"];
+    const started = Date.now();
     const child = spawn(this.located.command, this.argv(full), { cwd, env: this.env });
     const splitter = new LineSplitter();
+    let first = true;
     let stderr = "";
     let settled = false; // an end or an error event was delivered
     const deliver = (line: string): void => {
@@ -203,6 +216,10 @@ export class Ferry {
         return; // a line that is not JSON (a library printing): not an event
       }
       settled = settled || event.event === "end" || event.error !== undefined;
+      if (trace && (first || event.event !== "log")) {
+        trace(`${Date.now() - started} ms  ferry ${args.join(" ")}: ${event.event ?? "error"}`);
+      }
+      first = first && event.event !== "log";
       onEvent(event);
     };
     child.stdout.setEncoding("utf8").on("data", (d: string) => splitter.push(d).forEach(deliver));

@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import * as actions from "./actions";
-import { Ferry, FerryError, Located, findFerry } from "./cli";
-import { Follower, showError } from "./follow";
+import { Ferry, FerryError, Located, findFerry, setTrace } from "./cli";
+import { Follower, LogDocuments, showError } from "./follow";
 import { RunSummary } from "./format";
 import { LAST_JOB_KEY, askChoices, folderOf, saveFirst, writeJobFile } from "./submit";
 import { Node, Page, RunsTree, TreeSource, WorkspaceInfo } from "./tree";
@@ -147,6 +147,7 @@ const idOf = (run: RunSummary | string): string => (typeof run === "string" ? ru
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const docs = new actions.RunDocuments();
+  const logs = new LogDocuments();
   let tree!: RunsTree;
   const follower = new Follower({
     onRunChanged: (_runId, experiment) => {
@@ -157,7 +158,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     },
     uiUrl: () => settings().get<string>("uiUrl", ""),
-  });
+  }, logs);
   tree = new RunsTree(
     () => {
       const ferry = ferryFor();
@@ -174,7 +175,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     tree,
     follower,
     vscode.workspace.registerTextDocumentContentProvider(actions.RunDocuments.scheme, docs),
+    vscode.workspace.registerTextDocumentContentProvider(LogDocuments.scheme, logs),
+    logs,
   );
+  const traceChannel = vscode.window.createOutputChannel("ferry trace");
+  context.subscriptions.push(traceChannel);
+  const applyTrace = (): void =>
+    setTrace(settings().get<boolean>("trace", false) ? (line) => traceChannel.appendLine(line) : null);
+  applyTrace();
   await locate(tree);
 
   const guard =
@@ -198,9 +206,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(vscode.commands.registerCommand(id, guard(fn)));
   };
 
-  /** A folder without a workspace gets one (.ferry/ in the folder) on its first submit. */
+  /** A folder without a workspace gets one (.ferry/ in the folder) on its first submit.
+   * Asked once per folder and session: a submit should not wait for a second CLI call. */
+  const known = new Set<string>();
   const ensureWorkspace = async (ferry: Ferry, folder: string): Promise<void> => {
+    const key = `${folder}\0${settings().get<string>("workspace", "")}`;
+    if (known.has(key)) {
+      return;
+    }
     const info = await ferry.json<WorkspaceInfo>(["workspace", "show"]);
+    known.add(key);
     if (info.chosenBy !== "default") {
       return;
     }
@@ -399,6 +414,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("ferry")) {
+        applyTrace();
         void locate(tree).then(() => tree.refresh());
       }
     }),

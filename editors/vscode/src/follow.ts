@@ -13,6 +13,58 @@ export interface FollowHooks {
   uiUrl(): string;
 }
 
+/**
+ * A run's log as a read-only editor that grows (ferry-log:/RUN.log): each chunk is shown as it
+ * arrives (the first at once, then at most every 50 ms), which an output channel — written to a
+ * file the window polls — does not do.
+ */
+export class LogDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
+  static readonly scheme = "ferry-log";
+  private readonly texts = new Map<string, string>();
+  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.emitter.event;
+  private readonly lastFired = new Map<string, number>();
+  private readonly scheduled = new Set<string>();
+
+  static uri(runId: string): vscode.Uri {
+    return vscode.Uri.from({ scheme: LogDocuments.scheme, path: `/${runId}.log` });
+  }
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? "";
+  }
+
+  set(uri: vscode.Uri, text: string): void {
+    this.texts.set(uri.toString(), text);
+    this.changed(uri);
+  }
+
+  append(uri: vscode.Uri, text: string): void {
+    this.texts.set(uri.toString(), (this.texts.get(uri.toString()) ?? "") + text);
+    this.changed(uri);
+  }
+
+  private changed(uri: vscode.Uri): void {
+    const key = uri.toString();
+    const wait = 50 - (Date.now() - (this.lastFired.get(key) ?? 0));
+    if (wait <= 0) {
+      this.lastFired.set(key, Date.now());
+      this.emitter.fire(uri);
+    } else if (!this.scheduled.has(key)) {
+      this.scheduled.add(key);
+      setTimeout(() => {
+        this.scheduled.delete(key);
+        this.lastFired.set(key, Date.now());
+        this.emitter.fire(uri);
+      }, wait);
+    }
+  }
+
+  dispose(): void {
+    this.emitter.dispose();
+  }
+}
+
 export class Follower implements vscode.Disposable {
   readonly channel: vscode.OutputChannel;
   private readonly status: vscode.StatusBarItem;
@@ -23,7 +75,10 @@ export class Follower implements vscode.Disposable {
   private activeStatus = "";
   private started = 0;
 
-  constructor(private readonly hooks: FollowHooks) {
+  constructor(
+    private readonly hooks: FollowHooks,
+    private readonly logs: LogDocuments,
+  ) {
     this.channel = vscode.window.createOutputChannel("ferry run log");
     this.status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 50);
     this.status.name = "ferry run";
@@ -43,7 +98,6 @@ export class Follower implements vscode.Disposable {
     this.stopCurrent();
     this.channel.clear();
     this.channel.appendLine(`ferry: ${options.title}`);
-    this.channel.show(true);
     const state: { stream: Stream; runId: string | null; stopped: boolean } = {
       stream: undefined as unknown as Stream,
       runId: null,
@@ -51,6 +105,7 @@ export class Follower implements vscode.Disposable {
     };
     let experiment: string | undefined;
     let endStatus: string | null = null;
+    let logUri: vscode.Uri | undefined;
     const onEvent = (event: StreamEvent): void => {
       if (state.stopped) {
         return;
@@ -66,9 +121,16 @@ export class Follower implements vscode.Disposable {
         this.activeRunId = event.runId;
         this.started = Date.now();
       }
+      if (state.runId && !logUri) {
+        logUri = LogDocuments.uri(state.runId);
+        this.logs.set(logUri, "");
+        void this.showLog(logUri);
+      }
       if (event.event === "queued") {
         experiment = event.experiment;
-        this.channel.appendLine(`run ${event.runId} queued on ${event.target} (experiment ${event.experiment})`);
+        const line = `run ${event.runId} queued on ${event.target} (experiment ${event.experiment})`;
+        this.channel.appendLine(line);
+        this.logs.append(logUri!, `# ferry: ${line}\n`);
         this.setStatus(event.runId ?? null, "Queued");
         this.hooks.onRunChanged(event.runId ?? "", experiment);
       } else if (event.event === "log" && event.text !== undefined) {
@@ -76,9 +138,11 @@ export class Follower implements vscode.Disposable {
           this.setStatus(state.runId, "Running");
         }
         this.channel.append(event.text);
+        this.logs.append(logUri!, event.text);
       } else if (event.event === "end") {
         endStatus = event.status ?? "Unknown";
         this.channel.appendLine(`\nferry: run ${event.runId} ${endStatus}`);
+        this.logs.append(logUri!, `\n# ferry: run ${event.runId} ${endStatus}\n`);
         this.setStatus(state.runId, endStatus);
         this.hooks.onRunChanged(event.runId ?? "", experiment);
         if (options.notify) {
@@ -94,6 +158,16 @@ export class Follower implements vscode.Disposable {
         this.current = null;
       }
       return endStatus;
+    });
+  }
+
+  /** The log editor beside the code, without taking the focus. */
+  private async showLog(uri: vscode.Uri): Promise<void> {
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc, {
+      preview: true,
+      preserveFocus: true,
+      viewColumn: vscode.ViewColumn.Beside,
     });
   }
 

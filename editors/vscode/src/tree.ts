@@ -53,6 +53,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
   private readonly nodes = new Map<string, Node>(); // the node object of each owner, for refreshes
   private timer: ReturnType<typeof setInterval> | undefined;
   private emptyMessage: Node | null = null;
+  private assets: { datasets: boolean; models: boolean } | null = null;
 
   constructor(
     private source: () => TreeSource | null,
@@ -63,6 +64,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
   /** Forget everything loaded and redraw (after a submit, a setting change). */
   refresh(): void {
     this.loaded.clear();
+    this.assets = null;
     this.nodes.clear();
     this.changed.fire(undefined);
   }
@@ -178,14 +180,22 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
           { kind: "group", group: "targets" },
           { kind: "group", group: "environments" },
         ];
-        const [datasets, models] = await Promise.all([
-          source.datasets().catch(() => []),
-          source.models().catch(() => []),
-        ]);
-        if (datasets.length) {
+        if (this.assets === null) {
+          // whether datasets or models have landed: asked beside, so experiments show at once
+          this.assets = { datasets: false, models: false };
+          void Promise.all([source.datasets().catch(() => []), source.models().catch(() => [])]).then(
+            ([datasets, models]) => {
+              this.assets = { datasets: datasets.length > 0, models: models.length > 0 };
+              if (datasets.length || models.length) {
+                this.changed.fire(node);
+              }
+            },
+          );
+        }
+        if (this.assets.datasets) {
           groups.push({ kind: "group", group: "datasets" });
         }
-        if (models.length) {
+        if (this.assets.models) {
           groups.push({ kind: "group", group: "models" });
         }
         return [...names.map((name): Node => ({ kind: "experiment", name })), ...groups];

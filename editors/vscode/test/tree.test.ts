@@ -67,6 +67,10 @@ test("workspace → experiments (the active one first and marked) and the groups
   const t = tree(new MemorySource(3));
   const [root] = await t.getChildren();
   assert.equal(t.getTreeItem(root).label, "/p/.ferry");
+  const first = await t.getChildren(root);
+  // models are asked beside the experiments; the group shows once the answer is in
+  assert.deepEqual(first.map((n) => t.getTreeItem(n).label), ["zeta", "alpha", "big", "Compute targets", "Environments"]);
+  await new Promise((resolve) => setImmediate(resolve));
   const children = await t.getChildren(root);
   const labels = children.map((n) => t.getTreeItem(n).label);
   assert.deepEqual(labels, ["zeta", "alpha", "big", "Compute targets", "Environments", "Models"]);
