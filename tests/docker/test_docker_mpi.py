@@ -154,6 +154,7 @@ def test_an_mpi4py_all_reduce_across_ranks_in_one_container_each(
     assert '"rank": 1' in logs["std_log_rank_1.txt"] and '"rank": 0' in logs["std_log.txt"]
     assert "one container per rank" in logs["std_log.txt"]
     assert "python -m mpi4py" in logs["std_log.txt"]
+    assert "outlived its client" not in logs["std_log.txt"]  # each went with its rank
     assert _boxes(run.id) == []
 
 
