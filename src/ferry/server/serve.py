@@ -41,7 +41,7 @@ def serve(config: ServerConfig) -> None:
     services = ServerServices.open(config)  # migrates; a clear StoreError if it cannot
     print(
         f"ferry server: {config.url} (database {describe(config.database_url)}, blobs "
-        f"{config.blob_path()}, runs in {services.workspace.runs_dir})",
+        f"{config.blob_location()}, runs in {services.workspace.runs_dir})",
         file=sys.stderr,
         flush=True,
     )
