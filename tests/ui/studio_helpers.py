@@ -233,3 +233,16 @@ def wait_until(check: Any, timeout: float = 20, what: str = "condition") -> Any:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def rows(page: Any) -> list[str]:
+    """The run ids of the runs table's rows, in order (read at once: the table re-renders)."""
+    ids: list[str] = page.eval_on_selector_all(
+        "[data-testid=runs-table] tbody tr[data-run-id]", "rows => rows.map(r => r.dataset.runId)"
+    )
+    return ids
+
+
+def open_path(page: Any, studio: Studio, path: str, ready: str) -> None:
+    page.goto(studio.base + path)
+    page.wait_for_selector(ready)
