@@ -64,6 +64,8 @@ def test_submit_stream_gives_queued_log_and_end_lines(ferry, awkward_dir: Path) 
     assert "epoch 0\nepoch 1\nepoch 2\n" in text
     assert events[-1]["event"] == "end" and events[-1]["status"] == "Completed"
     assert events[-1]["details"]["metrics"]["acc"] == 0.9
+    assert events[-1]["details"]["portalUrl"] is None  # no `ferry ui` serves this workspace
+    assert ferry("runs", "show", events[0]["runId"], "--json").json()["portalUrl"] is None
     assert all(e["runId"] == run_id for e in events)
 
     # following a finished run: its whole log, then the end

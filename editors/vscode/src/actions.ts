@@ -50,8 +50,10 @@ export async function showDetails(ferry: Ferry, docs: RunDocuments, runId: strin
 
 /** Metrics in a webview: the last value of each, and a line chart of each series. */
 export async function showMetrics(ferry: Ferry, runId: string, uiUrl: string): Promise<void> {
-  if (uiUrl) {
-    await vscode.env.openExternal(vscode.Uri.parse(`${uiUrl.replace(/\/$/, "")}/#/runs/${encodeURIComponent(runId)}`));
+  const details = await ferry.json<{ portalUrl?: string | null }>(["runs", "show", runId]);
+  const page = details.portalUrl || (uiUrl ? `${uiUrl.replace(/\/$/, "")}/#/runs/${encodeURIComponent(runId)}` : "");
+  if (page) {
+    await vscode.env.openExternal(vscode.Uri.parse(page));
     return;
   }
   const metrics = await ferry.json<Record<string, unknown>>(["runs", "metrics", runId]);

@@ -204,7 +204,11 @@ export class Follower implements vscode.Disposable {
     const runId = event.runId ?? "";
     const seconds = this.started ? (Date.now() - this.started) / 1000 : null;
     const message = `ferry: run ${runId} ${event.status}${seconds !== null ? ` in ${formatDuration(seconds)}` : ""}`;
-    const actions = ["Open Run", "Show Metrics", ...(this.hooks.uiUrl() ? ["Open in ferry UI"] : [])];
+    // the studio's page of the run when `ferry ui` (or the server) serves the workspace
+    const portal = typeof event.details?.portalUrl === "string" ? event.details.portalUrl : "";
+    const setting = this.hooks.uiUrl();
+    const page = portal || (setting ? `${setting.replace(/\/$/, "")}/#/runs/${encodeURIComponent(runId)}` : "");
+    const actions = ["Open Run", "Show Metrics", ...(page ? ["Open in ferry UI"] : [])];
     const choice =
       event.status === "Completed"
         ? await vscode.window.showInformationMessage(message, ...actions)
@@ -214,7 +218,7 @@ export class Follower implements vscode.Disposable {
     } else if (choice === "Show Metrics") {
       await vscode.commands.executeCommand("ferry.showMetrics", runId);
     } else if (choice === "Open in ferry UI") {
-      await vscode.env.openExternal(vscode.Uri.parse(`${this.hooks.uiUrl().replace(/\/$/, "")}/#/runs/${encodeURIComponent(runId)}`));
+      await vscode.env.openExternal(vscode.Uri.parse(page));
     }
   }
 }

@@ -50,8 +50,16 @@ def stream(run: Any, *, queued: dict[str, Any] | None = None) -> str:
             line({"event": "log", "runId": run.id, "text": chunk})
         details = run.wait_for_completion(show_output=False, raise_on_error=False)
     details["metrics"] = run.get_metrics()
+    details["portalUrl"] = portal_url(run)
     line({"event": "end", "runId": run.id, "status": details["status"], "details": details})
     return str(details["status"])
+
+
+def portal_url(run: Any) -> str | None:
+    """The run's page in ferry's UI when one serves the workspace (``ferry ui`` or the
+    server), else None."""
+    url = str(run.get_portal_url())
+    return url if url.startswith(("http://", "https://")) else None
 
 
 @click.command("tag")

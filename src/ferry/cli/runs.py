@@ -109,6 +109,9 @@ def show(ctx: Context, run_id: str, as_json: bool) -> None:
     details.pop("outputDatasets", None)
     details["datasets"] = lineage = run_lineage(run)
     if as_json:
+        from ferry.cli.run_actions import portal_url
+
+        details["portalUrl"] = portal_url(run)
         emit_json(details)
         return
     table = render.table(show_header=False, box=None, padding=(0, 2))
