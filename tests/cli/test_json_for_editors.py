@@ -158,3 +158,45 @@ def test_errors_are_one_json_object_with_the_fix(ferry, awkward_dir: Path) -> No
     # --json after -- belongs to the script: the error stays plain text
     plain = ferry("submit", str(awkward_dir / "absent.py"), "--", "--json")
     assert plain.code == 2 and plain.out == "" and "does not exist" in plain.err
+
+
+def test_a_sweeps_children_page_best_first(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = awkward_dir / "sweep"
+    _script(
+        folder,
+        """
+        import argparse
+        from ferry import Run
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--alpha", type=float)
+        args = parser.parse_args()
+        Run.get_context().log("acc", args.alpha)
+        """,
+    )
+    (folder / "sweep.yml").write_text(
+        textwrap.dedent(
+            """
+            experiment: swept
+            script: train.py
+            compute_target: local
+            sweep:
+              sampling: grid
+              parameters: {--alpha: "choice(0.2, 0.9, 0.5)"}
+              metric: acc
+              goal: maximize
+              max_total_runs: 3
+              max_concurrent_runs: 3
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = ferry("sweep", str(folder / "sweep.yml"), "--json")
+    assert done.code == 0, done.err
+    sweep_id = done.json()["runId"]
+    top = ferry("runs", "list", "-e", "swept", "--page", "--json").json()["runs"]
+    assert [r["runId"] for r in top] == [sweep_id] and top[0]["runType"] == "hyperdrive"
+    page = ferry("runs", "list", "--parent", sweep_id, "-n", "2", "--page", "--json").json()
+    values = [r["primaryMetric"]["value"] for r in page["runs"]]
+    assert values == [0.9, 0.5] and page["nextOffset"] == 2
+    rest = ferry("runs", "list", "--parent", sweep_id, "--offset", "2", "--page", "--json")
+    assert [r["primaryMetric"] for r in rest.json()["runs"]] == [{"name": "acc", "value": 0.2}]
