@@ -19,6 +19,7 @@ def test_each_tab_of_the_run_page_loads(page: Any, studio: Studio) -> None:
     run = studio.runs["second"]
     open_path(page, studio, f"/runs/{run}", "[data-testid=run-page]")
     assert page.get_attribute("[data-testid=run-page]", "data-status") == "Completed"
+    assert page.title() == f"{run} (Completed) · ferry studio"
     for tab in RUN_TABS:
         page.click(f"[role=tab][data-tab={tab}]")
         page.wait_for_selector(f"[data-testid=tab-{tab}]")

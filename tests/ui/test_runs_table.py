@@ -18,6 +18,7 @@ def test_experiments_page_lists_each_experiment_with_its_runs(page: Any, studio:
     assert metrics.locator("td").nth(1).inner_text() == "2"
     assert table.locator("tr[data-experiment=ui-sweep]").count() == 1
     assert "ws" in page.inner_text("[data-testid=who]")
+    assert page.title() == "Experiments · ferry studio"
     screenshot(page, "experiments")
     page.emulate_media(color_scheme="dark")
     screenshot(page, "experiments-dark")

@@ -2,7 +2,7 @@
 // answers index.html), keeps the token, shows a banner while the server is unreachable.
 import { html, render, useEffect, useState } from "./vendor/htm-preact-standalone.module.js";
 import { get, getToken, onConnectivity, setToken, setUnauthorizedHandler, takeTokenFromUrl } from "./api.js";
-import { Link, NotFound, isEmbed, navigate } from "./common.js";
+import { Link, NotFound, isEmbed, navigate, useTitle } from "./common.js";
 import { ComparePage } from "./views/compare.js";
 import { ExperimentsPage } from "./views/experiments.js";
 import { RunPage } from "./views/run.js";
@@ -49,20 +49,25 @@ function Banner() {
   return html`<div class="banner" role="status" data-testid="unreachable">Server unreachable — reconnecting…</div>`;
 }
 
+function Titled({ title, children }) {
+  useTitle(title);
+  return children;
+}
+
 function page(path, search) {
   const params = new URLSearchParams(search);
   if (path === "/" || path === "") return html`<${ExperimentsPage} />`;
   if (path === "/signin") return html`<${SignInPage} />`;
-  if (path === "/runs" || path === "/runs/") return html`<h1>All runs</h1><${RunsTable} key="all" />`;
+  if (path === "/runs" || path === "/runs/") return html`<${Titled} title="All runs"><h1>All runs</h1><${RunsTable} key="all" /></${Titled}>`;
   let m = path.match(/^\/experiments\/([^/]+)\/?$/);
   if (m) {
     const name = decodeURIComponent(m[1]);
-    return html`<h1><span class="muted">Experiment</span> ${name}</h1><${RunsTable} key=${name} experiment=${name} />`;
+    return html`<${Titled} title=${name}><h1><span class="muted">Experiment</span> ${name}</h1><${RunsTable} key=${name} experiment=${name} /></${Titled}>`;
   }
   m = path.match(/^\/runs\/([^/]+)\/?$/);
   if (m) return html`<${RunPage} key=${m[1]} runId=${decodeURIComponent(m[1])} tab=${params.get("tab")} />`;
   if (path === "/compare") return html`<${ComparePage} ids=${(params.get("runs") || "").split(",").filter(Boolean)} />`;
-  return html`<${NotFound} message=${`No page at ${path}.`} />`;
+  return html`<${Titled} title="Not found"><${NotFound} message=${`No page at ${path}.`} /></${Titled}>`;
 }
 
 function App() {

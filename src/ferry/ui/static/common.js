@@ -90,6 +90,13 @@ export function NotFound({ message }) {
   </section>`;
 }
 
+/** The window's title for the page shown (history entries and tabs say what they are). */
+export function useTitle(title) {
+  useEffect(() => {
+    document.title = title ? `${title} · ferry studio` : "ferry studio";
+  }, [title]);
+}
+
 export function ErrorBox({ error }) {
   if (!error) return null;
   return html`<div class="error-box" role="alert">${error.message || String(error)}</div>`;

@@ -3,7 +3,7 @@
 import { html, useEffect, useState } from "../vendor/htm-preact-standalone.module.js";
 import { get, post } from "../api.js";
 import { Chart } from "../charts.js";
-import { DiffView, ErrorBox, Link, Loading, NotFound, StatusBadge, fmtValue, runHref, useApi } from "../common.js";
+import { DiffView, ErrorBox, Link, Loading, NotFound, StatusBadge, fmtValue, runHref, useApi, useTitle } from "../common.js";
 
 const label = (run) => `${run.display_name || run.id}${run.number != null ? ` #${run.number}` : ""}`;
 
@@ -66,6 +66,7 @@ function Diffs({ runs }) {
 }
 
 export function ComparePage({ ids }) {
+  useTitle(`Compare ${ids.length} runs`);
   const { data, error } = useApi((signal) => get(`/ui/compare?runs=${ids.map(encodeURIComponent).join(",")}`, { signal }), [ids.join(",")]);
   if (ids.length < 1) return html`<${NotFound} message="Choose runs to compare: tick them in a runs table and press Compare." />`;
   if (error?.status === 404) return html`<${NotFound} message=${error.message} />`;

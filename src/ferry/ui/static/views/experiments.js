@@ -1,9 +1,10 @@
 // The home page: every experiment, newest activity first, with run counts.
 import { html } from "../vendor/htm-preact-standalone.module.js";
 import { get } from "../api.js";
-import { ErrorBox, Link, Loading, experimentHref, fmtTime, useApi } from "../common.js";
+import { ErrorBox, Link, Loading, experimentHref, fmtTime, useApi, useTitle } from "../common.js";
 
 export function ExperimentsPage() {
+  useTitle("Experiments");
   const { data, error, loading } = useApi((signal) => get("/ui/experiments", { signal }), []);
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (loading && !data) return html`<${Loading} />`;

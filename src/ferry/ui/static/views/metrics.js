@@ -16,7 +16,10 @@ function TableView({ columns }) {
   </table>${rows > ROWS ? html`<p class="muted">First ${ROWS} of ${rows} rows.</p>` : ""}</div>`;
 }
 
-function Images({ runId, files }) {
+const IMAGES = 24; // fetched at once at most (each is a request of its own)
+
+function Images({ runId, files: all }) {
+  const files = all.slice(0, IMAGES);
   const [urls, setUrls] = useState([]);
   useEffect(() => {
     const controller = new AbortController();
@@ -27,7 +30,8 @@ function Images({ runId, files }) {
       made.forEach((u) => URL.revokeObjectURL(u));
     };
   }, [runId, files.join("\n")]);
-  return html`<div class="images">${urls.map((u, i) => html`<figure><img src=${u} alt=${files[i]} data-testid="metric-image" /><figcaption>${files[i]}</figcaption></figure>`)}</div>`;
+  return html`<div class="images">${urls.map((u, i) => html`<figure><img src=${u} alt=${files[i]} data-testid="metric-image" /><figcaption>${files[i]}</figcaption></figure>`)}</div>
+    ${all.length > IMAGES ? html`<p class="muted">The first ${IMAGES} of ${all.length} images; the rest are in the Files tab.</p>` : ""}`;
 }
 
 function MetricBody({ runId, data }) {

@@ -2,7 +2,7 @@
 // (status and metric changes) while it is live; the Log tab follows the log on its own stream.
 import { html, useEffect, useRef, useState } from "../vendor/htm-preact-standalone.module.js";
 import { followRun, get, post } from "../api.js";
-import { ErrorBox, Json, KeyValues, Link, Loading, NotFound, StatusBadge, experimentHref, fmtDuration, fmtTime, isTerminal, navigate, runHref } from "../common.js";
+import { ErrorBox, Json, KeyValues, Link, Loading, NotFound, StatusBadge, experimentHref, fmtDuration, fmtTime, isTerminal, navigate, runHref, useTitle } from "../common.js";
 import { DatasetsTab, EnvironmentTab, FilesTab, GitTab, ModelsTab, SnapshotTab } from "./files.js";
 import { LogTab } from "./log.js";
 import { MetricsTab } from "./metrics.js";
@@ -118,6 +118,7 @@ export function RunPage({ runId, tab }) {
     return () => controller.abort();
   }, [runId, tick]);
 
+  useTitle(detail ? `${detail.run.display_name || detail.run.id} (${detail.run.status})` : error?.status === 404 ? "Not found" : runId);
   const tabs = detail ? tabsOf(detail) : [];
   const current = tabs.some(([k]) => k === tab) ? tab : tabs[0]?.[0];
   const live = detail && !isTerminal(detail.run.status);

@@ -1,9 +1,10 @@
 // Sign-in: paste a server token (ferry ui puts its own token in the first URL instead).
 import { html, useState } from "../vendor/htm-preact-standalone.module.js";
 import { get, setToken } from "../api.js";
-import { navigate } from "../common.js";
+import { navigate, useTitle } from "../common.js";
 
 export function SignInPage() {
+  useTitle("Sign in");
   const [token, setValue] = useState("");
   const [error, setError] = useState(null);
   const next = new URLSearchParams(location.search).get("next") || "/";
