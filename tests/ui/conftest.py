@@ -78,7 +78,8 @@ def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(
             f"the UI tests drive Debian's chromium at {CHROMIUM}, which is missing: install it "
-            "with `sudo apt-get install chromium` (Playwright's own browser download is not used)"
+            "with `sudo apt-get install chromium`, or set FERRY_UI_CHROMIUM to a chromium binary "
+            "(Playwright's own browser download is not used)"
         )
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+#: Debian's chromium (FERRY_UI_CHROMIUM: another build of it)
+CHROMIUM = os.environ.get("FERRY_UI_CHROMIUM") or "/usr/bin/chromium"
 FERRY = str(Path(sys.executable).with_name("ferry"))
 SCREENSHOTS = Path(
     os.environ.get("FERRY_UI_SCREENSHOTS") or Path(__file__).with_name("screenshots")
