@@ -13,6 +13,19 @@ function defaultLog(logs) {
   return names.find((n) => /(^|\/)std_log\.txt$/.test(n)) || names.find((n) => /std_log_rank_0+\.txt$/.test(n)) || names.find((n) => /driver_log/.test(n)) || names[0] || "user_logs/std_log.txt";
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * A page that starts inside the log begins at its first whole line (a tail read from the
+ * middle of a line would show half of it); returns the page's new start and text.
+ */
+function fromLineStart(offset, text) {
+  if (offset === 0) return { offset, text };
+  const cut = text.indexOf("\n");
+  if (cut < 0 || cut === text.length - 1) return { offset, text };
+  return { offset: offset + encoder.encode(text.slice(0, cut + 1)).length, text: text.slice(cut + 1) };
+}
+
 export function LogTab({ runId, detail, onStatus, onMetrics }) {
   const logs = detail.logs || [];
   const [name, setName] = useState(() => defaultLog(logs));
@@ -41,8 +54,9 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
       const known = logs.some((l) => l.name === name);
       if (known) {
         const page = await get(`/ui/runs/${encodeURIComponent(runId)}/log?name=${encodeURIComponent(name)}&offset=-1&limit=${PAGE}`, { signal });
-        setText(page.text);
-        setStart(page.offset);
+        const whole = fromLineStart(page.offset, page.text);
+        setText(whole.text);
+        setStart(whole.offset);
         next = page.next_offset;
         setEnd(next);
       }
@@ -58,7 +72,7 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
           metrics: onMetrics,
           log: (chunk) => {
             if (chunk.name !== name) return;
-            setEnd(chunk.next_offset ?? chunk.offset + new TextEncoder().encode(chunk.text).length);
+            setEnd(chunk.next_offset ?? chunk.offset + encoder.encode(chunk.text).length);
             setText((t) => {
               const joined = t + chunk.text;
               return joined.length > MAX_SHOWN ? joined.slice(joined.length - MAX_SHOWN) : joined;
@@ -80,8 +94,9 @@ export function LogTab({ runId, detail, onStatus, onMetrics }) {
     const from = Math.max(0, start - PAGE);
     try {
       const page = await get(`/ui/runs/${encodeURIComponent(runId)}/log?name=${encodeURIComponent(name)}&offset=${from}&limit=${start - from}`);
-      setText((t) => page.text + t);
-      setStart(from);
+      const whole = fromLineStart(from, page.text);
+      setText((t) => whole.text + t);
+      setStart(whole.offset);
       setFollow(false);
     } catch (err) {
       setError(err);
