@@ -19,7 +19,9 @@ from studio_helpers import (
     BIG_LOG,
     CHROMIUM,
     INTERACTIVE_RUNS,
+    RANKS,
     SLOW,
+    SUBMIT_RANKS,
     SWEEP_JOB,
     SWEEP_TRAIN,
     TRAIN,
@@ -46,6 +48,12 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     for git in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "first"]):
         subprocess.run(["git", *git], cwd=project, env=git_env, check=True)
     studio = Studio("", "", root / "ws", project, env)
+    (project / "ranks.py").write_text(RANKS, encoding="utf-8")
+    (project / "submit_ranks.py").write_text(SUBMIT_RANKS, encoding="utf-8")
+    ranks = subprocess.Popen(  # a two-rank run (a log per rank), meanwhile
+        [sys.executable, "submit_ranks.py", str(studio.workspace)],
+        cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     runs = studio.runs
     runs["first"] = studio.submit("train.py", "--lr", "0.1", experiment="ui-metrics", tag="team=a")
     # the second run's code differs (a comment and the accuracy, not committed): compare and
@@ -62,6 +70,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     summary = json.loads(studio.ferry("sweep", "job.yml", "--json", timeout=180))
     runs["sweep"] = summary["runId"]
     studio.stopped_early = {c["run_id"] for c in summary["children"] if c["status"] == "Canceled"}
+    out, _ = ranks.communicate(timeout=120)
+    assert ranks.returncode == 0, "the two-rank run could not be submitted"
+    runs["ranks"] = out.split()[-1]
     proc, studio.base, studio.token = start_ui(studio.workspace, env)
     try:
         yield studio

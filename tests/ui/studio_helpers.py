@@ -103,6 +103,24 @@ for i in range(12):
         run.log("i", i)
 """
 
+RANKS = """\
+import os
+print("hello from rank", os.environ["RANK"], flush=True)
+"""
+
+SUBMIT_RANKS = """\
+import sys
+from ferry import Experiment, Workspace
+from ferry.runconfig import PyTorchConfiguration
+from ferry.script_run_config import ScriptRunConfig
+
+config = PyTorchConfiguration(process_count=2, communication_backend="Gloo")
+run = Experiment(Workspace.create(sys.argv[1]), "ui-ranks").submit(
+    ScriptRunConfig(".", "ranks.py", distributed_job_config=config))
+run.wait_for_completion()
+print(run.id)
+"""
+
 SWEEP_TRAIN = """\
 import argparse, time
 from ferry import Run

@@ -116,6 +116,16 @@ def test_live_log_grows_while_the_run_runs(page: Any, studio: Studio) -> None:
         studio.ferry("runs", "cancel", run)
 
 
+def test_each_ranks_log_can_be_chosen(page: Any, studio: Studio) -> None:
+    open_path(page, studio, f"/runs/{studio.runs['ranks']}?tab=log", "[data-testid=log-select]")
+    log = page.locator("[data-testid=log-text]")
+    wait_until(lambda: "hello from rank 0" in log.inner_text(), what="rank 0's log")
+    page.select_option("[data-testid=log-select]", "user_logs/std_log_rank_1.txt")
+    wait_until(lambda: "hello from rank 1" in log.inner_text(), what="rank 1's log")
+    assert "rank 0" not in log.inner_text()
+    screenshot(page, "run-log-ranks")
+
+
 def test_a_live_runs_chart_grows_without_a_reload(page: Any, studio: Studio) -> None:
     run = studio.submit("slow.py", experiment="ui-live", wait=False)
     try:
