@@ -200,3 +200,13 @@ def test_a_sweeps_children_page_best_first(ferry, awkward_dir: Path) -> None:  #
     assert values == [0.9, 0.5] and page["nextOffset"] == 2
     rest = ferry("runs", "list", "--parent", sweep_id, "--offset", "2", "--page", "--json")
     assert [r["primaryMetric"] for r in rest.json()["runs"]] == [{"name": "acc", "value": 0.2}]
+
+
+def test_an_error_ends_a_json_lines_stream_as_one_line(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = awkward_dir / "bad"
+    _script(folder, TRAIN)
+    (folder / "bad.job.yml").write_text("script: train.py\ncompute_target: nowhere\n")
+    res = ferry("submit", str(folder / "bad.job.yml"), "--json", "--stream")
+    assert res.code == 2
+    [error] = _lines(res.out)  # one line, a JSON object
+    assert "nowhere" in error["error"] and "ferry target attach" in error["fix"]

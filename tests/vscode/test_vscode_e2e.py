@@ -129,6 +129,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     (folder / "train.py").write_text(textwrap.dedent(TRAIN), encoding="utf-8")
     (folder / "slow.py").write_text(textwrap.dedent(SLOW), encoding="utf-8")
+    # a job file naming a target the workspace does not have
+    (folder / "bad.job.yml").write_text("script: train.py\ncompute_target: nowhere\n")
     return folder
 
 
@@ -242,3 +244,15 @@ def test_snapshot_diff_against_the_working_folder(driver: Driver, project: Path)
     driver.wait_text(".tab", "working folder", timeout=10_000)
     driver.wait_text(".monaco-diff-editor", "changed after the run", timeout=10_000)
     driver.shot("snapshot-diff")
+
+
+def test_a_cli_error_shows_as_a_vscode_error_with_its_fix(driver: Driver, project: Path) -> None:
+    page = driver.page
+    driver.open_file("bad.job.yml")
+    driver.palette("ferry: Submit Job File")
+    toast = page.locator(".notifications-toasts .notification-toast", has_text="nowhere")
+    toast.first.wait_for(timeout=30_000)
+    text = toast.first.inner_text()
+    assert "ferry target attach" in text  # the fix the CLI named
+    assert "Traceback" not in text
+    driver.shot("cli-error")

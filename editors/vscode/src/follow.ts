@@ -96,6 +96,7 @@ export class Follower implements vscode.Disposable {
    */
   follow(ferry: Ferry, args: string[], options: { cwd?: string; notify: boolean; title: string }): Promise<string | null> {
     this.stopCurrent();
+    this.started = Date.now(); // the status bar's clock: from the submit (or the log opened)
     this.channel.clear();
     this.channel.appendLine(`ferry: ${options.title}`);
     const state: { stream: Stream; runId: string | null; stopped: boolean } = {
@@ -119,7 +120,6 @@ export class Follower implements vscode.Disposable {
       if (event.runId && !state.runId) {
         state.runId = event.runId;
         this.activeRunId = event.runId;
-        this.started = Date.now();
       }
       if (state.runId && !logUri) {
         logUri = LogDocuments.uri(state.runId);

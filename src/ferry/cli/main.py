@@ -93,16 +93,19 @@ def wants_json(args: list[str]) -> bool:
 
 def json_error(message: str, fix: str | None = None) -> None:
     """An error as the one JSON object a ``--json`` caller (the VS Code extension) reads from
-    standard output: ``{"error": message, "fix": how to fix it or null}``.
+    standard output, on one line: ``{"error": message, "fix": how to fix it or null}``.
 
     ferry's messages name the fix after the problem ("X is wrong; do Y"): without an explicit
     fix, the part after the first "; " is it."""
-    from ferry.cli.render import to_json
+    import json
+
+    from ferry.cli.render import strict
 
     if fix is None:
         _problem, sep, rest = message.partition("; ")
         fix = rest if sep and rest else None
-    click.echo(to_json({"error": message, "fix": fix}))
+    # one line: a reader of JSON lines (submit --stream, runs logs -f --json) gets it whole
+    click.echo(json.dumps(strict({"error": message, "fix": fix})))
 
 
 def _words(args: list[str]) -> list[str]:
