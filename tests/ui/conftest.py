@@ -20,7 +20,9 @@ from studio_helpers import (
     CHROMIUM,
     INTERACTIVE_RUNS,
     RANKS,
+    READ_DATA,
     SLOW,
+    SUBMIT_DATA,
     SUBMIT_RANKS,
     SWEEP_JOB,
     SWEEP_TRAIN,
@@ -54,6 +56,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         [sys.executable, "submit_ranks.py", str(studio.workspace)],
         cwd=project, env=env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    data_dir = root / "data project"
+    data_dir.mkdir()
+    (data_dir / "sample.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (data_dir / "read_data.py").write_text(READ_DATA, encoding="utf-8")
+    (data_dir / "submit_data.py").write_text(SUBMIT_DATA, encoding="utf-8")
+    data = subprocess.Popen(  # a run reading a registered dataset, meanwhile
+        [sys.executable, "submit_data.py", str(studio.workspace)],
+        cwd=data_dir, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     runs = studio.runs
     runs["first"] = studio.submit("train.py", "--lr", "0.1", experiment="ui-metrics", tag="team=a")
     # the second run's code differs (a comment and the accuracy, not committed): compare and
@@ -73,6 +84,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     out, _ = ranks.communicate(timeout=120)
     assert ranks.returncode == 0, "the two-rank run could not be submitted"
     runs["ranks"] = out.split()[-1]
+    out, _ = data.communicate(timeout=120)
+    assert data.returncode == 0, "the run reading a dataset could not be submitted"
+    runs["data"] = out.split()[-1]
     proc, studio.base, studio.token = start_ui(studio.workspace, env)
     try:
         yield studio

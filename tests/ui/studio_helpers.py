@@ -121,6 +121,26 @@ run.wait_for_completion()
 print(run.id)
 """
 
+READ_DATA = """\
+import sys
+print("dataset at", sys.argv[1], flush=True)
+"""
+
+SUBMIT_DATA = """\
+import sys
+from ferry import Dataset, Experiment, Workspace
+from ferry.script_run_config import ScriptRunConfig
+
+ws = Workspace.create(sys.argv[1])
+store = ws.get_default_datastore()
+store.upload_files(["sample.csv"], target_path="ui-data", show_progress=False)
+data = Dataset.File.from_files((store, "ui-data/")).register(ws, "ui-data")
+run = Experiment(ws, "ui-data").submit(
+    ScriptRunConfig(".", "read_data.py", arguments=[data.as_named_input("train")]))
+run.wait_for_completion()
+print(run.id)
+"""
+
 SWEEP_TRAIN = """\
 import argparse, time
 from ferry import Run

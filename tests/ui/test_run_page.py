@@ -126,6 +126,13 @@ def test_each_ranks_log_can_be_chosen(page: Any, studio: Studio) -> None:
     screenshot(page, "run-log-ranks")
 
 
+def test_the_datasets_tab_lists_a_runs_inputs(page: Any, studio: Studio) -> None:
+    open_path(page, studio, f"/runs/{studio.runs['data']}?tab=datasets", "[data-testid=datasets]")
+    inputs = page.inner_text("[data-testid=datasets-inputs]")
+    assert "train" in inputs
+    screenshot(page, "run-datasets")
+
+
 def test_a_live_runs_chart_grows_without_a_reload(page: Any, studio: Studio) -> None:
     run = studio.submit("slow.py", experiment="ui-live", wait=False)
     try:

@@ -2,7 +2,7 @@
 // its lock, git state with the dirty diff, datasets and models.
 import { html, useState } from "../vendor/htm-preact-standalone.module.js";
 import { download, get } from "../api.js";
-import { DiffView, ErrorBox, Json, Loading, fmtBytes, useApi } from "../common.js";
+import { DiffView, ErrorBox, Json, Loading, fmtBytes, fmtValue, useApi } from "../common.js";
 
 function FileView({ file }) {
   if (!file) return html`<p class="muted">Choose a file to view it.</p>`;
@@ -109,15 +109,20 @@ export function GitTab({ git }) {
   </div>`;
 }
 
+/** Rows of plain objects as a table: known keys first, then whatever else the server sent. */
+function ObjectsTable({ rows, first, testid }) {
+  const keys = [...new Set([...first.filter((k) => rows.some((r) => k in r)), ...rows.flatMap((r) => Object.keys(r))])];
+  return html`<table class="grid" data-testid=${testid}><thead><tr>${keys.map((k) => html`<th scope="col">${k}</th>`)}</tr></thead>
+    <tbody>${rows.map((r) => html`<tr>${keys.map((k) => html`<td>${k === "id" ? html`<code>${r[k]}</code>` : fmtValue(r[k])}</td>`)}</tr>`)}</tbody></table>`;
+}
+
 export function DatasetsTab({ datasets }) {
   const table = (title, rows) => html`<h3>${title}</h3>${rows?.length
-    ? html`<table class="grid"><thead><tr><th scope="col">Name</th><th scope="col">Version</th><th scope="col">Id</th></tr></thead>
-        <tbody>${rows.map((d) => html`<tr><td>${d.name}</td><td>${d.version}</td><td><code>${d.id}</code></td></tr>`)}</tbody></table>`
+    ? html`<${ObjectsTable} rows=${rows} first=${["name", "version", "id"]} testid=${`datasets-${title.toLowerCase()}`} />`
     : html`<p class="muted">None.</p>`}`;
   return html`<div data-testid="datasets">${table("Inputs", datasets.inputs)}${table("Outputs", datasets.outputs)}</div>`;
 }
 
 export function ModelsTab({ models }) {
-  return html`<div data-testid="models"><table class="grid"><thead><tr><th scope="col">Model</th><th scope="col">Version</th><th scope="col">Id</th></tr></thead>
-    <tbody>${models.map((m) => html`<tr><td>${m.name}</td><td>${m.version}</td><td><code>${m.id}</code></td></tr>`)}</tbody></table></div>`;
+  return html`<div data-testid="models"><${ObjectsTable} rows=${models} first=${["name", "version", "id"]} testid="models-table" /></div>`;
 }
