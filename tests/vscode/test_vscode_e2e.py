@@ -197,6 +197,9 @@ def test_submit_current_script_follows_the_run_to_completed(driver: Driver, proj
     tree.locator(".monaco-list-row", has_text="Completed").first.wait_for(timeout=20_000)
     text = tree.locator(".monaco-list-row", has_text="Completed").first.inner_text()
     assert "loss" in text  # the primary metric is shown
+    # the job file the submit saved is a run configuration there
+    tree.locator(".monaco-list-row", has_text="Run configurations").first.click()
+    tree.locator(".monaco-list-row", has_text="train.job.yml").first.wait_for(timeout=20_000)
     driver.shot("tree-completed")
 
     runs = _ferry_json(project, "runs", "list")

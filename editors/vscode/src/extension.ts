@@ -168,6 +168,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       activeExperiment: settings().get<string>("activeExperiment", ""),
       pageSize: Math.max(1, settings().get<number>("pageSize", 100)),
     }),
+    2000,
+    async () => {
+      const files = await vscode.workspace.findFiles("**/*.job.{yml,yaml}", "**/{node_modules,.ferry,.git}/**", 200);
+      return files
+        .map((uri) => {
+          const text = fs.readFileSync(uri.fsPath, "utf8");
+          const target = /^compute_target:\s*(.+)$/m.exec(text)?.[1]?.replace(/^["']|["']$/g, "") ?? "local";
+          return { path: uri.fsPath, label: vscode.workspace.asRelativePath(uri), target };
+        })
+        .sort((a, b) => a.label.localeCompare(b.label));
+    },
   );
   const view = vscode.window.createTreeView("ferry.runs", { treeDataProvider: tree, showCollapseAll: true });
   context.subscriptions.push(
@@ -278,7 +289,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
 
   register("ferry.submitJobFile", async (arg) => {
-    const file = arg instanceof vscode.Uri ? arg : vscode.window.activeTextEditor?.document.uri;
+    const file =
+      arg instanceof vscode.Uri
+        ? arg
+        : arg && typeof arg === "object" && (arg as Node).kind === "job"
+          ? vscode.Uri.file((arg as Extract<Node, { kind: "job" }>).path)
+          : vscode.window.activeTextEditor?.document.uri;
     const ferry = await requireFerry();
     if (file && ferry && (await saveFirst(file))) {
       await ensureWorkspace(ferry, folderOf(file)?.uri.fsPath ?? path.dirname(file.fsPath));

@@ -35,7 +35,8 @@ export type Node =
   | { kind: "experiment"; name: string }
   | { kind: "run"; run: RunSummary }
   | { kind: "more"; owner: string; ownerKind: "experiment" | "run" }
-  | { kind: "group"; group: "targets" | "environments" | "datasets" | "models" }
+  | { kind: "group"; group: "targets" | "environments" | "datasets" | "models" | "jobs" }
+  | { kind: "job"; path: string; label: string; target: string }
   | { kind: "leaf"; label: string; description: string; icon: string }
   | { kind: "message"; label: string; command?: vscode.Command };
 
@@ -59,6 +60,8 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
     private source: () => TreeSource | null,
     private readonly settings: () => { activeExperiment: string; pageSize: number },
     private readonly liveEveryMs = 2000,
+    /** The job files of the open folder (the reference's run configurations). */
+    private readonly jobFiles: () => Promise<{ path: string; label: string; target: string }[]> = async () => [],
   ) {}
 
   /** Forget everything loaded and redraw (after a submit, a setting change). */
@@ -126,11 +129,31 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
         return item;
       }
       case "group": {
-        const titles = { targets: "Compute targets", environments: "Environments", datasets: "Datasets", models: "Models" };
-        const icons = { targets: "server", environments: "package", datasets: "database", models: "symbol-class" };
+        const titles = {
+          targets: "Compute targets",
+          environments: "Environments",
+          datasets: "Datasets",
+          models: "Models",
+          jobs: "Run configurations",
+        };
+        const icons = {
+          targets: "server",
+          environments: "package",
+          datasets: "database",
+          models: "symbol-class",
+          jobs: "file-code",
+        };
         const item = new vscode.TreeItem(titles[node.group], vscode.TreeItemCollapsibleState.Collapsed);
         item.iconPath = new vscode.ThemeIcon(icons[node.group]);
         item.contextValue = `group.${node.group}`;
+        return item;
+      }
+      case "job": {
+        const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
+        item.description = node.target;
+        item.iconPath = new vscode.ThemeIcon("play-circle");
+        item.contextValue = "job";
+        item.tooltip = `${node.path}: submit with 'ferry: Submit Job File'`;
         return item;
       }
       case "leaf": {
@@ -177,6 +200,7 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
         const names = (await source.experiments()).map((e) => e.name);
         names.sort((a, b) => (a === active ? -1 : b === active ? 1 : a.localeCompare(b)));
         const groups: Node[] = [
+          { kind: "group", group: "jobs" },
           { kind: "group", group: "targets" },
           { kind: "group", group: "environments" },
         ];
@@ -291,6 +315,8 @@ export class RunsTree implements vscode.TreeDataProvider<Node> {
 
   private async groupChildren(source: TreeSource, group: string): Promise<Node[]> {
     switch (group) {
+      case "jobs":
+        return (await this.jobFiles()).map((j) => ({ kind: "job", ...j }));
       case "targets":
         return (await source.targets()).map((t) => ({ kind: "leaf", label: t.name, description: t.type, icon: "server" }));
       case "environments":

@@ -60,7 +60,8 @@ class MemorySource implements TreeSource {
 }
 
 function tree(source: TreeSource, active = "zeta", pageSize = 100): RunsTree {
-  return new RunsTree(() => source, () => ({ activeExperiment: active, pageSize }), 0);
+  const jobs = async () => [{ path: "/p/train.job.yml", label: "train.job.yml", target: "gpu" }];
+  return new RunsTree(() => source, () => ({ activeExperiment: active, pageSize }), 0, jobs);
 }
 
 test("workspace → experiments (the active one first and marked) and the groups that have items", async () => {
@@ -69,14 +70,18 @@ test("workspace → experiments (the active one first and marked) and the groups
   assert.equal(t.getTreeItem(root).label, "/p/.ferry");
   const first = await t.getChildren(root);
   // models are asked beside the experiments; the group shows once the answer is in
-  assert.deepEqual(first.map((n) => t.getTreeItem(n).label), ["zeta", "alpha", "big", "Compute targets", "Environments"]);
+  assert.deepEqual(first.map((n) => t.getTreeItem(n).label), ["zeta", "alpha", "big", "Run configurations", "Compute targets", "Environments"]);
   await new Promise((resolve) => setImmediate(resolve));
   const children = await t.getChildren(root);
   const labels = children.map((n) => t.getTreeItem(n).label);
-  assert.deepEqual(labels, ["zeta", "alpha", "big", "Compute targets", "Environments", "Models"]);
+  assert.deepEqual(labels, ["zeta", "alpha", "big", "Run configurations", "Compute targets", "Environments", "Models"]);
   assert.equal(t.getTreeItem(children[0]).description, "active");
-  const targets = await t.getChildren(children[3]);
+  const targets = await t.getChildren(children[4]);
   assert.deepEqual(targets.map((n) => t.getTreeItem(n).label), ["local"]);
+  const [job] = await t.getChildren(children[3]);
+  assert.equal(t.getTreeItem(job).label, "train.job.yml");
+  assert.equal(t.getTreeItem(job).description, "gpu");
+  assert.equal(t.getTreeItem(job).contextValue, "job");
 });
 
 test("an experiment of 10,000 runs shows one page and loads more on demand, fast", async () => {
