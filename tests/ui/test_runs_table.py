@@ -22,6 +22,12 @@ def test_experiments_page_lists_each_experiment_with_its_runs(page: Any, studio:
     screenshot(page, "experiments")
     page.emulate_media(color_scheme="dark")
     screenshot(page, "experiments-dark")
+    page.fill("[data-testid=find-experiment]", "pag")
+    wait_until(
+        lambda: table.locator("tr[data-experiment]").count() == 1, what="one experiment found"
+    )
+    assert table.locator("tr[data-experiment=ui-paging]").count() == 1
+    page.fill("[data-testid=find-experiment]", "")
     metrics.get_by_role("link", name="ui-metrics").click()
     page.wait_for_url(re.compile(r"/experiments/ui-metrics$"))
     wait_until(lambda: len(rows(page)) == 2, what="the experiment's two runs")
@@ -174,6 +180,11 @@ def test_compare_shows_differences_and_the_code_diff(page: Any, studio: Studio) 
         page.locator("[data-testid=compare-metrics] tr[data-key=acc]").get_attribute("data-differs")
         == "true"
     )
-    chart = page.wait_for_selector("[data-testid=compare-chart] [data-testid=chart]")
+    # the chart starts on a curve (loss, 200 values a run), overlaid for both runs
+    chart = page.locator("[data-testid=compare-chart] [data-testid=chart]")
+    wait_until(
+        lambda: page.input_value("[data-testid=compare-metric]") == "loss", what="loss chosen"
+    )
+    wait_until(lambda: chart.get_attribute("data-points") == "400", what="two series of 200")
     assert chart.get_attribute("data-series") == "2"
     screenshot(page, "compare")

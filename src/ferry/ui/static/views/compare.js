@@ -25,6 +25,18 @@ function SideBySide({ title, values, differs, runs }) {
 
 function OverlayChart({ runs, names }) {
   const [name, setName] = useState(names[0]);
+  // start on a metric logged many times (a curve), found in the first run's page
+  useEffect(() => {
+    const controller = new AbortController();
+    get(`/ui/runs/${encodeURIComponent(runs[0].id)}`, { signal: controller.signal }).then(
+      (detail) => {
+        const curve = (detail.metrics || []).find((m) => m.count > 1 && names.includes(m.name));
+        if (curve) setName((current) => (current === names[0] ? curve.name : current));
+      },
+      () => {},
+    );
+    return () => controller.abort();
+  }, [runs[0].id]);
   const [series, setSeries] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
