@@ -18,6 +18,7 @@ import pytest
 from studio_helpers import (
     BIG_LOG,
     CHROMIUM,
+    FAIL,
     INTERACTIVE_RUNS,
     RANKS,
     READ_DATA,
@@ -42,6 +43,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     env = environment(root / "home")
     (project / "train.py").write_text(TRAIN.replace("ACC", "0.8"), encoding="utf-8")
     (project / "slow.py").write_text(SLOW, encoding="utf-8")
+    (project / "fail.py").write_text(FAIL, encoding="utf-8")
     (project / "big_log.py").write_text(BIG_LOG, encoding="utf-8")
     (project / "sweep" / "train.py").write_text(SWEEP_TRAIN, encoding="utf-8")
     (project / "job.yml").write_text(SWEEP_JOB, encoding="utf-8")
@@ -74,6 +76,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     )
     runs["second"] = studio.submit("train.py", "--lr", "0.5", experiment="ui-metrics", tag="team=b")
     runs["big_log"] = studio.submit("big_log.py", experiment="ui-logs")
+    runs["failed"] = studio.submit("fail.py", experiment="ui-logs", wait=False)
     (project / "interactive.py").write_text(INTERACTIVE_RUNS, encoding="utf-8")
     subprocess.run(
         [sys.executable, "interactive.py", str(studio.workspace)], cwd=project, env=env, check=True

@@ -77,6 +77,10 @@ run.register_model(model_name="ui-model", model_path="outputs/model.pkl")
 print("trained with lr", lr, flush=True)
 """
 
+FAIL = """\
+raise ValueError("the learning rate must be positive")
+"""
+
 SLOW = """\
 import time
 from ferry import Run

@@ -133,6 +133,19 @@ def test_the_datasets_tab_lists_a_runs_inputs(page: Any, studio: Studio) -> None
     screenshot(page, "run-datasets")
 
 
+def test_a_failed_run_shows_its_error_and_the_traceback(page: Any, studio: Studio) -> None:
+    open_path(page, studio, f"/runs/{studio.runs['failed']}", "[data-testid=run-page]")
+    wait_until(
+        lambda: page.get_attribute("[data-testid=run-page]", "data-status") == "Failed",
+        timeout=30,
+        what="Failed",
+    )
+    error = page.wait_for_selector("[data-testid=run-error]")
+    assert "ValueError: the learning rate must be positive" in error.inner_text()
+    assert "Traceback" in error.inner_text()
+    screenshot(page, "run-failed")
+
+
 def test_a_live_runs_chart_grows_without_a_reload(page: Any, studio: Studio) -> None:
     run = studio.submit("slow.py", experiment="ui-live", wait=False)
     try:

@@ -48,6 +48,17 @@ function TagsEditor({ runId, tags, onChange }) {
   </div>`;
 }
 
+/** The reference's error shape ({error: {code, message}, exitCode, logTail}) or a flat one. */
+function RunError({ error }) {
+  const inner = error.error && typeof error.error === "object" ? error.error : error;
+  const tail = error.logTail || inner.details || error.details;
+  return html`<section data-testid="run-error"><h2>Error</h2>
+    <div class="error-box"><b>${inner.code ? `${inner.code}: ` : ""}</b>${inner.message || "The run failed."}${error.exitCode != null ? html` <span class="muted">(exit code ${error.exitCode})</span>` : ""}</div>
+    ${tail && html`<pre class="code">${typeof tail === "string" ? tail : JSON.stringify(tail, null, 2)}</pre>`}
+    <details><summary>Error details</summary><${Json} value=${error} /></details>
+  </section>`;
+}
+
 function Timings({ timings }) {
   const entries = Object.entries(timings || {}).filter(([, v]) => typeof v === "number");
   if (!entries.length) return html`<p class="muted">No phase timings yet.</p>`;
@@ -77,8 +88,7 @@ function Overview({ detail, setTags }) {
       </section>
       <section><h2>Phase timings</h2><${Timings} timings=${run.timings} /></section>
     </div>
-    ${run.error && html`<section><h2>Error</h2><pre class="code error-box" data-testid="run-error">${run.error.message || ""}${run.error.details ? `\n\n${typeof run.error.details === "string" ? run.error.details : JSON.stringify(run.error.details, null, 2)}` : ""}</pre>
-      ${Object.keys(run.error).some((k) => k !== "message") && html`<details><summary>Error details</summary><${Json} value=${run.error} /></details>`}</section>`}
+    ${run.error && html`<${RunError} error=${run.error} />`}
     ${run.description && html`<section><h2>Description</h2><p class="description">${run.description}</p></section>`}
     <section><h2>Tags</h2><${TagsEditor} runId=${run.id} tags=${run.tags} onChange=${setTags} /></section>
     <div class="cols">
