@@ -55,13 +55,15 @@ def _mpi_env(name: str = "mpi-box") -> Environment:
     return env
 
 
-def _submit(ws: Workspace, folder: Path, body: str, env: Environment, ranks: int) -> Any:
+def _submit(
+    ws: Workspace, folder: Path, body: str, env: Environment, ranks: int, **more: Any
+) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
     config = ScriptRunConfig(
         str(folder), "job.py", environment=env,
         distributed_job_config=MpiConfiguration(process_count_per_node=ranks),
-        docker_runtime_config=DockerConfiguration(use_docker=True),
+        docker_runtime_config=DockerConfiguration(use_docker=True), **more,
     )  # fmt: skip
     return Experiment(ws, "mpi-docker").submit(config)
 
@@ -208,6 +210,21 @@ def test_the_rank_containers_go_with_a_supervisor_that_dies(
     supervisor = workspace.store.get_run(run.id).supervisor_pid
     assert supervisor
     os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not _boxes(run.id), timeout=20, what="the rank containers to go")
+
+
+def test_the_time_limit_stops_every_rank_container(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    warm = _submit(workspace, awkward_dir / "warm", "print('warm')\n", _mpi_env(), ranks=1)
+    assert warm.wait_for_completion(raise_on_error=False)["status"] == "Completed"
+    run = _submit(  # the image is built (above): the limit is the ranks' own time
+        workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=2, max_run_duration_seconds=15
+    )
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed", details
+    assert details["error"]["error"]["code"] == "TimeLimitExceeded"
+    assert sum("READY" in t for t in _logs(workspace, run.id).values()) == 2
     wait_until(lambda: not _boxes(run.id), timeout=20, what="the rank containers to go")
 
 
