@@ -87,7 +87,7 @@ from ferry import Run
 
 run = Run.get_context()
 for i in range(400):
-    print(f"tick {i}", flush=True)
+    print(f"tick {i} at {time.time():.3f}", flush=True)
     run.log("tick", i)
     time.sleep(0.3)
 """
