@@ -147,12 +147,13 @@ export function RunPage({ runId, tab }) {
   };
 
   // status/metrics stream while live (the Log tab opens its own, with the log in it)
+  const onLogTab = current === "log";
   useEffect(() => {
-    if (!live || current === "log") return undefined;
+    if (!live || onLogTab) return undefined;
     const controller = new AbortController();
     followRun(runId, { signal: controller.signal, handlers: { status: onStatus, metrics: onMetrics } }).catch(() => {});
     return () => controller.abort();
-  }, [runId, live, current]);
+  }, [runId, live, onLogTab]);
 
   if (error?.status === 404) return html`<${NotFound} message=${error.message || `No run ${runId}.`} />`;
   if (error) return html`<${ErrorBox} error=${error} />`;

@@ -3,7 +3,7 @@
 import { html, useEffect, useState } from "../vendor/htm-preact-standalone.module.js";
 import { get, post } from "../api.js";
 import { Chart } from "../charts.js";
-import { ErrorBox, Link, Loading, StatusBadge, fmtValue, runHref, useApi } from "../common.js";
+import { ErrorBox, Link, Loading, StatusBadge, fmtValue, isTerminal, runHref, useApi } from "../common.js";
 
 const CHART_CHILDREN = 30;
 
@@ -58,7 +58,7 @@ export function ParallelCoordinates({ children, hyperparameters, metric, goal })
 /** A child's short name: its number after the parent's id (HD_…_3 → child 3). */
 const childLabel = (parentId, id) => (id.startsWith(`${parentId}_`) ? `child ${id.slice(parentId.length + 1)}` : id);
 
-function ChildCharts({ parentId, children, metric }) {
+function ChildCharts({ parentId, children, metric, stamp }) {
   const [series, setSeries] = useState(null);
   const [error, setError] = useState(null);
   const ids = children.slice(0, CHART_CHILDREN).map((c) => c.id);
@@ -69,7 +69,7 @@ function ChildCharts({ parentId, children, metric }) {
       (err) => err.name === "AbortError" || setError(err),
     );
     return () => controller.abort();
-  }, [ids.join(","), metric]);
+  }, [ids.join(","), metric, stamp]);
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (!series) return html`<${Loading} />`;
   if (!series.length) return html`<p class="muted">No child has logged ${metric} yet.</p>`;
@@ -77,7 +77,15 @@ function ChildCharts({ parentId, children, metric }) {
 }
 
 export function SweepView({ runId, detail }) {
-  const { data, error } = useApi((signal) => get(`/ui/runs/${encodeURIComponent(runId)}/sweep`, { signal }), [runId, detail.run.status, detail.children?.total]);
+  const { data, error, reload } = useApi((signal) => get(`/ui/runs/${encodeURIComponent(runId)}/sweep`, { signal }), [runId, detail.run.status, detail.children?.total]);
+  // a live sweep: its children come and go without a status change of the parent; look again
+  // every 5 s while it runs (one small read, and only then)
+  const running = !isTerminal(detail.run.status);
+  useEffect(() => {
+    if (!running) return undefined;
+    const timer = setInterval(reload, 5000);
+    return () => clearInterval(timer);
+  }, [running]);
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (!data) return html`<${Loading} />`;
   const { children, hyperparameters, primary_metric: metric, goal } = data;
@@ -93,7 +101,7 @@ export function SweepView({ runId, detail }) {
         ${hyperparameters.map((h) => html`<td>${fmtValue(c.params?.[h])}</td>`)}
         <td>${c.early_terminated ? html`<span class="badge status-canceled">stopped</span> ${c.reason || ""}` : ""}</td>
       </tr>`)}</tbody></table></div></section>
-    <section><h2>${metric} over time</h2><${ChildCharts} parentId=${runId} children=${children} metric=${metric} /></section>
+    <section><h2>${metric} over time</h2><${ChildCharts} parentId=${runId} children=${children} metric=${metric} stamp=${data} /></section>
     <section><h2>Hyperparameters against ${metric}</h2>
       ${children.length ? html`<${ParallelCoordinates} children=${children} hyperparameters=${hyperparameters} metric=${metric} goal=${goal} />` : html`<p class="muted">No children yet.</p>`}
       <p class="muted small">Lines coloured from blue (worst) to yellow (best); dashed: stopped early or no metric.</p></section>
