@@ -247,6 +247,27 @@ def test_sweep_page_ranks_children_and_draws_parallel_coordinates(
     screenshot(page, "run-children")
 
 
+def test_a_live_sweeps_page_fills_in_as_children_run(page: Any, studio: Studio) -> None:
+    out = studio.ferry("sweep", "job.yml", "-e", "ui-sweep-live", "--no-wait")
+    sweep = re.findall(r"HD_[0-9a-f-]+", out)[-1]
+    open_path(page, studio, f"/runs/{sweep}", "[data-testid=sweep]")
+    statuses = "[data-testid=sweep-table] tbody tr [data-status]"
+    wait_until(
+        lambda: (
+            page.locator(statuses).count() == 3
+            and all(
+                s in ("Completed", "Canceled") for s in page.locator(statuses).all_inner_texts()
+            )
+        ),
+        timeout=60,
+        what="three finished children without a reload",
+    )
+    wait_until(
+        lambda: page.get_attribute("[data-testid=run-page]", "data-status") == "Completed",
+        what="the sweep completed",
+    )
+
+
 def test_tags_are_edited_inline(page: Any, studio: Studio) -> None:
     run = studio.runs["first"]
     open_path(page, studio, f"/runs/{run}?tab=overview", "[data-testid=tags]")
