@@ -38,9 +38,10 @@ export function FilesTab({ runId, detail }) {
       setFile({ name, error: err });
     }
   };
+  const logNames = new Set((detail.logs || []).map((l) => l.name)); // listed once, under Logs
   return html`<div class="split" data-testid="files">
     <div class="side"><${ErrorBox} error=${error} />
-      <${FileList} runId=${runId} title="Outputs" files=${detail.files} open=${open} onDownloadError=${setError} />
+      <${FileList} runId=${runId} title="Files" files=${(detail.files || []).filter((f) => !logNames.has(f.name))} open=${open} onDownloadError=${setError} />
       <${FileList} runId=${runId} title="Logs" files=${detail.logs} open=${open} onDownloadError=${setError} />
     </div>
     <div class="main"><${FileView} file=${file} /></div>
