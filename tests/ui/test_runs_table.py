@@ -125,6 +125,8 @@ def test_column_chooser_hides_a_column_and_remembers_it(page: Any, studio: Studi
     page.click("[data-testid=column-chooser] summary")
     page.get_by_label("Target").uncheck()
     wait_until(lambda: "Target" not in headers.all_inner_texts(), what="Target hidden")
+    page.keyboard.press("Escape")  # closes the chooser
+    assert page.get_attribute("[data-testid=column-chooser]", "open") is None
     page.reload()
     page.wait_for_selector("[data-testid=runs-table] tbody tr[data-run-id]")
     assert "Target" not in headers.all_inner_texts()

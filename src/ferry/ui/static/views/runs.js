@@ -55,7 +55,13 @@ function defaultShown(all, showExperiment) {
 function ColumnChooser({ all, shown, setShown }) {
   const groups = [["Run", all.filter((c) => !c.group)], ["Metrics", all.filter((c) => c.group === "metrics")], ["Parameters", all.filter((c) => c.group === "params")], ["Tags", all.filter((c) => c.group === "tags")]];
   const toggle = (key) => setShown(shown.includes(key) ? shown.filter((k) => k !== key) : [...shown, key]);
-  return html`<details class="chooser" data-testid="column-chooser">
+  const onKey = (event) => {
+    if (event.key !== "Escape") return; // Escape closes the chooser, focus back on its button
+    const details = event.currentTarget;
+    details.open = false;
+    details.querySelector("summary")?.focus();
+  };
+  return html`<details class="chooser" data-testid="column-chooser" onKeyDown=${onKey}>
     <summary>Columns</summary>
     <div class="chooser-body">
       ${groups.filter(([, cols]) => cols.length).map(([title, cols]) => html`<fieldset><legend>${title}</legend>
