@@ -82,7 +82,11 @@ def _reports(logs: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _boxes(run_id: str) -> list[Any]:
-    return list(client().containers.list(all=True, filters={"label": f"ferry.run={run_id}"}))
+    # sparse: no inspect per container, which fails for one removed since the listing
+    found = client().containers.list(
+        all=True, sparse=True, filters={"label": f"ferry.run={run_id}"}
+    )
+    return list(found)
 
 
 # ------------------------------------------------------------------------------------------------
