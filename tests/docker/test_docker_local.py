@@ -105,7 +105,9 @@ def test_a_docker_run_honours_its_settings_and_reports_like_a_plain_run(
         details["properties"]
     )
     assert list(workspace.envs_dir.glob("*/ferry-env.json")) == [], "nothing built on the host"
-    leftovers = client().containers.list(all=True, filters={"label": f"ferry.run={run.id}"})
+    leftovers = client().containers.list(
+        all=True, sparse=True, filters={"label": f"ferry.run={run.id}"}
+    )
     assert leftovers == []
 
 
@@ -155,7 +157,7 @@ def test_a_failing_build_fails_the_run_with_its_error_and_publishes_nothing(
     message = details["error"]["error"]["message"]
     assert "could not be built in its image" in message and "ferry-no-such-package" in message
     assert image_tag(docker_hash(env.to_spec())) not in ferry_images(client())
-    assert client().containers.list(all=True, filters={"label": "ferry.build"}) == []
+    assert client().containers.list(all=True, sparse=True, filters={"label": "ferry.build"}) == []
 
 
 def test_a_failing_dockerfile_and_a_missing_image_are_named(
@@ -319,7 +321,7 @@ def test_a_run_canceled_while_its_packages_install_stops_the_build_at_once(
     )  # uv alone would wait 30 s for the silent index
     assert "the run was canceled" in _log(workspace, run.id)
     assert image_tag(docker_hash(env.to_spec())) not in ferry_images(client())
-    assert client().containers.list(filters={"label": "ferry.build"}) == []
+    assert client().containers.list(sparse=True, filters={"label": "ferry.build"}) == []
 
 
 def test_a_run_canceled_while_its_dockerfile_builds_stops_the_build(
