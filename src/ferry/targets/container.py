@@ -223,7 +223,12 @@ def check_image_mpi(
 
 
 def container_name(run_id: str, rank: int) -> str:
-    return f"ferry-{run_id}-{rank}"
+    return f"{rank_name_prefix(run_id)}{rank}"
+
+
+def rank_name_prefix(run_id: str) -> str:
+    """What the names of a run's rank containers start with (``ferry-<run id>-``)."""
+    return f"ferry-{run_id}-"
 
 
 def wants_gpus(job: JobSpec) -> bool:
@@ -341,7 +346,7 @@ def mpi_launch(
         }
     )
     cut = len(whole) - 5  # the image, then the four words of the wrapper
-    name = container_name(job.run_id, 0)[:-1]  # "ferry-<run id>-": each rank adds its number
+    name = rank_name_prefix(job.run_id)  # each rank adds its number
     box = {"head": whole[:cut], "tail": whole[cut:], "name": name}
     written = mpi.write_command(job.run_dir, argv, job.log_path.parent, box)
     as_root = os.geteuid() == 0
