@@ -129,6 +129,9 @@ def test_unknown_things_and_missing_tokens(studio: dict[str, Any]) -> None:
     page = bare.get("/runs/no_such_run")
     assert page.status_code == 200 and "<!doctype html>" in page.text.lower()
     assert bare.get("/api/v1/ui/nothing-here").status_code in (401, 404)
+    assert client.get("/api/v1/nothing-here").status_code == 404
+    odd = bare.get("/no/such/page")  # the app shows its own not-found page
+    assert odd.status_code == 200 and "<!doctype html>" in odd.text.lower()
 
 
 def test_run_page_tells_what_the_run_used(studio: dict[str, Any]) -> None:
@@ -284,7 +287,22 @@ def test_pages_and_assets_are_served(studio: dict[str, Any]) -> None:
     bare = TestClient(studio["client"].app)
     for path in ("/", "/runs", "/compare", "/experiments/studio", "/signin"):
         assert bare.get(path).status_code == 200
-    assert bare.get("/static/../../../etc/passwd").status_code == 404
+    for sneaky in ("/static/../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd"):
+        answer = bare.get(sneaky)
+        assert "root:" not in answer.text and answer.status_code in (200, 404)
     assert bare.get("/static/no-such-file.js").status_code == 404
     index = (Path(__file__).parents[2] / "src/ferry/ui/static/index.html").read_text()
     assert bare.get("/").text == index
+
+
+def test_sorts_on_every_column_of_the_table(studio: dict[str, Any]) -> None:
+    client = studio["client"]
+    for key in ("duration", "target", "run_type", "experiment", "run_name", "status", "created"):
+        for way in ("ASC", "DESC"):
+            page = _post(client, "runs", {"order_by": [f"attributes.{key} {way}"]})
+            assert page["total"] >= 3, key
+    page = _post(client, "runs", {"experiment": "studio", "order_by": ["attributes.duration ASC"]})
+    durations = [r["duration"] for r in page["runs"] if r["duration"] is not None]
+    assert durations == sorted(durations)
+    slow = _post(client, "runs", {"experiment": "studio", "filter": "attributes.duration > 0"})
+    assert slow["total"] >= 3

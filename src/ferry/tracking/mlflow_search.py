@@ -40,6 +40,10 @@ _ATTRIBUTES = {
     "start_time": "start_time",
     "end_time": "end_time",
     "created": "created_at",
+    "duration": "duration",  # ferry's: seconds from start to end
+    "experiment": "experiment",
+    "target": "target",
+    "run_type": "run_type",
     "name": "name",  # experiments
 }
 _MLFLOW_STATUSES: dict[str, tuple[str, ...]] = {

@@ -47,6 +47,8 @@ ATTRIBUTES = (
     "target",
     "experiment",
     "parent_id",
+    "run_type",
+    "duration",
 )
 MAX_PAGE = 50_000
 #: longest metric name kept in latest_metrics (its column's width)
@@ -153,7 +155,7 @@ def check(search: RunSearch) -> RunSearch:
     return search
 
 
-_NUMERIC_ATTRIBUTES = ("created_at", "start_time", "end_time")
+_NUMERIC_ATTRIBUTES = ("created_at", "start_time", "end_time", "duration")
 
 
 def _is_number(value: Any) -> bool:
@@ -208,6 +210,10 @@ def _compare(op: str, have: Any, want: Any) -> bool:
 
 
 def attribute(record: RunRecord, key: str) -> Any:
+    if key == "duration":  # seconds from start to end; None until the run has both
+        if record.start_time is None or record.end_time is None:
+            return None
+        return record.end_time - record.start_time
     value = getattr(record, key)
     return value.value if key == "status" else value
 

@@ -109,7 +109,7 @@ def _sort_keys(
             )
             column = table.c.value
         else:
-            column = runs.c[order.key]
+            column = attribute_column(order.key)
         keys.append((column, order.ascending))
     # the tie-breakers keep their index order (no NULLS LAST: never null)
     keys += [(runs.c.created_at, None), (runs.c.id, None)]
@@ -202,8 +202,16 @@ def _matching(query: RunSearch, *, hide_run_indexes: bool = False) -> tuple[Any,
                 table, sa.and_(table.c.run_id == runs.c.id, table.c.key == clause.key)
             ).where(_condition(table.c.value, clause))
         else:
-            stmt = stmt.where(_condition(runs.c[clause.key], clause))
+            stmt = stmt.where(_condition(attribute_column(clause.key), clause))
     return stmt, filtered
+
+
+def attribute_column(key: str) -> Any:
+    """A run attribute as SQL: a column, or ``duration`` (end minus start; NULL until both)."""
+    runs = t.runs
+    if key == "duration":
+        return runs.c.end_time - runs.c.start_time
+    return runs.c[key]
 
 
 def _ordering(keys: Sequence[tuple[Any, bool | None]]) -> list[Any]:

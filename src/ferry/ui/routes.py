@@ -13,13 +13,14 @@ changed, so a printed line reaches the page in well under a second without polli
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -280,6 +281,7 @@ async def _follow(
     request: Request, svc: ServerServices, run_id: str, log: str | None, offset: int
 ) -> AsyncIterator[dict[str, str]]:
     folder = svc.workspace.runs_dir / run_id
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     sent_row: dict[str, Any] | None = None
     counts: list[tuple[str, str, int]] | None = None
     mark = ""
@@ -311,11 +313,10 @@ async def _follow(
                 data = data[:_LOG_CHUNK]
                 if not data:
                     break
-                text = data.decode("utf-8", errors="replace")
-                yield {
-                    "event": "log",
-                    "data": json.dumps({"name": log, "offset": offset, "text": text}),
-                }
+                # a character cut by the chunk's end is held back for the next chunk
+                text = decoder.decode(data)
+                event = {"name": log, "offset": offset, "next_offset": offset + len(data)}
+                yield {"event": "log", "data": json.dumps({**event, "text": text})}
                 offset += len(data)
         if sent_row is not None and sent_row["terminal"] and state["done"]:
             final = runfiles.scan_folder(folder)
@@ -356,8 +357,17 @@ def static_file(path: str) -> Response:
     return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
+def any_page(path: str) -> HTMLResponse:
+    """Any other page path: the app, which shows its own "not found" page; an unknown API
+    path stays a JSON 404."""
+    if path.split("/", 1)[0] in ("api", "static", "ajax-api"):
+        raise HTTPException(404, f"no such route: /{path}")
+    return index()
+
+
 def install_pages(app: Any) -> None:
     """The page paths and ``/static``; call after every API router is included."""
     for page in PAGES:
         app.add_api_route(page, index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/static/{path:path}", static_file, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/{path:path}", any_page, methods=["GET"], include_in_schema=False)

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ferry.errors import ConfigError, RunNotFound
+from ferry.errors import ConfigError, FerryError, RunNotFound
 from ferry.server import runfiles
 from ferry.snapshot.manifest import FileEntry, LinkEntry, Manifest
 from ferry.snapshot.snapshotter import load_manifest
@@ -67,7 +67,11 @@ def run_page(svc: ServerServices, run_id: str, portal_url: str | None = None) ->
         "parent": parent,
         "children": {"total": children},
         "logs": [{"name": n, "size": size} for n, size in state["logs"].items()],
-        "files": [{"name": a.name, "size": a.size} for a in artifacts],
+        "files": [
+            {"name": a.name, "size": a.size}
+            for a in artifacts
+            if a.name not in state["logs"]  # the logs are listed once, above
+        ],
         "metrics": [
             {"name": n, "type": kind, "count": count}
             for n, kind, count in store.metric_names(record.id)
@@ -253,12 +257,23 @@ def _snapshot(snapshot: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def _datasets(svc: ServerServices, run_id: str) -> dict[str, list[dict[str, Any]]]:
     from ferry.tracking.assets import asset_store
 
+    assets = asset_store(svc.store)
     out: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
-    for record in asset_store(svc.store).list_run_datasets(run_id, None):
+    for record in assets.list_run_datasets(run_id, None):
         side = "inputs" if record.direction == "input" else "outputs"
-        out[side].append(
-            {"name": record.name, "id": record.dataset_id, "mechanism": record.mechanism}
-        )
+        entry: dict[str, Any] = {
+            "name": record.name,
+            "id": record.dataset_id,
+            "mechanism": record.mechanism,
+            "dataset": None,
+            "version": None,
+        }
+        try:
+            found = assets.get_dataset_by_id(record.dataset_id)
+            entry.update(dataset=found.name, version=found.version)
+        except FerryError:  # unregistered since, or saved without a name
+            pass
+        out[side].append(entry)
     return out
 
 

@@ -20,11 +20,11 @@ function baseColumns(showExperiment) {
     { key: "created", label: "Created", sort: "attributes.created", first: "DESC", cell: (r) => fmtTime(r.created_at) },
     { key: "start_time", label: "Started", sort: "attributes.start_time", first: "DESC", cell: (r) => fmtTime(r.start_time) },
     { key: "duration", label: "Duration", sort: "attributes.duration", first: "DESC", cell: (r) => fmtDuration(r.duration) },
-    { key: "target", label: "Target", cell: (r) => r.target },
-    { key: "run_type", label: "Type", cell: (r) => r.run_type },
+    { key: "target", label: "Target", sort: "attributes.target", first: "ASC", cell: (r) => r.target },
+    { key: "run_type", label: "Type", sort: "attributes.run_type", first: "ASC", cell: (r) => r.run_type },
     { key: "children", label: "Children", cell: (r) => (r.children ? r.children : "") },
   ];
-  if (showExperiment) cols.splice(1, 0, { key: "experiment", label: "Experiment", cell: (r) => html`<${Link} href=${experimentHref(r.experiment)}>${r.experiment}</${Link}>` });
+  if (showExperiment) cols.splice(1, 0, { key: "experiment", label: "Experiment", sort: "attributes.experiment", first: "ASC", cell: (r) => html`<${Link} href=${experimentHref(r.experiment)}>${r.experiment}</${Link}>` });
   return cols;
 }
 
