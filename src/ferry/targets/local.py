@@ -209,6 +209,25 @@ class LocalTarget(Target):
         variables = {**request["set"], **self._data_env, "PYTHONPATH": str(runtime_path)}
         gpus = container.wants_gpus(job) and bool(distributed.gpu_evidence())
         note = container.gpu_note(job, gpus)
+        if self._mpirun is not None:  # one mpirun here, one container per rank it starts
+            box = container.mpi_launch(
+                job,
+                self._mpirun,
+                image=self._image,
+                engine=self._engine,
+                command=self._argv(job, job.command.argv(self._python)),
+                variables=variables,
+                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path)
+                + self._data_mounts(job),
+                workdir=str(self._workdir),
+                user=f"{os.getuid()}:{os.getgid()}",
+                gpus=gpus,
+                base_env=without_ferry_secrets(os.environ),
+                docker=container.docker_client_path(),
+            )
+            first = box.first_line + (note + "\n" if note else "")
+            launch = JobProcess(0, box.argv, box.env, str(job.log_path), first, box.stop)
+            return self._start_launches(job, [launch])
         slots: list[tuple[int, dict[str, str], str]] = [(0, {}, str(job.log_path))]
         if self._plan is not None:
             host, port = "127.0.0.1", distributed.free_port("127.0.0.1")
