@@ -147,6 +147,11 @@ export function setTrace(sink: ((line: string) => void) | null): void {
   trace = sink;
 }
 
+/** A trace line of the extension's own steps (when tracing is on), with the wall clock. */
+export function traceStep(what: string): void {
+  trace?.(`@${Date.now()} ${what}`);
+}
+
 /** The ferry CLI at `command`, run in `cwd` with the workspace option when one is set. */
 export class Ferry {
   constructor(
@@ -203,6 +208,7 @@ export class Ferry {
   stream(args: string[], onEvent: (event: StreamEvent) => void, cwd: string = this.cwd): Stream {
     const full = args.includes("--json") ? args : [...args, "--json"];
     const started = Date.now();
+    trace?.(`@${started} spawn ferry ${args.join(" ")}`);
     const child = spawn(this.located.command, this.argv(full), { cwd, env: this.env });
     const splitter = new LineSplitter();
     let first = true;
@@ -217,7 +223,7 @@ export class Ferry {
       }
       settled = settled || event.event === "end" || event.error !== undefined;
       if (trace && (first || event.event !== "log")) {
-        trace(`${Date.now() - started} ms  ferry ${args.join(" ")}: ${event.event ?? "error"}`);
+        trace(`${Date.now() - started} ms  ferry ${args.join(" ")}: ${event.event ?? "error"} @${Date.now()}`);
       }
       first = first && event.event !== "log";
       onEvent(event);

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import * as actions from "./actions";
-import { Ferry, FerryError, Located, findFerry, setTrace } from "./cli";
+import { Ferry, FerryError, Located, findFerry, setTrace, traceStep } from "./cli";
 import { Follower, LogDocuments, showError } from "./follow";
 import { RunSummary } from "./format";
 import { LAST_JOB_KEY, askChoices, folderOf, saveFirst, writeJobFile } from "./submit";
@@ -186,13 +186,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     tree,
     follower,
     vscode.workspace.registerTextDocumentContentProvider(actions.RunDocuments.scheme, docs),
-    vscode.workspace.registerTextDocumentContentProvider(LogDocuments.scheme, logs),
+    vscode.workspace.registerFileSystemProvider(LogDocuments.scheme, logs, { isReadonly: true, isCaseSensitive: true }),
     logs,
   );
   const traceChannel = vscode.window.createOutputChannel("ferry trace");
   context.subscriptions.push(traceChannel);
+  // FERRY_VSCODE_TRACE_FILE (for benchmarks): the same lines, appended to that file
+  const traceFile = process.env.FERRY_VSCODE_TRACE_FILE;
   const applyTrace = (): void =>
-    setTrace(settings().get<boolean>("trace", false) ? (line) => traceChannel.appendLine(line) : null);
+    setTrace(
+      settings().get<boolean>("trace", false) || traceFile
+        ? (line) => {
+            traceChannel.appendLine(line);
+            if (traceFile) {
+              fs.appendFileSync(traceFile, line + "\n");
+            }
+          }
+        : null,
+    );
   applyTrace();
   await locate(tree);
 
@@ -289,14 +300,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
 
   register("ferry.submitJobFile", async (arg) => {
+    traceStep("ferry.submitJobFile");
     const file =
       arg instanceof vscode.Uri
         ? arg
         : arg && typeof arg === "object" && (arg as Node).kind === "job"
           ? vscode.Uri.file((arg as Extract<Node, { kind: "job" }>).path)
           : vscode.window.activeTextEditor?.document.uri;
+    if (!file || file.scheme !== "file" || !/\.ya?ml$/.test(file.fsPath)) {
+      void vscode.window.showErrorMessage("ferry: open a job file (.yml) to submit it");
+      return;
+    }
     const ferry = await requireFerry();
-    if (file && ferry && (await saveFirst(file))) {
+    if (ferry && (await saveFirst(file))) {
       await ensureWorkspace(ferry, folderOf(file)?.uri.fsPath ?? path.dirname(file.fsPath));
       await submitJob(ferry, file.fsPath);
     }

@@ -14,50 +14,95 @@ export interface FollowHooks {
 }
 
 /**
- * A run's log as a read-only editor that grows (ferry-log:/RUN.log): each chunk is shown as it
- * arrives (the first at once, then at most every 50 ms), which an output channel — written to a
- * file the window polls — does not do.
+ * A run's log as a read-only editor that grows (ferry-log:/ferry run.log), served as a read-only
+ * file system: a change event makes the window reload the file, whose model takes the new text
+ * as a plain edit. (A content provider's change goes through the editor worker's diff, an output
+ * channel through a file the window polls: both show a line hundreds of ms late.) The first
+ * chunk is announced at once, then at most every 50 ms.
  */
-export class LogDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
+export class LogDocuments implements vscode.FileSystemProvider, vscode.Disposable {
   static readonly scheme = "ferry-log";
-  private readonly texts = new Map<string, string>();
-  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
-  readonly onDidChange = this.emitter.event;
+  /** The one log editor: the run followed last. One document, shown once and then only
+   * changed, so a submit's first line needs no new editor (opening one costs hundreds of ms). */
+  static readonly current = vscode.Uri.from({ scheme: LogDocuments.scheme, path: "/ferry run.log" });
+  private readonly texts = new Map<string, { data: Uint8Array; mtime: number }>();
+  private readonly emitter = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
+  readonly onDidChangeFile = this.emitter.event;
   private readonly lastFired = new Map<string, number>();
   private readonly scheduled = new Set<string>();
-
-  static uri(runId: string): vscode.Uri {
-    return vscode.Uri.from({ scheme: LogDocuments.scheme, path: `/${runId}.log` });
-  }
-
-  provideTextDocumentContent(uri: vscode.Uri): string {
-    return this.texts.get(uri.toString()) ?? "";
-  }
+  private readonly encoder = new TextEncoder();
 
   set(uri: vscode.Uri, text: string): void {
-    this.texts.set(uri.toString(), text);
+    this.texts.set(uri.path, { data: this.encoder.encode(text), mtime: Date.now() });
     this.changed(uri);
   }
 
   append(uri: vscode.Uri, text: string): void {
-    this.texts.set(uri.toString(), (this.texts.get(uri.toString()) ?? "") + text);
+    const old = this.texts.get(uri.path)?.data ?? new Uint8Array();
+    const add = this.encoder.encode(text);
+    const data = new Uint8Array(old.length + add.length);
+    data.set(old);
+    data.set(add, old.length);
+    this.texts.set(uri.path, { data, mtime: Date.now() });
     this.changed(uri);
   }
 
   private changed(uri: vscode.Uri): void {
-    const key = uri.toString();
+    const key = uri.path;
+    const fire = (): void => {
+      this.lastFired.set(key, Date.now());
+      this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri }]);
+    };
     const wait = 50 - (Date.now() - (this.lastFired.get(key) ?? 0));
     if (wait <= 0) {
-      this.lastFired.set(key, Date.now());
-      this.emitter.fire(uri);
+      fire();
     } else if (!this.scheduled.has(key)) {
       this.scheduled.add(key);
       setTimeout(() => {
         this.scheduled.delete(key);
-        this.lastFired.set(key, Date.now());
-        this.emitter.fire(uri);
+        fire();
       }, wait);
     }
+  }
+
+  watch(): vscode.Disposable {
+    return new vscode.Disposable(() => undefined);
+  }
+
+  stat(uri: vscode.Uri): vscode.FileStat {
+    const entry = this.texts.get(uri.path);
+    if (!entry) {
+      throw vscode.FileSystemError.FileNotFound(uri);
+    }
+    return { type: vscode.FileType.File, ctime: 0, mtime: entry.mtime, size: entry.data.length };
+  }
+
+  readFile(uri: vscode.Uri): Uint8Array {
+    const entry = this.texts.get(uri.path);
+    if (!entry) {
+      throw vscode.FileSystemError.FileNotFound(uri);
+    }
+    return entry.data;
+  }
+
+  readDirectory(): [string, vscode.FileType][] {
+    return [...this.texts.keys()].map((p) => [p.slice(1), vscode.FileType.File]);
+  }
+
+  createDirectory(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  writeFile(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  delete(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  rename(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(uri);
   }
 
   dispose(): void {
@@ -106,7 +151,9 @@ export class Follower implements vscode.Disposable {
     };
     let experiment: string | undefined;
     let endStatus: string | null = null;
-    let logUri: vscode.Uri | undefined;
+    const logUri = LogDocuments.current;
+    this.logs.set(logUri, `# ferry: ${options.title}\n`);
+    void this.showLog(logUri); // while the CLI starts
     const onEvent = (event: StreamEvent): void => {
       if (state.stopped) {
         return;
@@ -121,16 +168,11 @@ export class Follower implements vscode.Disposable {
         state.runId = event.runId;
         this.activeRunId = event.runId;
       }
-      if (state.runId && !logUri) {
-        logUri = LogDocuments.uri(state.runId);
-        this.logs.set(logUri, "");
-        void this.showLog(logUri);
-      }
       if (event.event === "queued") {
         experiment = event.experiment;
         const line = `run ${event.runId} queued on ${event.target} (experiment ${event.experiment})`;
         this.channel.appendLine(line);
-        this.logs.append(logUri!, `# ferry: ${line}\n`);
+        this.logs.append(logUri, `# ferry: ${line}\n`);
         this.setStatus(event.runId ?? null, "Queued");
         this.hooks.onRunChanged(event.runId ?? "", experiment);
       } else if (event.event === "log" && event.text !== undefined) {
@@ -138,11 +180,11 @@ export class Follower implements vscode.Disposable {
           this.setStatus(state.runId, "Running");
         }
         this.channel.append(event.text);
-        this.logs.append(logUri!, event.text);
+        this.logs.append(logUri, event.text);
       } else if (event.event === "end") {
         endStatus = event.status ?? "Unknown";
         this.channel.appendLine(`\nferry: run ${event.runId} ${endStatus}`);
-        this.logs.append(logUri!, `\n# ferry: run ${event.runId} ${endStatus}\n`);
+        this.logs.append(logUri, `\n# ferry: run ${event.runId} ${endStatus}\n`);
         this.setStatus(state.runId, endStatus);
         this.hooks.onRunChanged(event.runId ?? "", experiment);
         if (options.notify) {
@@ -161,8 +203,12 @@ export class Follower implements vscode.Disposable {
     });
   }
 
-  /** The log editor beside the code, without taking the focus. */
+  /** The log editor beside the code, without taking the focus (left alone when it shows). */
   private async showLog(uri: vscode.Uri): Promise<void> {
+    const visible = vscode.window.visibleTextEditors.some((e) => e.document.uri.toString() === uri.toString());
+    if (visible) {
+      return;
+    }
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc, {
       preview: true,
