@@ -1,6 +1,7 @@
-// Following a run: its log streams into an output channel as the job writes it, a status-bar
-// item shows the active run's status and elapsed time, and a notification at the end offers
-// Open Run, Show Metrics and (when the studio UI serves the workspace) Open in ferry UI.
+// Following a run: its log grows in a read-only editor beside the code as the job writes it
+// (and goes to the "ferry run log" output channel), a status-bar item shows the active run's
+// status and elapsed time, and a notification at the end offers Open Run, Show Metrics and
+// (when the studio UI serves the workspace) Open in ferry UI.
 
 import * as vscode from "vscode";
 import { Ferry, Stream, StreamEvent } from "./cli";
