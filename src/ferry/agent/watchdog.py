@@ -164,6 +164,9 @@ class Watchdog:
         self.leftovers = 0
         self._control_buffer = b""
         self._signalled = False
+        #: readable when a signal came (SIGCHLD above all): the loop wakes at a child's exit
+        #: instead of at its next 0.1 s tick (see :func:`wake_on_signals`)
+        self.wake = -1
 
     # starting --------------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -183,6 +186,8 @@ class Watchdog:
             watched = [r.fd for r in self.ranks if r.fd >= 0]
             if self.control >= 0:
                 watched.append(self.control)
+            if self.wake >= 0:
+                watched.append(self.wake)
             ready: list[int] = []
             if watched:
                 try:
@@ -192,6 +197,9 @@ class Watchdog:
             else:
                 time.sleep(0.05)
             for fd in ready:
+                if fd == self.wake:
+                    _empty(self.wake)
+                    continue
                 if fd == self.control:
                     self._read_control()
                     continue
@@ -369,6 +377,26 @@ class Watchdog:
 write_json = files.write_json
 
 
+def wake_on_signals() -> int:
+    """A pipe that becomes readable when a signal arrives (``signal.set_wakeup_fd``), with a
+    SIGCHLD handler so a child's exit is one: the loop's ``select`` then ends at once. Without
+    it the exit of a job's last process waited for the next tick (~0.1 s of every run)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # reset to default at exec
+    signal.set_wakeup_fd(write_end)
+    return read_end
+
+
+def _empty(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except OSError:  # nothing more (EAGAIN)
+        pass
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -388,6 +416,7 @@ def main() -> int:
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, on_signal)
+    dog.wake = wake_on_signals()
     started = dog.start()
     os.write(1, (json.dumps(started) + "\n").encode())
     os.dup2(devnull, 1)  # the supervisor has its answer: nothing more on that pipe
