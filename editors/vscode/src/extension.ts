@@ -10,7 +10,8 @@ import { Ferry, FerryError, Located, findFerry, setTrace, traceStep } from "./cl
 import { Follower, LogDocuments, showError } from "./follow";
 import { RunSummary } from "./format";
 import { LAST_JOB_KEY, askChoices, folderOf, saveFirst, writeJobFile } from "./submit";
-import { Node, Page, RunsTree, TreeSource, WorkspaceInfo } from "./tree";
+import { CliSource, pythonInterpreter } from "./source";
+import { Node, RunsTree, WorkspaceInfo } from "./tree";
 
 let located: Located | null = null;
 let interpreter: string | null = null;
@@ -26,28 +27,6 @@ function rootFolder(): string {
 
 function ferryFor(folder: string = rootFolder()): Ferry | null {
   return located ? new Ferry(located, folder, settings().get<string>("workspace", "")) : null;
-}
-
-/** The Python extension's selected interpreter, when that extension is installed. */
-async function pythonInterpreter(): Promise<string | null> {
-  const ext = vscode.extensions.getExtension("ms-python.python");
-  if (!ext) {
-    return null;
-  }
-  try {
-    const api = (ext.isActive ? ext.exports : await ext.activate()) as {
-      environments?: { getActiveEnvironmentPath?: (r?: vscode.Uri) => { path?: string } | undefined };
-      settings?: { getExecutionDetails?: (r?: vscode.Uri) => { execCommand?: string[] } | undefined };
-    };
-    const resource = vscode.workspace.workspaceFolders?.[0]?.uri;
-    return (
-      api.environments?.getActiveEnvironmentPath?.(resource)?.path ??
-      api.settings?.getExecutionDetails?.(resource)?.execCommand?.[0] ??
-      null
-    );
-  } catch {
-    return null;
-  }
 }
 
 async function locate(tree: RunsTree): Promise<void> {
@@ -91,34 +70,6 @@ async function requireFerry(folder?: string): Promise<Ferry | null> {
     await reportMissing();
   }
   return ferry;
-}
-
-class CliSource implements TreeSource {
-  constructor(private readonly ferry: Ferry) {}
-  workspace(): Promise<WorkspaceInfo> {
-    return this.ferry.json<WorkspaceInfo>(["workspace", "show"]);
-  }
-  experiments(): Promise<{ name: string }[]> {
-    return this.ferry.json(["experiments", "list"]);
-  }
-  runs(experiment: string, offset: number, limit: number): Promise<Page> {
-    return this.ferry.json(["runs", "list", "-e", experiment, "-n", String(limit), "--offset", String(offset), "--page"]);
-  }
-  children(runId: string, offset: number, limit: number): Promise<Page> {
-    return this.ferry.json(["runs", "list", "--parent", runId, "-n", String(limit), "--offset", String(offset), "--page"]);
-  }
-  targets(): Promise<{ name: string; type: string }[]> {
-    return this.ferry.json(["target", "list"]);
-  }
-  async environments(): Promise<{ name: string; version: number | null; curated: boolean }[]> {
-    return (await this.ferry.json<{ environments: { name: string; version: number | null; curated: boolean }[] }>(["env", "list"])).environments;
-  }
-  datasets(): Promise<{ name: string; version?: number }[]> {
-    return this.ferry.json(["data", "list"]);
-  }
-  models(): Promise<{ name: string; version?: number }[]> {
-    return this.ferry.json(["models", "list"]);
-  }
 }
 
 /** A run from a command's argument: a tree node, a run id, or (none) a pick. */
