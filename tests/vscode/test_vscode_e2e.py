@@ -60,16 +60,29 @@ class Driver:
         self.page.screenshot(path=str(self.shots / f"{self.step:02d}-{name}.png"))
 
     def palette(self, command: str) -> None:
+        """Run a command from the command palette (F1). A palette opened while the workbench
+        was still settling (an editor opening) may not take the text: then it is closed and
+        opened again, three times at most."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         page = self.page
-        page.keyboard.press("Escape")
-        page.keyboard.press("F1")
-        box = page.locator(".quick-input-widget input")
-        box.wait_for(state="visible", timeout=10_000)
-        box.fill(">" + command)
-        page.locator(".quick-input-list .monaco-list-row", has_text=command).first.wait_for(
-            timeout=10_000
-        )
-        page.keyboard.press("Enter")
+        for attempt in range(3):
+            page.keyboard.press("Escape")
+            page.keyboard.press("F1")
+            box = page.locator(".quick-input-widget input")
+            try:
+                box.wait_for(state="visible", timeout=10_000)
+                box.fill(">" + command, timeout=5_000)
+                # Enter runs the focused row: wait until the filter has put this command there
+                page.locator(
+                    ".quick-input-list .monaco-list-row.focused", has_text=command
+                ).wait_for(timeout=10_000)
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+                continue
+            page.keyboard.press("Enter")
+            return
 
     def open_file(self, name: str) -> None:
         page = self.page
