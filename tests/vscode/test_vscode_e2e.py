@@ -144,6 +144,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "slow.py").write_text(textwrap.dedent(SLOW), encoding="utf-8")
     # a job file naming a target the workspace does not have
     (folder / "bad.job.yml").write_text("script: train.py\ncompute_target: nowhere\n")
+    (folder.parent / "outside.py").write_text("print('not in the open folder')\n")
     return folder
 
 
@@ -272,3 +273,21 @@ def test_a_cli_error_shows_as_a_vscode_error_with_its_fix(driver: Driver, projec
     assert "ferry target attach" in text  # the fix the CLI named
     assert "Traceback" not in text
     driver.shot("cli-error")
+
+
+def test_a_script_outside_the_open_folder_is_refused(driver: Driver, project: Path) -> None:
+    page = driver.page
+    outside = project.parent / "outside.py"
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+p")
+    page.locator(".quick-input-widget input").fill(str(outside))
+    page.locator(".quick-input-list .monaco-list-row.focused", has_text="outside.py").wait_for(
+        timeout=10_000
+    )
+    page.keyboard.press("Enter")
+    page.locator(".tab.active", has_text="outside.py").wait_for(timeout=10_000)
+    driver.palette("ferry: Submit Current Script")
+    toast = page.locator(".notifications-toasts .notification-toast", has_text="outside the open")
+    toast.first.wait_for(timeout=20_000)
+    assert "open its folder" in toast.first.inner_text()
+    driver.shot("outside-refused")
