@@ -111,11 +111,23 @@ export class LogDocuments implements vscode.FileSystemProvider, vscode.Disposabl
   }
 }
 
+/** One followed command: its process, its run, and whether its log is the one shown. */
+interface Following {
+  stream: Stream;
+  runId: string | null;
+  stopped: boolean;
+  shown: boolean;
+  notify: boolean;
+}
+
 export class Follower implements vscode.Disposable {
   readonly channel: vscode.OutputChannel;
   private readonly status: vscode.StatusBarItem;
   private ticker: ReturnType<typeof setInterval> | undefined;
-  private current: { stream: Stream; runId: string | null; stopped: boolean } | null = null;
+  private current: Following | null = null;
+  /** Submits still going whose log is no longer shown: they keep running for their end
+   * notification (another run's log was opened meanwhile). */
+  private readonly background = new Set<Following>();
   /** The run the status bar shows (the cancel command's default). */
   activeRunId: string | null = null;
   private activeStatus = "";
@@ -132,6 +144,10 @@ export class Follower implements vscode.Disposable {
 
   dispose(): void {
     this.stopCurrent();
+    for (const state of this.background) {
+      state.stopped = true;
+      state.stream.stop();
+    }
     this.channel.dispose();
     this.status.dispose();
   }
@@ -141,14 +157,21 @@ export class Follower implements vscode.Disposable {
    * `runs logs -f --json`): `notify` shows the end notification (a submit or a rerun).
    */
   follow(ferry: Ferry, args: string[], options: { cwd?: string; notify: boolean; title: string }): Promise<string | null> {
+    if (this.current?.notify) {
+      this.current.shown = false; // a submit going on: it still notifies at its end
+      this.background.add(this.current);
+      this.current = null;
+    }
     this.stopCurrent();
     this.started = Date.now(); // the status bar's clock: from the submit (or the log opened)
     this.channel.clear();
     this.channel.appendLine(`ferry: ${options.title}`);
-    const state: { stream: Stream; runId: string | null; stopped: boolean } = {
+    const state: Following = {
       stream: undefined as unknown as Stream,
       runId: null,
       stopped: false,
+      shown: true,
+      notify: options.notify,
     };
     let experiment: string | undefined;
     let endStatus: string | null = null;
@@ -160,14 +183,25 @@ export class Follower implements vscode.Disposable {
         return;
       }
       if (event.error !== undefined) {
-        this.channel.appendLine(`ferry: error: ${event.error}`);
         showError(event.error, event.fix ?? null);
-        this.setStatus(state.runId, "Error");
+        if (state.shown) {
+          this.channel.appendLine(`ferry: error: ${event.error}`);
+          this.setStatus(state.runId, "Error");
+        }
         return;
       }
       if (event.runId && !state.runId) {
         state.runId = event.runId;
-        this.activeRunId = event.runId;
+        this.activeRunId = state.shown ? event.runId : this.activeRunId;
+      }
+      if (!state.shown) {
+        if (event.event === "end") {
+          this.hooks.onRunChanged(event.runId ?? "", experiment);
+          if (options.notify) {
+            void this.notifyEnd(event, null);
+          }
+        }
+        return;
       }
       if (event.event === "queued") {
         experiment = event.experiment;
@@ -189,7 +223,7 @@ export class Follower implements vscode.Disposable {
         this.setStatus(state.runId, endStatus);
         this.hooks.onRunChanged(event.runId ?? "", experiment);
         if (options.notify) {
-          void this.notifyEnd(event);
+          void this.notifyEnd(event, this.started);
         }
       }
     };
@@ -200,6 +234,7 @@ export class Follower implements vscode.Disposable {
       if (this.current === state) {
         this.current = null;
       }
+      this.background.delete(state);
       return endStatus;
     });
   }
@@ -247,9 +282,9 @@ export class Follower implements vscode.Disposable {
     }
   }
 
-  private async notifyEnd(event: StreamEvent): Promise<void> {
+  private async notifyEnd(event: StreamEvent, started: number | null): Promise<void> {
     const runId = event.runId ?? "";
-    const seconds = this.started ? (Date.now() - this.started) / 1000 : null;
+    const seconds = started ? (Date.now() - started) / 1000 : null;
     const message = `ferry: run ${runId} ${event.status}${seconds !== null ? ` in ${formatDuration(seconds)}` : ""}`;
     // the studio's page of the run when `ferry ui` (or the server) serves the workspace
     const portal = typeof event.details?.portalUrl === "string" ? event.details.portalUrl : "";
