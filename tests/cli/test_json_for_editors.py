@@ -210,3 +210,20 @@ def test_an_error_ends_a_json_lines_stream_as_one_line(ferry, awkward_dir: Path)
     assert res.code == 2
     [error] = _lines(res.out)  # one line, a JSON object
     assert "nowhere" in error["error"] and "ferry target attach" in error["fix"]
+
+
+def test_workspace_show_says_what_chose_it(
+    ferry,  # type: ignore[no-untyped-def]
+    awkward_dir: Path,
+    monkeypatch: Any,
+) -> None:
+    bare = awkward_dir / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    default = ferry("workspace", "show", "--json", workspace=None).json()
+    assert default["chosenBy"] == "default" and default["configFile"] is None
+    made = ferry("init", str(bare), "--json", workspace=None).json()
+    found = ferry("workspace", "show", "--json", workspace=None).json()
+    assert found["chosenBy"] == "config"
+    assert found["configFile"] == made["configFile"]
+    assert found["location"] == made["workspace"]
