@@ -65,6 +65,7 @@ def _engine() -> Any:
         import container  # type: ignore[import-not-found,no-redef]
     return container
 
+
 READ_SIZE = 1 << 16
 
 
