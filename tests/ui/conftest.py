@@ -97,8 +97,10 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API runs one
+    instance at a time in a process, and the VS Code tests (run after these) start their own."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from ferry.errors import ConfigError, RunNotFound
 from ferry.server import runfiles
@@ -357,17 +358,24 @@ def static_file(path: str) -> Response:
     return FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
-def any_page(path: str) -> HTMLResponse:
-    """Any other page path: the app, which shows its own "not found" page; an unknown API
-    path stays a JSON 404."""
-    if path.split("/", 1)[0] in ("api", "static", "ajax-api"):
-        raise HTTPException(404, f"no such route: /{path}")
-    return index()
-
-
 def install_pages(app: Any) -> None:
     """The page paths and ``/static``; call after every API router is included."""
     for page in PAGES:
         app.add_api_route(page, index, methods=["GET"], include_in_schema=False)
     app.add_api_route("/static/{path:path}", static_file, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/{path:path}", any_page, methods=["GET"], include_in_schema=False)
+    not_found = app.router.default
+
+    async def pages_or_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other page path is the app, which shows its own "not found" page; an unknown
+        API path stays a JSON 404 (and a route asked with another method, a 405)."""
+        path = str(scope.get("path", ""))
+        if (
+            scope["type"] == "http"
+            and scope.get("method") in ("GET", "HEAD")
+            and not path.startswith(("/api/", "/static/", "/ajax-api/"))
+        ):
+            await index()(scope, receive, send)
+            return
+        await not_found(scope, receive, send)
+
+    app.router.default = pages_or_not_found
