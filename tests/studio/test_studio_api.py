@@ -306,3 +306,21 @@ def test_sorts_on_every_column_of_the_table(studio: dict[str, Any]) -> None:
     assert durations == sorted(durations)
     slow = _post(client, "runs", {"experiment": "studio", "filter": "attributes.duration > 0"})
     assert slow["total"] >= 3
+
+
+def test_the_events_of_a_run_without_a_done_marker_end(studio: dict[str, Any]) -> None:
+    """An interactive run (``start_logging``) has no supervisor writing a done marker: once it
+    has ended, its stream still ends (it streamed forever)."""
+    client, ws = studio["client"], studio["ws"]
+    run = Experiment(ws, "interactive").start_logging()
+    run.log("loss", 0.5)
+    run.complete()
+    started = time.monotonic()
+    with client.stream(
+        "GET", f"/api/v1/ui/runs/{run.id}/events", params={"log": "user_logs/std_log.txt"}
+    ) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert events[0] == "event: status" and events[-1] == "event: end"
+    assert time.monotonic() - started < 15
+    page = client.get(f"/api/v1/ui/runs/{run.id}").json()
+    assert page["run"]["status"] == "Completed" and page["terminal"] is True

@@ -41,6 +41,8 @@ _FOLDER_STEP = 0.1
 _STORE_STEP = 0.5
 _PING = 15.0
 _LOG_CHUNK = 256 << 10
+#: how long an ended run's stream waits for its supervisor's done marker (the last log bytes)
+_SETTLE = 3.0
 
 router = APIRouter(prefix="/ui", tags=["ui"])
 Svc = Depends(services)
@@ -287,6 +289,7 @@ async def _follow(
     counts: list[tuple[str, str, int]] | None = None
     mark = ""
     next_store = 0.0
+    ended_at: float | None = None  # when the run was first seen ended
     while not await request.is_disconnected():
         state = runfiles.scan_folder(folder)
         new_mark = runfiles.state_mark(state)
@@ -319,12 +322,22 @@ async def _follow(
                 event = {"name": log, "offset": offset, "next_offset": offset + len(data)}
                 yield {"event": "log", "data": json.dumps({**event, "text": text})}
                 offset += len(data)
-        if sent_row is not None and sent_row["terminal"] and state["done"]:
+        if sent_row is not None and sent_row["terminal"] and ended_at is None:
+            ended_at = time.monotonic()
+        if ended_at is not None and (
+            state["done"]
+            or not sent_row_supervised(sent_row)
+            or time.monotonic() - ended_at > _SETTLE  # its supervisor died: no marker comes
+        ):
             final = runfiles.scan_folder(folder)
             if log is None or offset >= int(final["logs"].get(log, 0)):
                 yield {"event": "end", "data": "{}"}
                 return
         await asyncio.sleep(_FOLDER_STEP)
+
+
+def sent_row_supervised(row: dict[str, Any] | None) -> bool:
+    return bool(row and row.get("supervised"))
 
 
 def _state_of(
@@ -336,7 +349,10 @@ def _state_of(
         return None
     latest = svc.store.latest_metrics([run_id]).get(run_id, {})
     children = svc.store.count_children([run_id]).get(run_id, 0)
-    return views.row(record, latest, children), svc.store.metric_names(run_id)
+    row = views.row(record, latest, children)
+    # no supervisor ever (an interactive run, a run MLflow's client made): no done marker comes
+    row["supervised"] = record.supervisor_pid is not None
+    return row, svc.store.metric_names(run_id)
 
 
 # the pages ---------------------------------------------------------------------------------
