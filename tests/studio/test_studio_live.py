@@ -179,6 +179,27 @@ def test_portal_url_without_a_ui_is_the_run_folder(tmp_path: Path) -> None:
     assert run_url(ws, "r1") is None
 
 
+def test_a_ui_whose_process_is_a_zombie_is_not_serving(tmp_path: Path) -> None:
+    """A UI that exited but was not yet reaped by its parent still answers ``kill(pid, 0)``;
+    its address must not be handed out."""
+    from ferry.ui.address import announce, run_url
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    path = announce(ws.path, "http://127.0.0.1:1", "tok")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        data = json.loads(path.read_text())
+        data["pid"] = child.pid  # exited, not reaped: a zombie
+        path.write_text(json.dumps(data))
+        assert run_url(ws, "r1") is None
+    finally:
+        child.wait()
+
+
 def test_run_details_embeds_the_live_run_page_where_a_ui_serves(
     served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

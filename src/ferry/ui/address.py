@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ferry.agent.proc import pid_alive
+
 FILE_NAME = "ui.json"
 
 
@@ -47,7 +49,7 @@ def serving(workspace_path: Path) -> Studio | None:
     if not isinstance(data, dict):
         return None
     url, token, pid = data.get("url"), data.get("token"), data.get("pid")
-    if not isinstance(url, str) or not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(url, str) or not isinstance(pid, int) or not pid_alive(pid):
         return None
     return Studio(url.rstrip("/"), token if isinstance(token, str) else None, pid)
 
@@ -78,13 +80,3 @@ def withdraw(workspace_path: Path) -> None:
     studio = serving(workspace_path)
     if studio is not None and studio.pid == os.getpid():
         (workspace_path / FILE_NAME).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
