@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -153,124 +154,109 @@ def ingest(ferry_url: str, token: str, mlflow_url: str) -> dict[str, Any]:
 
 
 # search ----------------------------------------------------------------------------------
-def load_ferry(database_url: str) -> None:
+def load_ferry(
+    database_url: str,
+    runs: int = SEARCH_RUNS,
+    *,
+    experiment: str = "search",
+    metrics: Sequence[str] = ("mse",),
+    tags: Sequence[str] = ("team",),
+    tag_values: Sequence[str] = ("a", "b", "c", "d"),
+) -> None:
+    """``runs`` completed runs written straight into ferry's tables (submitting them would
+    measure the submit path): every run has each of ``metrics`` (a random latest value) and each
+    of ``tags`` (the values taken in turn from ``tag_values``). Shared with ``ui_bench``."""
     import sqlalchemy as sa
 
     from ferry.tracking import schema as t
 
     engine = sa.create_engine(database_url)
     rng = random.Random(1)
-    now = time.time()
+    now = time.time() - runs
     with engine.begin() as conn:
         conn.execute(
             t.experiments.insert().values(
-                name="search",
+                name=experiment,
                 id=str(uuid.uuid4()),
                 created_at=now,
                 archived=False,
-                next_run_number=SEARCH_RUNS,
+                next_run_number=runs,
             )
         )
-        for start in range(0, SEARCH_RUNS, 5000):
-            runs, tags, latest = [], [], []
-            for i in range(start, start + 5000):
-                run_id = f"search_{i}_{i:08x}"
-                runs.append(
-                    {
-                        "id": run_id,
-                        "experiment": "search",
-                        "status": "Completed",
-                        "target": "local",
-                        "run_type": "ferry.scriptrun",
-                        "created_at": now + i,
-                        "start_time": now + i,
-                        "end_time": now + i + 1,
-                        "definition": {},
-                        "timings": {},
-                        "number": i + 1,
-                    }
-                )
-                tags.append({"run_id": run_id, "key": "team", "value": "abcd"[i % 4]})
-                latest.append(
-                    {
-                        "run_id": run_id,
-                        "name": "mse",
-                        "value": rng.random(),
-                        "step": 0,
-                        "ts": now + i,
-                    }
-                )
-            conn.execute(t.runs.insert(), runs)
-            conn.execute(t.tags.insert(), tags)
-            conn.execute(t.latest_metrics.insert(), latest)
+        for start in range(0, runs, 5000):
+            run_rows, tag_rows, latest_rows = [], [], []
+            for i in range(start, min(start + 5000, runs)):
+                run_id = f"{experiment}_{i}_{i:08x}"
+                run_rows.append(
+                    {"id": run_id, "experiment": experiment, "status": "Completed",
+                     "target": "local", "run_type": "ferry.scriptrun", "created_at": now + i,
+                     "start_time": now + i, "end_time": now + i + 1, "definition": {},
+                     "timings": {}, "number": i + 1}
+                )  # fmt: skip
+                value = tag_values[i % len(tag_values)]
+                tag_rows += [{"run_id": run_id, "key": k, "value": value} for k in tags]
+                latest_rows += [
+                    {"run_id": run_id, "name": m, "value": rng.random(), "step": 0, "ts": now + i}
+                    for m in metrics
+                ]
+            conn.execute(t.runs.insert(), run_rows)
+            conn.execute(t.tags.insert(), tag_rows)
+            conn.execute(t.latest_metrics.insert(), latest_rows)
     with engine.connect() as conn:
         conn.execute(sa.text("ANALYZE"))
         conn.commit()
     engine.dispose()
 
 
-def load_mlflow(database_url: str, experiment_id: str) -> None:
+def load_mlflow(
+    database_url: str,
+    experiment_id: str,
+    runs: int = SEARCH_RUNS,
+    *,
+    metrics: Sequence[str] = ("mse",),
+    tags: Sequence[str] = ("team",),
+    tag_values: Sequence[str] = ("a", "b", "c", "d"),
+    analyze: bool = True,
+) -> None:
+    """The same runs as :func:`load_ferry`, in MLflow's tables (created by its server).
+    ``analyze=False`` leaves the planner's statistics as MLflow leaves them on SQLite."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(database_url)
     meta = sa.MetaData()
     meta.reflect(engine, only=["runs", "tags", "latest_metrics", "metrics"])
-    runs, tags, latest, metrics = (
+    runs_t, tags_t, latest_t, metrics_t = (
         meta.tables[n] for n in ("runs", "tags", "latest_metrics", "metrics")
     )
     rng = random.Random(1)
     now = int(time.time() * 1000)
     with engine.begin() as conn:
-        for start in range(0, SEARCH_RUNS, 5000):
-            run_rows, tag_rows, latest_rows, metric_rows = [], [], [], []
-            for i in range(start, start + 5000):
+        for start in range(0, runs, 5000):
+            run_rows, tag_rows, metric_rows = [], [], []
+            for i in range(start, min(start + 5000, runs)):
                 run_id = uuid.uuid4().hex
                 run_rows.append(
-                    {
-                        "run_uuid": run_id,
-                        "name": f"run-{i}",
-                        "source_type": "LOCAL",
-                        "source_name": "",
-                        "entry_point_name": "",
-                        "user_id": "bench",
-                        "status": "FINISHED",
-                        "start_time": now + i,
-                        "end_time": now + i + 1,
-                        "source_version": "",
-                        "lifecycle_stage": "active",
-                        "artifact_uri": f"/tmp/{run_id}",
-                        "experiment_id": int(experiment_id),
-                    }
-                )
-                tag_rows.append({"key": "team", "value": "abcd"[i % 4], "run_uuid": run_id})
-                value = rng.random()
-                latest_rows.append(
-                    {
-                        "key": "mse",
-                        "value": value,
-                        "timestamp": now,
-                        "step": 0,
-                        "is_nan": False,
-                        "run_uuid": run_id,
-                    }
-                )
-                metric_rows.append(
-                    {
-                        "key": "mse",
-                        "value": value,
-                        "timestamp": now,
-                        "run_uuid": run_id,
-                        "step": 0,
-                        "is_nan": False,
-                    }
-                )
-            conn.execute(runs.insert(), run_rows)
-            conn.execute(tags.insert(), tag_rows)
-            conn.execute(latest.insert(), latest_rows)
-            conn.execute(metrics.insert(), metric_rows)
-    with engine.connect() as conn:
-        conn.execute(sa.text("ANALYZE"))
-        conn.commit()
+                    {"run_uuid": run_id, "name": f"run-{i}", "source_type": "LOCAL",
+                     "source_name": "", "entry_point_name": "", "user_id": "bench",
+                     "status": "FINISHED", "start_time": now + i, "end_time": now + i + 1,
+                     "source_version": "", "lifecycle_stage": "active",
+                     "artifact_uri": f"/tmp/{run_id}", "experiment_id": int(experiment_id)}
+                )  # fmt: skip
+                value = tag_values[i % len(tag_values)]
+                tag_rows += [{"key": k, "value": value, "run_uuid": run_id} for k in tags]
+                metric_rows += [
+                    {"key": m, "value": rng.random(), "timestamp": now, "step": 0,
+                     "is_nan": False, "run_uuid": run_id}
+                    for m in metrics
+                ]  # fmt: skip
+            conn.execute(runs_t.insert(), run_rows)
+            conn.execute(tags_t.insert(), tag_rows)
+            conn.execute(latest_t.insert(), metric_rows)  # one value each: latest = the series
+            conn.execute(metrics_t.insert(), metric_rows)
+    if analyze:
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+            conn.commit()
     engine.dispose()
 
 

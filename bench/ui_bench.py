@@ -21,93 +21,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from _common import VENV_BIN, median, scratch, write_result
+from server_bench import load_ferry, load_mlflow
 
 RUNS = int(os.environ.get("FERRY_BENCH_UI_RUNS", "100000"))
 METRICS = [f"m{i}" for i in range(10)]
 TAGS = [f"t{i}" for i in range(5)]
+TAG_VALUES = [f"v{i}" for i in range(7)]
 BIG = 1_000_000
 REPEAT = 5
 CHROMIUM = os.environ.get("FERRY_CHROMIUM", "/usr/bin/chromium")
-
-
-def load_ferry(ws_path: Path) -> None:
-    import sqlalchemy as sa
-
-    from ferry.tracking import schema as t
-
-    engine = sa.create_engine(f"sqlite:///{ws_path / 'ferry.db'}")
-    rng = random.Random(1)
-    now = time.time() - RUNS
-    with engine.begin() as conn:
-        conn.execute(
-            t.experiments.insert().values(
-                name="bench", id=str(uuid.uuid4()), created_at=now, archived=False,
-                next_run_number=RUNS,
-            )
-        )  # fmt: skip
-        for start in range(0, RUNS, 5000):
-            runs, tags, latest = [], [], []
-            for i in range(start, min(start + 5000, RUNS)):
-                run_id = f"bench_{i}_{i:08x}"
-                runs.append(
-                    {"id": run_id, "experiment": "bench", "status": "Completed",
-                     "target": "local", "run_type": "ferry.scriptrun", "created_at": now + i,
-                     "start_time": now + i, "end_time": now + i + 1, "definition": {},
-                     "timings": {}, "number": i + 1}
-                )  # fmt: skip
-                tags += [{"run_id": run_id, "key": k, "value": f"v{i % 7}"} for k in TAGS]
-                latest += [
-                    {"run_id": run_id, "name": m, "value": rng.random(), "step": 0, "ts": now}
-                    for m in METRICS
-                ]
-            conn.execute(t.runs.insert(), runs)
-            conn.execute(t.tags.insert(), tags)
-            conn.execute(t.latest_metrics.insert(), latest)
-    with engine.connect() as conn:
-        conn.execute(sa.text("ANALYZE"))
-        conn.commit()
-    engine.dispose()
-
-
-def load_mlflow(db: Path, experiment_id: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(f"sqlite:///{db}")
-    meta = sa.MetaData()
-    meta.reflect(engine, only=["runs", "tags", "latest_metrics", "metrics"])
-    runs, tags, latest, metrics = (
-        meta.tables[n] for n in ("runs", "tags", "latest_metrics", "metrics")
-    )
-    rng = random.Random(1)
-    now = int(time.time() * 1000)
-    with engine.begin() as conn:
-        for start in range(0, RUNS, 5000):
-            run_rows, tag_rows, latest_rows, metric_rows = [], [], [], []
-            for i in range(start, min(start + 5000, RUNS)):
-                run_id = uuid.uuid4().hex
-                run_rows.append(
-                    {"run_uuid": run_id, "name": f"run-{i}", "source_type": "LOCAL",
-                     "source_name": "", "entry_point_name": "", "user_id": "bench",
-                     "status": "FINISHED", "start_time": now + i, "end_time": now + i + 1,
-                     "source_version": "", "lifecycle_stage": "active",
-                     "artifact_uri": f"/tmp/{run_id}", "experiment_id": int(experiment_id)}
-                )  # fmt: skip
-                tag_rows += [{"key": k, "value": f"v{i % 7}", "run_uuid": run_id} for k in TAGS]
-                for m in METRICS:
-                    row = {"key": m, "value": rng.random(), "timestamp": now, "step": 0,
-                           "is_nan": False, "run_uuid": run_id}  # fmt: skip
-                    latest_rows.append(row)
-                    metric_rows.append(row)
-            conn.execute(runs.insert(), run_rows)
-            conn.execute(tags.insert(), tag_rows)
-            conn.execute(latest.insert(), latest_rows)
-            conn.execute(metrics.insert(), metric_rows)
-    engine.dispose()
 
 
 def start_ui(ws_path: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -246,7 +172,10 @@ def main() -> None:
     ws.store.list_experiments()  # the database, migrated
     ws.store.close()
     t = time.perf_counter()
-    load_ferry(ws_path)
+    load_ferry(
+        f"sqlite:///{ws_path / 'ferry.db'}", RUNS, experiment="bench", metrics=METRICS,
+        tags=TAGS, tag_values=TAG_VALUES,
+    )  # fmt: skip
     print(f"loaded {RUNS} runs into ferry in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     mlflow_db = work / "mlflow.db"
     port = _free_port()
@@ -264,7 +193,10 @@ def main() -> None:
         from mlflow.tracking import MlflowClient
 
         exp_id = MlflowClient(mlflow_url).create_experiment("bench")
-        load_mlflow(mlflow_db, exp_id)
+        load_mlflow(
+            f"sqlite:///{mlflow_db}", exp_id, RUNS, metrics=METRICS, tags=TAGS,
+            tag_values=TAG_VALUES, analyze=False,
+        )  # fmt: skip
         load = os.getloadavg()[0]
         server = server_page(base, token)
         found = browser_times(base, token, ws_path, mlflow_url, exp_id)
