@@ -1,6 +1,7 @@
 """Storage services for the bucket blob-store tests — moto's S3 server and Azurite, the ones the
-data tests start — and the environment a ferry process needs to reach them: credentials and
-endpoints only in the backends' standard variables."""
+data tests start — the environment a ferry process needs to reach them (credentials and
+endpoints only in the backends' standard variables), and the blob store conformance suite run
+over a bucket of either (:class:`BucketBlobStoreContract`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,40 @@ from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "data_services", Path(__file__).parents[1] / "data" / "services.py"
+from ferry.snapshot import BlobStore
+from ferry.snapshot.blobstore.remote import RemoteBlobStore
+
+
+def _load(name: str, path: Path) -> Any:
+    """A helper module of another test folder (not on ``sys.path`` when this one runs)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+services = _load("data_services", Path(__file__).parents[1] / "data" / "services.py")
+_contract = _load(
+    "blobstore_contract", Path(__file__).parents[1] / "snapshot" / "blobstore_contract.py"
 )
-assert _spec is not None and _spec.loader is not None
-services = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("data_services", services)
-_spec.loader.exec_module(services)
+
+
+class BucketBlobStoreContract(_contract.BlobStoreContract):  # type: ignore[misc,name-defined]
+    """The conformance suite over a bucket: a subclass (``Test…``) gives the ``store_url``
+    fixture (``s3://bucket/prefix``, ``az://container/prefix``) with the backend's variables
+    set; the store is probed first, as a server does before it serves."""
+
+    @pytest.fixture
+    def blob_store(self, store_url: str, tmp_path: Path) -> BlobStore:
+        store = RemoteBlobStore(store_url, tmp_path / "cache")
+        store.probe()
+        return store
+
+    def damage(self, store: BlobStore, digest: str, data: bytes) -> None:
+        assert isinstance(store, RemoteBlobStore)
+        store.fs.pipe_file(store._key(digest), data)
 
 
 def moto_s3() -> Iterator[Any]:

@@ -6,28 +6,19 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_helpers import moto_s3, new_bucket, s3_env
+from s3_helpers import BucketBlobStoreContract, moto_s3, new_bucket, s3_env
 
 from ferry.errors import ConfigError, SnapshotError
-from ferry.snapshot import BlobStore, take_snapshot
+from ferry.snapshot import take_snapshot
 from ferry.snapshot.blobstore import remote
 from ferry.snapshot.blobstore.bucket import BlobStoreUnavailable
 from ferry.snapshot.blobstore.remote import RemoteBlobStore, open_blob_store
 from ferry.snapshot.digest import hash_bytes
-
-_spec = importlib.util.spec_from_file_location(
-    "blobstore_contract", Path(__file__).parents[1] / "snapshot" / "blobstore_contract.py"
-)
-assert _spec is not None and _spec.loader is not None
-_contract = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("blobstore_contract", _contract)
-_spec.loader.exec_module(_contract)
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +40,10 @@ def bucket_url(s3: Any, aws: dict[str, str]) -> str:
     return f"s3://{new_bucket(s3)}/team blobs"
 
 
-class TestS3BlobStore(_contract.BlobStoreContract):  # type: ignore[misc,name-defined]
+class TestS3BlobStore(BucketBlobStoreContract):
     @pytest.fixture
-    def blob_store(self, bucket_url: str, tmp_path: Path) -> BlobStore:
-        return RemoteBlobStore(bucket_url, tmp_path / "cache")
-
-    def damage(self, store: BlobStore, digest: str, data: bytes) -> None:
-        assert isinstance(store, RemoteBlobStore)
-        store.fs.pipe_file(store._key(digest), data)
+    def store_url(self, bucket_url: str) -> str:
+        return bucket_url
 
 
 class TestS3BlobStoreLargeUploads(TestS3BlobStore):
