@@ -48,7 +48,7 @@ def chart(
     kind = next(iter(kinds)) if len(kinds) == 1 else "scalar"
     base: dict[str, Any] = {"name": name, "type": kind}
     if kind == "scalar":
-        numbers = _numeric(mine)
+        numbers = line(mine)
         total = sum(len(s.values) for s in mine)
         if total == 1:
             return {**base, "kind": "value", "value": _plain(mine[0].values[0])}
@@ -144,10 +144,6 @@ def thin(x: Any, y: Any, points: int) -> dict[str, Any]:
 def line(series: Sequence[MetricSeries]) -> tuple[list[float], list[float]] | None:
     """A metric's numeric values as (x, y): its steps where every value has one, else the
     logging order; None when a value is not a number."""
-    return _numeric(list(series))
-
-
-def _numeric(series: list[MetricSeries]) -> tuple[list[float], list[float]] | None:
     values: list[float] = []
     steps: list[float] = []
     has_steps = True
