@@ -31,9 +31,15 @@ from ferry.tracking import AddArtifacts, ArtifactRecord
 
 LOG_NAME = "user_logs/std_log.txt"
 DONE_MARKER = "done"
-_LOG = re.compile(r"^user_logs/std_log(_rank_\d+)?\.txt$")
+_RUN_LOG = re.compile(r"^user_logs/std_log(_rank_\d+)?\.txt$")
 #: most bytes one log read returns (a client asks again for the rest)
 MAX_READ = 16 * 1024 * 1024
+
+
+def is_run_log(name: str) -> bool:
+    """Whether ``name`` is one of a run's logs (``user_logs/std_log.txt``, one per rank):
+    the only files the log readers and followers open."""
+    return _RUN_LOG.match(name) is not None
 
 
 def _run_dir(ws: WorkspaceServices, run_id: str) -> Path:
@@ -66,14 +72,14 @@ def scan_folder(folder: Path) -> dict[str, Any]:
         entries = []
     for entry in entries:
         name = f"user_logs/{entry.name}"
-        if _LOG.match(name) and entry.is_file(follow_symlinks=False):
+        if is_run_log(name) and entry.is_file(follow_symlinks=False):
             logs[name] = entry.stat(follow_symlinks=False).st_size
     return {"logs": logs, "done": done}
 
 
 def read_log(ws: WorkspaceServices, run_id: str, name: str, offset: int = 0) -> bytes:
     """Up to 16 MiB of a log from ``offset`` (nothing when the log is shorter)."""
-    if not _LOG.match(name):
+    if not is_run_log(name):
         raise ConfigError(f"{name!r} is not a run log (user_logs/std_log*.txt)")
     if offset < 0:
         raise ConfigError("a log offset is not negative")

@@ -273,7 +273,7 @@ async def events(
     from sse_starlette.sse import EventSourceResponse
 
     await run_in_threadpool(svc.read_run, run_id)  # RunNotFound before the stream starts
-    if log is not None and not runfiles._LOG.match(log):
+    if log is not None and not runfiles.is_run_log(log):
         raise ConfigError(f"{log!r} is not a run log (user_logs/std_log*.txt)")
     return EventSourceResponse(
         _follow(request, svc, run_id, log, offset), ping=int(_PING), send_timeout=30
@@ -322,22 +322,19 @@ async def _follow(
                 event = {"name": log, "offset": offset, "next_offset": offset + len(data)}
                 yield {"event": "log", "data": json.dumps({**event, "text": text})}
                 offset += len(data)
-        if sent_row is not None and sent_row["terminal"] and ended_at is None:
-            ended_at = time.monotonic()
-        if ended_at is not None and (
-            state["done"]
-            or not sent_row_supervised(sent_row)
-            or time.monotonic() - ended_at > _SETTLE  # its supervisor died: no marker comes
-        ):
-            final = runfiles.scan_folder(folder)
-            if log is None or offset >= int(final["logs"].get(log, 0)):
-                yield {"event": "end", "data": "{}"}
-                return
+        if sent_row is not None and sent_row["terminal"]:  # an ended run stays ended
+            if ended_at is None:
+                ended_at = time.monotonic()
+            if (
+                state["done"]
+                or not sent_row["supervised"]
+                or time.monotonic() - ended_at > _SETTLE  # its supervisor died: no marker comes
+            ):
+                final = runfiles.scan_folder(folder)
+                if log is None or offset >= int(final["logs"].get(log, 0)):
+                    yield {"event": "end", "data": "{}"}
+                    return
         await asyncio.sleep(_FOLDER_STEP)
-
-
-def sent_row_supervised(row: dict[str, Any] | None) -> bool:
-    return bool(row and row.get("supervised"))
 
 
 def _state_of(

@@ -96,7 +96,7 @@ def log_page(
     if offset < -1:
         raise ConfigError("a log offset is a byte position, or -1 for the end")
     state = runfiles.folder_state(svc.workspace, run_id)
-    if name not in state["logs"] and not runfiles._LOG.match(name):
+    if name not in state["logs"] and not runfiles.is_run_log(name):
         raise ConfigError(
             f"{name!r} is not a log of run {run_id}; its logs: {sorted(state['logs'])}"
         )
