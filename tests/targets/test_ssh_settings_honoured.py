@@ -7,7 +7,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import pytest
 import sshd
 from sshd import SshServer
 
@@ -92,21 +91,3 @@ def test_watched_folders_mirror_live_and_outputs_can_stay_behind(  # type: ignor
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert "output_collection is False" in log and "snapshot_project is False" in log
     assert run.get_snapshot_id() is None
-
-
-def test_an_mpi_job_is_refused_at_submit(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path
-) -> None:
-    """ranks of an MPI job need mpirun, which the ssh target does not start (yet): refused
-    rather than run as MPI worlds of one."""
-    from ferry.errors import TargetRefused
-    from ferry.runconfig import MpiConfiguration
-
-    source = awkward_dir / "mpi"
-    _setup(workspace, ssh_server, remote_root / "mpi", source, "print('x')\n")
-    config = ScriptRunConfig(
-        str(source), "job.py", compute_target="vm",
-        distributed_job_config=MpiConfiguration(process_count_per_node=2),
-    )  # fmt: skip
-    with pytest.raises(TargetRefused, match="cannot start MPI jobs"):
-        Experiment(workspace, "mpi").submit(config)

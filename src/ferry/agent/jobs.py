@@ -33,7 +33,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List
 
-from . import files, logcap, proc
+from . import files, logcap, mpirun, proc
 from .environ import apply_request
 
 LOG_NAME = "user_logs/std_log.txt"
@@ -52,7 +52,8 @@ def launch(run_dir: str, req: Dict[str, Any]) -> Dict[str, Any]:
     the agent's own environment); ``lease`` and ``grace`` in seconds; optionally ``ranks``
     (``[{"rank": 1, "set": {...}}, …]``: one process each, with those variables too; a rank of
     a Docker run has its own ``argv``, Docker's client, and ``container``: ``{"engine",
-    "name"}`` for the watchdog to stop it through the engine),
+    "name"}`` for the watchdog to stop it through the engine; an MPI job's one process has
+    ``mpi``, what :func:`.mpirun.launch` makes the host's mpirun command line of),
     ``watch`` (job folders to create) and ``log_max_bytes``.
     """
     wd = os.path.join(run_dir, "wd")
@@ -72,10 +73,14 @@ def launch(run_dir: str, req: Dict[str, Any]) -> Dict[str, Any]:
     for item in req.get("ranks") or [{"rank": 0}]:
         rank = int(item["rank"])
         extra = {str(k): str(v) for k, v in (item.get("set") or {}).items()}
+        rank_env = dict(env, **extra)
+        rank_argv, first_line = [str(a) for a in item.get("argv") or argv], None
+        if item.get("mpi"):  # the host's mpirun starts the ranks: its command line, made here
+            rank_argv, first_line = mpirun.launch(item["mpi"], rank_env)
         ranks.append(
-            {"rank": rank, "argv": [str(a) for a in item.get("argv") or argv],
-             "env": dict(env, **extra), "log": os.path.join(run_dir, rank_log(rank)),
-             "container": item.get("container")}
+            {"rank": rank, "argv": rank_argv, "env": rank_env,
+             "log": os.path.join(run_dir, rank_log(rank)), "container": item.get("container"),
+             "first_line": first_line}
         )  # fmt: skip
     max_bytes = req.get("log_max_bytes")
     spec = {

@@ -1,13 +1,14 @@
 """What ``mpirun`` starts for each rank: the job's command, its output in the rank's own log.
 
-:mod:`ferry.targets.mpi` runs ``mpirun -np N python -I -S mpi_rank.py <command.json>``; each
+:mod:`.mpirun` runs ``mpirun -np N python -I -S mpi_rank.py <command.json>``; each
 copy reads the job's command line from that file (never from mpirun's own command line, where an
 argument ``:`` would split the job in two, Open MPI's syntax for several programs), adds the
 rank variables torch.distributed scripts read (``RANK``, ``LOCAL_RANK`` … from Open MPI's
 ``OMPI_COMM_WORLD_*``), points its output at its log and *execs* the job — so the job is
 mpirun's own child, signalled and reaped by it as usual. Rank 0 keeps mpirun's output, which the
 job's watchdog writes to the run's main log; rank N appends to ``std_log_rank_N.txt`` beside it.
-Standard library only: it runs before the job's environment exists.
+Standard library only (Python 3.8+): it runs before the job's environment exists, on this
+machine or, shipped in the agent's package, on an SSH host.
 
 ``command.json``: ``{"argv": ["/env/bin/python", "train.py", …], "logs": "…/user_logs"}``.
 

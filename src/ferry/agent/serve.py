@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from . import container, hostenv, jobs, logcap
+from . import container, hostenv, jobs, logcap, mpirun
 from .store import Store, check_name, check_path, make_empty, place_dataset
 
 VERSION = 2
@@ -354,6 +354,11 @@ class Agent:
                 "host's PATH (Debian: `apt-get install docker.io`)" % engine
             )
         return {"engine": engine, "version": version.get("Version"), "client": client}
+
+    def op_mpi_check(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Open MPI's mpirun here (the path asked for, else on PATH), and what it says it is;
+        the client judges it (:func:`ferry.targets.mpi.judge`)."""
+        return mpirun.locate(str(req.get("mpirun") or ""))
 
     def op_launch(self, req: dict[str, Any]) -> dict[str, Any]:
         status = jobs.launch(self.store.run_dir(req["run"]), req)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,25 +247,31 @@ def gpu_note(job: JobSpec, present: bool) -> str | None:
     return None
 
 
-def rank_launch(
-    job: JobSpec,
-    *,
-    image: str,
-    engine: str,
-    rank: int,
-    command: Sequence[str],
-    variables: Mapping[str, str],
-    mounts: Sequence[tuple[str, bool]],
-    workdir: str,
-    user: str,
-    gpus: bool,
-    base_env: Mapping[str, str],
-    docker: str = "docker",
-) -> RankContainer:
-    """The client's command line and environment for one rank (see the module docstring).
+@dataclass(frozen=True)
+class ContainerPlan:
+    """What every rank's container of one run shares, built once by the target: the image on
+    ``engine``, the job's ``command`` inside, the ``variables`` it sees (the protocol's, the
+    environment's, the run's), the folders mounted (path, read-only), the working folder, the
+    account (``uid:gid``), GPUs, and Docker's client with its own environment (``base_env``)
+    on the machine that runs it."""
 
-    ``variables`` are what the job sees (the protocol's, the environment's, the run's and the
-    rank's); ``base_env`` is the client's own environment on that machine."""
+    image: str
+    engine: str
+    command: list[str]
+    variables: dict[str, str]
+    mounts: list[tuple[str, bool]]
+    workdir: str
+    user: str
+    gpus: bool
+    base_env: dict[str, str]
+    docker: str = "docker"
+
+
+def rank_launch(
+    job: JobSpec, plan: ContainerPlan, rank: int, extra: Mapping[str, str] | None = None
+) -> RankContainer:
+    """The client's command line and environment for one rank (see the module docstring);
+    ``extra`` are the rank's own variables."""
     if job.distributed is not None and job.distributed.kind == "mpi":
         raise TargetRefused(  # each container would be an MPI world of one: wrong, silently
             "an MPI job's ranks in containers are started by mpirun (mpi_launch), not one by "
@@ -273,90 +279,77 @@ def rank_launch(
             run_id=job.run_id,
         )
     name = container_name(job.run_id, rank)
+    variables = {**plan.variables, **(extra or {})}
     inline = {} if "HOME" in variables else {"HOME": "/tmp"}
     argv = container.run_argv(
         {
-            "docker": docker,
-            "image": image,
+            **_run_options(job, plan, sorted(variables), inline),
             "name": name,
-            "user": user,
-            "workdir": workdir,
-            "mounts": [[path, read_only] for path, read_only in mounts],
-            "env_names": sorted(variables),
-            "env": inline,
-            "shm_size": job.environment.docker.shm_size,
-            "gpus": gpus,
             "labels": {"ferry.run": job.run_id, "ferry.rank": str(rank)},
-            "arguments": list(job.environment.docker.arguments),
             # one stream: the engine reads stdout and stderr through two pipes and loses their
             # order (a traceback would land before the lines printed ahead of it)
-            "command": ["/bin/sh", "-c", 'exec "$@" 2>&1', "ferry-job", *command],
+            "command": ["/bin/sh", "-c", 'exec "$@" 2>&1', "ferry-job", *plan.command],
         }
     )
-    env = {**base_env, **variables, "DOCKER_HOST": engine}
-    return RankContainer(argv, env, name, {"engine": engine, "name": name})
+    env = {**plan.base_env, **variables, "DOCKER_HOST": plan.engine}
+    return RankContainer(argv, env, name, {"engine": plan.engine, "name": name})
 
 
-def mpi_launch(
-    job: JobSpec,
-    mpirun: OpenMpi,
-    *,
-    image: str,
-    engine: str,
-    command: Sequence[str],
-    variables: Mapping[str, str],
-    mounts: Sequence[tuple[str, bool]],
-    workdir: str,
-    user: str,
-    gpus: bool,
-    base_env: Mapping[str, str],
-    docker: str = "docker",
-) -> RankContainer:
-    """The one process the watchdog starts for an MPI run in containers: this machine's
-    ``mpirun``, whose ranks each run Docker's client for a container of their own (see the
-    module docstring). The arguments are :func:`rank_launch`'s; ``command`` is the job's
-    command line inside (``python -m mpi4py`` is put before a script when the image has it)."""
-    from ferry.targets import distributed, mpi
+def _run_options(
+    job: JobSpec, plan: ContainerPlan, names: list[str], inline: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "docker": plan.docker,
+        "image": plan.image,
+        "user": plan.user,
+        "workdir": plan.workdir,
+        "mounts": [[path, read_only] for path, read_only in plan.mounts],
+        "env_names": names,
+        "env": inline,
+        "shm_size": job.environment.docker.shm_size,
+        "gpus": plan.gpus,
+        "arguments": list(job.environment.docker.arguments),
+    }
 
-    plan = job.distributed
-    assert plan is not None and plan.kind == "mpi"
-    argv, note = list(command), ""
-    if job.command.kind == "script":
-        argv, note = mpi.under_mpi4py(argv, _prepared_mpi4py(job))
-    session = session_dir(job)
-    session.mkdir(parents=True, exist_ok=True)
-    host = "127.0.0.1"
-    shared = distributed.shared_environment(plan, host, distributed.free_port(host))
-    seen = {**variables, **shared}
+
+def mpi_box(job: JobSpec, plan: ContainerPlan, shared: Mapping[str, str]) -> dict[str, Any]:
+    """What each rank started by mpirun runs (:func:`ferry.agent.mpi_rank.in_container`):
+    Docker's command line before (``head``) and after (``tail``) the rank's own name, label
+    and MPI variables, and the names' prefix (``ferry-<run id>-``). ``shared`` are the
+    variables every rank sees alike (:func:`ferry.targets.distributed.shared_environment`)."""
+    seen = {**plan.variables, **shared}
     inline = {} if "HOME" in seen else {"HOME": "/tmp"}
     whole = container.run_argv(
         {
-            "docker": docker,
-            "image": image,
-            "user": user,
-            "workdir": workdir,
-            "mounts": [[path, read_only] for path, read_only in mounts],
-            "env_names": sorted(seen),
-            "env": inline,
-            "shm_size": job.environment.docker.shm_size,
-            "gpus": gpus,
+            **_run_options(job, plan, sorted(seen), inline),
             "labels": {"ferry.run": job.run_id},
-            "arguments": list(job.environment.docker.arguments),
             "command": ["/bin/sh", "-c", 'exec "$@" 2>&1', "ferry-job"],
         }
     )
     cut = len(whole) - 5  # the image, then the four words of the wrapper
-    name = rank_name_prefix(job.run_id)  # each rank adds its number
-    box = {"head": whole[:cut], "tail": whole[cut:], "name": name}
-    written = mpi.write_command(job.run_dir, argv, job.log_path.parent, box)
-    as_root = os.geteuid() == 0
-    options = mpi.container_options(session)
-    launch = mpi.mpirun_argv(mpirun, plan, written, as_root=as_root, options=options)
-    shown = mpi.describe(mpirun, plan, as_root=as_root).rstrip("\n")
-    first = f"{shown} (one container per rank, image {image})\n{note}"
-    env = {**base_env, **seen, "DOCKER_HOST": engine}
-    stop = {"engine": engine, "name": name + "*"}
-    return RankContainer(launch, env, name + "*", stop, first)
+    return {"head": whole[:cut], "tail": whole[cut:], "name": rank_name_prefix(job.run_id)}
+
+
+def mpi_launch(job: JobSpec, mpirun: OpenMpi, plan: ContainerPlan) -> RankContainer:
+    """The one process the watchdog starts for an MPI run in containers on this machine: its
+    ``mpirun``, whose ranks each run Docker's client for a container of their own (see the
+    module docstring; ``python -m mpi4py`` is put before a script when the image has it)."""
+    from ferry.agent.mpirun import launch
+    from ferry.targets import distributed, mpi
+
+    assert job.distributed is not None
+    host = "127.0.0.1"
+    shared = distributed.shared_environment(job.distributed, host, distributed.free_port(host))
+    box = mpi_box(job, plan, shared)
+    spec = mpi.launch_spec(
+        job, mpirun, plan.command, str(job.run_dir), logs=str(job.log_path.parent),
+        mpi4py=_prepared_mpi4py(job), container=box, session=str(session_dir(job)),
+        image=plan.image,
+    )  # fmt: skip
+    argv, first = launch(spec, {})
+    env = {**plan.base_env, **plan.variables, **shared, "DOCKER_HOST": plan.engine}
+    name = str(box["name"]) + "*"
+    return RankContainer(argv, env, name, {"engine": plan.engine, "name": name}, first)
 
 
 def _prepared_mpi4py(job: JobSpec) -> bool:

@@ -141,9 +141,6 @@ class LocalTarget(Target):
         if self._image is not None:
             return self._start_containers(job, runtime_path)
         env = self.job_environment(job, runtime_path)
-        if self._mpirun is not None:  # a script runs under mpi4py's runner when it can
-            argv, note = mpi.rank_command(job.command, self._python, env)
-            return self._start_job(job, self._argv(job, argv), env, note or None)
         return self._start_job(job, self._argv(job, job.command.argv(self._python)), env)
 
     def job_environment(self, job: JobSpec, runtime_path: Path) -> dict[str, str]:
@@ -209,22 +206,21 @@ class LocalTarget(Target):
         variables = {**request["set"], **self._data_env, "PYTHONPATH": str(runtime_path)}
         gpus = container.wants_gpus(job) and bool(distributed.gpu_evidence())
         note = container.gpu_note(job, gpus)
+        plan = container.ContainerPlan(
+            image=self._image,
+            engine=self._engine,
+            command=self._argv(job, job.command.argv(self._python)),
+            variables=variables,
+            mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path)
+            + self._data_mounts(job),
+            workdir=str(self._workdir),
+            user=f"{os.getuid()}:{os.getgid()}",
+            gpus=gpus,
+            base_env=without_ferry_secrets(os.environ),
+            docker=container.docker_client_path(),
+        )
         if self._mpirun is not None:  # one mpirun here, one container per rank it starts
-            box = container.mpi_launch(
-                job,
-                self._mpirun,
-                image=self._image,
-                engine=self._engine,
-                command=self._argv(job, job.command.argv(self._python)),
-                variables=variables,
-                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path)
-                + self._data_mounts(job),
-                workdir=str(self._workdir),
-                user=f"{os.getuid()}:{os.getgid()}",
-                gpus=gpus,
-                base_env=without_ferry_secrets(os.environ),
-                docker=container.docker_client_path(),
-            )
+            box = container.mpi_launch(job, self._mpirun, plan)
             first = box.first_line + (note + "\n" if note else "")
             launch = JobProcess(0, box.argv, box.env, str(job.log_path), first, box.stop)
             return self._start_launches(job, [launch])
@@ -241,22 +237,8 @@ class LocalTarget(Target):
             ]
         launches = []
         for rank, extra, log_path in slots:
-            box = container.rank_launch(
-                job,
-                image=self._image,
-                engine=self._engine,
-                rank=rank,
-                command=self._argv(job, job.command.argv(self._python)),
-                variables={**variables, **extra},
-                mounts=container.folders_to_mount(job.run_dir, self._workdir, runtime_path)
-                + self._data_mounts(job),
-                workdir=str(self._workdir),
-                user=f"{os.getuid()}:{os.getgid()}",
-                gpus=gpus,
-                base_env=without_ferry_secrets(os.environ),
-                docker=container.docker_client_path(),
-            )
-            launches.append(JobProcess(rank, box.argv, box.env, log_path, note, box.stop))
+            one = container.rank_launch(job, plan, rank, extra)
+            launches.append(JobProcess(rank, one.argv, one.env, log_path, note, one.stop))
         return self._start_launches(job, launches)
 
     def _data_mounts(self, job: JobSpec) -> list[tuple[str, bool]]:
@@ -277,18 +259,17 @@ class LocalTarget(Target):
     def _mpi_launch(
         self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None
     ) -> JobProcess:
-        """One process for every rank: mpirun, its ranks' common variables inherited."""
+        """One process for every rank: mpirun, its ranks' common variables inherited (a script
+        runs under mpi4py's runner when the job's Python has it)."""
+        from ferry.agent.mpirun import launch
+
         assert self._plan is not None and self._mpirun is not None
-        host = "127.0.0.1"
-        command = mpi.write_command(job.run_dir, argv, job.log_path.parent)
-        as_root = os.geteuid() == 0
-        shown = mpi.describe(self._mpirun, self._plan, as_root=as_root)
+        spec = mpi.launch_spec(job, self._mpirun, argv, str(job.run_dir),
+                               logs=str(job.log_path.parent))  # fmt: skip
+        launched, shown = launch(spec, env)
+        shared = distributed.shared_environment(self._plan, "127.0.0.1", distributed.free_port())
         return JobProcess(
-            0,
-            mpi.mpirun_argv(self._mpirun, self._plan, command, as_root=as_root),
-            {**env, **distributed.shared_environment(self._plan, host, distributed.free_port())},
-            str(job.log_path),
-            shown + (first_line or ""),
+            0, launched, {**env, **shared}, str(job.log_path), shown + (first_line or "")
         )
 
     def _ended(self, code: int | None) -> int | None:

@@ -9,7 +9,9 @@ the engine's socket forwarded over the run's SSH connection — a build context,
 made here from Debian's packages and uv travel over it; the host needs nothing but the engine.
 The ranks then run as on the local target (:mod:`ferry.targets.container`): Docker's client
 under the job's watchdog on the host, which stops the containers through the engine when the
-job is cancelled, runs out of time or loses its supervisor.
+job is cancelled, runs out of time or loses its supervisor. An MPI run is the host's ``mpirun``
+under the watchdog, each rank it starts Docker's client for a container of its own
+(:func:`ferry.targets.container.mpi_box`); the image must hold the host's Open MPI series.
 
 Example::
 
@@ -45,6 +47,20 @@ class RemoteDocker:
         self.run = run
         self.engine = ""
         self.image: DockerImage | None = None
+        self.mpi4py = False  # an MPI run: the image's Python has mpi4py
+
+    def _check_image_mpi(self, engine: str) -> None:
+        """An MPI run: the image must hold the host's Open MPI series (its mpirun starts the
+        ranks); whether its Python has mpi4py decides how a script runs."""
+        run = self.run
+        assert self.image is not None and run.mpirun is not None
+        cache = run.workspace.envs_dir / "docker-mpi"
+        found = container.image_mpi(engine, self.image.image_id, self.image.python, cache)
+        container.check_image_mpi(
+            self.image.tag, run.mpirun.version, found, environment=run.job.environment.name,
+            run_id=run.job.run_id,
+        )  # fmt: skip
+        self.mpi4py = found.mpi4py
 
     async def prepare(self, ctx: PrepareContext) -> Prepared:
         from ferry.envbuild.docker_build import ensure_image
@@ -81,6 +97,8 @@ class RemoteDocker:
                     cancelled=ctx.cancelled,
                 ),
             )
+            if run.mpirun is not None:
+                await loop.run_in_executor(None, self._check_image_mpi, f"unix://{local}")
         finally:
             listener.close()
             try:
@@ -101,38 +119,42 @@ class RemoteDocker:
         return mounts
 
     def launch_request(self, runtime_dir: str, port: int | None) -> dict[str, Any]:
-        """The agent's ``launch`` request: every rank's client command line and container."""
+        """The agent's ``launch`` request: every rank's client command line and container (an
+        MPI job: one mpirun on the host, one container per rank it starts)."""
         run = self.run
         assert run.session is not None and self.image is not None
         hello, job = run.session.hello, run.job
         workdir = f"{run.run_dir}/wd"
         request = job_request(job, run_dir=run.run_dir, workdir=workdir, runtime_path=runtime_dir)
         variables = {**request["set"], **run.data_variables(), "PYTHONPATH": runtime_dir}
-        gpus = container.wants_gpus(job) and bool(hello.get("gpus"))
-        plan = job.distributed
-        slots: list[tuple[int, dict[str, str]]] = [(0, {})]
-        if plan is not None:
-            assert port is not None
-            slots = [
-                (slot.rank, distributed.rank_environment(plan, slot, "127.0.0.1", port))
-                for slot in plan.slots()
-            ]
-        ranks = []
-        for rank, extra in slots:
-            box = container.rank_launch(
-                job,
-                image=self.image.tag,
-                engine=self.engine,
-                rank=rank,
-                command=run.data_argv(job.command.argv(self.image.python)),
-                variables={**variables, **extra},
-                mounts=[(run.run_dir, False), (runtime_dir, True), *self._data_mounts()],
-                workdir=workdir,
-                user=f"{hello.get('uid', os.getuid())}:{hello.get('gid', os.getgid())}",
-                gpus=gpus,
-                base_env={},
-            )
-            ranks.append({"rank": rank, "set": extra, "argv": box.argv, "container": box.stop})
+        plan = container.ContainerPlan(
+            image=self.image.tag,
+            engine=self.engine,
+            command=run.data_argv(job.command.argv(self.image.python)),
+            variables=variables,
+            mounts=[(run.run_dir, False), (runtime_dir, True), *self._data_mounts()],
+            workdir=workdir,
+            user=f"{hello.get('uid', os.getuid())}:{hello.get('gid', os.getgid())}",
+            gpus=container.wants_gpus(job) and bool(hello.get("gpus")),
+            base_env={},
+        )
+        distributed_plan = job.distributed
+        if run.mpirun is not None:
+            assert distributed_plan is not None and port is not None
+            ranks = [self._mpi_rank(plan, distributed.shared_environment(
+                distributed_plan, "127.0.0.1", port))]  # fmt: skip
+        else:
+            slots: list[tuple[int, dict[str, str]]] = [(0, {})]
+            if distributed_plan is not None:
+                assert port is not None
+                slots = [
+                    (s.rank, distributed.rank_environment(distributed_plan, s, "127.0.0.1", port))
+                    for s in distributed_plan.slots()
+                ]
+            ranks = []
+            for rank, extra in slots:
+                box = container.rank_launch(job, plan, rank, extra)
+                ranks.append({"rank": rank, "set": extra, "argv": box.argv, "container": box.stop})
         return {
             "argv": ranks[0]["argv"],
             "set": {**variables, "DOCKER_HOST": self.engine},
@@ -140,3 +162,20 @@ class RemoteDocker:
             "unset": request["unset"],
             "ranks": ranks,
         }
+
+    def _mpi_rank(self, plan: container.ContainerPlan, shared: dict[str, str]) -> dict[str, Any]:
+        """The one process of an MPI run in containers: the host's mpirun (its command line is
+        made there, :func:`ferry.agent.mpirun.launch`), each rank Docker's client for its own
+        container; the watchdog stops them all by the name ``ferry-<run id>-*``."""
+        from ferry.targets import mpi
+
+        run = self.run
+        assert run.mpirun is not None
+        box = container.mpi_box(run.job, plan, shared)
+        spec = mpi.launch_spec(
+            run.job, run.mpirun, plan.command, run.run_dir, container=box,
+            session=f"{run.run_dir}/mpi", image=plan.image, mpi4py=self.mpi4py,
+        )  # fmt: skip
+        name = str(box["name"]) + "*"
+        stop = {"engine": self.engine, "name": name}
+        return {"rank": 0, "set": shared, "argv": ["mpirun"], "container": stop, "mpi": spec}

@@ -35,10 +35,11 @@ from ferry.envbuild import effective_environment
 from ferry.errors import EnvironmentBuildError, FerryError, JobLost, TargetRefused
 from ferry.snapshot import Manifest
 from ferry.spec import EnvironmentSpec, JobSpec, PrepareContext, WorkspaceServices
-from ferry.targets import datasets, distributed
+from ferry.targets import datasets, distributed, mpi
 from ferry.targets.base import Prepared, Started
 from ferry.targets.container import HABIT_WITHOUT_ENGINE, without_docker
 from ferry.targets.jobenv import job_request
+from ferry.targets.ssh import remote_mpi
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
 from ferry.targets.ssh.remote_env import plan_environment, refusal
@@ -80,6 +81,7 @@ class RemoteRun:
         self._closing = False
         self._cancel_grace: float | None = None
         self._docker: RemoteDocker | None = None
+        self.mpirun: mpi.OpenMpi | None = None  # an MPI job: the host's Open MPI launcher
         self.data_inputs: dict[str, str] = {}  # input name → what the job gets on the host
         self.data_outputs: dict[str, str] = {}  # output name → the folder it writes there
         self.data_paths: list[str] = []  # dataset folders outside the run folder, removed after
@@ -181,6 +183,9 @@ class RemoteRun:
         if problem:
             raise TargetRefused(problem, run_id=self.job.run_id, target=self.name)
         session = await self.connect()
+        if remote_mpi.wants_mpirun(self):  # before anything is sent: the host must have it
+            self.mpirun = await remote_mpi.check_host(self)
+            ctx.log(f"ferry: {self.settings.where}: {self.mpirun.version} at {self.mpirun.path}")
         if env.docker.wanted and not env.docker.enabled:  # by habit: a container if it can
             try:
                 await self.call("docker_check", engine=self.settings.docker_host or "")
@@ -346,6 +351,9 @@ class RemoteRun:
         if self._docker is not None:
             request = self._docker.launch_request(self._prepend["PYTHONPATH"], port)
             argv, ranks = request.pop("argv"), request.pop("ranks")
+        elif self.mpirun is not None:  # one process, the host's mpirun: it starts the ranks
+            assert port is not None
+            ranks = remote_mpi.plain_ranks(self, argv, port)
         elif plan is not None:  # one host: every rank here (check_job refused more nodes)
             assert port is not None
             ranks = [
@@ -370,7 +378,8 @@ class RemoteRun:
         self._tasks = [loop.create_task(self._ping()), loop.create_task(self._watch())]
         # "host" stays the supervisor's (liveness checks its pid there); no job_pgid: the group
         # lives on the remote host, where its watchdog stops it
-        return Started(host=socket.gethostname(), remote_pid=int(status["pid"]), ranks=len(ranks))
+        count = plan.world_size if plan is not None else len(ranks)
+        return Started(host=socket.gethostname(), remote_pid=int(status["pid"]), ranks=count)
 
     async def _ping(self) -> None:
         """Keep the lease fresh while this supervisor follows the run."""

@@ -70,6 +70,9 @@ class SshSettings:
     #: the host's Docker engine for Docker runs ("": the host's DOCKER_HOST, else its default
     #: socket, as Docker's clients find it there); a unix:// socket on the host
     docker_host: str = ""
+    #: Open MPI's mpirun on the host for MPI jobs ("": mpirun.openmpi, else mpirun, on the
+    #: host's PATH); a path there, for an Open MPI outside that PATH (/opt/openmpi/bin/mpirun)
+    mpirun: str = ""
     password_from_env: bool = False
     passphrase_from_env: bool = False
     subscription_id: str | None = None

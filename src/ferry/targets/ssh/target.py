@@ -43,6 +43,7 @@ from ferry.targets.base import Prepared, Started, Target
 from ferry.targets.ssh.connect import open_connection
 from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
 from ferry.targets.ssh.remote_env import refusal
+from ferry.targets.ssh.remote_mpi import failed_rank_note
 from ferry.targets.ssh.remote_run import RemoteRun, remote_result
 from ferry.targets.ssh.session import AgentSession
 from ferry.targets.ssh.settings import SshSettings, validate_config
@@ -140,12 +141,9 @@ class SshTarget(Target):
     @classmethod
     def check_job(cls, name: str, job: JobSpec) -> None:
         """Refuse at submit what a host cannot run: several nodes (ConfigError: an ssh target
-        is one machine), conda-only packages, MPI jobs and MPI in containers (TargetRefused).
-        A Docker run's engine is the host's: checked when the run prepares, before anything
-        is built or started there."""
-        from ferry.targets import mpi
-
-        mpi.refuse_where_mpirun_is_not_started(name, cls.kind, job)
+        is one machine), conda-only packages (TargetRefused). A Docker run's engine and an MPI
+        job's Open MPI are the host's: checked when the run prepares, before anything is built
+        or started there."""
         plan = job.distributed
         nodes = plan.node_count if plan is not None else job.node_count
         if nodes > 1:
@@ -212,20 +210,27 @@ class SshTarget(Target):
             code = remote_result(self.remote)
         except FerryError as exc:
             raise self._named(exc) from None
-        if code is not None:
-            self._note_failed_rank(code)
-        return code
+        return None if code is None else self._note_failed_rank(code)
 
     def wait(self, timeout: float) -> int | None:
         self.remote.done.wait(timeout)
         return self.poll()
 
-    def _note_failed_rank(self, code: int) -> None:
-        """A distributed job: repeat the failing rank's error at the end of the main log."""
+    def _note_failed_rank(self, code: int) -> int:
+        """A distributed job: repeat the failing rank's error at the end of the main log; the
+        run's exit code (an MPI job's is the failing rank's, from mpirun's report)."""
         run = self.remote
+        if run.mpirun is not None and run.job.distributed is not None:
+            code, note = failed_rank_note(
+                code, run.job.log_path.parent, run.job.distributed.world_size
+            )
+            if note is not None and not self._noted:
+                self._noted = True
+                run.sink.note(note)
+            return code
         failed = (run.exit or {}).get("failed_rank")
         if self._noted or not isinstance(failed, int) or failed == 0:
-            return
+            return code
         self._noted = True
         try:
             with open(run.job.paths.rank_log(failed), "rb") as fh:
@@ -234,6 +239,7 @@ class SshTarget(Target):
         except OSError:
             text = ""
         run.sink.note(distributed.failure_note(failed, code, text))
+        return code
 
     def sync(self) -> None:
         """Nothing to do: streamed bytes are written to the run folder as they arrive."""
