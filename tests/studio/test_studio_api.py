@@ -324,3 +324,52 @@ def test_the_events_of_a_run_without_a_done_marker_end(studio: dict[str, Any]) -
     assert time.monotonic() - started < 15
     page = client.get(f"/api/v1/ui/runs/{run.id}").json()
     assert page["run"]["status"] == "Completed" and page["terminal"] is True
+
+
+def _status_rows(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The rows of a stream's ``status`` events, as they come."""
+    event = ""
+    for line in lines:
+        if line.startswith("event:"):
+            event = line.partition(":")[2].strip()
+        elif line.startswith("data:") and event == "status":
+            yield json.loads(line.partition(":")[2])
+
+
+@pytest.mark.timeout(60)
+def test_the_event_stream_counts_children_again_only_when_the_run_changes(
+    studio: dict[str, Any],
+) -> None:
+    """A status row's ``children`` is counted when the stream starts and again when the run's
+    status or tags change (a sweep tags its parent with each child), not on every look: a new
+    metric sends a row with the count it had (every look per open stream counted them)."""
+    client, store = studio["client"], studio["ws"].store
+    parent, now = "studio_events_parent", time.time()
+    store.create_run(
+        RunRecord(id=parent, experiment="studio", status=RunStatus.RUNNING, created_at=now)
+    )
+
+    def child(index: int) -> None:
+        store.create_run(
+            RunRecord(
+                id=f"{parent}_{index}",
+                experiment="studio",
+                status=RunStatus.RUNNING,
+                parent_id=parent,
+                created_at=now + index,
+            )
+        )
+
+    with client.stream("GET", f"/api/v1/ui/runs/{parent}/events") as stream:
+        rows = _status_rows(stream.iter_lines())
+        assert next(rows)["children"] == 0
+        child(0)
+        store.log_series([MetricSeries(parent, "loss", "scalar", [0.5], None, [now])])
+        row = next(rows)
+        assert row["metrics"] == {"loss": 0.5} and row["children"] == 0
+        store.set_tags(parent, {f"{parent}_0": "{}"})  # hidden from the row: only the count moves
+        assert next(rows)["children"] == 1
+        child(1)
+        store.set_status(parent, RunStatus.COMPLETED)
+        row = next(rows)
+        assert row["status"] == "Completed" and row["children"] == 2

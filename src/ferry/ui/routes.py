@@ -31,6 +31,7 @@ from ferry.server import runfiles
 from ferry.server.auth import require_runs, require_user, services
 from ferry.server.boundary import FerryJSON
 from ferry.server.services import ServerServices
+from ferry.status import RunStatus
 from ferry.tracking.accounts import TokenRecord
 from ferry.ui import charts, runpage, views
 
@@ -43,6 +44,8 @@ _PING = 15.0
 _LOG_CHUNK = 256 << 10
 #: how long an ended run's stream waits for its supervisor's done marker (the last log bytes)
 _SETTLE = 3.0
+#: a run's child count and what it was counted for (its status and tags)
+_Children = tuple[tuple[RunStatus, dict[str, str | None]], int]
 
 router = APIRouter(prefix="/ui", tags=["ui"])
 Svc = Depends(services)
@@ -290,17 +293,18 @@ async def _follow(
     mark = ""
     next_store = 0.0
     ended_at: float | None = None  # when the run was first seen ended
+    children: _Children | None = None
     while not await request.is_disconnected():
         state = runfiles.scan_folder(folder)
         new_mark = runfiles.state_mark(state)
         now = time.monotonic()
         if new_mark != mark or now >= next_store:
             mark, next_store = new_mark, now + _STORE_STEP
-            record = await run_in_threadpool(_state_of, svc, run_id)
+            record = await run_in_threadpool(_state_of, svc, run_id, children)
             if record is None:
                 yield {"event": "gone", "data": json.dumps({"run_id": run_id})}
                 return
-            row, names = record
+            row, names, children = record
             if row != sent_row:
                 sent_row = row
                 yield {"event": "status", "data": json.dumps(row)}
@@ -338,18 +342,23 @@ async def _follow(
 
 
 def _state_of(
-    svc: ServerServices, run_id: str
-) -> tuple[dict[str, Any], list[tuple[str, str, int]]] | None:
+    svc: ServerServices, run_id: str, children: _Children | None
+) -> tuple[dict[str, Any], list[tuple[str, str, int]], _Children] | None:
+    """The run's status row and metric counts, read on every look. Its children are counted
+    again only when its status or tags changed (a sweep tags its parent with each child it
+    starts), not every half second per open stream."""
     try:
         record = svc.read_run(run_id)
     except RunNotFound:
         return None
     latest = svc.store.latest_metrics([run_id]).get(run_id, {})
-    children = svc.store.count_children([run_id]).get(run_id, 0)
-    row = views.row(record, latest, children)
+    counted_for = (record.status, dict(record.tags))
+    if children is None or children[0] != counted_for:
+        children = (counted_for, svc.store.count_children([run_id]).get(run_id, 0))
+    row = views.row(record, latest, children[1])
     # no supervisor ever (an interactive run, a run MLflow's client made): no done marker comes
     row["supervised"] = record.supervisor_pid is not None
-    return row, svc.store.metric_names(run_id)
+    return row, svc.store.metric_names(run_id), children
 
 
 # the pages ---------------------------------------------------------------------------------
