@@ -179,15 +179,25 @@ def test_cancel_stops_mpirun_and_every_rank_on_the_host(  # type: ignore[no-unty
 ) -> None:
     _need_open_mpi()
     _attach(workspace, ssh_server, work)
-    body = """
-    import os, time
-    from mpi4py import MPI
-    MPI.COMM_WORLD.Barrier()
-    print("pid", os.getpid(), "mpirun", os.getppid(), flush=True)
-    time.sleep(300)
-    """
-    run = _submit(workspace, awkward_dir / "cancel", body, ranks=2)
-    folder = workspace.runs_dir / run.id / "user_logs"
+    run = _submit(workspace, awkward_dir / "cancel", SLEEPER, ranks=2)
+    pids = _running_ranks(workspace, run)
+    assert run.cancel() is True
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
+
+
+SLEEPER = """
+import os, time
+from mpi4py import MPI
+MPI.COMM_WORLD.Barrier()
+print("pid", os.getpid(), "mpirun", os.getppid(), flush=True)
+time.sleep(300)
+"""
+
+
+def _running_ranks(ws: Any, run: Any) -> list[int]:
+    """The pids of both ranks and of their mpirun, once both ranks have said them."""
+    folder = ws.runs_dir / run.id / "user_logs"
     rank_logs = [folder / "std_log.txt", folder / "std_log_rank_1.txt"]
     wait_until(
         lambda: all(p.exists() and "mpirun" in p.read_text() for p in rank_logs),
@@ -195,11 +205,48 @@ def test_cancel_stops_mpirun_and_every_rank_on_the_host(  # type: ignore[no-unty
         what="both ranks on the host",
     )
     texts = [p.read_text() for p in rank_logs]
-    pids = _pids(texts) + _pids(texts, "mpirun")
-    assert len(set(pids)) == 3  # two ranks, one mpirun (their parent)
-    assert run.cancel() is True
-    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+    pids = sorted(set(_pids(texts) + _pids(texts, "mpirun")))
+    assert len(pids) == 3  # two ranks, one mpirun (their parent)
+    return pids
+
+
+def test_the_time_limit_stops_every_rank(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+) -> None:
+    _need_open_mpi()
+    _attach(workspace, ssh_server, work)
+    folder = awkward_dir / "limit"
+    folder.mkdir()
+    (folder / "job.py").write_text(SLEEPER, encoding="utf-8")
+    config = ScriptRunConfig(
+        str(folder), "job.py", compute_target="vm", environment=_python_env(),
+        distributed_job_config=MpiConfiguration(process_count_per_node=2),
+    )  # fmt: skip
+    config.run_config.max_run_duration_seconds = 8
+    run = Experiment(workspace, "mpi-ssh").submit(config)
+    pids = _running_ranks(workspace, run)
+    details = run.wait_for_completion(raise_on_error=False)
+    assert details["status"] == "Failed" and details["error"]["error"]["code"] == (
+        "TimeLimitExceeded"
+    ), details
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
+
+
+def test_the_ranks_go_with_a_supervisor_that_dies(  # type: ignore[no-untyped-def]
+    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+) -> None:
+    """Nobody follows the run any more: the host's watchdog stops mpirun and its ranks when
+    the lease (3 s here) expires."""
+    import signal
+
+    _need_open_mpi()
+    _attach(workspace, ssh_server, work)
+    run = _submit(workspace, awkward_dir / "orphans", SLEEPER, ranks=2)
+    pids = _running_ranks(workspace, run)
+    supervisor = workspace.store.get_run(run.id).supervisor_pid
+    assert supervisor
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20, what="the ranks to die")
 
 
 # ------------------------------------------------------------------------------------------------
