@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nothing_submitted import assert_no_runs
+
+from ferry.workspace import Workspace
 
 
 @pytest.fixture
@@ -15,15 +18,11 @@ def project(awkward_dir: Path) -> Path:
     return folder
 
 
-def _no_runs(ferry) -> None:  # type: ignore[no-untyped-def]
-    assert ferry("runs", "list", "--json").json() == []
-
-
 def test_missing_script(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
     res = ferry("submit", str(project / "nope.py"))
     assert res.code == 2 and "does not exist" in res.err
     assert "Traceback" not in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_script_outside_source_directory(ferry, project: Path, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -31,20 +30,20 @@ def test_script_outside_source_directory(ferry, project: Path, awkward_dir: Path
     other.mkdir()
     res = ferry("submit", str(project / "train.py"), "--source-dir", str(other))
     assert res.code == 2 and "not inside the source folder" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_unknown_target_lists_known_ones(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
     res = ferry("submit", str(project / "train.py"), "-t", "gpu-cluster")
     assert res.code == 2 and "'gpu-cluster'" in res.err and "attached targets: local" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 @pytest.mark.parametrize("name", ["-bad", "has space", "x" * 256, "ü"])
 def test_bad_experiment_name(ferry, project: Path, name: str) -> None:  # type: ignore[no-untyped-def]
     res = ferry("submit", str(project / "train.py"), "-e", name)
     assert res.code == 2 and "experiment name" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_malformed_yaml(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +51,7 @@ def test_malformed_yaml(ferry, project: Path) -> None:  # type: ignore[no-untype
     job.write_text("script: train.py\narguments: [--a, 1\n")
     res = ferry("submit", str(job))
     assert res.code == 2 and "not valid YAML" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_unknown_yaml_key_names_allowed_keys(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +59,7 @@ def test_unknown_yaml_key_names_allowed_keys(ferry, project: Path) -> None:  # t
     job.write_text("script: train.py\nargs: [1]\n")
     res = ferry("submit", str(job))
     assert res.code == 2 and "unknown key 'args'" in res.err and "arguments" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_wrong_yaml_types(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +91,7 @@ def test_missing_interpreter(ferry, project: Path) -> None:  # type: ignore[no-u
     )
     res = ferry("submit", str(job))
     assert res.code == 2 and "/no/such/python3" in res.err and "interpreter_path" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_unwritable_workspace(ferry, project: Path, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -102,13 +101,15 @@ def test_unwritable_workspace(ferry, project: Path, awkward_dir: Path) -> None: 
     assert res.code == 2 and "not writable" in res.err
 
 
-def test_bad_tag_and_status_options(ferry, project: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tag_and_status_options(ferry, project: Path, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
     assert ferry("submit", str(project / "train.py"), "--tag", "novalue").code == 2
+    Workspace.create(awkward_dir / "cli ws")  # the refused submit made none
     res = ferry("runs", "list", "--status", "finished")
     assert res.code == 2 and "use one of" in res.err
 
 
-def test_unknown_run_id(ferry) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_run_id(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    Workspace.create(awkward_dir / "cli ws")
     res = ferry("runs", "show", "nope_1_deadbeef")
     assert res.code == 2 and "no run 'nope_1_deadbeef'" in res.err
 
@@ -128,10 +129,10 @@ def test_a_target_refuses_a_job_it_cannot_run_before_anything_is_written(
     assert ferry("target", "attach", "spark1", "--type", "spark", "--master", "local[1]").code == 0
     res = ferry("submit", str(project / "train.py"), "-t", "spark1")
     assert res.code == 2 and "framework='pyspark'" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
     res = ferry("submit", str(project / "train.py"), "--framework", "jax")
     assert res.code == 2 and "unknown framework 'jax'" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)
 
 
 def test_a_source_folder_over_the_snapshot_limit_fails_before_anything_is_stored(
@@ -142,4 +143,4 @@ def test_a_source_folder_over_the_snapshot_limit_fails_before_anything_is_stored
     monkeypatch.setenv("FERRY_SNAPSHOT_MAX_FILES", "3")
     res = ferry("submit", str(project / "train.py"))
     assert res.code == 2 and "data" in res.err and ".ferryignore" in res.err
-    _no_runs(ferry)
+    assert_no_runs(ferry)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from nothing_submitted import assert_no_runs
 
 from ferry.errors import ConfigError
 from ferry.jobfile import MAX_BYTES, MAX_DEPTH, load_job
@@ -93,7 +94,7 @@ def test_a_malformed_job_file_is_a_clear_error(  # type: ignore[no-untyped-def]
     if case not in NAMES_NO_FILE:
         assert "job file.yml" in res.err, res.err
     assert not marker.exists()  # the python tag was never executed
-    assert ferry("runs", "list", "--json").json() == []
+    assert_no_runs(ferry)
 
 
 def _measure(load: Callable[[], object]) -> tuple[float, int, BaseException | None]:

@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from ferry.workspace import Workspace
+
 TRAIN = """
 from ferry import Run
 run = Run.get_context()
@@ -139,6 +141,7 @@ def test_cancel_and_rerun_as_json(ferry, awkward_dir: Path) -> None:  # type: ig
 
 
 def test_errors_are_one_json_object_with_the_fix(ferry, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    Workspace.create(awkward_dir / "cli ws")
     missing = ferry("runs", "show", "nope_1", "--json")
     assert missing.code != 0
     error = missing.json()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from nothing_submitted import assert_no_runs
 
 from ferry.cli.render import strict, text, to_json
 from ferry.status import RunStatus
@@ -148,7 +149,7 @@ def test_bytes_that_are_not_utf8_in_an_argument_are_a_clear_error(
     assert res.code == 2, res.err
     assert "holds bytes that are not UTF-8" in res.err and "\\xff" in res.err
     assert "Traceback" not in res.err
-    assert ferry("runs", "list", "--json").json() == []
+    assert_no_runs(ferry)
 
 
 def test_a_non_utf8_tag_from_a_real_shell(awkward_dir: Path) -> None:

@@ -33,6 +33,7 @@ from test_zygote_support import (  # noqa: F401  (the *_fixture names register f
 )
 
 from ferry.cli.fast import INTERACTIVE_COMMANDS, is_interactive, package_fingerprint
+from ferry.workspace import Workspace
 
 
 def _client_limits() -> None:
@@ -173,6 +174,7 @@ def test_interactive_commands_on_a_terminal_run_in_process(
 ) -> None:
     ferry(zygote_env, "runs", "list")
     zygote = wait_for_zygote(zygote_env)
+    Workspace.create(tmp_path / "ws")  # `target status` refuses a -w folder without one
     master, terminal = pty.openpty()
     try:
         for args in (

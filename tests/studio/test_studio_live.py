@@ -233,4 +233,5 @@ def test_a_folder_without_a_workspace_is_refused(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2, done
-    assert "there is no workspace with runs in" in done.stderr and "-w" in done.stderr
+    assert f"there is no ferry workspace in {tmp_path / 'typo'}" in done.stderr
+    assert "-w" in done.stderr and not (tmp_path / "typo").exists()  # nor made one

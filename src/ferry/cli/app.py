@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import click
+
+#: Commands that work on what a workspace already holds (its runs, experiments, data, models,
+#: environments, targets). Given a folder with -w that holds no workspace, they refuse it rather
+#: than make an empty workspace there and answer from it: a mistyped path must not pass for
+#: "no runs". The others (submit, sweep, init, env build, target attach …) make the workspace
+#: on first use, as they always have; so does every command in the default workspace.
+READERS = frozenset(
+    {
+        "data datastores", "data list", "data show",
+        "env list", "env prune", "env show",
+        "experiments list",
+        "models download", "models list", "models show",
+        "runs cancel", "runs compare", "runs diff", "runs download", "runs list", "runs logs",
+        "runs metrics", "runs rerun", "runs restore", "runs show", "runs tag",
+        "target delete", "target detach", "target list", "target show", "target status",
+        "ui",
+    }
+)  # fmt: skip
 
 
 class Context:
@@ -26,14 +45,46 @@ class Context:
         if self._ws is None:
             from ferry.workspace import Workspace
 
-            # -w is a folder (relative to here), never the reference's bare workspace name,
-            # which Workspace.create would open under $FERRY_HOME
-            self._ws = (
-                Workspace.create(os.path.abspath(os.path.expanduser(self._path)))
-                if self._path
-                else Workspace.from_config()
-            )
+            if self._path:
+                # -w is a folder (relative to here), never the reference's bare workspace name,
+                # which Workspace.create would open under $FERRY_HOME
+                path = Path(os.path.abspath(os.path.expanduser(self._path)))
+                if _command() in READERS:
+                    check_workspace_folder(path)
+                self._ws = Workspace.create(path)
+            else:
+                self._ws = Workspace.from_config()
         return self._ws
+
+
+def check_workspace_folder(path: Path) -> None:
+    """Refuse a folder given with -w that holds no workspace (see :data:`READERS`): one that
+    does not exist, or has neither ``ferry.db`` nor ``runs/`` (``$FERRY_DATABASE_URL`` keeps
+    the database elsewhere: the folder must exist)."""
+    from ferry.errors import ConfigError
+
+    if path.is_dir() and (
+        os.environ.get("FERRY_DATABASE_URL")
+        or (path / "ferry.db").is_file()
+        or (path / "runs").is_dir()
+    ):
+        return
+    why = "the folder does not exist" if not path.exists() else "the folder holds none"
+    inner = path / ".ferry"
+    if path.is_dir() and ((inner / "ferry.db").is_file() or (inner / "runs").is_dir()):
+        fix = f"its project's workspace is {inner}: give -w that folder, or run ferry there"
+    else:
+        fix = (
+            "check the path given to -w/--workspace (or FERRY_WORKSPACE); to start a workspace "
+            f"there, run `ferry init --workspace-dir {shlex.quote(str(path))}` or submit a run with -w"
+        )
+    raise ConfigError(f"there is no ferry workspace in {path} ({why}); {fix}")
+
+
+def _command() -> str:
+    """The words of the command being run (``runs list``), without the program's name."""
+    current = click.get_current_context(silent=True)
+    return " ".join(current.command_path.split()[1:]) if current is not None else ""
 
 
 pass_ctx = click.make_pass_decorator(Context)

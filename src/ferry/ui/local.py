@@ -20,7 +20,6 @@ import os
 import secrets
 import socket
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.errors import ConfigError
@@ -64,15 +63,6 @@ def check_host(host: str) -> bool:
             f"--host {host!r} is not an IP address; give 127.0.0.1 (this machine only) or an "
             "address of this machine"
         ) from None
-
-
-def check_workspace(path: Path) -> None:
-    """Refuse a folder that holds no runs yet (a mistyped ``-w`` would serve an empty one)."""
-    if not (path / "ferry.db").exists() and not os.environ.get("FERRY_DATABASE_URL"):
-        raise ConfigError(
-            f"there is no workspace with runs in {path}: check -w (or .ferry/config.json), or "
-            "submit a run there first (`ferry submit train.py`)"
-        )
 
 
 def build_app(ws: Workspace, token: str, host: str = "127.0.0.1", port: int = 0) -> Any:
