@@ -144,3 +144,32 @@ def test_cancel_stops_every_rank_container_on_the_host(  # type: ignore[no-untyp
     while _boxes(run.id):
         assert time.monotonic() < deadline, [b.name for b in _boxes(run.id)]
         time.sleep(0.1)
+
+
+def test_an_image_without_open_mpi_fails_the_run_naming_the_hosts_mpirun(  # type: ignore[no-untyped-def]
+    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path,
+    engine: Any,
+) -> None:  # fmt: skip
+    from ferry.envbuild.docker_base import base_tag
+
+    config = ssh_server.attach_config(work_dir=str(remote_root), docker_host=engine.address)
+    ComputeTarget.attach(workspace, "vm", RemoteCompute.attach_configuration(**config))
+    source = awkward_dir / "nompi"
+    source.mkdir()
+    (source / "job.py").write_text("print('JOB RAN')\n")
+    env = Environment.from_dockerfile(  # the base image is on the engine (the runs above)
+        "no-mpi",
+        f"FROM {base_tag()}\nRUN apt-get purge -y -qq 'openmpi-*' 'libopenmpi*' >/dev/null\n",
+    )
+    run = Experiment(workspace, "mpi-ssh-docker").submit(
+        ScriptRunConfig(
+            str(source), "job.py", compute_target="vm", environment=env,
+            distributed_job_config=MpiConfiguration(process_count_per_node=2),
+        )
+    )  # fmt: skip
+    details = run.wait_for_completion(raise_on_error=False)
+    log = _logs(workspace, run.id)["std_log.txt"]
+    assert details["status"] == "Failed", log
+    assert "has no Open MPI: use ferry's default base image" in log, log
+    assert f"host {ssh_server.user}@127.0.0.1:{ssh_server.port}'s mpirun" in log
+    assert "JOB RAN" not in log and _boxes(run.id) == []

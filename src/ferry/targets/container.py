@@ -15,19 +15,22 @@ rank as Docker's client in the foreground under the job's watchdog (:func:`rank_
   the log keeps the order in which lines were written;
 * one container per rank, named ``ferry-<run id>-<rank>``: the watchdog stops it by that name.
 
-An MPI run (:func:`mpi_launch`) is this machine's ``mpirun`` under the watchdog, as a plain
-MPI run is; each rank it starts is Docker's client running that rank's container
-(:mod:`ferry.targets.mpi_rank`), whose Open MPI finds this mpirun through the variables it is
-given and the session folder it mounts (:func:`ferry.targets.mpi.container_options`). The
+What every rank's container of a run shares is one :class:`ContainerPlan`, built once by the
+target. An MPI run is the machine's ``mpirun`` under the watchdog, as a plain MPI run is
+(:func:`mpi_launch` on this machine; on an SSH host the agent makes mpirun's command line from
+:func:`mpi_box`); each rank it starts is Docker's client running that rank's container
+(:mod:`ferry.agent.mpi_rank`), whose Open MPI finds that mpirun through the variables it is
+given and the session folder it mounts (:func:`ferry.agent.mpirun.container_options`). The
 watchdog stops them all by the name ``ferry-<run id>-*``. The image must hold the same Open MPI
-series as this machine (:func:`check_image_mpi`, at prepare): ferry's default base image has
+series as that mpirun (:func:`check_image_mpi`, at prepare): ferry's default base image has
 Debian's, an image of the user's own is named with the fix when it has none.
 
 Example::
 
     image = prepare_image(job, engine, envs_dir, ctx.log)
-    launch = rank_launch(job, image, engine, rank=0, command=["python", "train.py"],
-                         variables=protocol_vars, mounts=[(run_dir, False), (runtime, True)])
+    plan = ContainerPlan(image.tag, engine, ["python", "train.py"], protocol_vars,
+                         [(run_dir, False), (runtime, True)], workdir, "1000:1000", False, {})
+    launch = rank_launch(job, plan, rank=0)
 """
 
 from __future__ import annotations
@@ -194,30 +197,36 @@ def _probe_image_mpi(engine: str, image_id: str, python: str) -> ImageMpi:
 
 
 def check_image_mpi(
-    tag: str, host_version: str, found: ImageMpi, *, environment: str, run_id: str | None
+    tag: str,
+    host_version: str,
+    found: ImageMpi,
+    *,
+    environment: str,
+    run_id: str | None,
+    where: str = "this machine",
 ) -> None:
-    """Refuse an MPI job whose image has no Open MPI, or another series than this machine's
-    mpirun (which starts the ranks, and to which their library connects)."""
+    """Refuse an MPI job whose image has no Open MPI, or another series than the mpirun of
+    ``where`` (which starts the ranks, and to which their library connects)."""
     from ferry.targets import mpi
 
     wanted = mpi.series(host_version) or host_version
     fix = (
         "use ferry's default base image (leave env.docker.base_image unset: it has Debian's "
         f"Open MPI), or install Open MPI {wanted} in the image (on Debian or Ubuntu: "
-        f"apt-get install openmpi-bin, of version {wanted}.x like this machine's {host_version})"
+        f"apt-get install openmpi-bin, of version {wanted}.x like {where}'s {host_version})"
     )
     name = environment or "(unnamed)"
     if not found.version:
         raise TargetRefused(
             f"the MPI job's ranks run in the image of environment {name!r} ({tag}), started by "
-            f"this machine's mpirun ({host_version}), and that image has no Open MPI: {fix}",
+            f"{where}'s mpirun ({host_version}), and that image has no Open MPI: {fix}",
             run_id=run_id,
         )
     if mpi.series(found.version) != mpi.series(host_version):
         raise TargetRefused(
-            f"the image of environment {name!r} ({tag}) has {found.version}, and this "
-            f"machine's mpirun, which starts the ranks, is {host_version}: the two must be "
-            f"the same series; {fix}",
+            f"the image of environment {name!r} ({tag}) has {found.version}, and {where}'s "
+            f"mpirun, which starts the ranks, is {host_version}: the two must be the same "
+            f"series; {fix}",
             run_id=run_id,
         )
 

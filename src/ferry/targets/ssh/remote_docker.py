@@ -58,7 +58,7 @@ class RemoteDocker:
         found = container.image_mpi(engine, self.image.image_id, self.image.python, cache)
         container.check_image_mpi(
             self.image.tag, run.mpirun.version, found, environment=run.job.environment.name,
-            run_id=run.job.run_id,
+            run_id=run.job.run_id, where=f"host {run.settings.where}",
         )  # fmt: skip
         self.mpi4py = found.mpi4py
 
