@@ -164,7 +164,7 @@ class LocalTarget(Target):
         if self._plan is None:
             launches = [JobProcess(0, argv, env, str(job.log_path), first_line)]
         elif self._mpirun is not None:
-            launches = [self._mpi_launch(job, argv, env, first_line)]
+            launches = [mpi.launch_here(job, self._mpirun, argv, env, first_line)]
         else:
             host = "127.0.0.1"
             port = distributed.free_port(host)
@@ -255,22 +255,6 @@ class LocalTarget(Target):
             if not path.resolve().is_relative_to(job.run_dir.resolve()):
                 mounts.append((str(path if path.is_dir() else path.parent), False))
         return mounts
-
-    def _mpi_launch(
-        self, job: JobSpec, argv: list[str], env: dict[str, str], first_line: str | None
-    ) -> JobProcess:
-        """One process for every rank: mpirun, its ranks' common variables inherited (a script
-        runs under mpi4py's runner when the job's Python has it)."""
-        from ferry.agent.mpirun import launch
-
-        assert self._plan is not None and self._mpirun is not None
-        spec = mpi.launch_spec(job, self._mpirun, argv, str(job.run_dir),
-                               logs=str(job.log_path.parent))  # fmt: skip
-        launched, shown = launch(spec, env)
-        shared = distributed.shared_environment(self._plan, "127.0.0.1", distributed.free_port())
-        return JobProcess(
-            0, launched, {**env, **shared}, str(job.log_path), shown + (first_line or "")
-        )
 
     def _ended(self, code: int | None) -> int | None:
         if code is None or self._job is None:

@@ -45,7 +45,9 @@ from ferry.agent import mpirun as agent_mpirun
 from ferry.agent.mpirun import COMMAND_FILE, RANK_LAUNCHER, under_mpi4py
 from ferry.errors import TargetRefused
 from ferry.spec import DistributedPlan, JobSpec
+from ferry.targets import distributed
 from ferry.targets.distributed import GroupExit
+from ferry.targets.watched import JobProcess
 
 __all__ = ["COMMAND_FILE", "RANK_LAUNCHER", "under_mpi4py"]
 
@@ -117,6 +119,23 @@ def launch_spec(
     }  # fmt: skip
     spec.update(more)
     return spec
+
+
+def launch_here(
+    job: JobSpec,
+    mpirun: OpenMpi,
+    argv: list[str],
+    env: dict[str, str],
+    first_line: str | None = None,
+) -> JobProcess:
+    """The local target's one process for every rank: this machine's mpirun, the ranks'
+    common variables inherited, a script under mpi4py's runner when the job's Python (asked
+    with ``env``) has it; ``first_line`` follows ferry's own lines at the top of the log."""
+    assert job.distributed is not None
+    spec = launch_spec(job, mpirun, argv, str(job.run_dir), logs=str(job.log_path.parent))
+    launched, first = agent_mpirun.launch(spec, env)
+    shared = distributed.shared_environment(job.distributed, "127.0.0.1", distributed.free_port())
+    return JobProcess(0, launched, {**env, **shared}, str(job.log_path), first + (first_line or ""))
 
 
 def refuse_where_mpirun_is_not_started(target: str, kind: str, job: JobSpec) -> None:
