@@ -179,10 +179,10 @@ class Experiment:
         """Delete the experiment with this id; only one without runs (see the module notes)."""
         if not isinstance(experiment_id, str):
             raise ConfigError(f"experiment_id must be a str (experiment.id), got {experiment_id!r}")
-        for record in workspace.store.list_experiment_records(archived=None):
-            if record.id == experiment_id:
-                workspace.store.delete_experiment(record.name)
-                return
+        record = workspace.store.find_experiment_by_id(experiment_id)
+        if record is not None:
+            workspace.store.delete_experiment(record.name)
+            return
         raise ConfigError(
             f"there is no experiment with id {experiment_id!r} in this workspace; "
             "Experiment.list(ws, view_type=ViewType.All) lists them with their ids"

@@ -94,3 +94,41 @@ def test_property_status_and_time_filters(store: RunStore) -> None:
 def test_a_search_that_cannot_be_answered_is_refused(store: RunStore, clause: Clause) -> None:
     with pytest.raises(ConfigError):
         store.search_runs(RunSearch(("srch",), (clause,)))
+
+
+def test_a_page_carries_each_runs_tags_properties_and_non_finite_latest_values(
+    store: RunStore,
+) -> None:
+    """PostgreSQL reads a page's tags, properties and latest values in the page's own query
+    (aggregated as JSON): a tag without a value, a run with neither tags nor properties and
+    non-finite metric values come back as the other stores give them."""
+    import math
+
+    store.create_run(
+        RunRecord(
+            id="full_1_aaaaaaaa",
+            experiment="agg",
+            created_at=1.0,
+            tags={"team": "a", "blank": None, "unicode": "é✓"},
+            properties={"alpha": "0.5"},
+        )
+    )
+    store.create_run(RunRecord(id="bare_2_bbbbbbbb", experiment="agg", created_at=2.0))
+    store.log_series(
+        [
+            MetricSeries("full_1_aaaaaaaa", "nan", "scalar", [math.nan], [0], [1.0]),
+            MetricSeries("full_1_aaaaaaaa", "inf", "scalar", [-math.inf], [0], [1.0]),
+            MetricSeries("full_1_aaaaaaaa", "mse", "scalar", [0.125], [0], [1.0]),
+        ]
+    )
+    page = store.search_runs(RunSearch(("agg",), order_by=(OrderBy("attribute", "created_at"),)))
+    full, bare = page.runs
+    assert (full.id, bare.id) == ("full_1_aaaaaaaa", "bare_2_bbbbbbbb")
+    assert full.tags == {"team": "a", "blank": None, "unicode": "é✓"}
+    assert full.properties == {"alpha": "0.5"}
+    assert bare.tags == {} and bare.properties == {}
+    latest = page.latest["full_1_aaaaaaaa"]
+    # NaN is never a latest value (it cannot be sorted on); infinities are
+    assert latest == {"inf": -math.inf, "mse": 0.125}
+    assert page.latest["bare_2_bbbbbbbb"] == {}
+    assert page.next_offset is None

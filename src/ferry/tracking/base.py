@@ -234,6 +234,14 @@ class RunStore(abc.ABC):
         """Experiments sorted by name: active ones (``archived=False``), archived ones
         (``True``) or all (``None``)."""
 
+    def find_experiment_by_id(self, experiment_id: str) -> ExperimentRecord | None:
+        """The experiment with that id (``experiment.id``), archived or not; None when there
+        is none. Stores with an index on the id answer without listing them all."""
+        for record in self.list_experiment_records(archived=None):
+            if record.id == experiment_id:
+                return record
+        return None
+
     @abc.abstractmethod
     def set_experiment_archived(self, name: str, archived: bool) -> ExperimentRecord:
         """Archive (hide) or reactivate an experiment; ConfigError if there is none."""

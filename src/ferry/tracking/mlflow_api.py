@@ -155,9 +155,9 @@ def find_experiment_by_id(store: RunStore, exp_id: str) -> ExperimentRecord:
         found = store.find_experiment(DEFAULT_EXPERIMENT)
         if found is not None:
             return found
-    for record in store.list_experiment_records(archived=None):
-        if record.id == exp_id:
-            return record
+    found = store.find_experiment_by_id(exp_id)
+    if found is not None:
+        return found
     raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={exp_id} exists", 404)
 
 

@@ -87,8 +87,13 @@ class SqlRunStore(RunStore):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A connection for reading. On PostgreSQL it reads in autocommit: each statement
+        sees the data committed when it starts, as in a READ COMMITTED transaction, without
+        the transaction's ROLLBACK round trip when the connection goes back to the pool."""
         try:
             with self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
         except sa.exc.DBAPIError as exc:
             raise translate(exc, self.url, "read") from exc
@@ -132,6 +137,11 @@ class SqlRunStore(RunStore):
     def find_experiment(self, name: str) -> ExperimentRecord | None:
         with self._read() as conn:
             found = self._experiments(conn, t.experiments.c.name == name)
+        return found[0] if found else None
+
+    def find_experiment_by_id(self, experiment_id: str) -> ExperimentRecord | None:
+        with self._read() as conn:
+            found = self._experiments(conn, t.experiments.c.id == experiment_id)
         return found[0] if found else None
 
     def list_experiment_records(self, *, archived: bool | None = False) -> list[ExperimentRecord]:
@@ -183,12 +193,23 @@ class SqlRunStore(RunStore):
         with self._write() as conn:
             rows.insert_run(conn, record)
 
-    def _records(self, conn: Connection, found: Sequence[sa.Row[Any]]) -> list[RunRecord]:
+    def _records(
+        self,
+        conn: Connection,
+        found: Sequence[sa.Row[Any]],
+        details: Sequence[tuple[Mapping[str, str | None], Mapping[str, str]]] | None = None,
+    ) -> list[RunRecord]:
+        """Records of ``runs`` rows; their tags and properties from ``details`` (one pair per
+        row, read with them) or read here."""
         if not found:
             return []
         ids = [r.id for r in found]
         tag_map: dict[str, dict[str, str | None]] = {i: {} for i in ids}
         prop_map: dict[str, dict[str, str]] = {i: {} for i in ids}
+        if details is not None:
+            for run_id, (tags, props) in zip(ids, details, strict=True):
+                tag_map[run_id], prop_map[run_id] = dict(tags), dict(props)
+            ids = []  # nothing more to read
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start : chunk_start + 500]
             for run_id, key, value in conn.execute(
