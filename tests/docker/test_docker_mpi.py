@@ -17,10 +17,10 @@ import pytest
 
 from ferry import Environment, Experiment, ScriptRunConfig, Workspace
 from ferry.agent import container as agent
+from ferry.agent.mpi_rank import in_container
 from ferry.envbuild.docker_engine import client
 from ferry.runconfig import DockerConfiguration, MpiConfiguration
 from ferry.targets.container import ImageMpi, check_image_mpi
-from ferry.targets.mpi_rank import in_container
 from ferry.testing.conformance import wait_until
 
 #: what each rank reports: its MPI world, its variables, its container (cgroup) and the sum

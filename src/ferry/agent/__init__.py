@@ -18,4 +18,7 @@ imports the same helpers instead of keeping copies. Each module has one job:
 - :mod:`.jobs` — a job started detached on an SSH host, its lifelines and its cancel.
 - :mod:`.serve` and :mod:`.daemon` — the SSH agent's protocol, per channel or as a daemon.
 - :mod:`.bundle` — the package's own files, as shipped.
+- :mod:`.mpirun` — finds Open MPI's ``mpirun`` and makes an MPI job's command line (local
+  target and SSH hosts alike).
+- :mod:`.mpi_rank` — one MPI rank's launcher (its log, or its container), which mpirun starts.
 """

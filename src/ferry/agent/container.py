@@ -9,7 +9,7 @@ watchdog minds it like any process. What the client cannot promise — a contain
 the client itself is killed — the watchdog does through the engine's API, by the container's
 name (:func:`kill`): on cancel, on a time limit, when the supervisor is gone, and for whatever
 is left when the job ends. An MPI run's ranks are containers that ``mpirun`` starts, one per
-rank (:mod:`ferry.targets.mpi_rank`): the watchdog knows them by one name ending in ``*``,
+rank (:mod:`ferry.agent.mpi_rank`): the watchdog knows them by one name ending in ``*``,
 ``ferry-<run id>-*``, which :func:`kill` takes as every container whose name starts so. This
 module is that small API client (a few calls over the engine's
 Unix socket or plain TCP); builds and everything else use the ``docker`` library.
