@@ -235,8 +235,9 @@ def test_the_time_limit_stops_every_rank_container(
 def test_an_image_without_open_mpi_fails_the_run_saying_how_to_fix_it(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    from ferry.envbuild.docker_base import base_tag
+    from ferry.envbuild.docker_base import base_tag, ensure_default_base
 
+    ensure_default_base(client(), print)  # the Dockerfile starts from it (run alone, too)
     env = Environment.from_dockerfile(
         "no-mpi",
         f"FROM {base_tag()}\nRUN apt-get purge -y -qq 'openmpi-*' 'libopenmpi*' >/dev/null\n",
