@@ -228,9 +228,9 @@ def search_runs(body: SearchBody, svc: ServerServices = Svc, _: TokenRecord = Us
             top_level_only=body.top_level_only,
         )
     )
-    return FerryJSON(
+    return FerryJSON(  # records as they are: pydantic-core writes a dataclass as run_to_wire
         {
-            "runs": [wire.run_to_wire(r) for r in page.runs],
+            "runs": page.runs,
             "next_offset": page.next_offset,
             "latest": page.latest,
         }

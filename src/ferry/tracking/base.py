@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferry.status import RunStatus
@@ -57,6 +57,23 @@ class RunRecord:
     #: 1, 2, … per experiment in creation order; given by the store (a value set here is ignored)
     number: int | None = None
     description: str | None = None
+
+
+#: every field of a run record, in order
+RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+_RUN_FIELD_SET = frozenset(RUN_FIELDS)
+
+
+def run_record(values: dict[str, Any]) -> RunRecord:
+    """A :class:`RunRecord` of ``values`` (field name → value, checked by the caller). When
+    ``values`` holds every field it is made without the generated ``__init__``, whose keyword
+    parsing and 24 frozen assignments took ~6 µs a record — a tenth of a search page's time
+    where a page of 100 runs is made on the server and again on the client."""
+    if values.keys() != _RUN_FIELD_SET:
+        return RunRecord(**values)
+    record = object.__new__(RunRecord)
+    record.__dict__.update(values)
+    return record
 
 
 @dataclass(frozen=True)

