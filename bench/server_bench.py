@@ -483,12 +483,14 @@ first page of 100 sorted by `metrics.mse`, MLflow's client, median of {REPEAT}:
 | `mlflow server` | {found["mlflow"] * 1000:.1f} ms | 1.0× |
 
 Goal: ≥ 10× faster than MLflow, ≤ 100 ms at the median. Both answer the same 100 runs.
-Where ferry's time goes (profiled at a load of ~4, 31 ms in all): MLflow's client turning the
-60 KB answer into protobufs ~12 ms (the same work for MLflow's answer); HTTP, the token check
-and FastAPI ~8 ms; MLflow's shape for 100 runs ~3 ms; SQL ~8 ms in four round trips — the
-page's ids cut over narrow rows by an index walk and joined to their rows (~4.5 ms, ~2.7 ms of
-it PostgreSQL executing), then its tags, properties and metrics (~1 ms each, the ids as one
-array parameter).
+Where ferry's time goes (profiled in-process on a quiet machine, 2026-12-01 07:10–07:30):
+MLflow's client turning the 56 KB answer into protobufs ~7 ms (the same work for MLflow's
+answer: through MLflow's client ferry cannot reach 10×, that client alone is ~1/17 of MLflow's
+time); an authenticated request that does nothing ~1.6 ms; the store's search ~5 ms — one
+round trip (the page's ids cut over narrow rows by an index walk, joined to their rows, each
+row with its tags, properties and latest values aggregated as JSON: ~2.9 ms, PostgreSQL's part
+~1.7 ms), building the statement ~0.5 ms, 100 records ~0.3 ms; writing the page ~0.4 ms;
+ferry's client reading and checking it ~0.7 ms.
 
 **Submit to a remote workspace** — `ferry submit hello.py` (waits for the end), warm, median of {REPEAT}:
 
