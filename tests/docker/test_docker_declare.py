@@ -163,7 +163,7 @@ def test_a_ranks_command_line_passes_values_by_name_and_mounts_any_path() -> Non
 
 
 def test_gpus_are_asked_for_by_nccl_or_a_gpu_image(tmp_path: Path) -> None:
-    from ferry.targets.container import gpu_note, rank_launch, wants_gpus
+    from ferry.targets.container import ContainerPlan, gpu_note, rank_launch, wants_gpus
 
     (tmp_path / "t.py").write_text("print(1)\n")
     nccl = _job(
@@ -182,7 +182,8 @@ def test_gpus_are_asked_for_by_nccl_or_a_gpu_image(tmp_path: Path) -> None:
     )
     assert wants_gpus(nccl) and not wants_gpus(plain)
     assert gpu_note(nccl, present=False) is not None and gpu_note(nccl, present=True) is None
-    common = {"image": "i", "engine": "unix:///e", "rank": 0, "command": ["python"],
-              "variables": {}, "mounts": [], "workdir": "/w", "user": "1:1", "base_env": {}}  # fmt: skip
-    assert "--gpus" in rank_launch(nccl, gpus=True, **common).argv  # type: ignore[arg-type]
-    assert "--gpus" not in rank_launch(plain, gpus=False, **common).argv  # type: ignore[arg-type]
+    def plan(gpus: bool) -> ContainerPlan:
+        return ContainerPlan("i", "unix:///e", ["python"], {}, [], "/w", "1:1", gpus, {})
+
+    assert "--gpus" in rank_launch(nccl, plan(gpus=True), rank=0).argv
+    assert "--gpus" not in rank_launch(plain, plan(gpus=False), rank=0).argv

@@ -131,9 +131,12 @@ def test_the_driver_logs_while_the_job_logs_and_both_series_are_whole(
         run.log("driver", i)
     run.upload_file("from_driver.txt", io.BytesIO(b"driver"))
     run.tag("checked", "yes")
-    assert run.get_status() == "Running"  # all of it happened while the job ran
+    # all of it happened while the job ran (NotResponding: its supervisor's heartbeat, every
+    # 0.3 s in the tests, came late on a busy machine — the job still runs and ends Completed)
+    assert run.get_status() in ("Running", "NotResponding")
     flag.write_text("stop")
     run.wait_for_completion()
+    assert run.get_status() == "Completed"
     metrics = run.get_metrics()
     assert metrics["driver"] == list(range(150))
     assert metrics["job_count"] > 50
