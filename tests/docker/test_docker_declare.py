@@ -182,6 +182,7 @@ def test_gpus_are_asked_for_by_nccl_or_a_gpu_image(tmp_path: Path) -> None:
     )
     assert wants_gpus(nccl) and not wants_gpus(plain)
     assert gpu_note(nccl, present=False) is not None and gpu_note(nccl, present=True) is None
+
     def plan(gpus: bool) -> ContainerPlan:
         return ContainerPlan("i", "unix:///e", ["python"], {}, [], "/w", "1:1", gpus, {})
 
