@@ -35,7 +35,7 @@ def _record(n: int) -> RunRecord:
 
 def test_the_server_writes_records_as_run_to_wire_does() -> None:
     records = [_record(n) for n in range(3)]
-    fast = json.loads(FerryJSON({"runs": records}).body)
+    fast = json.loads(bytes(FerryJSON({"runs": records}).body))
     plain = json.loads(json.dumps({"runs": [wire.run_to_wire(r) for r in records]}))
     assert fast == plain
 
