@@ -62,6 +62,8 @@ def heartbeat_verdict(
     stale_after = 3 * interval
     if age < stale_after:
         return HeartbeatVerdict(None)
+    if record.status == RunStatus.QUEUED and not record.supervisor_pid:
+        return _never_started(record, age, interval)
     if supervisor_alive is False:
         dead_after = 2 * stale_after
     elif supervisor_alive is True:  # alive but silent: a busy machine, or truly hung
@@ -89,6 +91,21 @@ def heartbeat_verdict(
     if record.status != RunStatus.NOT_RESPONDING:
         return HeartbeatVerdict(RunStatus.NOT_RESPONDING, f"no heartbeat for {age:.0f} s")
     return HeartbeatVerdict(None)
+
+
+def _never_started(record: RunRecord, age: float, interval: float) -> HeartbeatVerdict:
+    """A run recorded but not yet taken up by a supervisor: there is no heartbeat to miss yet.
+    Its start can take seconds on a loaded machine (many submits at once), so it is left
+    Queued, and judged lost only after as long a silence as a live but silent supervisor."""
+    dead_after = max(12 * interval, LIVE_SILENCE_SECONDS)
+    if age < dead_after:
+        return HeartbeatVerdict(None)
+    return HeartbeatVerdict(
+        RunStatus.FAILED,
+        f"the run was recorded {age:.0f} s ago but no supervisor ever started it (the process "
+        "that submitted it, or the server's supervisor pool, went away first); the run was "
+        "marked Failed. Resubmit it (ferry runs rerun) to try again.",
+    )
 
 
 def check(store: RunStore, record: RunRecord, now: float | None = None) -> RunRecord:

@@ -83,9 +83,18 @@ def _settled(ws: Workspace, run_ids: list[str], seconds: float = 120.0) -> dict[
         time.sleep(0.1)
 
 
+def _why(ws: Workspace, run_id: str) -> str:
+    """A failed run's error and the tail of its supervisor's log, for the assertion message."""
+    run = Run.get(ws, run_id)
+    log = run.run_dir / "supervisor.log"
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no supervisor.log)"
+    return f"{run.get_details().get('error')}\n{tail}"
+
+
 def _assert_complete(ws: Workspace, run_ids: list[str]) -> None:
     statuses = _settled(ws, run_ids)
-    assert set(statuses.values()) == {"Completed"}, statuses
+    failed = {rid: _why(ws, rid) for rid, status in statuses.items() if status != "Completed"}
+    assert not failed, failed
     for rid in run_ids:
         run = Run.get(ws, rid)
         assert run.get_metrics()["m"] == list(range(30)), rid

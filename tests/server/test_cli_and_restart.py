@@ -165,3 +165,49 @@ def test_a_run_whose_supervisor_dies_is_failed_by_the_server_with_the_reason(
     finally:
         store.close()
     assert time.time()
+
+
+def test_a_run_waiting_for_a_free_supervisor_is_kept_alive_by_the_server(  # type: ignore[no-untyped-def]
+    pg, tmp_path: Path
+) -> None:
+    """One supervisor, two runs: the second waits in the queue (no supervisor, no beat of its
+    own) and the server beats for it, so no reader judges it lost however long it waits."""
+    database = pg.create_database()
+    store = ServerStore(database)
+    store.add_user("ada")
+    token = store.create_token("ada")
+    env = {**os.environ, "FERRY_HOME": str(tmp_path / "home"), "FERRY_TOKEN": token}
+    env.pop("FERRY_DATABASE_URL", None)
+    proc, url, _log = start_server(database, tmp_path / "server", supervisors=1, env=env)
+    project = tmp_path / "project"
+    (project / ".ferry").mkdir(parents=True)
+    (project / ".ferry" / "config.json").write_text(json.dumps({"server": url}))
+    flag = tmp_path / "release"
+    _runs_until_flag(project, flag)
+    try:
+        first, second = (
+            next(
+                w
+                for w in _cli(
+                    project, "submit", "wait.py", "-e", "q", "--no-wait", env=env
+                ).stdout.split()
+                if w.startswith("q_")
+            )
+            for _ in range(2)
+        )
+        wait_until(lambda: store.get_run(first).status.value == "Running", 60, "the first run")
+        waiting = store.get_run(second)
+        assert waiting.status == RunStatus.QUEUED and waiting.supervisor_pid is None
+        beaten = waiting.heartbeat_at or 0.0
+        wait_until(
+            lambda: (store.get_run(second).heartbeat_at or 0.0) > beaten + 1.5,
+            30,
+            "the server to beat for the waiting run",
+        )
+        assert store.get_run(second).status == RunStatus.QUEUED
+        flag.write_text("go")
+        wait_until(lambda: store.get_run(second).status.is_terminal(), 90, "the second run")
+        assert store.get_run(second).status == RunStatus.COMPLETED
+    finally:
+        stop(proc)
+        store.close()

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -337,6 +338,15 @@ def test_an_environment_is_built_on_the_node_once_and_reused(  # type: ignore[no
     assert f"prefix {envs / built[0]}" in log2 and "building" not in log2
 
 
+def _ray_client_server_logs() -> list[str]:
+    """The tails of the head's Ray Client server logs (why a session could not start)."""
+    logs = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
+    return [
+        f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}"
+        for path in sorted(logs.glob("ray_client_server*.err"))
+    ]
+
+
 def test_a_run_through_ray_client(  # type: ignore[no-untyped-def]
     workspace, awkward_dir: Path, cluster: RayTestCluster
 ) -> None:
@@ -355,9 +365,12 @@ def test_a_run_through_ray_client(  # type: ignore[no-untyped-def]
     run = _submit(workspace, awkward_dir / "client", body, "client")
     details = run.wait_for_completion(raise_on_error=False)
     supervisor_log = run.run_dir / "supervisor.log"
-    assert details["status"] == "Completed", (
-        details.get("error"),
-        supervisor_log.read_text()[-3000:] if supervisor_log.exists() else "",
+    assert details["status"] == "Completed", "\n".join(
+        [
+            str(details.get("error")),
+            supervisor_log.read_text()[-3000:] if supervisor_log.exists() else "",
+            *_ray_client_server_logs(),
+        ]
     )
     log = Path(details["logFiles"]["user_logs/std_log.txt"]).read_text()
     assert "through the client" in log
@@ -486,3 +499,36 @@ def test_a_head_that_answers_but_never_lets_the_driver_in_is_an_error(  # type: 
     seconds = int(result.stdout.split("error after ")[1].split()[0])
     assert 5 <= seconds <= 20
     assert int(result.stdout.split("ticks ")[1]) > 5
+
+
+def test_ray_client_tries_a_failed_session_start_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded head's Ray Client proxy can fail to start a driver's session ("Initialization
+    failure from server", after its own 30 s wait): ferry tries again, at least three times,
+    however long the tries took. Simulated: such a head cannot be made to order here."""
+    import ray
+
+    from ferry.errors import TargetUnavailable
+    from ferry.targets.ray import connect as connect_module
+    from ferry.targets.ray.cluster import RaySettings
+
+    calls: list[str] = []
+    succeed_at = [3]
+
+    def init(address: str, **_: object) -> None:
+        calls.append(address)
+        time.sleep(0.2)  # longer than the whole retry window: only the floor of tries is left
+        if len(calls) < succeed_at[0]:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(connect_module, "_check_port", lambda address, timeout: None)
+    monkeypatch.setattr(connect_module, "_CLIENT_RETRY_PAUSE", 0.05)
+    settings = RaySettings(address="ray://127.0.0.1:1", connect_timeout=0.05)
+    connect_module.connect(settings)
+    assert calls == ["ray://127.0.0.1:1"] * 3
+    calls.clear()
+    succeed_at[0] = 99
+    with pytest.raises(TargetUnavailable, match="Initialization failure from server"):
+        connect_module.connect(settings)
+    assert len(calls) == 3

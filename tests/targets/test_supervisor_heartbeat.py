@@ -76,3 +76,23 @@ def test_a_silent_supervisor_is_judged_by_whether_its_process_lives() -> None:
     assert verdict(4.0, True) == RunStatus.NOT_RESPONDING
     assert verdict(LIVE_SILENCE_SECONDS - 1, True) == RunStatus.NOT_RESPONDING
     assert verdict(LIVE_SILENCE_SECONDS + 1, True) == RunStatus.FAILED
+
+
+def test_a_run_no_supervisor_has_started_yet_stays_queued_until_a_live_silence() -> None:
+    """Recorded, not yet taken up (its start is slow on a loaded machine, or it waits for a
+    server's free supervisor): no NotResponding, no Failed before a minute; then Failed, saying
+    that nothing started it."""
+    from ferry.liveness import LIVE_SILENCE_SECONDS, heartbeat_verdict
+    from ferry.status import RunStatus
+    from ferry.tracking import RunRecord
+
+    queued = RunRecord(
+        id="hb_3_abcdef12", experiment="hb", status=RunStatus.QUEUED, heartbeat_at=1000.0
+    )
+    for age in (1.0, 4.0, LIVE_SILENCE_SECONDS - 1):
+        assert heartbeat_verdict(queued, 1000.0 + age, 0.3, None).status is None, age
+    late = heartbeat_verdict(queued, 1000.0 + LIVE_SILENCE_SECONDS + 1, 0.3, None)
+    assert late.status == RunStatus.FAILED
+    assert "no supervisor ever started it" in late.reason and "rerun" in late.reason
+    started = RunRecord(**{**queued.__dict__, "supervisor_pid": 4242})  # its supervisor is up
+    assert heartbeat_verdict(started, 1004.0, 0.3, False).status == RunStatus.FAILED

@@ -10,8 +10,10 @@ ferry.supervisor``) — at most N at once (its claimed runs that have not ended)
 outlives the server process that started it: a server restarted mid-run leaves its runs
 running, and their supervisors keep beating.
 
-On every tick the pool also: reaps supervisors that ended (revoking their run's token); checks
-every live run's heartbeat (:func:`ferry.liveness.sweep`), so a run whose supervisor died with
+On every tick the pool also: reaps supervisors that ended (revoking their run's token); beats
+for the runs still waiting in the queue (however long they wait for a free supervisor, they are
+not lost while a server process lives); checks every live run's heartbeat
+(:func:`ferry.liveness.sweep`), so a run whose supervisor died with
 its machine is ended ``Failed`` with the reason, never left ``Running``; and takes over runs
 claimed by a process of this host that died before starting them.
 
@@ -113,6 +115,8 @@ class SupervisorPool:
         now = time.monotonic()
         if now - self._last_sweep >= SWEEP_EVERY:
             self._last_sweep = now
+            wall = time.time()
+            store.beat_waiting(wall, wall - liveness.heartbeat_interval())
             liveness.sweep(store)
             store.revoke_ended_run_tokens()
 

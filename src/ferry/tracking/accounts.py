@@ -259,6 +259,25 @@ class ServerStore(SqlRunStore):
                     break
         return claimed
 
+    def beat_waiting(self, now: float, older_than: float) -> int:
+        """Heartbeats for the queued runs no server process has claimed yet (the live server
+        keeps them, so readers do not judge them lost), those last beaten before ``older_than``;
+        returns how many."""
+        c, r = t.dispatch.c, t.runs.c
+        waiting = sa.select(c.run_id).where(c.owner.is_(None))
+        with self._write() as conn:
+            done = conn.execute(
+                t.runs.update()
+                .where(
+                    r.id.in_(waiting),
+                    r.status == RunStatus.QUEUED.value,
+                    r.supervisor_pid.is_(None),
+                    sa.or_(r.heartbeat_at.is_(None), r.heartbeat_at < older_than),
+                )
+                .values(heartbeat_at=now)
+            )
+            return int(done.rowcount or 0)
+
     def dispatch_user(self, run_id: str) -> str | None:
         """Who asked for the run to be supervised (None when nobody queued it)."""
         c = t.dispatch.c

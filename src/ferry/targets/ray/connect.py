@@ -25,6 +25,11 @@ import ray
 from ferry.errors import TargetError, TargetUnavailable
 from ferry.targets.ray.cluster import RaySettings, format_resources
 
+log = logging.getLogger(__name__)
+#: Ray Client tries at least this many times to start a session, however long each try took
+_CLIENT_ATTEMPTS = 3
+_CLIENT_RETRY_PAUSE = 1.0  # seconds between two tries
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -64,19 +69,26 @@ def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> No
         "log_to_driver": False,
     }
     failure: list[BaseException] = []
-
-    retry_until = time.monotonic() + 3 * settings.connect_timeout
+    attempt_started = [time.monotonic()]  # the helper thread's current ray.init began here
+    retry_until = attempt_started[0] + 3 * settings.connect_timeout
 
     def init() -> None:
+        attempts = 0
         while True:
+            attempts += 1
+            attempt_started[0] = time.monotonic()
             try:
                 ray.init(address=settings.address, **kwargs)
                 return
             except ConnectionError as exc:
                 # Ray Client's proxy starts a server per driver; on a loaded head that start
-                # can fail once ("Initialization failure from server"): try again for a while
-                if settings.address.startswith("ray://") and time.monotonic() < retry_until:
-                    time.sleep(1.0)
+                # can fail ("Initialization failure from server"), and one try may take the
+                # proxy's own 30 s: try again for a while, and at least _CLIENT_ATTEMPTS times
+                client = settings.address.startswith("ray://")
+                if client and (time.monotonic() < retry_until or attempts < _CLIENT_ATTEMPTS):
+                    log.info("Ray Client could not start a session (%s); trying again", exc)
+                    attempt_started[0] = time.monotonic()  # the pause belongs to the next try
+                    time.sleep(_CLIENT_RETRY_PAUSE)
                     continue
                 failure.append(exc)
                 return
@@ -87,12 +99,11 @@ def connect(settings: RaySettings, tick: Callable[[], None] | None = None) -> No
     thread = threading.Thread(target=init, name="ferry-ray-connect", daemon=True)
     thread.start()
     limit = 6 * settings.connect_timeout
-    deadline = time.monotonic() + limit
     while thread.is_alive():
         thread.join(0.25)
         if tick is not None:
             tick()
-        if thread.is_alive() and time.monotonic() > deadline:
+        if thread.is_alive() and time.monotonic() - attempt_started[0] > limit:
             raise TargetUnavailable(
                 f"the Ray cluster at {settings.address} answers but did not let this driver in "
                 f"within {limit:.0f} s; check that this machine reaches the addresses the "
