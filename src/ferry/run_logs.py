@@ -79,6 +79,9 @@ class RunLogs(RunState):
         follower = LogFollower(str(path))  # keeps its place when a capped log is compacted
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         next_check = time.monotonic() + 1.0
+        # a short run's end is seen within 5 ms; after its first second the log is read at
+        # ``poll`` (a live log needs no more, and a long run should not wake 200 times a second)
+        brisk_until = time.monotonic() + 1.0
         while True:
             finished = done.exists()
             text = _read_new(follower, decoder)
@@ -99,7 +102,7 @@ class RunLogs(RunState):
                 raise TimeoutError(
                     f"run {self.id} is still {self.get_status()} after {timeout_seconds} s"
                 )
-            time.sleep(poll)
+            time.sleep(min(poll, 0.005) if now < brisk_until else poll)
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail

@@ -206,3 +206,23 @@ def test_the_watchdog_runs_on_python_3_8(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["pgid"] > 0
     assert json.loads((tmp_path / "exit.json").read_text())["code"] == 4
     assert (tmp_path / "l.txt").read_text() == "on38\n"
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_wait_sees_the_end_at_once_and_times_out_while_the_job_runs(
+    tmp_path: Path, pidfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a pidfd the watchdog's end wakes the wait at once (no 50 ms polling sleeps); where
+    there is none (not Linux, an old kernel), ``Popen.wait`` polls as before."""
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    flag = tmp_path / "go"
+    script = f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\n"
+    job = _job(tmp_path, [sys.executable, "-c", script + "raise SystemExit(7)"])
+    t = time.monotonic()
+    assert job.wait(0.3) is None  # still running: None after the timeout, not before
+    assert 0.25 <= time.monotonic() - t < 5
+    flag.write_text("")
+    assert _finish(job) == 7
+    assert job.wait(0.1) == 7 and job.wait(0) == 7  # ended: the same code, at once
+    assert job._pidfd is None  # closed once the end is seen

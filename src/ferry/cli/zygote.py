@@ -75,12 +75,16 @@ def _preload() -> None:
     import ferry.experiment
     import ferry.ingest
     import ferry.run
+    import ferry.runconfig
+    import ferry.script_run_config
     import ferry.snapshot
     import ferry.submit
     import ferry.supervisor
     import ferry.targets.local
     import ferry.tracking.sql
     import ferry.workspace
+
+    _preload_run_path()
 
     try:  # remote targets' libraries, when their extras are installed (asyncssh takes ~0.4 s)
         import ferry.targets.spark
@@ -96,6 +100,28 @@ def _preload() -> None:
     except ImportError:
         pass
     _ = (rich, sqlalchemy, ferry)
+
+
+def _preload_run_path() -> None:
+    """What every submit and every supervisor used to import on its own (~25 ms a plain run,
+    ~35 ms a Docker run, measured): the database driver, the run's end (kept outputs' digests,
+    models), the job's runtime folder (its content hash, computed once here), and the Docker
+    environment's modules (they import neither the ``docker`` library nor ``requests``)."""
+    import compileall
+    import filecmp
+    import sqlite3
+
+    import ferry.envbuild.docker_base
+    import ferry.envbuild.docker_build
+    import ferry.envbuild.docker_context
+    import ferry.envbuild.docker_engine
+    import ferry.envbuild.docker_prune
+    import ferry.model.registry
+    import ferry.tracking.sql_assets
+    from ferry.runtime import layout
+
+    layout.runtime_digest()
+    _ = (compileall, filecmp, sqlite3, ferry)
 
 
 def _field(request: dict[str, Any], name: str, kind: type) -> Any:

@@ -73,6 +73,12 @@ def _content() -> Tuple[List[Tuple[str, pathlib.Path]], str]:
     return _CONTENT
 
 
+def runtime_digest() -> str:
+    """The runtime folder's content hash (computed once per process: a forking parent that
+    calls it spares its children the reading)."""
+    return _content()[1]
+
+
 def runtime_files() -> List[Tuple[str, pathlib.Path]]:
     """``(path inside the runtime folder, source file)`` for every file of the runtime path."""
     package = pathlib.Path(__file__).resolve().parent

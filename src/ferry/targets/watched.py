@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ class WatchedJob:
     def __init__(self, popen: subprocess.Popen[bytes], control: int, exit_file: Path, pgid: int):
         self._popen = popen
         self._control = control
+        self._pidfd: int | None = None
         self.exit_file = exit_file
         self.pgid = pgid
         self._result: dict[str, Any] | None = None
@@ -136,11 +138,35 @@ class WatchedJob:
         return self._code()
 
     def wait(self, timeout: float) -> int | None:
-        try:
-            self._popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """The exit code once the watchdog has ended, else None after ``timeout`` seconds. On
+        Linux the watchdog's end is seen at once (a pidfd); ``Popen.wait`` would poll with
+        sleeps that grow to 50 ms, ~10 ms late on average for every run."""
+        if self._popen.returncode is None and self._ready(timeout):
+            self._popen.poll()
+        if self._popen.returncode is None:
+            try:
+                self._popen.wait(0 if self._pidfd is not None else timeout)
+            except subprocess.TimeoutExpired:
+                return None
+        self._close_pidfd()
         return self._code()
+
+    def _ready(self, timeout: float) -> bool:
+        """Wait on the watchdog's pidfd (False where there is none: the caller polls)."""
+        if self._pidfd is None:
+            pidfd_open = getattr(os, "pidfd_open", None)
+            if pidfd_open is None:
+                return False
+            try:
+                self._pidfd = pidfd_open(self._popen.pid)
+            except OSError:  # an older kernel, or the process has been reaped
+                return False
+        return bool(select.select([self._pidfd], [], [], timeout)[0])
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def _code(self) -> int:
         result = self.result()
