@@ -336,3 +336,46 @@ def test_a_run_canceled_while_its_dockerfile_builds_stops_the_build(
     )
     took = _cancel_when(workspace, run, "step")
     assert took < 15, took
+
+
+def test_a_container_that_outlives_its_killed_client_is_stopped(
+    workspace: Workspace, awkward_dir: Path, engine: Any
+) -> None:
+    """The Docker client killed outright (not the container's own end): the watchdog stops the
+    container through the engine and says so. (A client that reports its container's end is
+    taken at its word: no engine request at the end of every run.)"""
+    import os
+    import signal
+
+    from ferry.agent.proc import descendants
+
+    body = """
+    import time
+    print("boxed", flush=True)
+    time.sleep(120)
+    """
+    config = ScriptRunConfig(
+        str(_source(awkward_dir / "src", body)),
+        "job.py",
+        docker_runtime_config=DockerConfiguration(use_docker=True),
+    )
+    run = Experiment(workspace, "outlived").submit(config)
+    deadline = time.monotonic() + 120
+    while "boxed" not in (
+        _log(workspace, run.id) if run.run_dir.joinpath("user_logs").exists() else ""
+    ):
+        assert time.monotonic() < deadline and not run.record.status.is_terminal(), run.get_status()
+        time.sleep(0.1)
+    supervisor = run.record.supervisor_pid or 0
+    clients = [
+        pid
+        for pid in descendants(supervisor)
+        if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [b"run"]
+    ]
+    assert len(clients) == 1, clients
+    os.kill(clients[0], signal.SIGKILL)
+    details = run.wait_for_completion(raise_on_error=False, timeout_seconds=60)
+    assert details["status"] == "Failed"
+    assert "outlived its client; it is stopped" in _log(workspace, run.id)
+    running = client(engine.address).containers.list(filters={"label": f"ferry.run={run.id}"})
+    assert running == []

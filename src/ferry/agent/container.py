@@ -95,6 +95,14 @@ def call(
         conn.close()
 
 
+def ping(address: str, timeout: float = CALL_SECONDS) -> None:
+    """The engine answers (``/_ping``: ~0.5 ms, where ``/version`` takes ~8 ms); EngineError
+    when it does not."""
+    status, _ = call(address, "GET", "/_ping", timeout=timeout)
+    if status != 200:
+        raise EngineError("the Docker engine at %s answered %d" % (address, status))
+
+
 def version(address: str, timeout: float = CALL_SECONDS) -> Dict[str, Any]:
     """The engine's ``/version`` (EngineError when it is not running)."""
     status, data = call(address, "GET", "/version", timeout=timeout)

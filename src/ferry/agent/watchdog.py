@@ -328,7 +328,9 @@ class Watchdog:
 
     # ending ------------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
-        stopped = [r.rank for r in self.ranks if r.signal_container("KILL")]
+        stopped = [
+            r.rank for r in self.ranks if self._may_outlive(r) and r.signal_container("KILL")
+        ]
         if stopped:  # its client was killed before it: the container is stopped now
             self.leftovers += len(stopped)
             self._note("ferry: the container of rank(s) %s outlived its client; it is stopped"
@@ -357,6 +359,14 @@ class Watchdog:
             "failed_at": failed_at,
             "leftovers": self.leftovers,
         }
+
+    def _may_outlive(self, rank: Rank) -> bool:
+        """Whether the rank's container may still run: its client was stopped or killed, or
+        Docker itself failed (125 and up), rather than reporting the container's own end. Only
+        then is the engine asked (its client module costs ~50 ms to import: not on every run)."""
+        if rank.container is None:
+            return False
+        return self.reason != "exit" or rank.code is None or not 0 <= rank.code < 125
 
     def _last_notes(self) -> None:
         """Write the notes already sent, then close the control pipe: from then on the

@@ -3,7 +3,7 @@
 ``DOCKER_HOST`` names it, else the default socket ``/var/run/docker.sock``. A Docker run is
 refused at submit when no engine answers there, or when Docker's client (``docker``, which runs
 each container in the foreground under the job's watchdog) is missing, with the way to start
-one. The check is one ``/version`` request over the socket (about a millisecond), so it costs a
+one. The check is one ``/_ping`` request over the socket (under a millisecond), so it costs a
 submit nothing; builds, pulls and clean-ups go through the ``docker`` library
 (:func:`client`).
 
@@ -56,13 +56,13 @@ def check_engine(
     *,
     run_id: str | None = None,
     target: str | None = None,
-) -> dict[str, Any]:
-    """The engine's version record; :class:`DockerUnavailable` saying how to start one when it
-    does not answer, or when Docker's client is not installed."""
+) -> None:
+    """:class:`DockerUnavailable` saying how to start an engine when none answers, or when
+    Docker's client is not installed."""
     environ = os.environ if environ is None else environ
     address = address or engine_address(environ)
     try:
-        version = container.version(address, timeout=3.0)
+        container.ping(address, timeout=3.0)
     except container.EngineError as exc:
         raise DockerUnavailable(
             f"Docker is asked for, and no Docker engine answers at {_where(address, environ)}: "
@@ -78,7 +78,6 @@ def check_engine(
             run_id=run_id,
             target=target,
         )
-    return version
 
 
 def client(address: str | None = None, timeout: int = 600) -> Any:

@@ -84,7 +84,7 @@ def prune_images(
     report = ImagePruneReport()
     address = engine_address()
     try:
-        container.version(address, timeout=2.0)
+        container.ping(address, timeout=2.0)
     except container.EngineError:
         report.note = f"no Docker engine answers at {address}: no images to prune"
         return report
