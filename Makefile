@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.4'
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev,ssh,spark,ray,postgres,server,notebook,data]'
+	@# the editable source too: with PYTHONDONTWRITEBYTECODE set, every ferry process (each
+	@# command, supervisor, job watchdog) would otherwise compile the modules it imports
+	$(BIN)/python -m compileall -q -j 0 src
 	@touch $(STAMP)
 
 # torch (CPU) for the distributed tests: pip takes the CPU build this machine keeps on disk

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+
+import pytest
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,3 +217,44 @@ def test_a_run_imports_nothing_the_zygote_did_not_preload(tmp_path: Path) -> Non
         check=True,
     )
     assert out.stdout.split("\n")[-2] == "Completed [] False", out.stdout + out.stderr
+
+
+def test_the_client_imports_only_the_cheapest_modules() -> None:
+    """The console script's own imports are the cost of every command: ``json``, ``socket``,
+    ``signal``, ``hashlib`` (and through them ``enum`` and ``re``) would add ~25 ms."""
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import ferry.cli.fast\n"
+        "heavy = {'json', 'socket', 'signal', 'hashlib', 'enum', 're', 'typing', 'subprocess'}\n"
+        "print(sorted(heavy & (set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_message_that_is_not_a_dict_of_plain_values_is_refused() -> None:
+    """What the zygote reads from a peer (already proven to be this user) is checked: too long,
+    unreadable or not a dict is a ValueError, never a crash."""
+    import marshal
+    import struct
+
+    def framed(data: bytes) -> bytes:
+        return struct.pack("!I", len(data)) + data
+
+    left, right = socket.socketpair()
+    with left, right:
+        send_message(left, {"argv": ["runs", "list"], "umask": 0o22})
+        assert read_message(right, bytearray()) == {"argv": ["runs", "list"], "umask": 0o22}
+        cases = [
+            (framed(marshal.dumps(7)), "must be a dict"),
+            (framed(marshal.dumps({"argv": ["x"]})[:-2]), "cannot be read"),
+            (framed(b"\xfe garbage"), "cannot be read"),
+            (b"\xff\xff\xff\xff", "over the limit"),
+        ]
+        for data, reason in cases:
+            left.sendall(data)
+            with pytest.raises(ValueError, match=reason):
+                read_message(right, bytearray())

@@ -46,7 +46,10 @@ import select
 import signal
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~4 ms of every job's start; mypy treats this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     from . import files, logcap, proc

@@ -31,20 +31,22 @@ The socket is a trust boundary; these checks guard it:
 Commands that may prompt on a terminal (:data:`INTERACTIVE_COMMANDS`, when stdin is a tty) run
 in-process, since a worker has no controlling terminal. ``FERRY_NO_DAEMON=1`` turns the zygote
 off entirely. Only the standard library is imported here, on purpose (this file is the cost of
-every command).
+every command), and only its cheapest modules: messages are :mod:`marshal`'s, the socket is
+``_socket``'s, signals ``_signal``'s, the fingerprint ``zlib``'s — ``json``, ``socket``,
+``signal`` and ``hashlib`` would cost every command ~25 ms more (``enum`` and ``re`` above all).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import _signal  # type: ignore[import-not-found]  # no stub; `signal` costs ~5 ms (enum)
+import _socket
+import marshal
 import os
-import signal
-import socket
 import stat
 import struct
 import sys
 import time
+import zlib
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; mypy treats this name as True
 if TYPE_CHECKING:
@@ -103,10 +105,13 @@ class UnsafeFolderError(OSError):
 
 
 def package_fingerprint(environ: Mapping[str, str] | None = None) -> str:
-    """Changes with the interpreter, any file of the ferry package, or what decides imports."""
+    """Changes with the interpreter, any file of the ferry package, or what decides imports.
+
+    Two checksums (CRC-32 and Adler-32: 64 bits; ``zlib`` imports in well under a millisecond,
+    ``hashlib`` in ~4): it tells a zygote's code from another's, and guards nothing."""
     env = os.environ if environ is None else environ
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digest = hashlib.sha256(sys.executable.encode())
+    digest = _Checksum(sys.executable.encode())
     for name in IMPORT_VARIABLES:
         digest.update(f"{name}={env.get(name)}\0".encode(errors="surrogateescape"))
     stack = [root]
@@ -123,7 +128,22 @@ def package_fingerprint(environ: Mapping[str, str] | None = None) -> str:
             elif entry.name.endswith(".py"):
                 st = entry.stat()
                 digest.update(f"{entry.path}\0{st.st_mtime_ns}\0{st.st_size}\0".encode())
-    return digest.hexdigest()[:20]
+    return digest.hexdigest()
+
+
+class _Checksum:
+    """CRC-32 and Adler-32 of everything given, as 16 hex digits."""
+
+    def __init__(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data)
+        self.adler = zlib.adler32(data)
+
+    def update(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+        self.adler = zlib.adler32(data, self.adler)
+
+    def hexdigest(self) -> str:
+        return f"{self.crc:08x}{self.adler:08x}"
 
 
 def zygote_dir() -> str:
@@ -204,10 +224,10 @@ def log_line(fd: int, message: str) -> None:
         pass
 
 
-def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+def peer_credentials(conn: _socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end, as the kernel recorded them."""
     pid, uid, gid = _UCRED.unpack(
-        conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
     )
     return pid, uid, gid
 
@@ -256,22 +276,26 @@ def zygote_environment() -> dict[str, str]:
 
 
 def send_message(
-    conn: socket.socket, payload: Mapping[str, object], fds: list[int] | None = None
+    conn: _socket.socket, payload: Mapping[str, object], fds: list[int] | None = None
 ) -> None:
-    data = json.dumps(payload).encode()
+    """One length-prefixed message: ``payload`` (a dict of plain values) in :mod:`marshal`'s
+    format. Both ends are the same interpreter (the fingerprint names it) and the same user
+    (checked before a byte is read); ``json`` would cost the client ~10 ms of imports."""
+    data = marshal.dumps(dict(payload))
     message = _HEADER.pack(len(data)) + data
     if fds:
         import array
 
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+        ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
         sent = conn.sendmsg([message], ancillary)
         conn.sendall(message[sent:])
     else:
         conn.sendall(message)
 
 
-def read_message(conn: socket.socket, buffer: bytearray) -> dict[str, object] | None:
-    """The next length-prefixed JSON object, or None when the peer has gone."""
+def read_message(conn: _socket.socket, buffer: bytearray) -> dict[str, object] | None:
+    """The next length-prefixed message (a dict), or None when the peer has gone; ValueError
+    for one that is too long or not a dict of plain values."""
     while True:
         if len(buffer) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(buffer)
@@ -280,9 +304,12 @@ def read_message(conn: socket.socket, buffer: bytearray) -> dict[str, object] | 
             if len(buffer) >= _HEADER.size + size:
                 data = bytes(buffer[_HEADER.size : _HEADER.size + size])
                 del buffer[: _HEADER.size + size]
-                message = json.loads(data)
+                try:
+                    message = marshal.loads(data)
+                except (EOFError, TypeError, ValueError) as exc:
+                    raise ValueError(f"a message that cannot be read: {exc}") from None
                 if not isinstance(message, dict):
-                    raise ValueError("a message must be a JSON object")
+                    raise ValueError("a message must be a dict")
                 return message
         chunk = conn.recv(65536)
         if not chunk:
@@ -316,10 +343,11 @@ def _changed_environment() -> dict[str, str] | None:
     return None if parse_environ(raw) == dict(os.environb) else dict(os.environ)
 
 
-def _connect(dir_fd: int, folder: str, fingerprint: str) -> socket.socket | None:
-    """A connection to the zygote, proven to be run by this user; None when none answers."""
+def _connect(dir_fd: int, folder: str, fingerprint: str) -> _socket.socket | None:
+    """A connection to the zygote, proven to be run by this user; None when none answers.
+    (A plain ``_socket.socket``: the ``socket`` module costs the client ~10 ms of imports.)"""
     name = f"{fingerprint}.sock"
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         conn.settimeout(_CONNECT_TIMEOUT)
         conn.connect(path_in(dir_fd, folder, name))
@@ -340,7 +368,7 @@ def _connect(dir_fd: int, folder: str, fingerprint: str) -> socket.socket | None
     return conn
 
 
-def _via_zygote(argv: list[str], conn: socket.socket, fingerprint: str) -> int | None:
+def _via_zygote(argv: list[str], conn: _socket.socket, fingerprint: str) -> int | None:
     """Run the command in a warm worker; None when the zygote would not start one."""
     request: dict[str, object] = {
         "op": "run",
@@ -369,8 +397,8 @@ def _via_zygote(argv: list[str], conn: socket.socket, fingerprint: str) -> int |
         except OSError:
             pass
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
+    for signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(signum, forward)
     while True:
         try:
             message = read_message(conn, buffer)
@@ -446,7 +474,7 @@ def start_supervisor_via_zygote(
         if conn is None:
             _start_zygote(dir_fd, folder, fingerprint)
             return None
-        with conn:
+        try:
             conn.settimeout(_SUPERVISE_TIMEOUT)
             request = {
                 "op": "supervise",
@@ -460,6 +488,8 @@ def start_supervisor_via_zygote(
             }
             send_message(conn, request)
             reply = read_message(conn, bytearray())
+        finally:
+            conn.close()
     except (OSError, ValueError):
         return None
     finally:
@@ -486,8 +516,10 @@ def _run_through_zygote(argv: list[str]) -> int | None:
             return None
     finally:
         os.close(dir_fd)
-    with conn:  # a zygote that refused (stale, no /proc) is not replaced: it says why in its log
+    try:  # a zygote that refused (stale, no /proc) is not replaced: it says why in its log
         return _via_zygote(argv, conn, fingerprint)
+    finally:
+        conn.close()
 
 
 def main() -> None:
