@@ -11,11 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-
-import pytest
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from test_zygote_support import (  # noqa: F401  (the *_fixture names register fixtures)
     FERRY,
     Blocked,
