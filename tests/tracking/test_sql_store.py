@@ -280,3 +280,24 @@ def test_experiments_are_listed_once(store: RunStore) -> None:
     store.ensure_experiment("b")
     store.create_run(RunRecord(id="c_1_aa", experiment="c"))
     assert store.list_experiments() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("json_aggregates", [True, False], ids=["one-statement", "three"])
+def test_a_run_reads_back_its_tags_and_properties_in_either_way(
+    store: RunStore, json_aggregates: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``get_run`` is one statement where the database aggregates JSON (SQLite ≥ 3.38,
+    PostgreSQL), three elsewhere: the same record either way, odd keys and values included."""
+    from ferry.tracking import sql
+
+    if not json_aggregates:
+        monkeypatch.setattr(sql, "_RUN_WITH_DETAILS", {"sqlite": None, "postgresql": None})
+    run_id = make_run(store)
+    bare = store.get_run(run_id)
+    assert (bare.tags, bare.properties) == ({}, {})
+    tags = {'ü "quoted" key': "välue\n2", "valueless": None, "{}": "[]"}
+    store.set_tags(run_id, tags)
+    store.add_properties(run_id, {"p": "1", "ß": "∞"})
+    record = store.get_run(run_id)
+    assert record.tags == tags and record.properties == {"p": "1", "ß": "∞"}
+    assert record == store.list_runs(RunQuery())[0]

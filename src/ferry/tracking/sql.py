@@ -263,13 +263,21 @@ class SqlRunStore(RunStore):
         return records
 
     def get_run(self, run_id: str) -> RunRecord:
+        """One statement (the run's tags and properties aggregated beside its row) where the
+        database has JSON aggregates: a run is read several times in each of its processes."""
         with self._read() as conn:
-            rows = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).all()
-            if not rows:
+            stmt = _run_with_details(conn.dialect)
+            if stmt is None:
+                found = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).all()
+                details = None
+            else:
+                found = conn.execute(stmt, {"run_id": run_id}).all()
+                details = [(_object(r._tags), _object(r._properties)) for r in found]
+            if not found:
                 raise RunNotFound(
                     f"no run {run_id!r} in this workspace; list runs with `ferry runs list`"
                 )
-            return self._records(conn, rows)[0]
+            return self._records(conn, found, details)[0]
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         stmt = sa.select(t.runs)
@@ -673,3 +681,51 @@ def _describe(op: StoreOp) -> str:
     if isinstance(op, SetStatus):
         return f"status {op.status.value} of run {op.run_id}"
     return f"{type(op).__name__} of run {op.run_id}"
+
+
+_RUN_WITH_DETAILS: dict[str, Any] = {}
+
+
+def _run_with_details(dialect: sa.engine.Dialect) -> Any:
+    """``SELECT runs.*, tags, properties`` of the run named ``:run_id``, built once per
+    dialect; None where there is no JSON aggregate (SQLite before 3.38 may lack JSON1)."""
+    name = dialect.name
+    if name not in _RUN_WITH_DETAILS:
+        if name == "postgresql":
+            aggregate: Any = sa.func.json_object_agg
+        elif name == "sqlite" and sqlite_has_json():
+            aggregate = sa.func.json_group_object
+        else:
+            _RUN_WITH_DETAILS[name] = None
+            return None
+
+        def details(table: Any, label: str) -> Any:
+            return (
+                sa.select(aggregate(table.c.key, table.c.value))
+                .where(table.c.run_id == t.runs.c.id)
+                .scalar_subquery()
+                .label(label)
+            )
+
+        _RUN_WITH_DETAILS[name] = sa.select(
+            t.runs, details(t.tags, "_tags"), details(t.properties, "_properties")
+        ).where(t.runs.c.id == sa.bindparam("run_id"))
+    return _RUN_WITH_DETAILS[name]
+
+
+def sqlite_has_json() -> bool:
+    """SQLite has built JSON1 in since 3.38 (2022)."""
+    import sqlite3
+
+    return sqlite3.sqlite_version_info >= (3, 38)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """An aggregate's JSON object: text on SQLite, decoded on PostgreSQL, NULL over no rows."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
