@@ -43,6 +43,9 @@ def test_workspace_and_experiments_as_json(ferry, awkward_dir: Path) -> None:  #
     assert shown["kind"] == "local" and shown["server"] is None
     assert shown["chosenBy"] == "option"
     assert Path(shown["location"]) == (awkward_dir / "cli ws").resolve()
+    assert not (awkward_dir / "cli ws").exists()  # described, not made: nothing to list yet
+    assert ferry("experiments", "list", "--json").json()["error"].startswith("there is no ferry")
+    Workspace.create(awkward_dir / "cli ws")
     assert ferry("experiments", "list", "--json").json() == []
 
     script = _script(awkward_dir / "proj", TRAIN)

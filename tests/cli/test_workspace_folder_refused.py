@@ -110,6 +110,15 @@ def test_workspace_show_still_describes_a_folder_to_be_made(ferry, typo: Path) -
     """Editors ask where commands would go before the first submit makes the workspace."""
     shown = ferry("workspace", "show", "--json", workspace=typo).json()
     assert shown["chosenBy"] == "option" and Path(shown["path"]) == typo.resolve()
+    assert shown["name"] == typo.name and shown["kind"] == "local"
+    assert not typo.exists()  # described, not made
+    text = ferry("workspace", "show", workspace=typo)
+    assert text.code == 0 and str(typo.resolve()) in text.out and not typo.exists()
+    made = Workspace.create(typo)  # once it is made, the same description
+    assert ferry("workspace", "show", "--json", workspace=typo).json() == {
+        **shown,
+        "name": made.name,
+    }
 
 
 def test_every_guarded_name_is_a_command() -> None:

@@ -41,14 +41,19 @@ class Context:
         return self._path is not None
 
     @property
+    def given_folder(self) -> Path | None:
+        """The folder -w (or FERRY_WORKSPACE) names, absolute; None when neither was given.
+        It is a folder (relative to here), never the reference's bare workspace name, which
+        Workspace.create would open under $FERRY_HOME."""
+        return Path(os.path.abspath(os.path.expanduser(self._path))) if self._path else None
+
+    @property
     def ws(self) -> Any:
         if self._ws is None:
             from ferry.workspace import Workspace
 
-            if self._path:
-                # -w is a folder (relative to here), never the reference's bare workspace name,
-                # which Workspace.create would open under $FERRY_HOME
-                path = Path(os.path.abspath(os.path.expanduser(self._path)))
+            path = self.given_folder
+            if path is not None:
                 if _command() in READERS:
                     check_workspace_folder(path)
                 self._ws = Workspace.create(path)
@@ -57,17 +62,22 @@ class Context:
         return self._ws
 
 
-def check_workspace_folder(path: Path) -> None:
-    """Refuse a folder given with -w that holds no workspace (see :data:`READERS`): one that
-    does not exist, or has neither ``ferry.db`` nor ``runs/`` (``$FERRY_DATABASE_URL`` keeps
-    the database elsewhere: the folder must exist)."""
-    from ferry.errors import ConfigError
-
-    if path.is_dir() and (
+def holds_workspace(path: Path) -> bool:
+    """Whether ``path`` is a workspace folder: it has ``ferry.db`` or ``runs/``
+    (``$FERRY_DATABASE_URL`` keeps the database elsewhere: the folder must exist)."""
+    return path.is_dir() and bool(
         os.environ.get("FERRY_DATABASE_URL")
         or (path / "ferry.db").is_file()
         or (path / "runs").is_dir()
-    ):
+    )
+
+
+def check_workspace_folder(path: Path) -> None:
+    """Refuse a folder given with -w that holds no workspace (see :data:`READERS`): one that
+    does not exist, or is not a workspace folder (:func:`holds_workspace`)."""
+    from ferry.errors import ConfigError
+
+    if holds_workspace(path):
         return
     why = "the folder does not exist" if not path.exists() else "the folder holds none"
     inner = path / ".ferry"
