@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 from functools import cached_property
@@ -245,12 +246,23 @@ class Workspace:
 
     @classmethod
     def _from_file(cls, config_file: Path) -> Workspace:
+        """The workspace a ``.ferry/config.json`` names. One that ferry wrote (``"made":
+        true``: the folder was a workspace then) and whose folder holds none now is refused —
+        deleted, or on a disk that is not mounted, or another machine's path — rather than
+        silently made anew and empty; a hand-written one names a workspace made on first use."""
         data = _read_config(config_file)
         if "server" in data:
             return cls.connect(data["server"])
         folder = Path(data["workspace"]).expanduser()
         if not folder.is_absolute():
             folder = config_file.parent / folder
+        if data.get("made") is True and not holds_workspace(folder):
+            raise ConfigError(
+                f"{config_file} names the workspace {folder}, which holds no workspace any "
+                "more (deleted, or on a disk that is not mounted?); mount it, point that file "
+                f"at the right folder, or run `ferry init {shlex.quote(str(config_file.parent.parent))}` "
+                "to start a new workspace there"
+            )
         return cls.create(folder, name=data.get("name"))
 
     @classmethod
@@ -287,7 +299,7 @@ class Workspace:
             content = (
                 {"server": self.server}
                 if self.server
-                else {"workspace": str(self.path), "name": self.name}
+                else {"workspace": str(self.path), "name": self.name, "made": True}
             )
             write_atomic(str(target), json.dumps(content, indent=2).encode())
         except OSError as exc:
@@ -494,6 +506,16 @@ def _is_reference_config(path: Path) -> bool:
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and "workspace_name" in data
+
+
+def holds_workspace(path: Path) -> bool:
+    """Whether ``path`` is a workspace folder: it has ``ferry.db`` or ``runs/``
+    (``$FERRY_DATABASE_URL`` keeps the database elsewhere: the folder must exist)."""
+    return path.is_dir() and bool(
+        os.environ.get("FERRY_DATABASE_URL")
+        or (path / "ferry.db").is_file()
+        or (path / "runs").is_dir()
+    )
 
 
 def _read_config(config_file: Path) -> dict[str, Any]:

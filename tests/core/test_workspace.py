@@ -34,6 +34,47 @@ def test_from_config_searches_upward_then_falls_back_to_ferry_home(
     assert Workspace.from_config(awkward_dir / "proj" / ".ferry" / "config.json").path == ws.path
 
 
+def test_a_workspace_that_ferry_pointed_at_and_that_is_gone_is_refused_not_remade(
+    awkward_dir: Path,
+) -> None:
+    """A config ferry wrote names a folder that was a workspace: when it holds none any more
+    (deleted, a disk not mounted, another machine's path) it is refused with the fixes, and
+    nothing is made. A hand-written config may still name a workspace to make on first use."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    ws = Workspace.create(awkward_dir / "team ws")
+    config = ws.write_config(awkward_dir / "proj")
+    assert json.loads(config.read_text())["made"] is True
+    shutil.rmtree(ws.path)
+    with pytest.raises(ConfigError, match=r"holds no workspace any more .*mount it.*ferry init"):
+        Workspace.from_config(awkward_dir / "proj")
+    assert not ws.path.exists()
+    cli = subprocess.run(
+        [sys.executable, "-c", "from ferry.cli.main import main; main()", "runs", "list"],
+        cwd=awkward_dir / "proj",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FERRY_NO_DAEMON": "1"},
+        timeout=60,
+    )
+    assert cli.returncode != 0 and "Traceback" not in cli.stderr
+    assert "holds no workspace any more" in cli.stderr and not ws.path.exists()
+    # `ferry init` there starts a new one, and the config names it
+    init = subprocess.run(
+        [sys.executable, "-c", "from ferry.cli.main import main; main()", "init", str(awkward_dir / "proj")],
+        capture_output=True, text=True, env={**os.environ, "FERRY_NO_DAEMON": "1"}, timeout=60,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    assert Workspace.from_config(awkward_dir / "proj").path == (awkward_dir / "proj" / ".ferry")
+    hand = awkward_dir / "hand" / ".ferry" / "config.json"
+    hand.parent.mkdir(parents=True)
+    hand.write_text(json.dumps({"workspace": str(awkward_dir / "new ws")}))
+    assert Workspace.from_config(awkward_dir / "hand").path == (awkward_dir / "new ws").resolve()
+
+
 def test_bad_config_files_are_clear_errors(awkward_dir: Path) -> None:
     cfg = awkward_dir / "p" / ".ferry" / "config.json"
     cfg.parent.mkdir(parents=True)

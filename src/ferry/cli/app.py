@@ -62,20 +62,11 @@ class Context:
         return self._ws
 
 
-def holds_workspace(path: Path) -> bool:
-    """Whether ``path`` is a workspace folder: it has ``ferry.db`` or ``runs/``
-    (``$FERRY_DATABASE_URL`` keeps the database elsewhere: the folder must exist)."""
-    return path.is_dir() and bool(
-        os.environ.get("FERRY_DATABASE_URL")
-        or (path / "ferry.db").is_file()
-        or (path / "runs").is_dir()
-    )
-
-
 def check_workspace_folder(path: Path) -> None:
     """Refuse a folder given with -w that holds no workspace (see :data:`READERS`): one that
-    does not exist, or is not a workspace folder (:func:`holds_workspace`)."""
+    does not exist, or is not a workspace folder (:func:`ferry.workspace.holds_workspace`)."""
     from ferry.errors import ConfigError
+    from ferry.workspace import holds_workspace
 
     if holds_workspace(path):
         return

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ferry.cli import render
-from ferry.cli.app import Context, emit_json, holds_workspace, pass_ctx
+from ferry.cli.app import Context, emit_json, pass_ctx
 
 
 @click.group()
@@ -76,6 +76,8 @@ def describe(ctx: Context) -> dict[str, Any]:
     -w/FERRY_WORKSPACE, ``config`` for a .ferry/config.json upward from here, ``default`` for
     $FERRY_HOME or ~/.ferry — a folder with no workspace of its own yet)."""
     config = _config_file(Path.cwd())
+    from ferry.workspace import holds_workspace
+
     given = ctx.given_folder
     if given is not None and not holds_workspace(given):
         # where commands would go: described, not made (the first submit makes it)
