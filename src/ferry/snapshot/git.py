@@ -139,8 +139,12 @@ def _parse_dirty(name: str, value: str) -> bool:
 
 
 def _from_git(source_dir: Path) -> dict[str, Any]:
+    # the remote's URL is asked for beside the status (two git processes at once: ~5 ms less
+    # of every submit from a repository)
+    remote = _start_git(source_dir, "ls-remote", "--get-url")
     status = _git(source_dir, "status", "--porcelain=v2", "--branch", "-z",
                   "--untracked-files=all", "--", ".")  # fmt: skip
+    url = _finish_git(remote)
     if status is None:
         return {}  # not a repository, git missing, or git failing: no properties, no error
     out: dict[str, Any] = {}
@@ -167,7 +171,6 @@ def _from_git(source_dir: Path) -> dict[str, Any]:
             dirty = True
             skip_next = record.startswith("2 ")
     out["dirty"] = dirty
-    url = _git(source_dir, "ls-remote", "--get-url")
     if url is not None and url.strip():
         out["repository_uri"] = scrub_url(url.strip())
     if dirty:
@@ -184,14 +187,36 @@ def _from_git(source_dir: Path) -> dict[str, Any]:
 
 def _git(cwd: Path, *args: str) -> str | None:
     """Run git in ``cwd``; its stdout, or None if git is missing or the command failed."""
+    return _finish_git(_start_git(cwd, *args))
+
+
+def _start_git(cwd: Path, *args: str) -> subprocess.Popen[bytes] | None:
+    """Start git in ``cwd`` (None if it cannot start); :func:`_finish_git` reads its answer."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     command: Sequence[str] = ("git", *args)
     try:
-        done = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, timeout=_TIMEOUT, check=False
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if done.returncode != 0:
+
+
+def _finish_git(proc: subprocess.Popen[bytes] | None) -> str | None:
+    """The started git's stdout, or None if it failed or took over the time limit."""
+    if proc is None:
         return None
-    return done.stdout.decode("utf-8", "surrogateescape")
+    try:
+        out, _ = proc.communicate(timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    if proc.returncode != 0:
+        return None
+    return out.decode("utf-8", "surrogateescape")
