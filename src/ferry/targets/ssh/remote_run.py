@@ -4,7 +4,8 @@ The warm path costs three requests after the SSH handshake: the agent's hello, `
 snapshot id, the runtime's and the environment's names: the host answers what it lacks and, when
 it lacks nothing, has already copied the tree into the run folder) and ``launch`` (which also
 starts streaming the run's files back). Only what the host lacks is sent: blobs by SFTP, the
-runtime folder once per content hash, the environment built there once per spec hash.
+runtime folder once per content hash (:mod:`.remote_files`, which also brings outputs back), the
+environment built there once per spec hash. The connection itself is :mod:`.remote_link`.
 
 On the host the job runs under ferry's watchdog (:mod:`ferry.agent.jobs`), which answers for
 every process the job starts: a cancel, the time limit, the job's end and a supervisor that
@@ -19,16 +20,12 @@ JobLost` saying what happened, and the watchdog stops the job when its lease exp
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import asyncssh
 
 from ferry.agent import logcap
 from ferry.envbuild import effective_environment
@@ -39,14 +36,13 @@ from ferry.targets import datasets, distributed, mpi
 from ferry.targets.base import Prepared, Started
 from ferry.targets.container import HABIT_WITHOUT_ENGINE, without_docker
 from ferry.targets.jobenv import job_request
-from ferry.targets.ssh import remote_mpi
-from ferry.targets.ssh.connect import open_connection
-from ferry.targets.ssh.hostkeys import KNOWN_HOSTS_FILE
+from ferry.targets.ssh import remote_files, remote_mpi
 from ferry.targets.ssh.remote_env import plan_environment, refusal
-from ferry.targets.ssh.session import AgentSession, SessionLost, agent_bundle
+from ferry.targets.ssh.remote_link import RemoteLink
+from ferry.targets.ssh.session import SessionLost
 from ferry.targets.ssh.settings import SshSettings
 from ferry.targets.ssh.sink import LocalSink
-from ferry.targets.ssh.transfer import Uploaded, download_folder, upload_blobs, upload_folder
+from ferry.targets.ssh.transfer import Uploaded
 
 if TYPE_CHECKING:
     from ferry.targets.ssh.remote_docker import RemoteDocker
@@ -55,24 +51,19 @@ if TYPE_CHECKING:
 _PLAIN = EnvironmentSpec(name="docker", user_managed=True)
 
 
-class RemoteRun:
+class RemoteRun(RemoteLink):
     """The state of one job on a host, kept across reconnections."""
 
     def __init__(
         self, name: str, settings: SshSettings, workspace: WorkspaceServices, job: JobSpec
     ) -> None:
-        self.name = name
-        self.settings = settings
-        self.workspace = workspace
+        super().__init__(name, settings, workspace)
         self.job = job
         self.sink = LocalSink(job.paths, job.watched_dirs)
         self.sent = Uploaded()
         self.done = threading.Event()  # set on the job's exit, or when the run cannot go on
         self.exit: dict[str, Any] | None = None
         self.fatal: FerryError | None = None
-        self.conn: asyncssh.SSHClientConnection | None = None
-        self.session: AgentSession | None = None
-        self._sftp: asyncssh.SFTPClient | None = None
         self._ctx: PrepareContext | None = None
         self._python = ""
         self._environment: dict[str, str] = {}
@@ -87,58 +78,6 @@ class RemoteRun:
         self.data_paths: list[str] = []  # dataset folders outside the run folder, removed after
 
     # connection ------------------------------------------------------------------------------
-    async def connect(self) -> AgentSession:
-        known_hosts = self.workspace.path / KNOWN_HOSTS_FILE
-        conn = await open_connection(self.name, self.settings, known_hosts)
-        hint = self._daemon_socket()
-        try:
-            session = await AgentSession.start(conn, self.settings, self._on_event, hint)
-        except BaseException:
-            conn.close()
-            raise
-        socket_path = session.hello.get("socket")
-        if socket_path and socket_path != hint:
-            self._remember_daemon(str(socket_path))
-        self.conn, self.session, self._sftp = conn, session, None
-        return session
-
-    def _daemon_cache(self) -> tuple[Path, str]:
-        s = self.settings
-        key = f"{s.username}@{s.address}:{s.ssh_port}:{s.work_dir}:{agent_bundle()[0]}"
-        return self.workspace.cache_dir / "ssh" / f"{self.name}.json", key
-
-    def _daemon_socket(self) -> str | None:
-        """Where the host's agent daemon listened last time (cached in the workspace)."""
-        path, key = self._daemon_cache()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return str(data["socket"]) if data.get("key") == key and data.get("socket") else None
-
-    def _remember_daemon(self, socket_path: str) -> None:
-        from ferry.agent.files import write_json
-
-        path, key = self._daemon_cache()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(str(path), {"key": key, "socket": socket_path})
-        except OSError:
-            pass  # only an optimisation
-
-    async def sftp(self) -> asyncssh.SFTPClient:
-        if self._sftp is None:
-            assert self.conn is not None
-            self._sftp = await asyncio.wait_for(
-                self.conn.start_sftp_client(), self.settings.command_timeout
-            )
-        return self._sftp
-
-    async def call(self, op: str, timeout: float | None = None, **params: Any) -> dict[str, Any]:
-        if self.session is None:
-            raise SessionLost(f"not connected to {self.settings.where}")
-        return await self.session.call(op, timeout or self.settings.command_timeout, **params)
-
     @property
     def run_dir(self) -> str:
         assert self.session is not None
@@ -201,17 +140,8 @@ class RemoteRun:
             "prepare", copy_timeout, **ask, runtime=runtime.name, env=plan.spec_hash
         )
         runtime_dir, env_facts = reply["runtime"], reply["env"]
-        for _ in range(4):  # the manifest first, then its blobs (again if any arrived corrupt)
-            if not reply["missing"]:
-                break
-            await self._upload(reply["missing"])
-            reply = await self.call("prepare", copy_timeout, **ask)
-        else:
-            raise TargetRefused(
-                f"blobs keep arriving corrupt on {self.settings.where}",
-                run_id=self.job.run_id,
-                target=self.name,
-            )
+        # the manifest first, then its blobs (again if any arrived corrupt)
+        reply = await remote_files.send_missing(self, reply, "prepare", copy_timeout, "blobs", ask)
         where = self.settings.where
         ctx.log(
             f"ferry: {where}: snapshot of {reply['files']} files; sent {self.sent.files} "
@@ -219,13 +149,8 @@ class RemoteRun:
         )
         for warning in reply.get("warnings") or []:
             ctx.log(f"ferry: {warning}")
-        await self._datasets(ctx, manifests or {})
-        if runtime_dir is None:
-            runtime_dir = f"{session.work_dir}/runtime/{runtime.name}"
-            await asyncio.wait_for(
-                upload_folder(await self.sftp(), runtime, session.work_dir, runtime_dir),
-                self.settings.command_timeout,
-            )
+        await remote_files.place_datasets(self, ctx, manifests or {})
+        runtime_dir = await remote_files.send_runtime(self, runtime, runtime_dir)
         self._prepend = {"PYTHONPATH": str(runtime_dir)}
         if docker:  # the image on the host's engine, built through the connection
             from ferry.targets.ssh.remote_docker import RemoteDocker
@@ -254,50 +179,6 @@ class RemoteRun:
         self._ctx = None
         return Prepared(env_hash=plan.spec_hash, env_lock=(env_facts or {}).get("lock"))
 
-    async def _datasets(self, ctx: PrepareContext, manifests: Mapping[str, Manifest]) -> None:
-        """The job's input datasets in the host's cache (only the blobs it lacks are sent): a
-        shared read-only copy per version, or a copy for ``as_download``; its output folders."""
-        job = self.job
-        where = {"run_dir": self.run_dir, "workdir": f"{self.run_dir}/wd"}
-        places = datasets.input_places(job, **where)
-        for spec in job.inputs:
-            shared = spec.mechanism != "download" and spec.path_on_compute is None
-            ask = {
-                "manifest": spec.manifest_id,
-                "mechanism": spec.mechanism,
-                "dest": None if shared else places[spec.name],
-            }
-            if spec.path_on_compute is not None:
-                self.data_paths.append(places[spec.name])
-            timeout = self.settings.command_timeout + len(manifests[spec.name]) / 200
-            before = self.sent.bytes
-            reply = await self.call("dataset", timeout, **ask)
-            for _ in range(4):
-                if not reply["missing"]:
-                    break
-                await self._upload(reply["missing"])
-                reply = await self.call("dataset", timeout, **ask)
-            else:
-                raise TargetRefused(
-                    f"the blobs of dataset {spec.label} keep arriving corrupt on "
-                    f"{self.settings.where}",
-                    run_id=job.run_id,
-                    target=self.name,
-                )
-            self.data_inputs[spec.name] = datasets.job_path(spec, str(reply["path"]))
-            ctx.log(
-                f"ferry: {self.settings.where}: dataset {spec.label} as input {spec.name!r} at "
-                f"{reply['path']} ({spec.mechanism}); sent {self.sent.bytes - before} bytes"
-            )
-        self.data_outputs = datasets.output_places(job, **where)
-        if self.data_outputs:
-            await self.call("mkdirs", paths=list(self.data_outputs.values()))
-            self.data_paths += [
-                p for p in self.data_outputs.values() if not p.startswith(self.run_dir)
-            ]
-        if job.inputs:
-            datasets.record_inputs(self.workspace, job, places)
-
     def data_variables(self) -> dict[str, str]:
         return datasets.variables(self.job, self.data_inputs, self.data_outputs)
 
@@ -306,29 +187,7 @@ class RemoteRun:
 
     async def collect_data_outputs(self, staging: Path) -> dict[str, Path]:
         """Bring the job's output folders back (``staging/<name>``) to be saved."""
-        staged = {}
-        for name, remote in self.data_outputs.items():
-            local = staging / name
-            if local.exists():
-                shutil.rmtree(local)
-            await asyncio.wait_for(
-                download_folder(await self.sftp(), remote, local), self.settings.build_timeout
-            )
-            staged[name] = local
-        return staged
-
-    async def _upload(self, digests: list[str]) -> None:
-        assert self.session is not None
-        blobs = self.workspace.blobs
-        size = sum(Path(blobs.path(d)).stat().st_size for d in digests)
-        timeout = self.settings.command_timeout + size / 1e6
-        sent, packs = await asyncio.wait_for(
-            upload_blobs(await self.sftp(), blobs, digests, self.session.work_dir), timeout
-        )
-        if packs:
-            await self.call("unpack", timeout, packs=packs, algo=blobs.algo)
-        self.sent.files += sent.files
-        self.sent.bytes += sent.bytes
+        return await remote_files.collect_data_outputs(self, staging)
 
     async def launch(self) -> Started:
         from ferry.supervisor import kill_grace_seconds
@@ -433,13 +292,6 @@ class RemoteRun:
         )
         self.done.set()
 
-    def _drop_connection(self) -> None:
-        if self.session is not None:
-            self.session.close()
-        if self.conn is not None:
-            self.conn.close()
-        self.session = self.conn = self._sftp = None
-
     async def cancel(self, grace: float) -> None:
         self._cancel_grace = grace
         try:
@@ -448,12 +300,7 @@ class RemoteRun:
             pass  # sent again as soon as the connection is back
 
     async def collect_outputs(self, dest: Path) -> None:
-        if not (self.exit and self.exit.get("outputs")):
-            return
-        await asyncio.wait_for(
-            download_folder(await self.sftp(), f"{self.run_dir}/wd/outputs", dest),
-            self.settings.build_timeout,
-        )
+        await remote_files.collect_outputs(self, dest)
 
     async def close(self, keep: bool) -> None:
         """Stop following; remove the remote run folder (a job still running is stopped)."""
