@@ -206,6 +206,7 @@ class Supervisor:
                     log.exception("closing target")
             self.store.update_run(self.run_id, timings=self.timings)
             (self.run_dir / DONE_MARKER).touch()
+            beating.sweep_once()  # after the done marker: nobody waits for it
         return self.store.get_run(self.run_id).status
 
     def _fail(self, error: dict[str, Any]) -> None:
@@ -451,6 +452,7 @@ class Heartbeat:
         self.store, self.run_id, self.phase = store, run_id, phase
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+        self._swept = False
 
     def start(self) -> None:
         self._thread.start()
@@ -459,13 +461,22 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def _beat(self) -> None:
-        interval = heartbeat_interval()
-        try:  # runs whose supervisors died are found even if nobody lists them
+    def sweep_once(self) -> None:
+        """Judge every run that is not over (runs whose supervisors died are found even if
+        nobody lists them); once per supervisor: at its first beat, or at the end of a run
+        shorter than that — never while a run starts, where it would only slow the start."""
+        if self._swept:
+            return
+        self._swept = True
+        try:
             sweep(self.store)
         except FerryError as exc:
             log.warning("liveness sweep: %s", exc)
+
+    def _beat(self) -> None:
+        interval = heartbeat_interval()
         while not self._stop.wait(interval):
+            self.sweep_once()
             try:
                 self.store.update_run(self.run_id, heartbeat_at=time.time())
                 if self.store.get_run(self.run_id).status == RunStatus.NOT_RESPONDING:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 
 from ferry import Workspace
 
@@ -96,3 +98,42 @@ def test_a_run_no_supervisor_has_started_yet_stays_queued_until_a_live_silence()
     assert "no supervisor ever started it" in late.reason and "rerun" in late.reason
     started = RunRecord(**{**queued.__dict__, "supervisor_pid": 4242})  # its supervisor is up
     assert heartbeat_verdict(started, 1004.0, 0.3, False).status == RunStatus.FAILED
+
+
+def test_a_supervisor_judges_the_other_runs_even_when_its_own_is_short(
+    workspace: Workspace, awkward_dir: Path
+) -> None:
+    """Once per supervisor, every run that is not over is judged (a run whose supervisor died
+    is found though nobody lists it): at its first beat, or after a short run's end — never
+    while the run starts."""
+    import subprocess
+    import sys
+
+    from ferry import Experiment, ScriptRunConfig
+    from ferry.status import RunStatus
+    from ferry.tracking import RunRecord
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store = workspace.store
+    store.create_run(
+        RunRecord(
+            id="dead_1_abcdef12",
+            experiment="dead",
+            status=RunStatus.QUEUED,
+            created_at=time.time() - 600,
+            heartbeat_at=time.time() - 600,
+        )
+    )
+    store.set_status("dead_1_abcdef12", RunStatus.RUNNING)
+    store.update_run("dead_1_abcdef12", supervisor_pid=gone.pid, host=socket.gethostname())
+    source = awkward_dir / "short"
+    source.mkdir()
+    (source / "hello.py").write_text("print('hello')\n")
+    run = Experiment(workspace, "short").submit(ScriptRunConfig(str(source), "hello.py"))
+    assert run.wait_for_completion()["status"] == "Completed"
+    deadline = time.monotonic() + 30
+    while store.get_run("dead_1_abcdef12").status != RunStatus.FAILED:  # the store: no judging
+        assert time.monotonic() < deadline, store.get_run("dead_1_abcdef12").status
+        time.sleep(0.05)
+    assert "stopped sending heartbeats" in str(store.get_run("dead_1_abcdef12").error)
