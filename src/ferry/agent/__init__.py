@@ -17,6 +17,7 @@ imports the same helpers instead of keeping copies. Each module has one job:
 - :mod:`.hostenv` — environments built on a host or node with uv or venv + pip.
 - :mod:`.jobs` — a job started detached on an SSH host, its lifelines and its cancel.
 - :mod:`.serve` and :mod:`.daemon` — the SSH agent's protocol, per channel or as a daemon.
+- :mod:`.follow` — the follower of a run: its logs, spool and watched files streamed as frames.
 - :mod:`.bundle` — the package's own files, as shipped.
 - :mod:`.mpirun` — finds Open MPI's ``mpirun`` and makes an MPI job's command line (local
   target and SSH hosts alike).

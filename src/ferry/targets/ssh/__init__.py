@@ -10,6 +10,8 @@ Example::
 Pieces: :mod:`.settings` (what is stored, secrets from the environment), :mod:`.connect`
 (host keys, authentication), :mod:`.session` (the agent protocol), :mod:`.transfer` (SFTP),
 :mod:`.remote_env` (which environment on the host), :mod:`.remote_run` (one job's life),
+:mod:`.remote_link` (the run's connection), :mod:`.remote_files` (what is sent to the host and
+brought back),
 :mod:`.remote_docker` (its containers on the host's engine), :mod:`.remote_mpi` (an MPI job's
 ranks, started by the host's Open MPI mpirun), :mod:`.sink` (what comes back), :mod:`.target`
 (the Target contract). The program run on the
