@@ -7,87 +7,30 @@ no container, an image without Open MPI named with the fix, and the pieces (each
 
 from __future__ import annotations
 
-import json
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mpi_report import (
+    FAILING_RANK,
+    REPORT,
+    SLEEPER,
+    cancel_leaves_no_container,
+    ended,
+    rank_containers,
+    rank_reports,
+    run_logs,
+    submit_mpi,
+    wait_ready,
+)
 
-from ferry import Environment, Experiment, ScriptRunConfig, Workspace
+from ferry import Environment, Workspace
 from ferry.agent import container as agent
 from ferry.agent.mpi_rank import in_container
 from ferry.envbuild.docker_engine import client
-from ferry.runconfig import DockerConfiguration, MpiConfiguration
 from ferry.targets.container import ImageMpi, check_image_mpi
 from ferry.testing.conformance import wait_until
-
-#: what each rank reports: its MPI world, its variables, its container (cgroup) and the sum
-REPORT = """
-import json, os, sys
-from mpi4py import MPI
-world = MPI.COMM_WORLD
-total = world.allreduce(world.rank + 1)
-big = bytearray(8 << 20)  # a message larger than the eager limits: the shared-memory path
-world.Bcast(big, root=world.size - 1)
-print("RANK " + json.dumps({
-    "rank": world.rank, "size": world.size, "sum": total, "uid": os.getuid(),
-    "ompi": os.environ.get("OMPI_COMM_WORLD_RANK"), "torch": os.environ.get("RANK"),
-    "world": os.environ.get("WORLD_SIZE"), "run": os.environ.get("FERRY_RUN_ID"),
-    "box": open("/proc/self/cgroup").read().strip(),
-}), flush=True)
-"""
-
-#: each rank says it is ready once every rank is, then waits to be stopped
-SLEEPER = """
-import time
-from mpi4py import MPI
-MPI.COMM_WORLD.Barrier()
-print("READY", MPI.COMM_WORLD.rank, flush=True)
-time.sleep(300)
-"""
-
-
-def _mpi_env(name: str = "mpi-box") -> Environment:
-    env = Environment(name)
-    env.python.conda_dependencies.add_pip_package("mpi4py>=4.0")
-    return env
-
-
-def _submit(
-    ws: Workspace, folder: Path, body: str, env: Environment, ranks: int, **more: Any
-) -> Any:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
-    config = ScriptRunConfig(
-        str(folder), "job.py", environment=env,
-        distributed_job_config=MpiConfiguration(process_count_per_node=ranks),
-        docker_runtime_config=DockerConfiguration(use_docker=True), **more,
-    )  # fmt: skip
-    return Experiment(ws, "mpi-docker").submit(config)
-
-
-def _logs(ws: Workspace, run_id: str) -> dict[str, str]:
-    folder = ws.runs_dir / run_id / "user_logs"
-    return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob("std_log*.txt"))}
-
-
-def _reports(logs: dict[str, str]) -> list[dict[str, Any]]:
-    return sorted(
-        (json.loads(line[5:]) for text in logs.values() for line in text.splitlines()
-         if line.startswith("RANK ")),
-        key=lambda r: int(r["rank"]),
-    )  # fmt: skip
-
-
-def _boxes(run_id: str) -> list[Any]:
-    # sparse: no inspect per container, which fails for one removed since the listing
-    found = client().containers.list(
-        all=True, sparse=True, filters={"label": f"ferry.run={run_id}"}
-    )
-    return list(found)
-
 
 # ------------------------------------------------------------------------------------------------
 # the pieces
@@ -146,11 +89,10 @@ def test_one_name_stops_every_rank_container_of_a_run_and_no_other(engine: Any) 
 def test_an_mpi4py_all_reduce_across_ranks_in_one_container_each(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    run = _submit(workspace, awkward_dir / "src", REPORT, _mpi_env(), ranks=3)
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
+    run = submit_mpi(workspace, awkward_dir / "src", REPORT, ranks=3)
+    details, logs = ended(workspace, run)
     assert details["status"] == "Completed", logs
-    reports = _reports(logs)
+    reports = rank_reports(logs)
     assert [r["rank"] for r in reports] == [0, 1, 2], logs
     for r in reports:
         assert (r["size"], r["sum"], r["world"], r["run"]) == (3, 6, "3", run.id), r
@@ -161,45 +103,24 @@ def test_an_mpi4py_all_reduce_across_ranks_in_one_container_each(
     assert "one container per rank" in logs["std_log.txt"]
     assert "python -m mpi4py" in logs["std_log.txt"]
     assert "outlived its client" not in logs["std_log.txt"]  # each went with its rank
-    assert _boxes(run.id) == []
+    assert rank_containers(run.id) == []
 
 
 def test_a_failing_rank_fails_the_run_with_its_error(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    body = """
-    from mpi4py import MPI
-    if MPI.COMM_WORLD.rank == 1:
-        raise KeyError("rank one has no key")
-    MPI.COMM_WORLD.Barrier()
-    """
-    run = _submit(workspace, awkward_dir / "src", body, _mpi_env(), ranks=2)
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
+    run = submit_mpi(workspace, awkward_dir / "src", FAILING_RANK, ranks=2)
+    details, logs = ended(workspace, run)
     assert details["status"] == "Failed", logs
     assert "rank one has no key" in logs["std_log.txt"], logs  # repeated in the main log
-    assert _boxes(run.id) == []
+    assert rank_containers(run.id) == []
 
 
 def test_cancel_stops_every_rank_container(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    run = _submit(workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=3)
-    _wait_ready(workspace, run.id, 3)
-    assert len([b for b in _boxes(run.id) if b.status == "running"]) == 3
-    run.cancel()
-    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
-    deadline = time.monotonic() + 20
-    while _boxes(run.id):
-        assert time.monotonic() < deadline, [b.name for b in _boxes(run.id)]
-        time.sleep(0.1)
-
-
-def _wait_ready(ws: Workspace, run_id: str, ranks: int) -> None:
-    deadline = time.monotonic() + 180  # the first run of the session builds the image
-    while sum("READY" in t for t in _logs(ws, run_id).values()) < ranks:
-        assert time.monotonic() < deadline, _logs(ws, run_id)
-        time.sleep(0.2)
+    run = submit_mpi(workspace, awkward_dir / "src", SLEEPER, ranks=3)
+    cancel_leaves_no_container(workspace, run, 3)
 
 
 def test_the_rank_containers_go_with_a_supervisor_that_dies(
@@ -208,28 +129,28 @@ def test_the_rank_containers_go_with_a_supervisor_that_dies(
     import os
     import signal
 
-    run = _submit(workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=2)
-    _wait_ready(workspace, run.id, 2)
-    assert len(_boxes(run.id)) == 2
+    run = submit_mpi(workspace, awkward_dir / "src", SLEEPER, ranks=2)
+    wait_ready(workspace, run.id, 2)
+    assert len(rank_containers(run.id)) == 2
     supervisor = workspace.store.get_run(run.id).supervisor_pid
     assert supervisor
     os.kill(supervisor, signal.SIGKILL)
-    wait_until(lambda: not _boxes(run.id), timeout=20, what="the rank containers to go")
+    wait_until(lambda: not rank_containers(run.id), timeout=20, what="the rank containers to go")
 
 
 def test_the_time_limit_stops_every_rank_container(
     workspace: Workspace, awkward_dir: Path, engine: Any
 ) -> None:
-    warm = _submit(workspace, awkward_dir / "warm", "print('warm')\n", _mpi_env(), ranks=1)
+    warm = submit_mpi(workspace, awkward_dir / "warm", "print('warm')\n", ranks=1)
     assert warm.wait_for_completion(raise_on_error=False)["status"] == "Completed"
-    run = _submit(  # the image is built (above): the limit is the ranks' own time
-        workspace, awkward_dir / "src", SLEEPER, _mpi_env(), ranks=2, max_run_duration_seconds=15
+    run = submit_mpi(  # the image is built (above): the limit is the ranks' own time
+        workspace, awkward_dir / "src", SLEEPER, ranks=2, max_run_duration_seconds=15
     )
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed", details
     assert details["error"]["error"]["code"] == "TimeLimitExceeded"
-    assert sum("READY" in t for t in _logs(workspace, run.id).values()) == 2
-    wait_until(lambda: not _boxes(run.id), timeout=20, what="the rank containers to go")
+    assert sum("READY" in t for t in run_logs(workspace, run.id).values()) == 2
+    wait_until(lambda: not rank_containers(run.id), timeout=20, what="the rank containers to go")
 
 
 def test_an_image_without_open_mpi_fails_the_run_saying_how_to_fix_it(
@@ -242,10 +163,10 @@ def test_an_image_without_open_mpi_fails_the_run_saying_how_to_fix_it(
         "no-mpi",
         f"FROM {base_tag()}\nRUN apt-get purge -y -qq 'openmpi-*' 'libopenmpi*' >/dev/null\n",
     )
-    run = _submit(workspace, awkward_dir / "src", "print('never')\n", env, ranks=2)
-    details = run.wait_for_completion(raise_on_error=False)
-    log = _logs(workspace, run.id)["std_log.txt"]
+    run = submit_mpi(workspace, awkward_dir / "src", "print('never')\n", ranks=2, env=env)
+    details, logs = ended(workspace, run)
+    log = logs["std_log.txt"]
     assert details["status"] == "Failed", log
     assert "has no Open MPI: use ferry's default base image" in log, log
     assert "apt-get install openmpi-bin" in log and "never" not in log
-    assert _boxes(run.id) == []
+    assert rank_containers(run.id) == []

@@ -5,87 +5,58 @@ a cancel that leaves no container."""
 
 from __future__ import annotations
 
-import json
 import os
-import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sshd
+from mpi_report import (
+    FAILING_RANK,
+    REPORT,
+    SLEEPER,
+    cancel_leaves_no_container,
+    ended,
+    rank_containers,
+    rank_reports,
+    submit_mpi,
+)
 from sshd import SshServer
 
-from ferry import Environment, Experiment, ScriptRunConfig, Workspace
+from ferry import Environment, Workspace
 from ferry.compute import ComputeTarget, RemoteCompute
-from ferry.envbuild.docker_engine import client
-from ferry.runconfig import DockerConfiguration, MpiConfiguration
 
 ssh_server = sshd.ssh_server  # the fixtures, by name
 remote_root = sshd.remote_root
 
-#: what each rank reports: its MPI world, its variables, its container (cgroup) and the sum
-REPORT = """
-import json, os
-from mpi4py import MPI
-world = MPI.COMM_WORLD
-total = world.allreduce(world.rank + 1)
-big = bytearray(8 << 20)  # a message larger than the eager limits: the shared-memory path
-world.Bcast(big, root=world.size - 1)
-print("RANK " + json.dumps({
-    "rank": world.rank, "size": world.size, "sum": total, "uid": os.getuid(),
-    "ompi": os.environ.get("OMPI_COMM_WORLD_RANK"), "torch": os.environ.get("RANK"),
-    "cwd": os.getcwd(), "box": open("/proc/self/cgroup").read().strip(),
-}), flush=True)
-"""
+#: ``submit(folder name, job body, ranks, env=None)``: the run on the host (see ``submit_mpi``)
+Submit = Callable[..., Any]
 
 
-def _mpi_env() -> Environment:
-    env = Environment("mpi-box")  # the same specification as test_docker_mpi's: one image
-    env.python.conda_dependencies.add_pip_package("mpi4py>=4.0")
-    return env
+@pytest.fixture
+def on_host(
+    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path, engine: Any
+) -> Submit:
+    """Submits MPI jobs in containers to the sshd attached as ``vm``, whose runs use the
+    session's engine (the same image as test_docker_mpi's)."""
+    config = ssh_server.attach_config(work_dir=str(remote_root), docker_host=engine.address)
+    ComputeTarget.attach(workspace, "vm", RemoteCompute.attach_configuration(**config))
+
+    def submit(name: str, body: str, ranks: int, env: Environment | None = None) -> Any:
+        return submit_mpi(workspace, awkward_dir / name, body, ranks, env, "mpi-ssh-docker",
+                          compute_target="vm")  # fmt: skip
+
+    return submit
 
 
-def _submit(ws: Workspace, server: SshServer, root: Path, engine: str, folder: Path,
-            body: str, ranks: int) -> Any:  # fmt: skip
-    config = server.attach_config(work_dir=str(root), docker_host=engine)
-    ComputeTarget.attach(ws, "vm", RemoteCompute.attach_configuration(**config))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
-    return Experiment(ws, "mpi-ssh-docker").submit(
-        ScriptRunConfig(
-            str(folder), "job.py", compute_target="vm", environment=_mpi_env(),
-            distributed_job_config=MpiConfiguration(process_count_per_node=ranks),
-            docker_runtime_config=DockerConfiguration(use_docker=True),
-        )
-    )  # fmt: skip
-
-
-def _logs(ws: Workspace, run_id: str) -> dict[str, str]:
-    folder = ws.runs_dir / run_id / "user_logs"
-    return {p.name: p.read_text(errors="replace") for p in sorted(folder.glob("std_log*.txt"))}
-
-
-def _boxes(run_id: str) -> list[Any]:
-    found = client().containers.list(
-        all=True, sparse=True, filters={"label": f"ferry.run={run_id}"}
-    )
-    return list(found)
-
-
-def test_an_mpi4py_all_reduce_across_rank_containers_on_a_host(  # type: ignore[no-untyped-def]
-    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path,
-    engine: Any,
-) -> None:  # fmt: skip
-    run = _submit(workspace, ssh_server, remote_root, engine.address, awkward_dir / "sum",
-                  REPORT, ranks=3)  # fmt: skip
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
+def test_an_mpi4py_all_reduce_across_rank_containers_on_a_host(
+    workspace: Workspace, ssh_server: SshServer, remote_root: Path, on_host: Submit
+) -> None:
+    run = on_host("sum", REPORT, ranks=3)
+    details, logs = ended(workspace, run)
     assert details["status"] == "Completed", logs
-    reports = sorted(
-        (json.loads(line[5:]) for text in logs.values() for line in text.splitlines()
-         if line.startswith("RANK ")),
-        key=lambda r: int(r["rank"]),
-    )  # fmt: skip
+    reports = rank_reports(logs)
     assert [r["rank"] for r in reports] == [0, 1, 2], logs
     for r in reports:
         assert (r["size"], r["sum"], r["uid"]) == (3, 6, os.getuid()), r
@@ -96,80 +67,42 @@ def test_an_mpi4py_all_reduce_across_rank_containers_on_a_host(  # type: ignore[
     assert "one container per rank" in main and "python -m mpi4py" in main
     assert f"{ssh_server.user}@127.0.0.1:{ssh_server.port}: Open MPI" in main  # the host's
     assert set(logs) == {"std_log.txt", "std_log_rank_1.txt", "std_log_rank_2.txt"}
-    assert _boxes(run.id) == []
+    assert rank_containers(run.id) == []
 
 
-def test_a_failing_rank_in_its_container_fails_the_run_with_its_error(  # type: ignore[no-untyped-def]
-    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path,
-    engine: Any,
-) -> None:  # fmt: skip
-    body = """
-    from mpi4py import MPI
-    if MPI.COMM_WORLD.rank == 1:
-        raise KeyError("rank one has no key")
-    MPI.COMM_WORLD.Barrier()
-    """
-    run = _submit(workspace, ssh_server, remote_root, engine.address, awkward_dir / "fail",
-                  body, ranks=2)  # fmt: skip
-    details = run.wait_for_completion(raise_on_error=False)
-    main = _logs(workspace, run.id)["std_log.txt"]
+def test_a_failing_rank_in_its_container_fails_the_run_with_its_error(
+    workspace: Workspace, on_host: Submit
+) -> None:
+    run = on_host("fail", FAILING_RANK, ranks=2)
+    details, logs = ended(workspace, run)
+    main = logs["std_log.txt"]
     assert details["status"] == "Failed", main
     assert "KeyError: 'rank one has no key'" in details["error"]["error"]["message"]
     assert "ferry: rank 1 exited with code 1" in main
     assert main.rstrip().endswith("KeyError: 'rank one has no key'"), main[-2000:]
-    assert _boxes(run.id) == []
+    assert rank_containers(run.id) == []
 
 
-def test_cancel_stops_every_rank_container_on_the_host(  # type: ignore[no-untyped-def]
-    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path,
-    engine: Any,
-) -> None:  # fmt: skip
-    body = """
-    import time
-    from mpi4py import MPI
-    MPI.COMM_WORLD.Barrier()
-    print("READY", MPI.COMM_WORLD.rank, flush=True)
-    time.sleep(300)
-    """
-    run = _submit(workspace, ssh_server, remote_root, engine.address, awkward_dir / "cancel",
-                  body, ranks=3)  # fmt: skip
-    deadline = time.monotonic() + 180  # the image may be built first
-    while sum("READY" in t for t in _logs(workspace, run.id).values()) < 3:
-        assert time.monotonic() < deadline, _logs(workspace, run.id)
-        time.sleep(0.2)
-    assert len([b for b in _boxes(run.id) if b.status == "running"]) == 3
-    run.cancel()
-    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
-    deadline = time.monotonic() + 20
-    while _boxes(run.id):
-        assert time.monotonic() < deadline, [b.name for b in _boxes(run.id)]
-        time.sleep(0.1)
+def test_cancel_stops_every_rank_container_on_the_host(
+    workspace: Workspace, on_host: Submit
+) -> None:
+    run = on_host("cancel", SLEEPER, ranks=3)
+    cancel_leaves_no_container(workspace, run, 3)  # the image may be built first
 
 
-def test_an_image_without_open_mpi_fails_the_run_naming_the_hosts_mpirun(  # type: ignore[no-untyped-def]
-    workspace: Workspace, awkward_dir: Path, ssh_server: SshServer, remote_root: Path,
-    engine: Any,
-) -> None:  # fmt: skip
+def test_an_image_without_open_mpi_fails_the_run_naming_the_hosts_mpirun(
+    workspace: Workspace, ssh_server: SshServer, on_host: Submit
+) -> None:
     from ferry.envbuild.docker_base import base_tag
 
-    config = ssh_server.attach_config(work_dir=str(remote_root), docker_host=engine.address)
-    ComputeTarget.attach(workspace, "vm", RemoteCompute.attach_configuration(**config))
-    source = awkward_dir / "nompi"
-    source.mkdir()
-    (source / "job.py").write_text("print('JOB RAN')\n")
     env = Environment.from_dockerfile(  # the base image is on the engine (the runs above)
         "no-mpi",
         f"FROM {base_tag()}\nRUN apt-get purge -y -qq 'openmpi-*' 'libopenmpi*' >/dev/null\n",
     )
-    run = Experiment(workspace, "mpi-ssh-docker").submit(
-        ScriptRunConfig(
-            str(source), "job.py", compute_target="vm", environment=env,
-            distributed_job_config=MpiConfiguration(process_count_per_node=2),
-        )
-    )  # fmt: skip
-    details = run.wait_for_completion(raise_on_error=False)
-    log = _logs(workspace, run.id)["std_log.txt"]
+    run = on_host("nompi", "print('JOB RAN')\n", ranks=2, env=env)
+    details, logs = ended(workspace, run)
+    log = logs["std_log.txt"]
     assert details["status"] == "Failed", log
     assert "has no Open MPI: use ferry's default base image" in log, log
     assert f"host {ssh_server.user}@127.0.0.1:{ssh_server.port}'s mpirun" in log
-    assert "JOB RAN" not in log and _boxes(run.id) == []
+    assert "JOB RAN" not in log and rank_containers(run.id) == []
