@@ -16,8 +16,16 @@ from typing import Any
 
 import pytest
 import sshd
+from mpi_jobs import (
+    FAILING_RANK,
+    SLEEPER,
+    need_open_mpi,
+    rank_two_failed,
+    running_ranks,
+)
 from sshd import SshServer
 
+from ferry import Workspace
 from ferry.agent.proc import pid_alive
 from ferry.compute import ComputeTarget, RemoteCompute
 from ferry.environment import Environment
@@ -30,16 +38,6 @@ ssh_server = sshd.ssh_server  # the fixtures, by name
 remote_root = sshd.remote_root
 
 PYTHON38 = Path(os.environ.get("FERRY_TEST_PYTHON38", "~/.pyenv/versions/3.8.18/bin/python"))
-
-
-def _need_open_mpi() -> None:
-    """Open MPI on the host (this machine) and mpi4py in the job's Python are required here."""
-    if shutil.which("mpirun") is None:
-        pytest.fail("these tests need Open MPI on the host: apt-get install openmpi-bin")
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.fail("these tests need mpi4py: .venv/bin/python -m pip install 'mpi4py>=3.1'")
 
 
 def _python_env(python: str = sys.executable, name: str = "host-venv") -> Environment:
@@ -66,16 +64,14 @@ def _submit(ws: Any, folder: Path, body: str, ranks: int, env: Environment | Non
     return Experiment(ws, "mpi-ssh").submit(config)
 
 
-def _logs(ws: Any, run_id: str) -> dict[int, str]:
-    folder = ws.runs_dir / run_id / "user_logs"
-    found = {0: (folder / "std_log.txt").read_text(errors="replace")}
+def _ended(ws: Any, run: Any) -> tuple[dict[str, Any], dict[int, str]]:
+    """The run's details once it has ended, and its logs by rank (the main log is rank 0's)."""
+    details = run.wait_for_completion(raise_on_error=False)
+    folder = ws.runs_dir / run.id / "user_logs"
+    logs = {0: (folder / "std_log.txt").read_text(errors="replace")}
     for path in folder.glob("std_log_rank_*.txt"):
-        found[int(path.stem.rsplit("_", 1)[1])] = path.read_text(errors="replace")
-    return found
-
-
-def _pids(texts: list[str], word: str = "pid") -> list[int]:
-    return [int(p) for text in texts for p in re.findall(rf"\b{word} (\d+)", text)]
+        logs[int(path.stem.rsplit("_", 1)[1])] = path.read_text(errors="replace")
+    return details, logs
 
 
 @pytest.fixture
@@ -83,6 +79,13 @@ def work(remote_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     folder = remote_root / request.node.name[:40]
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def mpi_host(workspace: Workspace, ssh_server: SshServer, work: Path) -> None:
+    """The sshd attached as compute target ``vm``: this machine, with Open MPI and mpi4py."""
+    need_open_mpi()
+    _attach(workspace, ssh_server, work)
 
 
 ALL_REDUCE = """
@@ -99,14 +102,11 @@ Run.get_context().log("total", total)
 """
 
 
-def test_an_mpi4py_all_reduce_over_the_hosts_mpirun(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+def test_an_mpi4py_all_reduce_over_the_hosts_mpirun(
+    workspace: Workspace, awkward_dir: Path, mpi_host: None
 ) -> None:
-    _need_open_mpi()
-    _attach(workspace, ssh_server, work)
     run = _submit(workspace, awkward_dir / "sum", ALL_REDUCE, ranks=3)
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
+    details, logs = _ended(workspace, run)
     assert details["status"] == "Completed", logs[0]
     assert re.search(r"Open MPI \d+\.\d+.* at /\S*mpirun", logs[0])  # found on the host
     assert "-np 3 " in logs[0] and "runs as `python -m mpi4py`" in logs[0]
@@ -128,7 +128,7 @@ def test_a_python_without_mpi4py_runs_as_given_with_open_mpis_variables(  # type
     python38 = PYTHON38.expanduser()
     if not os.access(python38, os.X_OK):
         pytest.fail(f"this test needs Python 3.8 at {python38}: pyenv install 3.8.18")
-    _need_open_mpi()
+    need_open_mpi()
     _attach(workspace, ssh_server, work, interpreter_path=str(python38))  # the agent on 3.8
     body = """
     import os, sys
@@ -137,84 +137,36 @@ def test_a_python_without_mpi4py_runs_as_given_with_open_mpis_variables(  # type
           "RANK", e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], flush=True)
     """
     run = _submit(workspace, awkward_dir / "py38", body, 2, _python_env(str(python38), "py38"))
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
+    details, logs = _ended(workspace, run)
     assert details["status"] == "Completed", logs[0]
     assert "mpi4py is not in the job's environment, so the script runs as given" in logs[0]
     assert "(3, 8) OMPI 0 2 RANK 0 0 2" in logs[0]
     assert "(3, 8) OMPI 1 2 RANK 1 1 2" in logs[1]
 
 
-def test_a_failing_rank_fails_the_run_with_its_error_at_the_end_of_the_main_log(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+def test_a_failing_rank_fails_the_run_with_its_error_at_the_end_of_the_main_log(
+    workspace: Workspace, awkward_dir: Path, mpi_host: None
 ) -> None:
-    _need_open_mpi()
-    _attach(workspace, ssh_server, work)
-    body = """
-    import os, time
-    from mpi4py import MPI
-    world = MPI.COMM_WORLD
-    print("rank", world.Get_rank(), "pid", os.getpid(), flush=True)
-    world.Barrier()
-    if world.Get_rank() == 2:
-        raise KeyError("rank two lost its shard")
-    time.sleep(300)
-    """
-    run = _submit(workspace, awkward_dir / "fail", body, ranks=3)
-    details = run.wait_for_completion(raise_on_error=False)
-    logs = _logs(workspace, run.id)
-    assert details["status"] == "Failed", logs[0]
-    assert "KeyError: 'rank two lost its shard'" in details["error"]["error"]["message"]
-    assert details["error"]["exitCode"] == 1
-    main = logs[0].rstrip()
-    assert "ferry: rank 2 exited with code 1" in main
+    run = _submit(workspace, awkward_dir / "fail", FAILING_RANK, ranks=3)
+    details, logs = _ended(workspace, run)
+    rank_two_failed(details, list(logs.values()))
+    main = logs[0].rstrip()  # the failing rank's error, last
     assert main.endswith("KeyError: 'rank two lost its shard'"), main[-2000:]
-    pids = _pids(list(logs.values()))
-    assert len(pids) == 3
-    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to end")
 
 
-def test_cancel_stops_mpirun_and_every_rank_on_the_host(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+def test_cancel_stops_mpirun_and_every_rank_on_the_host(
+    workspace: Workspace, awkward_dir: Path, mpi_host: None
 ) -> None:
-    _need_open_mpi()
-    _attach(workspace, ssh_server, work)
     run = _submit(workspace, awkward_dir / "cancel", SLEEPER, ranks=2)
-    pids = _running_ranks(workspace, run)
+    pids = running_ranks(workspace.runs_dir / run.id / "user_logs")
     assert run.cancel() is True
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
 
 
-SLEEPER = """
-import os, time
-from mpi4py import MPI
-MPI.COMM_WORLD.Barrier()
-print("pid", os.getpid(), "mpirun", os.getppid(), flush=True)
-time.sleep(300)
-"""
-
-
-def _running_ranks(ws: Any, run: Any) -> list[int]:
-    """The pids of both ranks and of their mpirun, once both ranks have said them."""
-    folder = ws.runs_dir / run.id / "user_logs"
-    rank_logs = [folder / "std_log.txt", folder / "std_log_rank_1.txt"]
-    wait_until(
-        lambda: all(p.exists() and "mpirun" in p.read_text() for p in rank_logs),
-        timeout=60,
-        what="both ranks on the host",
-    )
-    texts = [p.read_text() for p in rank_logs]
-    pids = sorted(set(_pids(texts) + _pids(texts, "mpirun")))
-    assert len(pids) == 3  # two ranks, one mpirun (their parent)
-    return pids
-
-
-def test_the_time_limit_stops_every_rank(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+def test_the_time_limit_stops_every_rank(
+    workspace: Workspace, awkward_dir: Path, mpi_host: None
 ) -> None:
-    _need_open_mpi()
-    _attach(workspace, ssh_server, work)
     folder = awkward_dir / "limit"
     folder.mkdir()
     (folder / "job.py").write_text(SLEEPER, encoding="utf-8")
@@ -224,7 +176,7 @@ def test_the_time_limit_stops_every_rank(  # type: ignore[no-untyped-def]
     )  # fmt: skip
     config.run_config.max_run_duration_seconds = 8
     run = Experiment(workspace, "mpi-ssh").submit(config)
-    pids = _running_ranks(workspace, run)
+    pids = running_ranks(workspace.runs_dir / run.id / "user_logs")
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed" and details["error"]["error"]["code"] == (
         "TimeLimitExceeded"
@@ -232,17 +184,15 @@ def test_the_time_limit_stops_every_rank(  # type: ignore[no-untyped-def]
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
 
 
-def test_the_ranks_go_with_a_supervisor_that_dies(  # type: ignore[no-untyped-def]
-    workspace, awkward_dir: Path, ssh_server: SshServer, work: Path
+def test_the_ranks_go_with_a_supervisor_that_dies(
+    workspace: Workspace, awkward_dir: Path, mpi_host: None
 ) -> None:
     """Nobody follows the run any more: the host's watchdog stops mpirun and its ranks when
     the lease (3 s here) expires."""
     import signal
 
-    _need_open_mpi()
-    _attach(workspace, ssh_server, work)
     run = _submit(workspace, awkward_dir / "orphans", SLEEPER, ranks=2)
-    pids = _running_ranks(workspace, run)
+    pids = running_ranks(workspace.runs_dir / run.id / "user_logs")
     supervisor = workspace.store.get_run(run.id).supervisor_pid
     assert supervisor
     os.kill(supervisor, signal.SIGKILL)

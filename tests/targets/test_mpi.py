@@ -3,16 +3,14 @@ with an mpi4py all-reduce; a failing rank, a cancel, and a machine without mpiru
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
-import shutil
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mpi_jobs import FAILING_RANK, SLEEPER, need_open_mpi, rank_two_failed, running_ranks
 
 from ferry.agent.proc import pid_alive
 from ferry.errors import TargetRefused
@@ -26,22 +24,10 @@ from ferry.testing.conformance import wait_until
 OPEN_MPI = OpenMpi("/usr/bin/mpirun.openmpi", "Open MPI 4.1.4")
 
 
-def need_open_mpi() -> None:
-    """Open MPI and mpi4py are required (not optional) here; say how to get them."""
-    if shutil.which("mpirun") is None:
-        pytest.fail("these tests need Open MPI: make sysdeps (apt-get install openmpi-bin)")
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.fail("these tests need mpi4py: .venv/bin/python -m pip install 'mpi4py>=3.1'")
-
-
 def _submit(workspace, folder: Path, body: str, src_config: dict[str, Any]):  # type: ignore[no-untyped-def]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.py").write_text(textwrap.dedent(body), encoding="utf-8")
     return Experiment(workspace, "mpi").submit(ScriptRunConfig(str(folder), "job.py", **src_config))
-
-
-def _pids(logs: Path, word: str = "pid") -> list[int]:
-    return [int(p) for f in logs.iterdir() for p in re.findall(rf"\b{word} (\d+)", f.read_text())]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -206,48 +192,21 @@ def test_a_failing_rank_fails_the_run_with_its_error(  # type: ignore[no-untyped
     workspace, awkward_dir: Path
 ) -> None:
     need_open_mpi()
-    body = """
-    import os, time
-    from mpi4py import MPI
-    comm = MPI.COMM_WORLD
-    print("rank", comm.Get_rank(), "pid", os.getpid(), flush=True)
-    comm.Barrier()
-    if comm.Get_rank() == 2:
-        raise KeyError("rank two lost its shard")
-    time.sleep(300)
-    """
     config = {"distributed_job_config": MpiConfiguration(process_count_per_node=3)}
-    run = _submit(workspace, awkward_dir / "fail", body, config)
+    run = _submit(workspace, awkward_dir / "fail", FAILING_RANK, config)
     t = time.monotonic()
     details = run.wait_for_completion(raise_on_error=False)
     assert details["status"] == "Failed" and time.monotonic() - t < 60, details
-    assert "KeyError: 'rank two lost its shard'" in details["error"]["error"]["message"]
-    assert details["error"]["exitCode"] == 1
     logs = Path(details["logFiles"]["user_logs/std_log.txt"]).parent
-    assert "ferry: rank 2 exited with code 1" in (logs / "std_log.txt").read_text()
-    pids = _pids(logs)
-    assert len(pids) == 3
-    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="the ranks to end")
+    names = ["std_log.txt", "std_log_rank_1.txt", "std_log_rank_2.txt"]  # the main log first
+    rank_two_failed(details, [(logs / name).read_text() for name in names])
 
 
 def test_cancel_stops_mpirun_and_every_rank(workspace, awkward_dir: Path) -> None:  # type: ignore[no-untyped-def]
     need_open_mpi()
-    body = """
-    import os, time
-    from mpi4py import MPI
-    MPI.COMM_WORLD.Barrier()
-    print("pid", os.getpid(), "mpirun", os.getppid(), flush=True)
-    time.sleep(300)
-    """
     config = {"distributed_job_config": MpiConfiguration(process_count_per_node=2)}
-    run = _submit(workspace, awkward_dir / "cancel", body, config)
-    logs = run.run_dir / "user_logs"
-    rank_logs = [logs / "std_log.txt", logs / "std_log_rank_1.txt"]
-    wait_until(
-        lambda: all(p.exists() and "pid" in p.read_text() for p in rank_logs), what="both ranks"
-    )
-    pids = _pids(logs) + _pids(logs, "mpirun")
-    assert len(set(pids)) == 3  # two ranks, one mpirun (their parent)
+    run = _submit(workspace, awkward_dir / "cancel", SLEEPER, config)
+    pids = running_ranks(run.run_dir / "user_logs")
     assert run.cancel() is True
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="the ranks to die")
@@ -266,14 +225,9 @@ def test_the_ranks_go_with_a_supervisor_that_dies(workspace, awkward_dir: Path) 
     """
     config = {"distributed_job_config": MpiConfiguration(process_count_per_node=2)}
     run = _submit(workspace, awkward_dir / "orphans", body, config)
-    logs = run.run_dir / "user_logs"
-    rank_logs = [logs / "std_log.txt", logs / "std_log_rank_1.txt"]
-    wait_until(
-        lambda: all(p.exists() and "pid" in p.read_text() for p in rank_logs), what="both ranks"
-    )
-    pids = _pids(logs) + _pids(logs, "mpirun")
+    pids = running_ranks(run.run_dir / "user_logs")
     supervisor = workspace.store.get_run(run.id).supervisor_pid
-    assert supervisor and len(set(pids)) == 3
+    assert supervisor
     os.kill(supervisor, signal.SIGKILL)
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="the ranks to die")
 
