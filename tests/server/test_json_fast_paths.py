@@ -81,3 +81,24 @@ def test_a_record_made_from_every_field_is_a_frozen_record() -> None:
         made.id = "other"  # type: ignore[misc]
     # run_record skips the generated __init__: a check added to the dataclass would be skipped
     assert not hasattr(RunRecord, "__post_init__"), "run_record must run it too"
+
+
+def test_without_pydantic_core_the_client_writes_and_reads_with_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pydantic-core is optional for a client: without it, both fast paths are json's."""
+    import sys
+
+    from ferry.tracking import http
+
+    http._pydantic_core.cache_clear()
+    monkeypatch.setitem(sys.modules, "pydantic_core", None)  # import fails
+    try:
+        assert http._pydantic_core() is None
+        page = {"runs": [wire.run_to_wire(_record(n)) for n in range(200)], "x": [-1e308]}
+        body = json.dumps(page).encode()
+        assert len(body) > 16_384 and http.decode_json(body) == json.loads(body)
+        values = {"values": [0.5, math.inf, -math.inf, 1e-300]}
+        assert http.encode_json(values, many=True) == json.dumps(values).encode()
+    finally:
+        http._pydantic_core.cache_clear()
